@@ -1,0 +1,206 @@
+//! The conversion cache: one directory per content hash.
+//!
+//! ```text
+//! <cache>/                         PTM_CACHE_DIR, else <target dir>/ptm-cache
+//!   v1/<key>/model.ptl             the artifact
+//!   v1/<key>/report.json           what the worker measured (ptm_build::Converted)
+//!   v1/<key>/entry.json            sha256 of both, checked on every read
+//!   locks/<key>.lock               held (flock) while a build converts <key>
+//!   staging/<unique>/              where a conversion writes before it is published
+//!   probes/<python>.json           the torch version of each interpreter seen
+//! ```
+//!
+//! An entry appears by renaming a complete staging directory into place, so a reader
+//! sees all of it or nothing; a directory rename onto an existing entry fails, so the
+//! first publisher wins and later ones discard their copy. A killed conversion leaves
+//! only a staging directory, which nothing reads.
+
+use crate::fsutil::write_atomic;
+use crate::hash::file_sha256;
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+const LAYOUT: &str = "v1";
+
+/// The cache directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+/// A verified cache entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The .ptl inside the entry.
+    pub ptl: PathBuf,
+    /// sha256 of the .ptl.
+    pub ptl_sha256: String,
+    /// The worker's report, as JSON text.
+    pub report: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    key: String,
+    ptl_sha256: String,
+    report_sha256: String,
+}
+
+/// An exclusive lock on one key, released on drop (or when the process dies).
+pub struct KeyLock {
+    _file: File,
+}
+
+impl Cache {
+    /// A cache rooted at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Cache {
+        Cache { root: root.into() }
+    }
+
+    /// `explicit`, else `ptm-cache` in the target directory that holds `out_dir`: the
+    /// one with cargo's CACHEDIR.TAG, shared by every crate of the workspace.
+    pub fn locate(explicit: Option<PathBuf>, out_dir: &Path) -> Cache {
+        if let Some(root) = explicit {
+            return Cache::new(root);
+        }
+        let target = out_dir
+            .ancestors()
+            .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+            .or_else(|| out_dir.ancestors().find(|dir| dir.file_name().is_some_and(|n| n == "build")).and_then(Path::parent).and_then(Path::parent))
+            .unwrap_or(out_dir);
+        Cache::new(target.join("ptm-cache"))
+    }
+
+    /// The cache's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn entry_dir(&self, key: &str) -> PathBuf {
+        self.root.join(LAYOUT).join(key)
+    }
+
+    /// The entry for `key` if it is present and intact. A damaged entry is removed
+    /// and reported as absent, so that the caller converts again.
+    pub fn get(&self, key: &str) -> Option<Entry> {
+        let dir = self.entry_dir(key);
+        if !dir.is_dir() {
+            return None;
+        }
+        match self.verify(key, &dir) {
+            Some(entry) => Some(entry),
+            None => {
+                eprintln!("ptm: cache entry {} is damaged; converting again", dir.display());
+                self.discard(&dir);
+                None
+            }
+        }
+    }
+
+    fn verify(&self, key: &str, dir: &Path) -> Option<Entry> {
+        let manifest: Manifest = serde_json::from_slice(&std::fs::read(dir.join("entry.json")).ok()?).ok()?;
+        let report = std::fs::read_to_string(dir.join("report.json")).ok()?;
+        let ptl = dir.join("model.ptl");
+        let intact = manifest.key == key
+            && crate::hash::hex_sha256(report.as_bytes()) == manifest.report_sha256
+            && file_sha256(&ptl).ok()? == manifest.ptl_sha256;
+        intact.then_some(Entry { ptl, ptl_sha256: manifest.ptl_sha256, report })
+    }
+
+    fn discard(&self, dir: &Path) {
+        // Rename first so a concurrent reader never sees a half-deleted entry.
+        let grave = self.root.join("staging").join(format!("discarded-{}", crate::fsutil::temp_sibling(dir).file_name().unwrap_or_default().to_string_lossy()));
+        let _ = std::fs::create_dir_all(self.root.join("staging"));
+        if std::fs::rename(dir, &grave).is_ok() {
+            let _ = std::fs::remove_dir_all(&grave);
+        }
+    }
+
+    /// Blocks until this process holds the conversion lock of `key`.
+    pub fn lock(&self, key: &str) -> Result<KeyLock, Error> {
+        let dir = self.root.join("locks");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+        let path = dir.join(format!("{key}.lock"));
+        let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io("open lock file", &path, e))?;
+        file.lock().map_err(|e| Error::io("lock", &path, e))?;
+        Ok(KeyLock { _file: file })
+    }
+
+    /// A fresh, empty directory to convert into.
+    pub fn staging(&self) -> Result<PathBuf, Error> {
+        let dir = crate::fsutil::temp_sibling(&self.root.join("staging").join("entry"));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+        Ok(dir)
+    }
+
+    /// Moves a staged conversion (`model.ptl` in `staged`, plus `report`) into place
+    /// under `key` and returns the entry now there (ours, or an earlier publisher's).
+    pub fn publish(&self, key: &str, staged: &Path, report: &str) -> Result<Entry, Error> {
+        let ptl = staged.join("model.ptl");
+        let manifest = Manifest {
+            key: key.to_string(),
+            ptl_sha256: file_sha256(&ptl)?,
+            report_sha256: crate::hash::hex_sha256(report.as_bytes()),
+        };
+        write_atomic(&staged.join("report.json"), report.as_bytes())?;
+        write_atomic(&staged.join("entry.json"), serde_json::to_string_pretty(&manifest).unwrap_or_default().as_bytes())?;
+        let dir = self.entry_dir(key);
+        let parent = self.root.join(LAYOUT);
+        std::fs::create_dir_all(&parent).map_err(|e| Error::io("create directory", &parent, e))?;
+        if std::fs::rename(staged, &dir).is_err() {
+            // Someone published first; theirs is as good as ours.
+            let _ = std::fs::remove_dir_all(staged);
+        }
+        self.get(key).ok_or_else(|| Error::io("publish cache entry", &dir, std::io::Error::other("entry missing or damaged right after publishing")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(cache: &Cache, bytes: &[u8]) -> PathBuf {
+        let dir = cache.staging().unwrap();
+        std::fs::write(dir.join("model.ptl"), bytes).unwrap();
+        dir
+    }
+
+    #[test]
+    fn published_entries_are_verified_and_damage_is_detected() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path());
+        assert!(cache.get("k").is_none());
+        let entry = cache.publish("k", &stage(&cache, b"ptl bytes"), "{}").unwrap();
+        assert_eq!(std::fs::read(&entry.ptl).unwrap(), b"ptl bytes");
+        assert_eq!(cache.get("k").unwrap().report, "{}");
+
+        // Truncating the artifact makes the entry disappear instead of being used.
+        std::fs::write(&entry.ptl, b"ptl").unwrap();
+        assert!(cache.get("k").is_none());
+        assert!(!root.path().join("v1/k").exists());
+    }
+
+    #[test]
+    fn the_first_publisher_wins_and_the_second_gets_a_good_entry() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path());
+        let first = stage(&cache, b"first");
+        let second = stage(&cache, b"second");
+        cache.publish("k", &first, "{}").unwrap();
+        let entry = cache.publish("k", &second, "{}").unwrap();
+        assert_eq!(std::fs::read(entry.ptl).unwrap(), b"first");
+        assert!(!second.exists(), "the losing staging directory is cleaned up");
+    }
+
+    #[test]
+    fn locates_the_target_directory_by_its_cachedir_tag() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("target/debug/build/app-123/out");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(root.path().join("target/CACHEDIR.TAG"), "").unwrap();
+        assert_eq!(Cache::locate(None, &out).root(), root.path().join("target/ptm-cache"));
+        assert_eq!(Cache::locate(Some("/c".into()), &out).root(), Path::new("/c"));
+    }
+}

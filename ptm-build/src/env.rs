@@ -1,0 +1,37 @@
+//! Every environment variable ptm-build reads goes through here, so cargo learns
+//! to rerun the build script when it changes.
+
+use std::ffi::OsString;
+
+/// Variables ptm reads. Kept in one list so the docs and the code agree.
+pub const PTM_PYTHON: &str = "PTM_PYTHON";
+/// Where the conversion cache lives.
+pub const PTM_CACHE_DIR: &str = "PTM_CACHE_DIR";
+/// Set to 1 to use a torch other than the tested version.
+pub const PTM_ALLOW_UNTESTED_TORCH: &str = "PTM_ALLOW_UNTESTED_TORCH";
+
+/// Reads `name` and, inside a build script, tells cargo to rerun when it changes.
+pub fn var(name: &str) -> Option<OsString> {
+    if in_build_script() {
+        println!("cargo:rerun-if-env-changed={name}");
+    }
+    std::env::var_os(name).filter(|value| !value.is_empty())
+}
+
+/// True when a variable is set to something other than `0`, `false` or empty.
+pub fn flag(name: &str) -> bool {
+    var(name).is_some_and(|value| value != "0" && value != "false")
+}
+
+/// Cargo sets OUT_DIR and TARGET only for build scripts; elsewhere (the CLI, tests)
+/// `cargo:` lines would be noise on stdout.
+pub fn in_build_script() -> bool {
+    std::env::var_os("OUT_DIR").is_some() && std::env::var_os("TARGET").is_some()
+}
+
+/// Tells cargo to rerun the build script when `path` changes.
+pub fn rerun_if_changed(path: &std::path::Path) {
+    if in_build_script() {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+}

@@ -1,0 +1,151 @@
+//! The one error type of ptm-build.
+//!
+//! Every message a user can cause names what is at fault (the model, the Cargo.toml
+//! key or the file), what was found, what was expected and how to fix it. `Debug`
+//! prints the same text as `Display`, so `fn main() -> Result<(), ptm_build::Error>`
+//! in build.rs ends with the message, never a panic backtrace.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why a build could not produce its models.
+#[non_exhaustive]
+pub enum Error {
+    /// A value under `[package.metadata.models]` is wrong.
+    Manifest {
+        /// The Cargo.toml that holds it.
+        manifest: PathBuf,
+        /// Full dotted key, e.g. `package.metadata.models.review.dtype`.
+        key: String,
+        /// What the file says (or that it says nothing).
+        found: String,
+        /// What ptm accepts there.
+        expected: String,
+        /// What to write instead.
+        fix: String,
+    },
+    /// A file the manifest names does not exist or cannot be read.
+    MissingFile {
+        /// The Cargo.toml that names it.
+        manifest: PathBuf,
+        /// The key that names it.
+        key: String,
+        /// The path, resolved against the crate directory.
+        path: PathBuf,
+        /// What to do.
+        fix: String,
+    },
+    /// No usable Python with torch was found.
+    Python {
+        /// What went wrong, with the interpreter tried.
+        problem: String,
+        /// Every way to fix it.
+        remedies: Vec<String>,
+    },
+    /// The torch side failed to convert a model.
+    Conversion {
+        /// The model's name.
+        model: String,
+        /// The pipeline stage that failed: load, export, quantize, optimize, save, verify.
+        stage: String,
+        /// torch's or ptm's message.
+        message: String,
+        /// What to try.
+        hint: Option<String>,
+        /// Last frames of the Python traceback, when there is one.
+        traceback: String,
+    },
+    /// The Python worker died without a result.
+    Worker {
+        /// The interpreter that ran it.
+        python: PathBuf,
+        /// How it ended.
+        status: String,
+        /// The end of what it printed on stderr.
+        stderr: String,
+    },
+    /// A file-system operation failed.
+    Io {
+        /// What ptm was doing.
+        action: String,
+        /// On which path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The process environment is not that of a build script.
+    Environment {
+        /// The variable that is missing or wrong.
+        variable: String,
+        /// What to do.
+        fix: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(action: impl Into<String>, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io { action: action.into(), path: path.into(), source }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Manifest { manifest, key, found, expected, fix } => {
+                writeln!(f, "ptm: invalid model declaration: `{key}` in {}", manifest.display())?;
+                writeln!(f, "  found:    {found}")?;
+                writeln!(f, "  expected: {expected}")?;
+                write!(f, "  fix:      {fix}")
+            }
+            Error::MissingFile { manifest, key, path, fix } => {
+                writeln!(f, "ptm: `{key}` in {} names a file that does not exist", manifest.display())?;
+                writeln!(f, "  path:     {}", path.display())?;
+                write!(f, "  fix:      {fix}")
+            }
+            Error::Python { problem, remedies } => {
+                writeln!(f, "ptm: {problem}")?;
+                write!(f, "  fix, any of:")?;
+                for remedy in remedies {
+                    write!(f, "\n    - {remedy}")?;
+                }
+                Ok(())
+            }
+            Error::Conversion { model, stage, message, hint, traceback } => {
+                write!(f, "ptm: model `{model}` failed at stage `{stage}`:\n  {}", message.trim_end().replace('\n', "\n  "))?;
+                if let Some(hint) = hint {
+                    write!(f, "\n  fix:      {hint}")?;
+                }
+                if !traceback.trim().is_empty() {
+                    write!(f, "\n  last Python frames:\n    {}", traceback.trim_end().replace('\n', "\n    "))?;
+                }
+                Ok(())
+            }
+            Error::Worker { python, status, stderr } => {
+                writeln!(f, "ptm: the Python worker ({}) {status} without a result", python.display())?;
+                write!(f, "  its stderr ended with:\n    {}", stderr.trim_end().replace('\n', "\n    "))
+            }
+            Error::Io { action, path, source } => {
+                write!(f, "ptm: could not {action} {}: {source}", path.display())
+            }
+            Error::Environment { variable, fix } => {
+                write!(f, "ptm: environment variable {variable} is not set\n  fix:      {fix}")
+            }
+        }
+    }
+}
+
+// Same text as Display: `main() -> Result<(), Error>` prints Debug.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Build-time conversion of PyTorch models into PyTorch Mobile Lite Interpreter files.
+//!
+//! # Tutorial
+//!
+//! 1. Declare the models your app ships in its own `Cargo.toml`:
+//!
+//! ```toml
+//! [package.metadata.models.review]
+//! source = "models/review.py:build_model"   # a callable returning the nn.Module
+//! quantize = "dynamic"
+//!
+//! [[package.metadata.models.review.inputs]]
+//! name = "input_ids"
+//! dtype = "int64"
+//! shape = [1, 128]
+//! range = [0, 30522]
+//! ```
+//!
+//! 2. Add `ptm-build` as a build-dependency and call it from `build.rs`:
+//!
+//! ```no_run
+//! fn main() -> Result<(), ptm_build::Error> {
+//!     ptm_build::bundle()?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! 3. `cargo build`. Every declared model is loaded, exported to TorchScript, quantized,
+//!    run through `optimize_for_mobile`, saved as a `.ptl`, loaded back in the Lite
+//!    Interpreter and compared with the source model. The result lands in
+//!    `$OUT_DIR/ptm/<name>.ptl` with a report in `$OUT_DIR/ptm/models.json`, which
+//!    `ptm::include_models!()` turns into typed Rust wrappers.
+//!
+//! The full table of keys is in the repository's `docs/manifest.md`.
+//!
+//! # Caching
+//!
+//! Each artifact is cached under a sha256 of its declaration, every input file, the
+//! worker's source, the torch version and this crate's version, in `PTM_CACHE_DIR` or
+//! else `<target dir>/ptm-cache`. A build whose models are all cached starts no Python.
+//!
+//! # Sourcing Python and torch
+//!
+//! The interpreter is `PTM_PYTHON`, else `$VIRTUAL_ENV/bin/python`, else `.venv/bin/python`
+//! in the crate's directory or any parent, else `python3` on PATH. It needs torch
+//! 2.11.0 (`PTM_ALLOW_UNTESTED_TORCH=1` accepts another version).
+//!
+//! # Environment variables
+//!
+//! | variable | effect |
+//! |---|---|
+//! | `PTM_PYTHON` | the Python interpreter to run the conversion with |
+//! | `PTM_CACHE_DIR` | where converted models are cached |
+//! | `PTM_ALLOW_UNTESTED_TORCH` | `1` converts with a torch other than 2.11.0 |
+#![deny(missing_docs)]
+
+mod cache;
+mod env;
+mod error;
+mod fsutil;
+mod hash;
+pub mod manifest;
+mod pipeline;
+pub mod python;
+mod worker;
+
+pub use cache::Cache;
+pub use error::Error;
+pub use pipeline::{key_of, Planned};
+pub use ptm_report::{Bundle, ModelReport};
+pub use worker::Converted;
+
+use std::path::PathBuf;
+
+/// Converts the models declared in the crate's Cargo.toml; the one call of a build.rs.
+///
+/// Equivalent to `Builder::new().bundle()`.
+pub fn bundle() -> Result<Bundle, Error> {
+    Builder::new().bundle()
+}
+
+/// Overrides for what [`bundle`] reads from the build script's environment.
+///
+/// ```no_run
+/// fn main() -> Result<(), ptm_build::Error> {
+///     ptm_build::Builder::new().cache_dir("/var/cache/ptm").bundle()?;
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    crate_dir: Option<PathBuf>,
+    out_dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    python: Option<PathBuf>,
+}
+
+impl Builder {
+    /// A builder that reads everything from the environment cargo gives build scripts.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// The directory holding the Cargo.toml to read (default: `CARGO_MANIFEST_DIR`).
+    pub fn crate_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Builder {
+        self.crate_dir = Some(dir.into());
+        self
+    }
+
+    /// Where `ptm/` is written (default: `OUT_DIR`).
+    pub fn out_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Builder {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// The conversion cache (default: `PTM_CACHE_DIR`, else `<target dir>/ptm-cache`).
+    pub fn cache_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Builder {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// The Python interpreter (default: see the crate docs).
+    pub fn python(&mut self, path: impl Into<PathBuf>) -> &mut Builder {
+        self.python = Some(path.into());
+        self
+    }
+
+    /// Converts what the cache lacks and writes `ptm/` into the output directory.
+    pub fn bundle(&self) -> Result<Bundle, Error> {
+        pipeline::run(&self.context()?)
+    }
+
+    fn context(&self) -> Result<pipeline::Context, Error> {
+        let required = |value: &Option<PathBuf>, variable: &str| {
+            value.clone().or_else(|| std::env::var_os(variable).map(PathBuf::from)).ok_or_else(|| Error::Environment {
+                variable: variable.into(),
+                fix: "call ptm_build::bundle() from build.rs, where cargo sets it, or set it with the Builder".into(),
+            })
+        };
+        let crate_dir = required(&self.crate_dir, "CARGO_MANIFEST_DIR")?;
+        let out_dir = required(&self.out_dir, "OUT_DIR")?;
+        let cache_dir = self.cache_dir.clone().or_else(|| env::var(env::PTM_CACHE_DIR).map(PathBuf::from));
+        let cache = Cache::locate(cache_dir, &out_dir);
+        Ok(pipeline::Context { crate_dir, out_dir, cache, python: self.python.clone() })
+    }
+}

@@ -1,0 +1,153 @@
+//! The model declarations of a crate: `[package.metadata.models.<name>]` in Cargo.toml.
+//!
+//! [`parse`] turns the TOML into [`ModelDecl`]s with every default filled in, or an
+//! [`Error`](crate::Error) that names the key, what was found and what to write.
+
+mod parse;
+mod suggest;
+
+pub use parse::{parse, read};
+
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// One declared model, defaults applied. Its JSON form is part of the cache key,
+/// so field order and names are stable.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelDecl {
+    /// snake_case name; the generated wrapper type is its CamelCase form.
+    pub name: String,
+    /// Where the model comes from.
+    pub source: Source,
+    /// Optional state_dict, relative to the crate.
+    pub weights: Option<PathBuf>,
+    /// Extra files or directories the Python source imports; hashed and tracked.
+    pub depends: Vec<PathBuf>,
+    /// How the module becomes TorchScript.
+    pub export: Export,
+    /// Which INT8 quantization runs.
+    pub quantize: Quantize,
+    /// Directory of calibration samples, relative to the crate.
+    pub calibration: Option<PathBuf>,
+    /// Quantized engine: `qnnpack` (ARM) or `fbgemm` (x86 only).
+    pub engine: Engine,
+    /// Whether `optimize_for_mobile` runs.
+    pub optimize: bool,
+    /// `optimize_for_mobile` passes to skip (MobileOptimizerType names, lower case).
+    pub optimize_blocklist: Vec<String>,
+    /// Methods besides `forward` that must survive optimization.
+    pub preserved_methods: Vec<String>,
+    /// Embed the .ptl in the binary, or ship it as an asset file.
+    pub embed: bool,
+    /// Names of the outputs, in order; empty means `output0`, `output1`, ...
+    pub outputs: Vec<String>,
+    /// The inputs, in `forward` argument order.
+    pub inputs: Vec<InputDecl>,
+    /// How far the converted model may drift from the source model.
+    pub tolerance: Tolerance,
+}
+
+/// Where a model comes from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    /// A Python file and a callable in it that returns an `nn.Module`.
+    Python {
+        /// The .py file, relative to the crate.
+        file: PathBuf,
+        /// The function or class to call.
+        callable: String,
+    },
+    /// A TorchScript archive saved by `torch.jit.save`.
+    TorchScript {
+        /// The archive, relative to the crate.
+        file: PathBuf,
+    },
+}
+
+impl Source {
+    /// The file the model comes from.
+    pub fn file(&self) -> &PathBuf {
+        match self {
+            Source::Python { file, .. } | Source::TorchScript { file } => file,
+        }
+    }
+}
+
+/// How the model becomes TorchScript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Export {
+    /// `torch.jit.script`: keeps control flow; needs type-annotated code.
+    Script,
+    /// `torch.jit.trace` on the example inputs: records one execution path.
+    Trace,
+}
+
+/// Which INT8 quantization runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quantize {
+    /// Float model as exported.
+    None,
+    /// Dynamic INT8 weights for Linear/LSTM/GRU, 8-bit weight-only embeddings.
+    Dynamic,
+    /// Post-training static INT8 with calibration samples.
+    Static,
+}
+
+/// Quantized kernel library the model is converted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// ARM (and x86) kernels; what Android and iOS run.
+    Qnnpack,
+    /// x86-only kernels.
+    Fbgemm,
+}
+
+/// One input of `forward`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InputDecl {
+    /// Argument name in the generated wrapper.
+    pub name: String,
+    /// Element type, one of [`DTYPES`].
+    pub dtype: String,
+    /// Dimensions, outermost first.
+    pub shape: Vec<ptm_report::Dim>,
+    /// Half-open value range `[low, high)` for generated example inputs.
+    pub range: Option<[f64; 2]>,
+}
+
+/// Tolerances for the build's comparison with the source model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tolerance {
+    /// Largest allowed `max |converted - source| / max |source|`.
+    pub relative: f64,
+    /// Smallest allowed top-1 agreement for classifier-shaped outputs.
+    pub top1: f64,
+}
+
+/// Element types an input may declare.
+pub const DTYPES: &[&str] = &["float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool"];
+
+/// Default tolerances: float models must match closely, quantized ones generously.
+pub fn default_tolerance(quantize: Quantize) -> Tolerance {
+    match quantize {
+        Quantize::None => Tolerance { relative: 1e-3, top1: 0.99 },
+        Quantize::Dynamic | Quantize::Static => Tolerance { relative: 0.25, top1: 0.9 },
+    }
+}
+
+/// `review_model` -> `ReviewModel`.
+pub fn type_name(model: &str) -> String {
+    model
+        .split('_')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            let first = chars.next().map(|c| c.to_ascii_uppercase());
+            first.into_iter().chain(chars).collect::<String>()
+        })
+        .collect()
+}

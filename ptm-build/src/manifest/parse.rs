@@ -1,0 +1,356 @@
+//! TOML -> [`ModelDecl`], with an error naming the key for every mistake.
+
+use super::suggest::closest;
+use super::{default_tolerance, Engine, Export, InputDecl, ModelDecl, Quantize, Source, Tolerance, DTYPES};
+use crate::Error;
+use ptm_report::Dim;
+use std::path::{Path, PathBuf};
+use toml::{Table, Value};
+
+const MODEL_KEYS: &[&str] = &[
+    "source", "weights", "depends", "export", "quantize", "calibration", "engine", "optimize",
+    "optimize_blocklist", "preserved_methods", "embed", "outputs", "inputs", "tolerance",
+];
+const INPUT_KEYS: &[&str] = &["name", "dtype", "shape", "range"];
+const TOLERANCE_KEYS: &[&str] = &["relative", "top1"];
+const BLOCKLIST: &[&str] = &[
+    "conv_bn_fusion", "insert_fold_prepack_ops", "remove_dropout", "fuse_add_relu",
+    "hoist_conv_packed_params", "vulkan_automatic_gpu_transfer",
+];
+const KEYWORDS: &[&str] = &[
+    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if",
+    "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "static",
+    "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "async", "await",
+    "dyn", "abstract", "become", "box", "do", "final", "macro", "override", "priv", "typeof",
+    "unsized", "virtual", "yield", "try", "gen",
+];
+
+/// Reads `manifest` and parses its model declarations.
+pub fn read(manifest: &Path) -> Result<Vec<ModelDecl>, Error> {
+    let text = std::fs::read_to_string(manifest).map_err(|e| Error::io("read", manifest, e))?;
+    parse(manifest, &text)
+}
+
+/// Parses the model declarations of a Cargo.toml whose text is `text`. Files named by
+/// the declarations are resolved against the manifest's directory and must exist.
+pub fn parse(manifest: &Path, text: &str) -> Result<Vec<ModelDecl>, Error> {
+    let document: Table = text.parse().map_err(|e: toml::de::Error| Error::Manifest {
+        manifest: manifest.to_path_buf(),
+        key: "(the file)".into(),
+        found: e.message().to_string(),
+        expected: "valid TOML".into(),
+        fix: "correct the TOML syntax".into(),
+    })?;
+    let crate_dir = manifest.parent().unwrap_or(Path::new("."));
+    let Some(models) = document
+        .get("package")
+        .and_then(|p| p.get("metadata"))
+        .and_then(|m| m.get("models"))
+    else {
+        return Ok(Vec::new());
+    };
+    let ctx = Ctx { manifest, crate_dir };
+    let models = ctx.table(models, "package.metadata.models", "a table of models, one `[package.metadata.models.<name>]` each")?;
+    models.iter().map(|(name, value)| ctx.model(name, value)).collect()
+}
+
+struct Ctx<'a> {
+    manifest: &'a Path,
+    crate_dir: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn error(&self, key: &str, found: String, expected: impl Into<String>, fix: impl Into<String>) -> Error {
+        Error::Manifest {
+            manifest: self.manifest.to_path_buf(),
+            key: key.to_string(),
+            found,
+            expected: expected.into(),
+            fix: fix.into(),
+        }
+    }
+
+    fn missing(&self, key: &str, expected: &str, fix: &str) -> Error {
+        self.error(key, "nothing".into(), expected, fix)
+    }
+
+    fn table<'v>(&self, value: &'v Value, key: &str, expected: &str) -> Result<&'v Table, Error> {
+        value.as_table().ok_or_else(|| self.error(key, describe(value), expected, format!("make `{key}` a table")))
+    }
+
+    fn check_keys(&self, table: &Table, prefix: &str, allowed: &[&str]) -> Result<(), Error> {
+        for key in table.keys() {
+            if !allowed.contains(&key.as_str()) {
+                let fix = match closest(key, allowed) {
+                    Some(near) => format!("did you mean `{near}`? rename `{key}` to `{near}`"),
+                    None => format!("remove `{key}`"),
+                };
+                return Err(self.error(&format!("{prefix}.{key}"), "an unknown key".into(), format!("one of: {}", allowed.join(", ")), fix));
+            }
+        }
+        Ok(())
+    }
+
+    fn string<'v>(&self, table: &'v Table, prefix: &str, key: &str) -> Result<Option<&'v str>, Error> {
+        match table.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(self.error(&format!("{prefix}.{key}"), describe(other), "a string", format!("write {key} = \"...\""))),
+        }
+    }
+
+    fn choice<T: Copy>(&self, table: &Table, prefix: &str, key: &str, options: &[(&str, T)], default: T) -> Result<T, Error> {
+        let Some(found) = self.string(table, prefix, key)? else { return Ok(default) };
+        if let Some((_, value)) = options.iter().find(|(name, _)| *name == found) {
+            return Ok(*value);
+        }
+        let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+        let fix = match closest(found, &names) {
+            Some(near) => format!("write {key} = \"{near}\""),
+            None => format!("write one of: {}", names.iter().map(|n| format!("{key} = \"{n}\"")).collect::<Vec<_>>().join(", ")),
+        };
+        Err(self.error(&format!("{prefix}.{key}"), format!("\"{found}\""), format!("one of: {}", names.join(", ")), fix))
+    }
+
+    fn boolean(&self, table: &Table, prefix: &str, key: &str, default: bool) -> Result<bool, Error> {
+        match table.get(key) {
+            None => Ok(default),
+            Some(Value::Boolean(b)) => Ok(*b),
+            Some(other) => Err(self.error(&format!("{prefix}.{key}"), describe(other), "true or false", format!("write {key} = {default}"))),
+        }
+    }
+
+    fn number(&self, table: &Table, prefix: &str, key: &str) -> Result<Option<f64>, Error> {
+        match table.get(key) {
+            None => Ok(None),
+            Some(Value::Float(x)) if x.is_finite() && *x >= 0.0 => Ok(Some(*x)),
+            Some(Value::Integer(i)) if *i >= 0 => Ok(Some(*i as f64)),
+            Some(other) => Err(self.error(&format!("{prefix}.{key}"), describe(other), "a number >= 0", format!("write {key} = 0.1"))),
+        }
+    }
+
+    fn strings(&self, table: &Table, prefix: &str, key: &str) -> Result<Vec<String>, Error> {
+        let Some(value) = table.get(key) else { return Ok(Vec::new()) };
+        let bad = || self.error(&format!("{prefix}.{key}"), describe(value), "an array of strings", format!("write {key} = [\"...\"]"));
+        let array = value.as_array().ok_or_else(bad)?;
+        array.iter().map(|item| item.as_str().map(str::to_string).ok_or_else(bad)).collect()
+    }
+
+    /// A path relative to the crate that must exist.
+    fn existing_path(&self, key: &str, relative: &str, fix: &str) -> Result<PathBuf, Error> {
+        let path = PathBuf::from(relative);
+        let resolved = self.crate_dir.join(&path);
+        if !resolved.exists() {
+            return Err(Error::MissingFile { manifest: self.manifest.to_path_buf(), key: key.into(), path: resolved, fix: fix.into() });
+        }
+        Ok(path)
+    }
+
+    fn model(&self, name: &str, value: &Value) -> Result<ModelDecl, Error> {
+        let prefix = format!("package.metadata.models.{name}");
+        if !is_identifier(name) {
+            let fixed = snake_case(name);
+            return Err(self.error(&prefix, format!("the name \"{name}\""), "a snake_case Rust identifier (a-z, 0-9, _; not a keyword), the wrapper type is its CamelCase form", format!("rename the table to [package.metadata.models.{fixed}]")));
+        }
+        let table = self.table(value, &prefix, "a table with at least `source` and `inputs`")?;
+        self.check_keys(table, &prefix, MODEL_KEYS)?;
+
+        let source = self.source(table, &prefix)?;
+        let weights = match self.string(table, &prefix, "weights")? {
+            Some(w) => Some(self.existing_path(&format!("{prefix}.weights"), w, "point `weights` at a state_dict saved with torch.save(model.state_dict(), path), or remove the key")?),
+            None => None,
+        };
+        let depends = self
+            .strings(table, &prefix, "depends")?
+            .iter()
+            .map(|d| self.existing_path(&format!("{prefix}.depends"), d, "list only files or directories that exist, relative to Cargo.toml"))
+            .collect::<Result<_, _>>()?;
+        let export = self.choice(table, &prefix, "export", &[("script", Export::Script), ("trace", Export::Trace)], Export::Script)?;
+        let quantize = self.choice(table, &prefix, "quantize", &[("none", Quantize::None), ("dynamic", Quantize::Dynamic), ("static", Quantize::Static)], Quantize::None)?;
+        let engine = self.choice(table, &prefix, "engine", &[("qnnpack", Engine::Qnnpack), ("fbgemm", Engine::Fbgemm)], Engine::Qnnpack)?;
+        let calibration = match self.string(table, &prefix, "calibration")? {
+            Some(c) => Some(self.existing_path(&format!("{prefix}.calibration"), c, "point `calibration` at a directory of .pt samples (each a tensor or a tuple of tensors, one per input)")?),
+            None if quantize == Quantize::Static => {
+                return Err(self.missing(&format!("{prefix}.calibration"), "a directory of calibration samples: static quantization measures activation ranges on real data", "add calibration = \"data/<dir>\" with .pt samples, or use quantize = \"dynamic\", which needs none"));
+            }
+            None => None,
+        };
+        if let Some(dir) = &calibration {
+            if !self.crate_dir.join(dir).is_dir() {
+                return Err(self.error(&format!("{prefix}.calibration"), format!("the file {}", dir.display()), "a directory of .pt samples", "point `calibration` at the directory that holds the samples"));
+            }
+        }
+        let optimize = self.boolean(table, &prefix, "optimize", true)?;
+        let optimize_blocklist = self.strings(table, &prefix, "optimize_blocklist")?;
+        for pass in &optimize_blocklist {
+            if !BLOCKLIST.contains(&pass.as_str()) {
+                let fix = closest(pass, BLOCKLIST).map_or_else(|| "remove it".to_string(), |near| format!("write \"{near}\""));
+                return Err(self.error(&format!("{prefix}.optimize_blocklist"), format!("\"{pass}\""), format!("names from: {}", BLOCKLIST.join(", ")), fix));
+            }
+        }
+        let preserved_methods = self.strings(table, &prefix, "preserved_methods")?;
+        let embed = self.boolean(table, &prefix, "embed", true)?;
+        let outputs = self.strings(table, &prefix, "outputs")?;
+        for output in &outputs {
+            if !is_identifier(output) {
+                return Err(self.error(&format!("{prefix}.outputs"), format!("\"{output}\""), "snake_case Rust identifiers, one per output", format!("write \"{}\"", snake_case(output))));
+            }
+        }
+        let inputs = self.inputs(table, &prefix)?;
+        let tolerance = self.tolerance(table, &prefix, quantize)?;
+        Ok(ModelDecl { name: name.to_string(), source, weights, depends, export, quantize, calibration, engine, optimize, optimize_blocklist, preserved_methods, embed, outputs, inputs, tolerance })
+    }
+
+    fn source(&self, table: &Table, prefix: &str) -> Result<Source, Error> {
+        let key = format!("{prefix}.source");
+        let Some(text) = self.string(table, prefix, "source")? else {
+            return Err(self.missing(&key, "\"<file>.py:<callable>\" or \"<file>.pt\"", "add source = \"models/<file>.py:build_model\" (a callable returning the nn.Module) or a TorchScript archive \"models/<file>.pt\""));
+        };
+        if let Some((file, callable)) = text.rsplit_once(':').filter(|(file, _)| file.ends_with(".py")) {
+            if !is_python_name(callable) {
+                return Err(self.error(&key, format!("\"{text}\""), "\"<file>.py:<callable>\" where <callable> is a Python name", format!("write source = \"{file}:build_model\" with your function's name")));
+            }
+            let file = self.existing_path(&key, file, "point `source` at the Python file that defines the model, relative to Cargo.toml")?;
+            return Ok(Source::Python { file, callable: callable.to_string() });
+        }
+        if text.ends_with(".py") {
+            return Err(self.error(&key, format!("\"{text}\""), "\"<file>.py:<callable>\": a Python source names the callable that returns the nn.Module", format!("write source = \"{text}:build_model\" with your function's name")));
+        }
+        if text.ends_with(".pt") || text.ends_with(".pth") || text.ends_with(".ptl") || text.ends_with(".zip") {
+            let file = self.existing_path(&key, text, "point `source` at a TorchScript archive saved with torch.jit.save, relative to Cargo.toml")?;
+            return Ok(Source::TorchScript { file });
+        }
+        Err(self.error(&key, format!("\"{text}\""), "\"<file>.py:<callable>\" or a TorchScript archive \"<file>.pt\"", "write source = \"models/<file>.py:build_model\" or source = \"models/<file>.pt\""))
+    }
+
+    fn inputs(&self, table: &Table, prefix: &str) -> Result<Vec<InputDecl>, Error> {
+        let key = format!("{prefix}.inputs");
+        let example = format!("add, per forward() argument:\n            [[{prefix}.inputs]]\n            name = \"x\"\n            dtype = \"float32\"\n            shape = [1, 3, 224, 224]");
+        let Some(value) = table.get("inputs") else {
+            return Err(self.missing(&key, "one [[...inputs]] table per forward() argument: the build makes example inputs from them to export, check and type the model", &example));
+        };
+        let Some(array) = value.as_array().filter(|a| !a.is_empty()) else {
+            return Err(self.error(&key, describe(value), "a non-empty array of tables ([[...inputs]])", &example));
+        };
+        let mut inputs: Vec<InputDecl> = Vec::new();
+        for (index, item) in array.iter().enumerate() {
+            let prefix = format!("{key}[{index}]");
+            let input = self.table(item, &prefix, "a table with name, dtype and shape")?;
+            self.check_keys(input, &prefix, INPUT_KEYS)?;
+            let name = self.string(input, &prefix, "name")?.ok_or_else(|| self.missing(&format!("{prefix}.name"), "the argument's name", "add name = \"x\""))?;
+            if !is_identifier(name) {
+                return Err(self.error(&format!("{prefix}.name"), format!("\"{name}\""), "a snake_case Rust identifier", format!("write name = \"{}\"", snake_case(name))));
+            }
+            if inputs.iter().any(|other| other.name == name) {
+                return Err(self.error(&format!("{prefix}.name"), format!("\"{name}\" a second time"), "a different name for every input", "rename one of the inputs"));
+            }
+            let dtype_key = format!("{prefix}.dtype");
+            let dtype = self.string(input, &prefix, "dtype")?.ok_or_else(|| self.missing(&dtype_key, "an element type", "add dtype = \"float32\""))?;
+            if !DTYPES.contains(&dtype) {
+                let fix = closest(dtype, DTYPES).map_or_else(|| "write dtype = \"float32\"".to_string(), |near| format!("write dtype = \"{near}\""));
+                return Err(self.error(&dtype_key, format!("\"{dtype}\""), format!("one of: {}", DTYPES.join(", ")), fix));
+            }
+            let shape = self.shape(input, &prefix)?;
+            let range = self.range(input, &prefix)?;
+            inputs.push(InputDecl { name: name.to_string(), dtype: dtype.to_string(), shape, range });
+        }
+        Ok(inputs)
+    }
+
+    fn shape(&self, input: &Table, prefix: &str) -> Result<Vec<Dim>, Error> {
+        let key = format!("{prefix}.shape");
+        let expected = "an array of sizes: a positive integer, or \"<name>=<example size>\" for a size known only at run time";
+        let value = input.get("shape").ok_or_else(|| self.missing(&key, expected, "add shape = [1, 3, 224, 224]"))?;
+        let array = value.as_array().ok_or_else(|| self.error(&key, describe(value), expected, "write shape = [1, 128]"))?;
+        array
+            .iter()
+            .map(|dim| match dim {
+                Value::Integer(n) if *n > 0 => Ok(Dim::Fixed(*n as u64)),
+                Value::String(s) => match s.split_once('=') {
+                    Some((name, example)) if is_identifier(name.trim()) && example.trim().parse::<u64>().is_ok_and(|n| n > 0) => {
+                        Ok(Dim::Dynamic { name: name.trim().to_string(), example: example.trim().parse().unwrap_or(1) })
+                    }
+                    _ => Err(self.error(&key, format!("\"{s}\""), expected, format!("write \"{}=<size used at build time>\", e.g. \"tokens=128\"", s.split('=').next().unwrap_or("n").trim()))),
+                },
+                other => Err(self.error(&key, describe(other), expected, "use positive integers, e.g. shape = [1, 128]")),
+            })
+            .collect()
+    }
+
+    fn range(&self, input: &Table, prefix: &str) -> Result<Option<[f64; 2]>, Error> {
+        let key = format!("{prefix}.range");
+        let Some(value) = input.get("range") else { return Ok(None) };
+        let numbers: Option<Vec<f64>> = value.as_array().map(|a| {
+            a.iter().filter_map(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))).collect()
+        });
+        match numbers.as_deref() {
+            Some([low, high]) if low < high && value.as_array().map(Vec::len) == Some(2) => Ok(Some([*low, *high])),
+            _ => Err(self.error(&key, describe(value), "[low, high] with low < high: generated values lie in [low, high)", "write range = [0, 30522] (token ids below the vocabulary size)")),
+        }
+    }
+
+    fn tolerance(&self, table: &Table, prefix: &str, quantize: Quantize) -> Result<Tolerance, Error> {
+        let mut tolerance = default_tolerance(quantize);
+        let Some(value) = table.get("tolerance") else { return Ok(tolerance) };
+        let key = format!("{prefix}.tolerance");
+        let t = self.table(value, &key, "a table: tolerance = { relative = 0.05, top1 = 0.95 }")?;
+        self.check_keys(t, &key, TOLERANCE_KEYS)?;
+        if let Some(relative) = self.number(t, &key, "relative")? {
+            tolerance.relative = relative;
+        }
+        if let Some(top1) = self.number(t, &key, "top1")? {
+            if top1 > 1.0 {
+                return Err(self.error(&format!("{key}.top1"), top1.to_string(), "a share between 0 and 1", "write top1 = 0.95"));
+            }
+            tolerance.top1 = top1;
+        }
+        Ok(tolerance)
+    }
+}
+
+fn describe(value: &Value) -> String {
+    let kind = match value {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a datetime",
+        Value::Array(_) => "an array",
+        Value::Table(_) => "a table",
+    };
+    let text = value.to_string();
+    if text.len() > 60 { kind.to_string() } else { format!("{text} ({kind})") }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !KEYWORDS.contains(&name)
+}
+
+fn is_python_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 && !out.ends_with('_') {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    let out = out.trim_matches('_').to_string();
+    match out.chars().next() {
+        Some(c) if c.is_ascii_lowercase() && !KEYWORDS.contains(&out.as_str()) => out,
+        _ => format!("model_{out}"),
+    }
+}

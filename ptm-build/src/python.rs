@@ -1,0 +1,181 @@
+//! Finding the Python that has torch, and what torch it has.
+//!
+//! Lookup order: `PTM_PYTHON`, then `VIRTUAL_ENV`, then a `.venv` in the crate's
+//! directory or any parent (the workspace's), then `python3` on PATH.
+//!
+//! Asking Python for its torch version costs an interpreter start and a torch import
+//! (seconds). The answer is kept in the cache directory and trusted while the
+//! interpreter and torch's `version.py` keep their size and modification time, so a
+//! cache hit starts no Python at all.
+
+use crate::{env, Error};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::UNIX_EPOCH;
+
+/// The torch release ptm is tested with (see docs/TOOLCHAIN.md).
+pub const TESTED_TORCH: &str = "2.11.0";
+
+/// A Python interpreter and how it was chosen.
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    /// Path of the executable.
+    pub path: PathBuf,
+    /// Which rule chose it, for messages.
+    pub origin: String,
+}
+
+/// What the interpreter's torch is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Torch {
+    /// `torch.__version__`, e.g. `2.11.0+cu130`.
+    pub version: String,
+    /// The torch package directory; libraries are in `lib/`, headers in `include/`.
+    pub dir: PathBuf,
+    /// `torch._C._GLIBCXX_USE_CXX11_ABI`.
+    pub cxx11_abi: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Probe {
+    python: PathBuf,
+    python_stamp: Stamp,
+    version_file: PathBuf,
+    version_stamp: Stamp,
+    torch: Torch,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+struct Stamp {
+    len: u64,
+    modified_ns: u128,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
+    Some(Stamp { len: meta.len(), modified_ns: modified.as_nanos() })
+}
+
+fn remedies() -> Vec<String> {
+    vec![
+        format!("run `tools/setup` in the ptm checkout, or create a .venv beside your workspace's Cargo.toml: python3 -m venv .venv && .venv/bin/pip install torch=={TESTED_TORCH}"),
+        "set PTM_PYTHON to a Python executable that has torch installed".into(),
+        "activate a virtual environment that has torch (VIRTUAL_ENV)".into(),
+        "build from a committed model store instead (PTM_OFFLINE=1, see the ptm-build docs)".into(),
+    ]
+}
+
+/// Finds the interpreter to use, without starting it.
+pub fn find(crate_dir: &Path) -> Result<Interpreter, Error> {
+    if let Some(path) = env::var(env::PTM_PYTHON) {
+        let path = PathBuf::from(path);
+        let resolved = if path.components().count() == 1 { which(&path).unwrap_or(path.clone()) } else { path.clone() };
+        if !resolved.is_file() {
+            return Err(Error::Python { problem: format!("PTM_PYTHON={} does not name an executable file", path.display()), remedies: remedies() });
+        }
+        return Ok(Interpreter { path: resolved, origin: "PTM_PYTHON".into() });
+    }
+    if let Some(venv) = env::var("VIRTUAL_ENV") {
+        let path = venv_python(Path::new(&venv));
+        if path.is_file() {
+            return Ok(Interpreter { path, origin: format!("VIRTUAL_ENV={}", Path::new(&venv).display()) });
+        }
+    }
+    for dir in crate_dir.ancestors() {
+        let path = venv_python(&dir.join(".venv"));
+        if path.is_file() {
+            return Ok(Interpreter { path, origin: format!("the .venv in {}", dir.display()) });
+        }
+    }
+    match which(Path::new("python3")) {
+        Some(path) => Ok(Interpreter { path, origin: "python3 on PATH".into() }),
+        None => Err(Error::Python {
+            problem: format!("no Python found: PTM_PYTHON and VIRTUAL_ENV are unset, no .venv above {}, no python3 on PATH", crate_dir.display()),
+            remedies: remedies(),
+        }),
+    }
+}
+
+fn venv_python(venv: &Path) -> PathBuf {
+    if cfg!(windows) { venv.join("Scripts").join("python.exe") } else { venv.join("bin").join("python") }
+}
+
+fn which(name: &Path) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
+}
+
+const PROBE: &str = r#"
+import json, os, sys
+try:
+    import torch
+except Exception as e:
+    print(json.dumps({"error": "%s: %s" % (type(e).__name__, e)}))
+    sys.exit(0)
+print(json.dumps({"version": torch.__version__, "dir": os.path.dirname(torch.__file__),
+                  "version_file": torch.version.__file__,
+                  "cxx11_abi": bool(torch._C._GLIBCXX_USE_CXX11_ABI)}))
+"#;
+
+/// The torch of `python`, from the probe cache in `cache_dir` when still valid.
+pub fn torch(python: &Interpreter, cache_dir: &Path) -> Result<Torch, Error> {
+    let record = probe_record(cache_dir, &python.path);
+    if let Some(probe) = std::fs::read(&record).ok().and_then(|bytes| serde_json::from_slice::<Probe>(&bytes).ok()) {
+        let fresh = probe.python == python.path
+            && stamp(&python.path).as_ref() == Some(&probe.python_stamp)
+            && stamp(&probe.version_file).as_ref() == Some(&probe.version_stamp);
+        if fresh {
+            return Ok(probe.torch);
+        }
+    }
+    let output = Command::new(&python.path)
+        .args(["-B", "-c", PROBE])
+        .output()
+        .map_err(|e| Error::Python { problem: format!("could not start {} (chosen by {}): {e}", python.path.display(), python.origin), remedies: remedies() })?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let answer: serde_json::Value = stdout.lines().last().and_then(|line| serde_json::from_str(line).ok()).ok_or_else(|| Error::Python {
+        problem: format!("{} (chosen by {}) did not answer the torch probe: {}", python.path.display(), python.origin, String::from_utf8_lossy(&output.stderr).trim()),
+        remedies: remedies(),
+    })?;
+    if let Some(error) = answer.get("error").and_then(|e| e.as_str()) {
+        return Err(Error::Python {
+            problem: format!("torch is not importable by {} (chosen by {}): {error}", python.path.display(), python.origin),
+            remedies: remedies(),
+        });
+    }
+    let text = |key: &str| answer.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let torch = Torch { version: text("version"), dir: PathBuf::from(text("dir")), cxx11_abi: answer.get("cxx11_abi").and_then(|v| v.as_bool()).unwrap_or(true) };
+    let version_file = PathBuf::from(text("version_file"));
+    if let (Some(python_stamp), Some(version_stamp)) = (stamp(&python.path), stamp(&version_file)) {
+        let probe = Probe { python: python.path.clone(), python_stamp, version_file, version_stamp, torch: torch.clone() };
+        // A lost race or a read-only cache only costs the next build another probe.
+        let _ = crate::fsutil::write_atomic(&record, serde_json::to_string_pretty(&probe).unwrap_or_default().as_bytes());
+    }
+    Ok(torch)
+}
+
+fn probe_record(cache_dir: &Path, python: &Path) -> PathBuf {
+    let id = crate::hash::hex_sha256(python.as_os_str().as_encoded_bytes());
+    cache_dir.join("probes").join(format!("{}.json", &id[..16]))
+}
+
+/// Refuses an untested torch unless `PTM_ALLOW_UNTESTED_TORCH=1`.
+pub fn check_version(python: &Interpreter, torch: &Torch) -> Result<(), Error> {
+    let release = torch.version.split('+').next().unwrap_or_default();
+    if release == TESTED_TORCH || env::flag(env::PTM_ALLOW_UNTESTED_TORCH) {
+        return Ok(());
+    }
+    let mut parts = release.split('.').map(|part| part.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let why = if (major, minor) >= (2, 13) { " (PyPI's torch 2.13 is built without XNNPACK, so optimize_for_mobile fails)" } else { "" };
+    Err(Error::Python {
+        problem: format!("{} (chosen by {}) has torch {}, ptm is tested with {TESTED_TORCH}{why}", python.path.display(), python.origin, torch.version),
+        remedies: vec![
+            format!("{} -m pip install torch=={TESTED_TORCH}", python.path.display()),
+            "point PTM_PYTHON at another interpreter with the tested torch".into(),
+            format!("set {}=1 to convert with torch {} anyway", env::PTM_ALLOW_UNTESTED_TORCH, torch.version),
+        ],
+    })
+}

@@ -1,0 +1,140 @@
+//! Runs the Python worker (`worker/ptm_worker.py`) on the models that missed the cache.
+//!
+//! One process converts every model of a build: torch's import alone costs seconds.
+//! The request and the result are JSON files; the worker's stderr is streamed through
+//! (progress lines) and its tail is kept for the error when it dies.
+
+use crate::manifest::ModelDecl;
+use crate::python::Interpreter;
+use crate::Error;
+use ptm_report::{StageDrift, StageSize, TensorSpec};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The worker's source files; their bytes are part of every cache key.
+pub const SOURCES: &[(&str, &str)] = &[
+    ("ptm_worker.py", include_str!("../worker/ptm_worker.py")),
+    ("ptm_archive.py", include_str!("../worker/ptm_archive.py")),
+];
+
+/// What the worker measured for one converted model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Converted {
+    /// Inputs as declared.
+    pub inputs: Vec<TensorSpec>,
+    /// Outputs as observed on the example inputs.
+    pub outputs: Vec<TensorSpec>,
+    /// Size after each step.
+    pub sizes: Vec<StageSize>,
+    /// Operators the Lite Interpreter needs.
+    pub operators: Vec<String>,
+    /// Bytecode version of the .ptl.
+    pub bytecode_version: u32,
+    /// Drift against the source model after each stage.
+    pub drift: Vec<StageDrift>,
+    /// torch.__version__ of the worker.
+    pub torch: String,
+    /// Conversion time.
+    pub seconds: f64,
+}
+
+/// One model to convert and where its .ptl goes.
+pub struct Job<'a> {
+    /// The declaration.
+    pub decl: &'a ModelDecl,
+    /// Where the worker writes the .ptl.
+    pub out: PathBuf,
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    crate_dir: &'a Path,
+    models: Vec<RequestModel<'a>>,
+}
+
+#[derive(Serialize)]
+struct RequestModel<'a> {
+    decl: &'a ModelDecl,
+    out: &'a Path,
+}
+
+#[derive(Deserialize)]
+struct Response {
+    models: Vec<ModelResult>,
+}
+
+#[derive(Deserialize)]
+struct ModelResult {
+    name: String,
+    ok: bool,
+    report: Option<Converted>,
+    stage: Option<String>,
+    message: Option<String>,
+    hint: Option<String>,
+    traceback: Option<String>,
+}
+
+/// Converts `jobs` in one worker process started in `scratch`. The outer error is the
+/// worker failing as a whole; the inner ones are models that failed to convert.
+pub fn run(python: &Interpreter, crate_dir: &Path, jobs: &[Job<'_>], scratch: &Path) -> Result<Vec<Result<Converted, Error>>, Error> {
+    for (name, text) in SOURCES {
+        crate::fsutil::write_atomic(&scratch.join(name), text.as_bytes())?;
+    }
+    let request_path = scratch.join("request.json");
+    let result_path = scratch.join("result.json");
+    let request = Request { crate_dir, models: jobs.iter().map(|j| RequestModel { decl: j.decl, out: &j.out }).collect() };
+    crate::fsutil::write_atomic(&request_path, serde_json::to_string_pretty(&request).unwrap_or_default().as_bytes())?;
+
+    let mut child = Command::new(&python.path)
+        .arg("-B")
+        .arg("-u")
+        .arg(scratch.join("ptm_worker.py"))
+        .arg(&request_path)
+        .arg(&result_path)
+        .current_dir(crate_dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Python { problem: format!("could not start {} (chosen by {}): {e}", python.path.display(), python.origin), remedies: vec!["set PTM_PYTHON to a working Python with torch".into()] })?;
+
+    let mut tail: Vec<String> = Vec::new();
+    if let Some(stderr) = child.stderr.take() {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            tail.push(line);
+            if tail.len() > 40 {
+                tail.remove(0);
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| Error::io("wait for", &python.path, e))?;
+    let response: Option<Response> = std::fs::read(&result_path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let Some(response) = response.filter(|r| r.models.len() == jobs.len()) else {
+        return Err(Error::Worker { python: python.path.clone(), status: describe(status), stderr: tail.join("\n") });
+    };
+    Ok(response
+        .models
+        .into_iter()
+        .map(|m| match (m.ok, m.report) {
+            (true, Some(report)) => Ok(report),
+            _ => Err(Error::Conversion {
+                model: m.name,
+                stage: m.stage.unwrap_or_else(|| "unknown".into()),
+                message: m.message.unwrap_or_default(),
+                hint: m.hint,
+                traceback: m.traceback.unwrap_or_default(),
+            }),
+        })
+        .collect())
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    match status.code() {
+        Some(code) => format!("exited with status {code}"),
+        None => "was killed by a signal".into(),
+    }
+}

@@ -1,0 +1,427 @@
+"""ptm's torch worker: converts the models of one build request to Lite Interpreter files.
+
+ptm-build starts it once per build for every model that missed the cache:
+
+    python -B -u ptm_worker.py REQUEST.json RESULT.json
+
+REQUEST.json: {"crate_dir": str, "models": [{"decl": <ptm_build::ModelDecl as JSON>, "out": str}]}
+RESULT.json:  {"torch": str, "models": [{"name", "ok": true, "report": {...}}
+                                       | {"name", "ok": false, "stage", "message", "hint", "traceback"}]}
+
+Progress goes to stderr, one line per step. Model code may print freely: stdout is
+redirected to stderr so nothing it prints can be mistaken for a result.
+"""
+import copy
+import importlib.util
+import io
+import json
+import math
+import os
+import sys
+import time
+import traceback
+import warnings
+import zipfile
+
+import ptm_archive
+
+EXAMPLE_SAMPLES = 8
+MAX_CALIBRATION_SAMPLES = 256
+SEED = 20240601
+
+DTYPES = {
+    "float32": "float32", "float64": "float64", "float16": "float16", "int64": "int64",
+    "int32": "int32", "int16": "int16", "int8": "int8", "uint8": "uint8", "bool": "bool",
+}
+
+
+class Failure(Exception):
+    """A conversion error with the stage it happened in and what the user can do."""
+
+    def __init__(self, stage, message, hint=None, tb=""):
+        super().__init__(message)
+        self.stage, self.message, self.hint, self.tb = stage, message, hint, tb
+
+
+def log(name, message):
+    print(f"ptm: {name}: {message}", file=sys.stderr, flush=True)
+
+
+def last_frames(limit=6):
+    return "".join(traceback.format_exc(limit=-limit)).strip()
+
+
+def quiet_torch_warnings():
+    # torch 2.11 announces deprecations of TorchScript, the lite interpreter and
+    # torch.ao.quantization on every use; they say nothing about the user's model.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*(migrat|torchao|TorchScript|lite interpreter|deprecated).*")
+
+
+class Pipeline:
+    """load -> export -> quantize -> optimize -> save -> verify, for one model."""
+
+    def __init__(self, torch, decl, crate_dir, out):
+        self.torch, self.decl, self.crate_dir, self.out = torch, decl, crate_dir, out
+        self.name = decl["name"]
+        self.stage = "load"
+        self.sizes = []
+        self.drift = []
+
+    def path(self, relative):
+        return os.path.join(self.crate_dir, relative)
+
+    def run(self):
+        torch = self.torch
+        decl = self.decl
+        torch.backends.quantized.engine = decl["engine"]
+        with torch.no_grad():
+            model = self.load()
+            samples = self.example_samples()
+            calibration = self.calibration_samples()
+            check = samples + calibration[:MAX_CALIBRATION_SAMPLES]
+            references = [self.outputs_of(model, s, "load") for s in check]
+            outputs = self.output_specs(references[0])
+
+            self.stage = "export"
+            exported = self.export(model, samples[0])
+            self.record_size("exported", exported)
+            self.measure("exported", exported, check, references)
+
+            current = exported
+            if decl["quantize"] != "none":
+                self.stage = "quantize"
+                current = self.quantize(model, exported, samples[0], calibration)
+                self.record_size("quantized", current)
+                self.measure("quantized", current, check, references)
+
+            if decl["optimize"]:
+                self.stage = "optimize"
+                current = self.optimize(current)
+                self.record_size("optimized", current)
+                self.measure("optimized", current, check, references)
+
+            self.stage = "save"
+            log(self.name, "saving for the Lite Interpreter")
+            raw = io.BytesIO(current._save_to_buffer_for_lite_interpreter())
+            rewritten = ptm_archive.rewrite(raw.getvalue(), self.crate_dir)
+            with open(self.out, "wb") as f:
+                f.write(rewritten)
+            self.sizes.append({"stage": "ptl", "bytes": len(rewritten)})
+
+            self.stage = "verify"
+            log(self.name, "verifying in the Lite Interpreter")
+            lite = torch.jit.mobile._load_for_lite_interpreter(self.out)
+            self.measure("lite", lite, check, references)
+            operators = sorted(torch.jit.mobile._export_operator_list(lite))
+            bytecode = torch.jit.mobile._get_model_bytecode_version(self.out)
+            self.check_tolerance()
+        return {
+            "inputs": self.input_specs(),
+            "outputs": outputs,
+            "sizes": self.sizes,
+            "operators": operators,
+            "bytecode_version": int(bytecode),
+            "drift": self.drift,
+            "torch": torch.__version__,
+            "seconds": 0.0,
+        }
+
+    # -- load ---------------------------------------------------------------------------
+
+    def load(self):
+        torch = self.torch
+        source = self.decl["source"]
+        if source["kind"] == "python":
+            model = self.load_python(source["file"], source["callable"])
+        else:
+            log(self.name, f"loading TorchScript archive {source['file']}")
+            try:
+                model = torch.jit.load(self.path(source["file"]), map_location="cpu")
+            except Exception as e:
+                raise Failure("load", f"torch.jit.load could not read {source['file']}: {e}",
+                              "save the archive with torch.jit.save(torch.jit.script(model), path)", last_frames())
+        if self.decl.get("weights"):
+            self.load_weights(model, self.decl["weights"])
+        return model.eval()
+
+    def load_python(self, file, callable_name):
+        torch = self.torch
+        log(self.name, f"loading {file}:{callable_name}")
+        path = self.path(file)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+        try:
+            spec = importlib.util.spec_from_file_location(f"ptm_model_{self.name}", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+        except Exception as e:
+            raise Failure("load", f"importing {file} raised {type(e).__name__}: {e}",
+                          f"fix the error in {file}; it must import with the build's Python", last_frames())
+        factory = getattr(module, callable_name, None)
+        if factory is None or not callable(factory):
+            found = sorted(n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_"))
+            raise Failure("load", f"{file} has no callable `{callable_name}` (callables there: {', '.join(found) or 'none'})",
+                          f"write source = \"{file}:<name>\" with the function that returns the nn.Module")
+        try:
+            model = factory()
+        except Exception as e:
+            raise Failure("load", f"{file}:{callable_name}() raised {type(e).__name__}: {e}",
+                          f"fix {callable_name} so that it returns the model without arguments", last_frames())
+        if not isinstance(model, torch.nn.Module):
+            raise Failure("load", f"{file}:{callable_name}() returned {type(model).__name__}, not a torch.nn.Module",
+                          f"return the model instance from {callable_name}")
+        return model
+
+    def load_weights(self, model, weights):
+        torch = self.torch
+        log(self.name, f"loading weights {weights}")
+        try:
+            state = torch.load(self.path(weights), map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise Failure("load", f"torch.load(weights_only=True) could not read {weights}: {str(e).splitlines()[0]}",
+                          "save plain tensors only: torch.save(model.state_dict(), path)", last_frames(2))
+        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]
+        if not isinstance(state, dict):
+            raise Failure("load", f"{weights} holds {type(state).__name__}, not a state_dict",
+                          "save with torch.save(model.state_dict(), path)")
+        try:
+            model.load_state_dict(state, strict=True)
+        except Exception as e:
+            raise Failure("load", f"{weights} does not fit the model: {e}",
+                          "save the state_dict of the same architecture the source builds")
+
+    # -- inputs and outputs ---------------------------------------------------------------
+
+    def example_samples(self):
+        generator = self.torch.Generator().manual_seed(SEED)
+        return [tuple(self.random_tensor(spec, generator) for spec in self.decl["inputs"]) for _ in range(EXAMPLE_SAMPLES)]
+
+    def random_tensor(self, spec, generator):
+        torch = self.torch
+        shape = [d if isinstance(d, int) else d["example"] for d in spec["shape"]]
+        dtype = getattr(torch, spec["dtype"])
+        low, high = spec["range"] if spec.get("range") else (None, None)
+        if spec["dtype"].startswith("float"):
+            if low is None:
+                values = torch.randn(shape, generator=generator)
+            else:
+                values = torch.rand(shape, generator=generator) * (high - low) + low
+            return values.to(dtype)
+        if spec["dtype"] == "bool":
+            return torch.randint(0, 2, shape, generator=generator).bool()
+        if low is None:
+            low, high = (0, 256) if spec["dtype"] == "uint8" else (0, 10)
+        return torch.randint(int(math.ceil(low)), int(math.ceil(high)), shape, generator=generator, dtype=dtype)
+
+    def calibration_samples(self):
+        directory = self.decl.get("calibration")
+        if not directory:
+            return []
+        torch = self.torch
+        files = []
+        for root, dirs, names in os.walk(self.path(directory)):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            files += [os.path.join(root, n) for n in sorted(names) if n.endswith((".pt", ".pth"))]
+        if not files:
+            raise Failure("load", f"calibration directory {directory} holds no .pt files",
+                          "save samples with torch.save(tensor_or_tuple, f\"{dir}/{i}.pt\")")
+        log(self.name, f"reading {len(files)} calibration samples from {directory}")
+        samples = []
+        for file in files:
+            shown = os.path.relpath(file, self.crate_dir)
+            try:
+                value = torch.load(file, map_location="cpu", weights_only=True)
+            except Exception as e:
+                raise Failure("load", f"calibration sample {shown} could not be read: {str(e).splitlines()[0]}",
+                              "save each sample with torch.save(tensor_or_tuple_of_tensors, path)")
+            sample = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+            self.check_sample(sample, shown)
+            samples.append(sample)
+        return samples
+
+    def check_sample(self, sample, shown):
+        inputs = self.decl["inputs"]
+        if len(sample) != len(inputs) or not all(isinstance(t, self.torch.Tensor) for t in sample):
+            raise Failure("load", f"calibration sample {shown} holds {len(sample)} value(s); the model declares {len(inputs)} tensor input(s)",
+                          "save one tensor per declared input, as a tuple when there are several")
+        for tensor, spec in zip(sample, inputs):
+            fixed = [d if isinstance(d, int) else None for d in spec["shape"]]
+            shape = list(tensor.shape)
+            if str(tensor.dtype).replace("torch.", "") != spec["dtype"] or len(shape) != len(fixed) or any(
+                    f is not None and f != s for f, s in zip(fixed, shape)):
+                raise Failure("load", f"calibration sample {shown}: input `{spec['name']}` is {str(tensor.dtype).replace('torch.', '')} {shape}, "
+                              f"declared {spec['dtype']} {[d if isinstance(d, int) else d['name'] for d in spec['shape']]}",
+                              "make the samples match the declared inputs")
+
+    def outputs_of(self, module, sample, stage):
+        try:
+            result = module(*sample)
+        except Exception as e:
+            raise Failure(stage, f"forward failed on the example inputs: {type(e).__name__}: {str(e).strip()}",
+                          "check the declared inputs (dtype, shape, range) against what forward() expects", last_frames())
+        if isinstance(result, self.torch.Tensor):
+            return (result,)
+        if isinstance(result, (tuple, list)) and result and all(isinstance(t, self.torch.Tensor) for t in result):
+            return tuple(result)
+        raise Failure(stage, f"forward returned {type(result).__name__}; ptm supports a Tensor or a tuple of Tensors",
+                      "return a tensor, or a tuple of tensors, from forward()")
+
+    def output_specs(self, outputs):
+        names = self.decl["outputs"] or [f"output{i}" for i in range(len(outputs))]
+        if len(names) != len(outputs):
+            raise Failure("load", f"`outputs` names {len(names)} output(s) but forward returns {len(outputs)}",
+                          f"list {len(outputs)} name(s) in package.metadata.models.{self.name}.outputs")
+        return [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)} for n, t in zip(names, outputs)]
+
+    def input_specs(self):
+        return [{"name": s["name"], "dtype": s["dtype"], "shape": s["shape"]} for s in self.decl["inputs"]]
+
+    # -- export, quantize, optimize ------------------------------------------------------
+
+    def export(self, model, example, label="exporting"):
+        torch = self.torch
+        if isinstance(model, torch.jit.ScriptModule):
+            return model
+        how = self.decl["export"]
+        log(self.name, f"{label} ({how})")
+        try:
+            if how == "script":
+                return torch.jit.script(model)
+            return torch.jit.trace(model, example, check_trace=False)
+        except Exception as e:
+            if how == "script":
+                hint = ("annotate the code for TorchScript (types, no unsupported Python), or try export = \"trace\" "
+                        "if forward has no data-dependent control flow")
+            else:
+                hint = "try export = \"script\""
+            raise Failure("export", f"torch.jit.{how} failed: {str(e).strip()}", hint, last_frames(3))
+
+    def quantize(self, model, exported, example, calibration):
+        torch = self.torch
+        from torch.ao import quantization as q
+        engine, kind = self.decl["engine"], self.decl["quantize"]
+        log(self.name, f"quantizing ({kind} INT8, {engine})")
+        try:
+            if kind == "dynamic" and not isinstance(model, torch.jit.ScriptModule):
+                spec = {torch.nn.Linear: q.default_dynamic_qconfig,
+                        torch.nn.LSTM: q.default_dynamic_qconfig,
+                        torch.nn.GRU: q.default_dynamic_qconfig,
+                        torch.nn.Embedding: q.float_qparams_weight_only_qconfig,
+                        torch.nn.EmbeddingBag: q.float_qparams_weight_only_qconfig}
+                quantized = q.quantize_dynamic(copy.deepcopy(model), spec, dtype=torch.qint8)
+                return self.export(quantized, example, "exporting the quantized model")
+            if kind == "dynamic":
+                return q.quantize_dynamic_jit(exported, {"": q.default_dynamic_qconfig})
+            qconfig = q.get_default_qconfig(engine)
+
+            def calibrate(module, samples):
+                for sample in samples:
+                    module(*sample)
+
+            return q.quantize_jit(exported, {"": qconfig}, calibrate, [calibration])
+        except Failure:
+            raise
+        except Exception as e:
+            raise Failure("quantize", f"{kind} quantization with {engine} failed: {type(e).__name__}: {str(e).strip()}",
+                          "try quantize = \"dynamic\" (static needs conv/linear layers torch can observe), or quantize = \"none\"",
+                          last_frames(3))
+
+    def optimize(self, module):
+        torch = self.torch
+        from torch.utils.mobile_optimizer import MobileOptimizerType, optimize_for_mobile
+        log(self.name, "optimize_for_mobile")
+        blocklist = {getattr(MobileOptimizerType, p.upper()) for p in self.decl["optimize_blocklist"]}
+        try:
+            return optimize_for_mobile(module, optimization_blocklist=blocklist or None,
+                                       preserved_methods=list(self.decl["preserved_methods"]) or None)
+        except Exception as e:
+            raise Failure("optimize", f"optimize_for_mobile failed: {str(e).strip()}",
+                          "skip the failing pass with optimize_blocklist = [\"...\"], or set optimize = false", last_frames(3))
+
+    # -- measurements ---------------------------------------------------------------------
+
+    def record_size(self, stage, module):
+        self.sizes.append({"stage": stage, "bytes": len(module._save_to_buffer_for_lite_interpreter())})
+
+    def measure(self, stage, module, samples, references):
+        torch = self.torch
+        max_abs, scale, agree, total = 0.0, 0.0, 0, 0
+        for sample, reference in zip(samples, references):
+            produced = self.outputs_of(module, sample, self.stage)
+            for ref, out in zip(reference, produced):
+                if ref.is_quantized:
+                    ref = ref.dequantize()
+                if out.is_quantized:
+                    out = out.dequantize()
+                if tuple(ref.shape) != tuple(out.shape):
+                    raise Failure(self.stage, f"after `{stage}` an output has shape {list(out.shape)}, the source model gives {list(ref.shape)}")
+                r, o = ref.double(), out.double()
+                if r.numel():
+                    diff = torch.nan_to_num((r - o).abs(), nan=math.inf)
+                    max_abs = max(max_abs, diff.max().item())
+                    scale = max(scale, torch.nan_to_num(r.abs(), nan=0.0).max().item())
+                if ref.is_floating_point() and 1 <= ref.dim() <= 2 and ref.shape[-1] > 1:
+                    agree += (r.argmax(-1) == o.argmax(-1)).sum().item()
+                    total += r.argmax(-1).numel()
+        max_abs = min(max_abs, 1e300)
+        self.drift.append({
+            "stage": stage,
+            "max_abs": max_abs,
+            "relative": min(max_abs / scale if scale > 0 else max_abs, 1e300),
+            "top1": agree / total if total else None,
+            "samples": len(samples),
+        })
+
+    def check_tolerance(self):
+        tolerance = self.decl["tolerance"]
+        for d in self.drift:
+            too_far = d["relative"] > tolerance["relative"]
+            disagree = d["top1"] is not None and d["top1"] < tolerance["top1"]
+            if too_far or disagree:
+                top1 = "n/a" if d["top1"] is None else f"{d['top1']:.3f}"
+                raise Failure("verify",
+                              f"outputs drifted from the source model at stage `{d['stage']}`: relative error {d['relative']:.4g} "
+                              f"(allowed {tolerance['relative']:.4g}), max abs {d['max_abs']:.4g}, top-1 agreement {top1} "
+                              f"(required {tolerance['top1']:.3f}) over {d['samples']} samples",
+                              f"if this drift is acceptable, raise package.metadata.models.{self.name}.tolerance; "
+                              "otherwise try more calibration samples, quantize = \"dynamic\", or quantize = \"none\"")
+
+
+def convert(torch, job, crate_dir):
+    name = job["decl"]["name"]
+    started = time.perf_counter()
+    pipeline = Pipeline(torch, job["decl"], crate_dir, job["out"])
+    try:
+        report = pipeline.run()
+    except Failure as f:
+        return {"name": name, "ok": False, "stage": f.stage, "message": f.message, "hint": f.hint, "traceback": f.tb}
+    except Exception as e:
+        return {"name": name, "ok": False, "stage": pipeline.stage, "message": f"{type(e).__name__}: {e}",
+                "hint": None, "traceback": last_frames()}
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    log(name, f"converted in {report['seconds']:.1f} s, {report['sizes'][-1]['bytes'] / 1e6:.2f} MB")
+    return {"name": name, "ok": True, "report": report}
+
+
+def main(request_path, result_path):
+    with open(request_path) as f:
+        request = json.load(f)
+    real_stdout, sys.stdout = sys.stdout, sys.stderr
+    quiet_torch_warnings()
+    import torch
+    import torch.jit.mobile  # not imported by `import torch`
+    quiet_torch_warnings()
+    torch.manual_seed(SEED)
+    result = {"torch": torch.__version__, "models": [convert(torch, job, request["crate_dir"]) for job in request["models"]]}
+    temp = result_path + ".tmp"
+    with open(temp, "w") as f:
+        json.dump(result, f)
+    os.replace(temp, result_path)
+    sys.stdout = real_stdout
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,159 @@
+//! The report ptm-build writes to `$OUT_DIR/ptm/models.json` and ptm-macros reads.
+//!
+//! One crate owns the schema so that the writer and the reader cannot drift apart.
+//! [`SCHEMA`] changes whenever a field changes meaning; the macro refuses a report
+//! written by another schema, with a message naming both versions.
+#![deny(missing_docs)]
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the models.json layout.
+pub const SCHEMA: u32 = 1;
+
+/// File name of the report inside `$OUT_DIR/ptm/`.
+pub const REPORT_FILE: &str = "models.json";
+
+/// Everything one build script produced for one crate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Bundle {
+    /// [`SCHEMA`] of the writer.
+    pub schema: u32,
+    /// Version of the ptm-build crate that wrote this file.
+    pub ptm_build: String,
+    /// One entry per declared model, sorted by name.
+    pub models: Vec<ModelReport>,
+}
+
+/// What ptm knows about one converted model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelReport {
+    /// The declared name (`[package.metadata.models.<name>]`), snake_case.
+    pub name: String,
+    /// The `source` value as declared, relative to the crate.
+    pub source: String,
+    /// File name of the .ptl, relative to the directory holding models.json.
+    pub artifact: String,
+    /// sha256 of the .ptl, hex.
+    pub artifact_sha256: String,
+    /// Whether the app embeds the .ptl (`include_bytes!`) or loads it from a path.
+    pub embed: bool,
+    /// `"script"` or `"trace"`.
+    pub export: String,
+    /// `"none"`, `"dynamic"` or `"static"`.
+    pub quantize: String,
+    /// The quantized engine the model was converted for (`qnnpack`, `fbgemm`).
+    pub engine: String,
+    /// Whether `optimize_for_mobile` ran.
+    pub optimize: bool,
+    /// The model's inputs, in call order.
+    pub inputs: Vec<TensorSpec>,
+    /// The model's outputs, in order, as observed on the example inputs.
+    pub outputs: Vec<TensorSpec>,
+    /// Size in bytes after each step, in pipeline order.
+    pub sizes: Vec<StageSize>,
+    /// Operators the Lite Interpreter needs (`_export_operator_list`), sorted.
+    pub operators: Vec<String>,
+    /// Bytecode version of the saved .ptl.
+    pub bytecode_version: u32,
+    /// Output drift against the source model after each stage.
+    pub drift: Vec<StageDrift>,
+    /// Torch version that converted the model.
+    pub torch: String,
+    /// Content hash of everything that went into the artifact.
+    pub cache_key: String,
+}
+
+/// An input or output tensor.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TensorSpec {
+    /// Argument or field name.
+    pub name: String,
+    /// Element type: float32, float64, float16, int64, int32, int16, int8, uint8, bool.
+    pub dtype: String,
+    /// Dimensions, outermost first.
+    pub shape: Vec<Dim>,
+}
+
+/// One dimension of a tensor.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Dim {
+    /// A size known at build time.
+    Fixed(u64),
+    /// A size known only at run time; `example` is the size used at build time.
+    Dynamic {
+        /// The dimension's name, shared by every input that uses it.
+        name: String,
+        /// The size the build used for its example inputs.
+        example: u64,
+    },
+}
+
+impl Dim {
+    /// The size used at build time.
+    pub fn example(&self) -> u64 {
+        match self {
+            Dim::Fixed(n) => *n,
+            Dim::Dynamic { example, .. } => *example,
+        }
+    }
+}
+
+/// Size of the model after one pipeline step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StageSize {
+    /// `source`, `exported`, `quantized`, `optimized` or `ptl`.
+    pub stage: String,
+    /// Bytes of the model serialized at that step.
+    pub bytes: u64,
+}
+
+/// How far the outputs moved from the source model's after one stage.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StageDrift {
+    /// `exported`, `quantized`, `optimized` or `lite`.
+    pub stage: String,
+    /// Largest absolute difference over every output element of every sample.
+    pub max_abs: f64,
+    /// `max_abs` divided by the largest absolute source output value.
+    pub relative: f64,
+    /// Share of samples whose arg-max class agrees, for classifier-shaped outputs.
+    pub top1: Option<f64>,
+    /// How many input samples were compared.
+    pub samples: u32,
+}
+
+impl Bundle {
+    /// Parses a models.json document.
+    pub fn from_json(text: &str) -> Result<Bundle, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// Pretty JSON with a trailing newline, stable for identical input.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("report serializes");
+        text.push('\n');
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dims_round_trip_as_number_or_object() {
+        let spec = TensorSpec {
+            name: "ids".into(),
+            dtype: "int64".into(),
+            shape: vec![Dim::Fixed(1), Dim::Dynamic { name: "tokens".into(), example: 128 }],
+        };
+        let text = serde_json::to_string(&spec).unwrap();
+        assert_eq!(
+            text,
+            r#"{"name":"ids","dtype":"int64","shape":[1,{"name":"tokens","example":128}]}"#
+        );
+        assert_eq!(serde_json::from_str::<TensorSpec>(&text).unwrap(), spec);
+        assert_eq!(spec.shape[1].example(), 128);
+    }
+}
