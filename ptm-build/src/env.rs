@@ -10,11 +10,23 @@ pub const PTM_CACHE_DIR: &str = "PTM_CACHE_DIR";
 /// Set to 1 to use a torch other than the tested version.
 pub const PTM_ALLOW_UNTESTED_TORCH: &str = "PTM_ALLOW_UNTESTED_TORCH";
 
-/// Reads `name` and, inside a build script, tells cargo to rerun when it changes.
-pub fn var(name: &str) -> Option<OsString> {
+/// Every variable any build path may read. Declared on every run, whatever path the
+/// build takes, so that cargo sees the same instructions from a cache hit as from a miss
+/// (a changed set of instructions alone makes cargo rerun the script).
+pub const WATCHED: &[&str] = &[PTM_PYTHON, PTM_CACHE_DIR, PTM_ALLOW_UNTESTED_TORCH, "VIRTUAL_ENV"];
+
+/// Tells cargo about every variable in [`WATCHED`].
+pub fn watch_all() {
     if in_build_script() {
-        println!("cargo:rerun-if-env-changed={name}");
+        for name in WATCHED {
+            println!("cargo:rerun-if-env-changed={name}");
+        }
     }
+}
+
+/// Reads `name` (one of [`WATCHED`]) and, inside a build script, tells cargo to rerun when it changes.
+pub fn var(name: &str) -> Option<OsString> {
+    debug_assert!(WATCHED.contains(&name), "{name} is read but not watched");
     std::env::var_os(name).filter(|value| !value.is_empty())
 }
 

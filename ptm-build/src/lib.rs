@@ -131,6 +131,7 @@ impl Builder {
     }
 
     fn context(&self) -> Result<pipeline::Context, Error> {
+        env::watch_all();
         let required = |value: &Option<PathBuf>, variable: &str| {
             value.clone().or_else(|| std::env::var_os(variable).map(PathBuf::from)).ok_or_else(|| Error::Environment {
                 variable: variable.into(),

@@ -5,8 +5,8 @@
 //!
 //! Asking Python for its torch version costs an interpreter start and a torch import
 //! (seconds). The answer is kept in the cache directory and trusted while the
-//! interpreter and torch's `version.py` keep their size and modification time, so a
-//! cache hit starts no Python at all.
+//! torch's `version.py` keeps its size and modification time (reinstalling torch
+//! rewrites it), so a cache hit starts no Python at all.
 
 use crate::{env, Error};
 use serde::{Deserialize, Serialize};
@@ -40,7 +40,6 @@ pub struct Torch {
 #[derive(Serialize, Deserialize)]
 struct Probe {
     python: PathBuf,
-    python_stamp: Stamp,
     version_file: PathBuf,
     version_stamp: Stamp,
     torch: Torch,
@@ -123,9 +122,7 @@ print(json.dumps({"version": torch.__version__, "dir": os.path.dirname(torch.__f
 pub fn torch(python: &Interpreter, cache_dir: &Path) -> Result<Torch, Error> {
     let record = probe_record(cache_dir, &python.path);
     if let Some(probe) = std::fs::read(&record).ok().and_then(|bytes| serde_json::from_slice::<Probe>(&bytes).ok()) {
-        let fresh = probe.python == python.path
-            && stamp(&python.path).as_ref() == Some(&probe.python_stamp)
-            && stamp(&probe.version_file).as_ref() == Some(&probe.version_stamp);
+        let fresh = probe.python == python.path && stamp(&probe.version_file).as_ref() == Some(&probe.version_stamp);
         if fresh {
             return Ok(probe.torch);
         }
@@ -148,8 +145,8 @@ pub fn torch(python: &Interpreter, cache_dir: &Path) -> Result<Torch, Error> {
     let text = |key: &str| answer.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string();
     let torch = Torch { version: text("version"), dir: PathBuf::from(text("dir")), cxx11_abi: answer.get("cxx11_abi").and_then(|v| v.as_bool()).unwrap_or(true) };
     let version_file = PathBuf::from(text("version_file"));
-    if let (Some(python_stamp), Some(version_stamp)) = (stamp(&python.path), stamp(&version_file)) {
-        let probe = Probe { python: python.path.clone(), python_stamp, version_file, version_stamp, torch: torch.clone() };
+    if let Some(version_stamp) = stamp(&version_file) {
+        let probe = Probe { python: python.path.clone(), version_file, version_stamp, torch: torch.clone() };
         // A lost race or a read-only cache only costs the next build another probe.
         let _ = crate::fsutil::write_atomic(&record, serde_json::to_string_pretty(&probe).unwrap_or_default().as_bytes());
     }
@@ -178,4 +175,24 @@ pub fn check_version(python: &Interpreter, torch: &Torch) -> Result<(), Error> {
             format!("set {}=1 to convert with torch {} anyway", env::PTM_ALLOW_UNTESTED_TORCH, torch.version),
         ],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn torch(version: &str) -> Torch {
+        Torch { version: version.into(), dir: PathBuf::from("/t"), cxx11_abi: true }
+    }
+
+    #[test]
+    fn the_tested_torch_passes_and_others_name_the_bypass() {
+        let python = Interpreter { path: PathBuf::from("/venv/bin/python"), origin: "PTM_PYTHON".into() };
+        assert!(check_version(&python, &torch("2.11.0+cu130")).is_ok());
+        let text = check_version(&python, &torch("2.13.0")).unwrap_err().to_string();
+        assert!(text.contains("has torch 2.13.0, ptm is tested with 2.11.0") && text.contains("without XNNPACK"), "{text}");
+        assert!(text.contains("PTM_ALLOW_UNTESTED_TORCH=1") && text.contains("pip install torch==2.11.0"), "{text}");
+        let text = check_version(&python, &torch("2.4.1")).unwrap_err().to_string();
+        assert!(!text.contains("XNNPACK"), "{text}");
+    }
 }

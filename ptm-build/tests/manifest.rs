@@ -1,0 +1,109 @@
+//! Every mistake in a model declaration ends in a message naming the key, what was
+//! found and the fix.
+
+mod common;
+use common::{error_text, model, Project, TINY_MODEL};
+
+fn parse_error(metadata: &str) -> String {
+    error_text(Project::new(metadata).file("tiny.py", TINY_MODEL).parse())
+}
+
+#[test]
+fn a_complete_declaration_parses_with_defaults() {
+    let project = Project::new(&model("")).file("tiny.py", TINY_MODEL);
+    let decls = project.parse().unwrap();
+    assert_eq!(decls.len(), 1);
+    let tiny = &decls[0];
+    assert_eq!(tiny.export, ptm_build::manifest::Export::Script);
+    assert_eq!(tiny.quantize, ptm_build::manifest::Quantize::None);
+    assert_eq!(tiny.engine, ptm_build::manifest::Engine::Qnnpack);
+    assert!(tiny.optimize && tiny.embed);
+    assert_eq!(ptm_build::manifest::type_name("review_model_2"), "ReviewModel2");
+}
+
+#[test]
+fn no_metadata_means_no_models() {
+    assert!(Project::new("").parse().unwrap().is_empty());
+}
+
+#[test]
+fn unknown_key_suggests_the_closest() {
+    let text = parse_error(&model("quantise = \"dynamic\""));
+    assert!(text.contains("`package.metadata.models.tiny.quantise`"), "{text}");
+    assert!(text.contains("did you mean `quantize`?"), "{text}");
+    assert!(text.contains("Cargo.toml"), "{text}");
+}
+
+#[test]
+fn wrong_type_names_the_found_value() {
+    let text = parse_error(&model("optimize = \"yes\""));
+    assert!(text.contains("`package.metadata.models.tiny.optimize`") && text.contains("\"yes\" (a string)") && text.contains("true or false"), "{text}");
+}
+
+#[test]
+fn unknown_choices_suggest_a_valid_one() {
+    let text = parse_error(&model("quantize = \"dynamc\""));
+    assert!(text.contains("one of: none, dynamic, static") && text.contains("write quantize = \"dynamic\""), "{text}");
+    let text = parse_error(&model("export = \"jit\""));
+    assert!(text.contains("`package.metadata.models.tiny.export`") && text.contains("script, trace"), "{text}");
+    let text = parse_error(&model("engine = \"fbgem\""));
+    assert!(text.contains("write engine = \"fbgemm\""), "{text}");
+    let text = parse_error(&model("").replace("float32", "flaot32"));
+    assert!(text.contains("inputs[0].dtype") && text.contains("write dtype = \"float32\""), "{text}");
+}
+
+#[test]
+fn missing_files_name_the_key_and_the_path() {
+    let text = error_text(Project::new(&model("")).parse());
+    assert!(text.contains("`package.metadata.models.tiny.source`") && text.contains("tiny.py") && text.contains("does not exist"), "{text}");
+    let text = parse_error(&model("weights = \"missing.pth\""));
+    assert!(text.contains(".weights`") && text.contains("missing.pth"), "{text}");
+    let text = parse_error(&model("quantize = \"static\"\ncalibration = \"nowhere\""));
+    assert!(text.contains(".calibration`") && text.contains("nowhere"), "{text}");
+}
+
+#[test]
+fn names_must_be_identifiers() {
+    let text = parse_error(&model("").replace("models.tiny", "models.ReviewModel"));
+    assert!(text.contains("snake_case") && text.contains("[package.metadata.models.review_model]"), "{text}");
+    let text = parse_error(&model("").replace("name = \"x\"", "name = \"type\""));
+    assert!(text.contains("inputs[0].name") && text.contains("snake_case Rust identifier"), "{text}");
+}
+
+#[test]
+fn static_needs_calibration() {
+    let text = parse_error(&model("quantize = \"static\""));
+    assert!(text.contains(".calibration`") && text.contains("found:    nothing") && text.contains("quantize = \"dynamic\", which needs none"), "{text}");
+}
+
+#[test]
+fn trace_needs_inputs() {
+    let text = parse_error("[package.metadata.models.tiny]\nsource = \"tiny.py:build_model\"\nexport = \"trace\"\n");
+    assert!(text.contains("`package.metadata.models.tiny.inputs`") && text.contains("[[package.metadata.models.tiny.inputs]]"), "{text}");
+}
+
+#[test]
+fn shapes_and_ranges_are_checked() {
+    let text = parse_error(&model("").replace("[1, 4]", "[1, \"tokens\"]"));
+    assert!(text.contains("inputs[0].shape") && text.contains("tokens=<size used at build time>"), "{text}");
+    let text = parse_error(&model("").replace("[1, 4]", "[0, 4]"));
+    assert!(text.contains("inputs[0].shape") && text.contains("positive integer"), "{text}");
+    let decls = Project::new(&model("").replace("[1, 4]", "[1, \"n=4\"]")).file("tiny.py", TINY_MODEL).parse().unwrap();
+    assert_eq!(decls[0].inputs[0].shape[1], ptm_report::Dim::Dynamic { name: "n".into(), example: 4 });
+    let text = parse_error(&format!("{}range = [5, 1]\n", model("")));
+    assert!(text.contains("inputs[0].range") && text.contains("low < high"), "{text}");
+}
+
+#[test]
+fn source_forms_are_explained() {
+    let text = parse_error(&model("").replace("tiny.py:build_model", "tiny.py"));
+    assert!(text.contains("write source = \"tiny.py:build_model\""), "{text}");
+    let text = parse_error(&model("").replace("tiny.py:build_model", "tiny.onnx"));
+    assert!(text.contains("TorchScript archive"), "{text}");
+}
+
+#[test]
+fn toml_syntax_errors_name_the_file() {
+    let text = parse_error("[package.metadata.models.tiny\nsource = 1");
+    assert!(text.contains("Cargo.toml") && text.contains("valid TOML"), "{text}");
+}
