@@ -7,7 +7,7 @@ fn main() {
     for model in &bundle.models {
         let size = |stage: &str| model.sizes.iter().find(|s| s.stage == stage).map_or(0.0, |s| s.bytes as f64 / 1e6);
         let lite = model.drift.iter().find(|d| d.stage == "lite");
-        println!("{}: {} ({} INT8, {}), fp32 {:.2} MB -> .ptl {:.2} MB ({:.2}x)", model.name, model.source, model.quantize, model.engine, size("exported"), size("ptl"), size("ptl") / size("exported"));
+        println!("{}: {} ({} INT8, {}), fp32 parameters {:.2} MB -> .ptl {:.2} MB ({:.2}x)", model.name, model.source, model.quantize, model.engine, size("source"), size("ptl"), size("ptl") / size("source"));
         if let Some(d) = lite {
             println!("  Lite Interpreter vs source: relative error {:.4}, top-1 agreement {:?} over {} samples", d.relative, d.top1, d.samples);
         }

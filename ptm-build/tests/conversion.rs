@@ -90,6 +90,7 @@ fn drift_past_the_tolerance_fails_with_the_figures() {
     let text = error_text(project.build());
     assert!(text.contains("failed at stage `verify`") && text.contains("drifted from the source model at stage `quantized`"), "{text}");
     assert!(text.contains("allowed 1e-07") && text.contains("tolerance"), "{text}");
+    assert!(text.contains("over 8 samples"), "a failing check measures every stage on every sample: {text}");
 }
 
 #[test]
@@ -119,4 +120,62 @@ fn concurrent_builds_of_one_model_both_succeed_and_share_one_entry() {
     assert_eq!(entries.len(), 1, "one entry for one model");
     let staging = std::fs::read_dir(cache.join("staging")).map(|d| d.count()).unwrap_or(0);
     assert_eq!(staging, 0, "no staging directory is left behind");
+}
+
+const EMBEDDING_MODEL: &str = r#"
+import torch
+from torch import nn
+
+class Bag(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(1000, 32)
+        self.fc = nn.Linear(32, 5)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.embed(ids).mean(1))
+
+def build_model():
+    torch.manual_seed(0)
+    return Bag()
+"#;
+
+/// (name, data offset, data) of every record of a stored (uncompressed) zip archive.
+fn zip_records(bytes: &[u8]) -> Vec<(String, usize, Vec<u8>)> {
+    let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
+    let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+    let mut records = Vec::new();
+    let mut at = 0;
+    while bytes[at..].starts_with(b"PK\x03\x04") {
+        let (size, name_len, extra_len) = (u32_at(at + 18), u16_at(at + 26), u16_at(at + 28));
+        let name = String::from_utf8_lossy(&bytes[at + 30..at + 30 + name_len]).into_owned();
+        let start = at + 30 + name_len + extra_len;
+        records.push((name, start, bytes[start..start + size].to_vec()));
+        at = start + size;
+    }
+    records
+}
+
+#[test]
+fn quantized_embeddings_are_stored_once_in_an_aligned_archive() {
+    let metadata = "[package.metadata.models.bag]\nsource = \"bag.py:build_model\"\nquantize = \"dynamic\"\n\n[[package.metadata.models.bag.inputs]]\nname = \"ids\"\ndtype = \"int64\"\nshape = [1, 12]\nrange = [0, 1000]\n";
+    let project = Project::new(metadata).file("bag.py", EMBEDDING_MODEL);
+    let bundle = project.build().unwrap();
+    assert!(bundle.models[0].operators.contains(&"quantized::embedding_byte".to_string()), "{:?}", bundle.models[0].operators);
+    let bytes = std::fs::read(project.path().join("out/ptm/bag.ptl")).unwrap();
+    let records = zip_records(&bytes);
+    assert!(records.len() > 5, "parsed the archive: {}", records.len());
+    let storages: Vec<&(String, usize, Vec<u8>)> = records.iter().filter(|(name, _, _)| name.starts_with("model/constants/")).collect();
+    let embedding = storages.iter().filter(|(_, _, data)| data.len() == 1000 * 32).count();
+    assert_eq!(embedding, 1, "the 8-bit embedding weight is stored exactly once");
+    for (i, a) in storages.iter().enumerate() {
+        for b in &storages[i + 1..] {
+            assert!(a.2 != b.2 || a.2.len() < 64, "{} and {} hold the same bytes", a.0, b.0);
+        }
+    }
+    for (name, start, _) in &records {
+        assert_eq!(start % 64, 0, "{name} is not 64-byte aligned");
+        assert!(!name.ends_with(".debug_pkl"), "{name}");
+    }
+    assert!(records.iter().all(|(name, _, _)| name.starts_with("model/")));
 }

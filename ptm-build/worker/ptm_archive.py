@@ -10,8 +10,10 @@ Why it is needed (see docs/TOOLCHAIN.md):
   the first.
 - A saved archive differs on every save: `.data/serialization_id` is random, the root
   folder is named after the file, and `*.debug_pkl` source ranges hold absolute paths.
-  The id is derived from the content, the root is always `model`, and paths become
-  relative to the crate (or to site-packages for torch's own files).
+  The id is derived from the content and the root is always `model`. The debug
+  records are dropped: they serve full-JIT error messages only (ptm saves without
+  mobile debug info, so the Lite Interpreter never reads them), both interpreters load
+  the archive without them, and they cost size and parse time.
 
 The output keeps PyTorch's layout: entries stored uncompressed, in the original order,
 each record's data 64-byte aligned (padding in an `FB` extra field, as PyTorch writes),
@@ -19,11 +21,9 @@ timestamps fixed.
 """
 import hashlib
 import io
-import os
 import pickletools
 import re
 import struct
-import sys
 import zipfile
 
 ROOT = "model"
@@ -32,7 +32,7 @@ STORAGE_KEY = re.compile(r"^\d+\.storage$")
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def rewrite(data, crate_dir):
+def rewrite(data):
     """Returns the normalized, deduplicated archive for the .ptl bytes `data`."""
     source = zipfile.ZipFile(io.BytesIO(data))
     entries = []
@@ -40,7 +40,6 @@ def rewrite(data, crate_dir):
         _, _, rest = info.filename.partition("/")
         entries.append([rest, source.read(info)])
     renames = duplicate_storages(entries)
-    prefixes = path_prefixes(crate_dir)
     kept = []
     for name, body in entries:
         if name.startswith("constants/") and name[len("constants/"):] in renames:
@@ -48,7 +47,7 @@ def rewrite(data, crate_dir):
         if name in ("constants.pkl", "bytecode.pkl") and renames:
             body = rewrite_strings(body, lambda s: renames.get(s, s) if STORAGE_KEY.match(s) else s)
         elif name.endswith(".debug_pkl"):
-            body = rewrite_strings(body, lambda s: relative_path(s, prefixes))
+            continue
         kept.append([name, body])
     content = hashlib.sha256()
     for name, body in kept:
@@ -128,20 +127,6 @@ def rewrite_strings(pickle_bytes, change):
                 continue
         out += pickle_bytes[position:end]
     return bytes(out)
-
-
-def path_prefixes(crate_dir):
-    prefixes = [(os.path.abspath(crate_dir).rstrip(os.sep) + os.sep, "")]
-    for entry in sorted({p for p in sys.path if p and os.path.isdir(p)}, key=len, reverse=True):
-        prefixes.append((os.path.abspath(entry).rstrip(os.sep) + os.sep, ""))
-    return prefixes
-
-
-def relative_path(text, prefixes):
-    for prefix, replacement in prefixes:
-        if text.startswith(prefix):
-            return replacement + text[len(prefix):]
-    return text
 
 
 def write_aligned(entries):

@@ -11,7 +11,6 @@ RESULT.json:  {"torch": str, "models": [{"name", "ok": true, "report": {...}}
 Progress goes to stderr, one line per step. Model code may print freely: stdout is
 redirected to stderr so nothing it prints can be mistaken for a result.
 """
-import copy
 import importlib.util
 import io
 import json
@@ -26,6 +25,10 @@ import zipfile
 import ptm_archive
 
 EXAMPLE_SAMPLES = 8
+# Intermediate stages are diagnostic: on a passing build they are measured on this many
+# example inputs; the Lite Interpreter stage, which decides, always sees every sample.
+# When a check fails, every stage is measured again on every sample.
+QUICK_SAMPLES = 2
 MAX_CALIBRATION_SAMPLES = 256
 SEED = 20240601
 
@@ -68,6 +71,7 @@ class Pipeline:
         self.stage = "load"
         self.sizes = []
         self.drift = []
+        self.stages = []  # (stage, module), to measure again in full when a check fails
 
     def path(self, relative):
         return os.path.join(self.crate_dir, relative)
@@ -84,28 +88,36 @@ class Pipeline:
             references = [self.outputs_of(model, s, "load") for s in check]
             outputs = self.output_specs(references[0])
 
-            self.stage = "export"
-            exported = self.export(model, samples[0])
-            self.record_size("exported", exported)
-            self.measure("exported", exported, check, references)
-
-            current = exported
-            if decl["quantize"] != "none":
+            self.sizes.append({"stage": "source", "bytes": state_bytes(model)})
+            if decl["quantize"] == "dynamic" and not isinstance(model, torch.jit.ScriptModule):
+                # Eager dynamic quantization comes before export: the first TorchScript
+                # module is already INT8, so there is no float `exported` stage.
                 self.stage = "quantize"
-                current = self.quantize(model, exported, samples[0], calibration)
+                current = self.export(self.quantize_eager(model), samples[0], "exporting the quantized model")
                 self.record_size("quantized", current)
                 self.measure("quantized", current, check, references)
+            else:
+                self.stage = "export"
+                current = self.export(model, samples[0])
+                self.record_size("exported", current)
+                self.measure("exported", current, check, references)
+                if decl["quantize"] != "none":
+                    self.stage = "quantize"
+                    current = self.quantize_graph(current, calibration)
+                    self.record_size("quantized", current)
+                    self.measure("quantized", current, check, references)
 
+            saved = None
             if decl["optimize"]:
                 self.stage = "optimize"
                 current = self.optimize(current)
-                self.record_size("optimized", current)
+                saved = current._save_to_buffer_for_lite_interpreter()
+                self.sizes.append({"stage": "optimized", "bytes": len(saved)})
                 self.measure("optimized", current, check, references)
 
             self.stage = "save"
             log(self.name, "saving for the Lite Interpreter")
-            raw = io.BytesIO(current._save_to_buffer_for_lite_interpreter())
-            rewritten = ptm_archive.rewrite(raw.getvalue(), self.crate_dir)
+            rewritten = ptm_archive.rewrite(saved or current._save_to_buffer_for_lite_interpreter())
             with open(self.out, "wb") as f:
                 f.write(rewritten)
             self.sizes.append({"stage": "ptl", "bytes": len(rewritten)})
@@ -116,7 +128,7 @@ class Pipeline:
             self.measure("lite", lite, check, references)
             operators = sorted(torch.jit.mobile._export_operator_list(lite))
             bytecode = torch.jit.mobile._get_model_bytecode_version(self.out)
-            self.check_tolerance()
+            self.check_tolerance(check, references)
         return {
             "inputs": self.input_specs(),
             "outputs": outputs,
@@ -299,35 +311,43 @@ class Pipeline:
                 hint = "try export = \"script\""
             raise Failure("export", f"torch.jit.{how} failed: {str(e).strip()}", hint, last_frames(3))
 
-    def quantize(self, model, exported, example, calibration):
+    def quantize_eager(self, model):
+        """Dynamic INT8 of a Python module: Linear/LSTM/GRU weights, 8-bit embeddings."""
         torch = self.torch
         from torch.ao import quantization as q
-        engine, kind = self.decl["engine"], self.decl["quantize"]
-        log(self.name, f"quantizing ({kind} INT8, {engine})")
+        log(self.name, f"quantizing (dynamic INT8, {self.decl['engine']})")
+        spec = {torch.nn.Linear: q.default_dynamic_qconfig,
+                torch.nn.LSTM: q.default_dynamic_qconfig,
+                torch.nn.GRU: q.default_dynamic_qconfig,
+                torch.nn.Embedding: q.float_qparams_weight_only_qconfig,
+                torch.nn.EmbeddingBag: q.float_qparams_weight_only_qconfig}
         try:
-            if kind == "dynamic" and not isinstance(model, torch.jit.ScriptModule):
-                spec = {torch.nn.Linear: q.default_dynamic_qconfig,
-                        torch.nn.LSTM: q.default_dynamic_qconfig,
-                        torch.nn.GRU: q.default_dynamic_qconfig,
-                        torch.nn.Embedding: q.float_qparams_weight_only_qconfig,
-                        torch.nn.EmbeddingBag: q.float_qparams_weight_only_qconfig}
-                quantized = q.quantize_dynamic(copy.deepcopy(model), spec, dtype=torch.qint8)
-                return self.export(quantized, example, "exporting the quantized model")
+            return q.quantize_dynamic(model, spec, dtype=torch.qint8)  # copies the model
+        except Exception as e:
+            raise self.quantize_failure(e)
+
+    def quantize_graph(self, exported, calibration):
+        """Graph-mode INT8 of a TorchScript module: dynamic (Linear) or static."""
+        from torch.ao import quantization as q
+        engine, kind = self.decl["engine"], self.decl["quantize"]
+        log(self.name, f"quantizing ({kind} INT8, {engine}, graph mode)")
+        try:
             if kind == "dynamic":
                 return q.quantize_dynamic_jit(exported, {"": q.default_dynamic_qconfig})
-            qconfig = q.get_default_qconfig(engine)
 
             def calibrate(module, samples):
                 for sample in samples:
                     module(*sample)
 
-            return q.quantize_jit(exported, {"": qconfig}, calibrate, [calibration])
-        except Failure:
-            raise
+            return q.quantize_jit(exported, {"": q.get_default_qconfig(engine)}, calibrate, [calibration])
         except Exception as e:
-            raise Failure("quantize", f"{kind} quantization with {engine} failed: {type(e).__name__}: {str(e).strip()}",
-                          "try quantize = \"dynamic\" (static needs conv/linear layers torch can observe), or quantize = \"none\"",
-                          last_frames(3))
+            raise self.quantize_failure(e)
+
+    def quantize_failure(self, e):
+        kind, engine = self.decl["quantize"], self.decl["engine"]
+        return Failure("quantize", f"{kind} quantization with {engine} failed: {type(e).__name__}: {str(e).strip()}",
+                       "try quantize = \"dynamic\" (static needs conv/linear layers torch can observe), or quantize = \"none\"",
+                       last_frames(3))
 
     def optimize(self, module):
         torch = self.torch
@@ -347,6 +367,20 @@ class Pipeline:
         self.sizes.append({"stage": stage, "bytes": len(module._save_to_buffer_for_lite_interpreter())})
 
     def measure(self, stage, module, samples, references):
+        self.stages.append((stage, module))
+        if stage != "lite":
+            samples, references = samples[:QUICK_SAMPLES], references[:QUICK_SAMPLES]
+        self.drift.append(self.compare_quietly(stage, module, samples, references))
+
+    def compare_quietly(self, stage, module, samples, references):
+        torch = self.torch
+        # Comparing outputs needs the graph's results, not its optimization: the
+        # profiling executor would re-optimize the graph on the first calls, which
+        # costs far more than running it a few dozen times.
+        with torch.jit.optimized_execution(False):
+            return self.compare(stage, module, samples, references)
+
+    def compare(self, stage, module, samples, references):
         torch = self.torch
         max_abs, scale, agree, total = 0.0, 0.0, 0, 0
         for sample, reference in zip(samples, references):
@@ -367,20 +401,25 @@ class Pipeline:
                     agree += (r.argmax(-1) == o.argmax(-1)).sum().item()
                     total += r.argmax(-1).numel()
         max_abs = min(max_abs, 1e300)
-        self.drift.append({
+        return {
             "stage": stage,
             "max_abs": max_abs,
             "relative": min(max_abs / scale if scale > 0 else max_abs, 1e300),
             "top1": agree / total if total else None,
             "samples": len(samples),
-        })
+        }
 
-    def check_tolerance(self):
+    def past_tolerance(self, d):
+        tolerance = self.decl["tolerance"]
+        return d["relative"] > tolerance["relative"] or (d["top1"] is not None and d["top1"] < tolerance["top1"])
+
+    def check_tolerance(self, samples, references):
+        if any(self.past_tolerance(d) for d in self.drift):
+            # Measure every stage on every sample, so the error names where drift began.
+            self.drift = [self.compare_quietly(stage, module, samples, references) for stage, module in self.stages]
         tolerance = self.decl["tolerance"]
         for d in self.drift:
-            too_far = d["relative"] > tolerance["relative"]
-            disagree = d["top1"] is not None and d["top1"] < tolerance["top1"]
-            if too_far or disagree:
+            if self.past_tolerance(d):
                 top1 = "n/a" if d["top1"] is None else f"{d['top1']:.3f}"
                 raise Failure("verify",
                               f"outputs drifted from the source model at stage `{d['stage']}`: relative error {d['relative']:.4g} "
@@ -388,6 +427,11 @@ class Pipeline:
                               f"(required {tolerance['top1']:.3f}) over {d['samples']} samples",
                               f"if this drift is acceptable, raise package.metadata.models.{self.name}.tolerance; "
                               "otherwise try more calibration samples, quantize = \"dynamic\", or quantize = \"none\"")
+
+
+def state_bytes(model):
+    """Bytes of the source model's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values() if hasattr(t, "numel"))
 
 
 def convert(torch, job, crate_dir):
@@ -415,6 +459,9 @@ def main(request_path, result_path):
     import torch.jit.mobile  # not imported by `import torch`
     quiet_torch_warnings()
     torch.manual_seed(SEED)
+    # One thread: qnnpack's kernels on a small x86 host run 30x slower with the default
+    # intra-op pool than without it (contention), and conversion is not parallel work.
+    torch.set_num_threads(1)
     result = {"torch": torch.__version__, "models": [convert(torch, job, request["crate_dir"]) for job in request["models"]]}
     temp = result_path + ".tmp"
     with open(temp, "w") as f:
