@@ -87,6 +87,7 @@ class Pipeline:
             check = samples + calibration[:MAX_CALIBRATION_SAMPLES]
             references = [self.outputs_of(model, s, "load") for s in check]
             outputs = self.output_specs(references[0])
+            self.mark_dynamic_outputs(model, outputs)
 
             self.sizes.append({"stage": "source", "bytes": state_bytes(model)})
             if decl["quantize"] == "dynamic" and not isinstance(model, torch.jit.ScriptModule):
@@ -287,6 +288,32 @@ class Pipeline:
             raise Failure("load", f"`outputs` names {len(names)} output(s) but forward returns {len(outputs)}",
                           f"list {len(outputs)} name(s) in package.metadata.models.{self.name}.outputs")
         return [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)} for n, t in zip(names, outputs)]
+
+    def mark_dynamic_outputs(self, model, outputs):
+        """Runs once more with every dynamic input dimension at another size; output
+        dimensions that change are dynamic, named after the input dimension they follow."""
+        sizes = {}
+        for spec in self.decl["inputs"]:
+            for d in spec["shape"]:
+                if not isinstance(d, int):
+                    sizes[d["name"]] = (d["example"], d["example"] - 1 if d["example"] > 1 else 2)
+        if not sizes:
+            return
+        generator = self.torch.Generator().manual_seed(SEED + 1)
+        moved = []
+        for spec in self.decl["inputs"]:
+            shape = [d if isinstance(d, int) else {"name": d["name"], "example": sizes[d["name"]][1]} for d in spec["shape"]]
+            moved.append(self.random_tensor(dict(spec, shape=shape), generator))
+        try:
+            produced = self.outputs_of(model, tuple(moved), "load")
+        except Failure:
+            return  # the model takes only the example sizes; the outputs stay as observed
+        by_size = {alternate: (name, example) for name, (example, alternate) in sizes.items()}
+        for spec, tensor in zip(outputs, produced):
+            for i, (was, now) in enumerate(zip(spec["shape"], tensor.shape)):
+                if was != now:
+                    name, _ = by_size.get(now, (f"{spec['name']}_dim{i}", None))
+                    spec["shape"][i] = {"name": name, "example": was}
 
     def input_specs(self):
         return [{"name": s["name"], "dtype": s["dtype"], "shape": s["shape"]} for s in self.decl["inputs"]]
