@@ -1,8 +1,9 @@
 //! Runs the Python worker (`worker/ptm_worker.py`) on the models that missed the cache.
 //!
 //! One process converts every model of a build: torch's import alone costs seconds.
-//! The request and the result are JSON files; the worker's stderr is streamed through
-//! (progress lines) and its tail is kept for the error when it dies.
+//! The request and the result are JSON files; the worker's stdout goes to our stderr,
+//! its stderr is streamed through (progress lines) and its tail is kept for the error
+//! when it dies.
 
 use crate::manifest::ModelDecl;
 use crate::python::Interpreter;
@@ -96,7 +97,9 @@ pub fn run(python: &Interpreter, crate_dir: &Path, jobs: &[Job<'_>], scratch: &P
         .current_dir(crate_dir)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
+        // A build script's stdout is cargo's directive stream: nothing the model code
+        // or a library it loads writes may land there.
+        .stdout(std::io::stderr())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::Python { problem: format!("could not start {} (chosen by {}): {e}", python.path.display(), python.origin), remedies: vec!["set PTM_PYTHON to a working Python with torch".into()] })?;

@@ -8,8 +8,9 @@ REQUEST.json: {"crate_dir": str, "models": [{"decl": <ptm_build::ModelDecl as JS
 RESULT.json:  {"torch": str, "models": [{"name", "ok": true, "report": {...}}
                                        | {"name", "ok": false, "stage", "message", "hint", "traceback"}]}
 
-Progress goes to stderr, one line per step. Model code may print freely: stdout is
-redirected to stderr so nothing it prints can be mistaken for a result.
+Progress goes to stderr, one line per step. Model code may print freely: ptm-build
+connects this process's stdout to its own stderr, and results travel only in
+RESULT.json.
 """
 import importlib.util
 import io
@@ -480,7 +481,6 @@ def convert(torch, job, crate_dir):
 def main(request_path, result_path):
     with open(request_path) as f:
         request = json.load(f)
-    real_stdout, sys.stdout = sys.stdout, sys.stderr
     quiet_torch_warnings()
     import torch
     import torch.jit.mobile  # not imported by `import torch`
@@ -494,7 +494,6 @@ def main(request_path, result_path):
     with open(temp, "w") as f:
         json.dump(result, f)
     os.replace(temp, result_path)
-    sys.stdout = real_stdout
 
 
 if __name__ == "__main__":

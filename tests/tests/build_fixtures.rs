@@ -118,3 +118,18 @@ fn a_conversion_error_fails_cargo_with_the_message() {
     assert!(!build.stderr.contains("panicked"), "{}", build.stderr);
     assert!(!fixture.cache.join("v1").exists() || std::fs::read_dir(fixture.cache.join("v1")).unwrap().count() == 0, "a failed conversion leaves no entry");
 }
+
+#[test]
+fn what_model_code_writes_to_stdout_never_reaches_cargo() {
+    // A build script's stdout is cargo's directive stream. Model code (or a C extension
+    // it loads) writing to file descriptor 1 must not be able to issue directives.
+    let fixture = Fixture::new("python-dynamic");
+    let model = fixture.path().join("models/tiny.py");
+    let text = std::fs::read_to_string(&model).unwrap();
+    std::fs::write(&model, format!("import os\nos.write(1, b\"cargo:warning=written by model code\\n\")\n{text}")).unwrap();
+    let build = fixture.build(&[]);
+    assert_built(&build);
+    let turned_into_warning = build.stderr.lines().any(|l| l.starts_with("warning:") && l.contains("written by model code"));
+    assert!(!turned_into_warning, "cargo obeyed a directive from model code:\n{}", build.stderr);
+    assert!(build.stderr.contains("written by model code"), "the output stays visible on stderr:\n{}", build.stderr);
+}
