@@ -136,8 +136,14 @@ fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Ent
     for ((&index, dir), result) in todo.iter().zip(&staged).zip(results) {
         match result {
             Ok(converted) => {
-                let report = serde_json::to_string_pretty(&Converted { torch: torch.version.clone(), ..converted }).unwrap_or_default();
-                ctx.cache.publish(&planned[index].key, dir, &report)?;
+                let key = &planned[index].key;
+                let entry = ctx.cache.publish(key, dir, &serde_json::to_string_pretty(&converted).unwrap_or_default())?;
+                // Models declared twice alike share the key, and so the entry.
+                for (slot, plan) in entries.iter_mut().zip(planned) {
+                    if &plan.key == key {
+                        *slot = Some(entry.clone());
+                    }
+                }
             }
             Err(error) => {
                 let _ = std::fs::remove_dir_all(dir);
@@ -148,15 +154,7 @@ fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Ent
             }
         }
     }
-    if let Some(error) = first_error {
-        return Err(error);
-    }
-    for (index, plan) in planned.iter().enumerate() {
-        if entries[index].is_none() {
-            entries[index] = ctx.cache.get(&plan.key);
-        }
-    }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }
 
 fn write_outputs(ctx: &Context, planned: &[Planned], entries: &[Entry]) -> Result<Bundle, Error> {
