@@ -238,7 +238,9 @@ class Pipeline:
         files = []
         for root, dirs, names in os.walk(self.path(directory)):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            files += [os.path.join(root, n) for n in sorted(names) if n.endswith((".pt", ".pth"))]
+            # Hidden files are skipped here as in the cache key (ptm_build::hash::files_below),
+            # so every sample that is read is also hashed.
+            files += [os.path.join(root, n) for n in sorted(names) if n.endswith((".pt", ".pth")) and not n.startswith(".")]
         if not files:
             raise Failure("load", f"calibration directory {directory} holds no .pt files",
                           "save samples with torch.save(tensor_or_tuple, f\"{dir}/{i}.pt\")")
