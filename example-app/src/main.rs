@@ -9,7 +9,8 @@ fn main() {
         let lite = model.drift.iter().find(|d| d.stage == "lite");
         println!("{}: {} ({} INT8, {}), fp32 parameters {:.2} MB -> .ptl {:.2} MB ({:.2}x)", model.name, model.source, model.quantize, model.engine, size("source"), size("ptl"), size("ptl") / size("source"));
         if let Some(d) = lite {
-            println!("  Lite Interpreter vs source: relative error {:.4}, top-1 agreement {:?} over {} samples", d.relative, d.top1, d.samples);
+            let top1 = d.top1.map_or_else(|| "n/a".to_string(), |t| format!("{:.1}%", t * 100.0));
+            println!("  Lite Interpreter vs source: relative error {:.4}, top-1 agreement {top1} over {} samples", d.relative, d.samples);
         }
         println!("  operators: {}", model.operators.join(", "));
     }
