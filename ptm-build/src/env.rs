@@ -13,7 +13,14 @@ pub const PTM_ALLOW_UNTESTED_TORCH: &str = "PTM_ALLOW_UNTESTED_TORCH";
 /// Every variable any build path may read. Declared on every run, whatever path the
 /// build takes, so that cargo sees the same instructions from a cache hit as from a miss
 /// (a changed set of instructions alone makes cargo rerun the script).
-pub const WATCHED: &[&str] = &[PTM_PYTHON, PTM_CACHE_DIR, PTM_ALLOW_UNTESTED_TORCH, "VIRTUAL_ENV"];
+pub const WATCHED: &[&str] = &[
+    PTM_PYTHON,
+    PTM_CACHE_DIR,
+    PTM_ALLOW_UNTESTED_TORCH,
+    "VIRTUAL_ENV",
+    crate::libtorch::LIBTORCH,
+    crate::libtorch::PTM_LIBTORCH_LITE_DIR,
+];
 
 /// Tells cargo about every variable in [`WATCHED`].
 pub fn watch_all() {

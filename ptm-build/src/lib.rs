@@ -59,6 +59,7 @@ mod env;
 mod error;
 mod fsutil;
 mod hash;
+pub mod libtorch;
 pub mod manifest;
 mod pipeline;
 pub mod python;
@@ -127,7 +128,9 @@ impl Builder {
 
     /// Converts what the cache lacks and writes `ptm/` into the output directory.
     pub fn bundle(&self) -> Result<Bundle, Error> {
-        pipeline::run(&self.context()?)
+        let bundle = pipeline::run(&self.context()?)?;
+        libtorch::forward_rpath();
+        Ok(bundle)
     }
 
     fn context(&self) -> Result<pipeline::Context, Error> {

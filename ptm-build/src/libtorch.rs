@@ -1,0 +1,178 @@
+//! Where the `ptm` runtime finds the libtorch it compiles its shim against and links.
+//!
+//! The runtime's build script asks this module, so that it runs the models with the
+//! torch that converted them: the same discovery as the conversion (`PTM_PYTHON`,
+//! `VIRTUAL_ENV`, `.venv`, `python3`). `LIBTORCH` names an unpacked libtorch instead;
+//! `PTM_LIBTORCH_LITE_DIR` names a mobile libtorch-lite for Android and iOS targets.
+
+use crate::{env, python, Cache, Error};
+use std::path::{Path, PathBuf};
+
+/// Variables that choose the libtorch.
+pub const LIBTORCH: &str = "LIBTORCH";
+/// A mobile libtorch-lite laid out as `include/` and `lib/`.
+pub const PTM_LIBTORCH_LITE_DIR: &str = "PTM_LIBTORCH_LITE_DIR";
+
+/// How to link one library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// A shared library (`-l<name>`).
+    Dylib(String),
+    /// A static archive whose every object is kept: libtorch registers its operators
+    /// from static initializers that nothing else references.
+    WholeStatic(String),
+    /// A static archive.
+    Static(String),
+}
+
+/// A libtorch to compile and link against.
+#[derive(Debug, Clone)]
+pub struct Libtorch {
+    /// Header directories, most specific first.
+    pub include_dirs: Vec<PathBuf>,
+    /// Directory holding the libraries.
+    pub lib_dir: PathBuf,
+    /// Libraries, in link order.
+    pub libs: Vec<Link>,
+    /// `_GLIBCXX_USE_CXX11_ABI` the libraries were built with, when known.
+    pub cxx11_abi: Option<bool>,
+    /// Whether binaries should find the libraries through an rpath (host builds);
+    /// device builds ship them inside the app instead.
+    pub rpath: bool,
+    /// Files whose change means a different libtorch.
+    pub watch: Vec<PathBuf>,
+    /// Which rule chose it, for messages.
+    pub origin: String,
+}
+
+/// True for the targets that run a mobile libtorch-lite.
+pub fn is_mobile(target: &str) -> bool {
+    target.contains("android") || target.contains("apple-ios")
+}
+
+/// Finds the libtorch for `target`; `out_dir` is the runtime's OUT_DIR, whose
+/// ancestors hold the workspace's `.venv` and target directory.
+pub fn locate(target: &str, out_dir: &Path) -> Result<Libtorch, Error> {
+    if let Some(dir) = env::var(PTM_LIBTORCH_LITE_DIR) {
+        return lite(target, Path::new(&dir));
+    }
+    if is_mobile(target) {
+        return Err(Error::Environment {
+            variable: PTM_LIBTORCH_LITE_DIR.into(),
+            fix: format!(
+                "{target} runs PyTorch's mobile libtorch-lite, not the host's: unpack it and set {PTM_LIBTORCH_LITE_DIR} to a directory with include/ and lib/ (docs/device.md has the steps for the pytorch_android_lite AAR and the LibTorch-Lite pod)"
+            ),
+        });
+    }
+    if let Some(dir) = env::var(LIBTORCH) {
+        let dir = PathBuf::from(dir);
+        return full(&dir, None, vec![dir.join("lib")], format!("LIBTORCH={}", dir.display()));
+    }
+    let python = python::find(out_dir)?;
+    let cache = Cache::locate(env::var(env::PTM_CACHE_DIR).map(PathBuf::from), out_dir);
+    let torch = python::torch(&python, cache.root())?;
+    let watch = vec![torch.dir.join("version.py"), torch.dir.join("lib")];
+    full(&torch.dir, Some(torch.cxx11_abi), watch, format!("torch {} of {} (chosen by {})", torch.version, python.path.display(), python.origin))
+}
+
+/// A desktop libtorch: the torch package of a Python environment or an unpacked
+/// libtorch archive, both laid out as `include/` and `lib/`.
+fn full(dir: &Path, cxx11_abi: Option<bool>, watch: Vec<PathBuf>, origin: String) -> Result<Libtorch, Error> {
+    let include = dir.join("include");
+    let lib_dir = dir.join("lib");
+    require(&include.join("torch/csrc/jit/mobile/import.h"), &origin)?;
+    require(&lib_dir, &origin)?;
+    Ok(Libtorch {
+        include_dirs: vec![include.clone(), include.join("torch/csrc/api/include")],
+        lib_dir,
+        libs: vec![Link::Dylib("torch_cpu".into()), Link::Dylib("c10".into())],
+        cxx11_abi,
+        rpath: true,
+        watch,
+        origin,
+    })
+}
+
+/// A mobile libtorch-lite: the AAR's `headers/` and `jni/<abi>/` or the pod's
+/// `install/include` and `install/lib`, copied or linked to `include/` and `lib/`.
+fn lite(target: &str, dir: &Path) -> Result<Libtorch, Error> {
+    let origin = format!("{PTM_LIBTORCH_LITE_DIR}={}", dir.display());
+    let include = dir.join("include");
+    let lib_dir = dir.join("lib");
+    require(&include.join("torch/csrc/jit/mobile/import.h"), &origin)?;
+    require(&lib_dir, &origin)?;
+    let libs = if target.contains("apple") {
+        // The pod ships static archives; operators register from static initializers.
+        let mut libs: Vec<Link> = ["torch", "torch_cpu"].iter().map(|l| Link::WholeStatic(l.to_string())).collect();
+        for name in ["c10", "clog", "cpuinfo", "eigen_blas", "pthreadpool", "pytorch_qnnpack", "XNNPACK", "kineto"] {
+            if lib_dir.join(format!("lib{name}.a")).is_file() {
+                libs.push(Link::Static(name.into()));
+            }
+        }
+        libs
+    } else {
+        // The AAR's libpytorch_jni_lite.so carries the whole Lite Interpreter and needs libfbjni.so beside it.
+        vec![Link::Dylib("pytorch_jni_lite".into())]
+    };
+    Ok(Libtorch { include_dirs: vec![include], lib_dir: lib_dir.clone(), libs, cxx11_abi: None, rpath: false, watch: vec![lib_dir], origin })
+}
+
+/// Metadata key the runtime's build script publishes (`links = "ptm"`), read by the
+/// build scripts of crates that depend on it as `DEP_PTM_RPATH`.
+pub const RPATH_METADATA: &str = "rpath";
+
+/// Gives the app's binaries and tests an rpath to the runtime's host libtorch.
+///
+/// A library's build script cannot add linker arguments to the binaries of the crates
+/// that use it, so the app's own build script (the one that calls `bundle()`) does,
+/// with the directory the runtime published. Nothing happens when the app does not
+/// depend on `ptm` or builds for a device.
+pub fn forward_rpath() {
+    if !env::in_build_script() {
+        return;
+    }
+    if let Some(dir) = std::env::var_os("DEP_PTM_RPATH").filter(|d| !d.is_empty()) {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", Path::new(&dir).display());
+    }
+}
+
+fn require(path: &Path, origin: &str) -> Result<(), Error> {
+    if path.exists() {
+        return Ok(());
+    }
+    Err(Error::Python {
+        problem: format!("the libtorch of {origin} has no {}", path.display()),
+        remedies: vec![
+            "reinstall torch in that environment (tools/setup in the ptm checkout)".into(),
+            format!("set {LIBTORCH} to an unpacked libtorch with include/ and lib/"),
+        ],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_need_the_lite_library_and_desktops_do_not() {
+        assert!(is_mobile("aarch64-linux-android") && is_mobile("armv7-linux-androideabi") && is_mobile("aarch64-apple-ios"));
+        assert!(is_mobile("aarch64-apple-ios-sim") && !is_mobile("aarch64-unknown-linux-gnu") && !is_mobile("x86_64-apple-darwin"));
+    }
+
+    #[test]
+    fn a_lite_directory_without_headers_is_refused_with_its_path() {
+        let dir = std::env::temp_dir().join(format!("ptm-lite-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("lib")).unwrap();
+        let text = lite("aarch64-linux-android", &dir).unwrap_err().to_string();
+        assert!(text.contains("has no") && text.contains("include/torch/csrc/jit/mobile/import.h"), "{text}");
+        std::fs::create_dir_all(dir.join("include/torch/csrc/jit/mobile")).unwrap();
+        std::fs::write(dir.join("include/torch/csrc/jit/mobile/import.h"), "").unwrap();
+        let found = lite("aarch64-linux-android", &dir).unwrap();
+        assert_eq!(found.libs, vec![Link::Dylib("pytorch_jni_lite".into())]);
+        assert!(!found.rpath);
+        std::fs::write(dir.join("lib/libXNNPACK.a"), "").unwrap();
+        let ios = lite("aarch64-apple-ios", &dir).unwrap();
+        assert_eq!(ios.libs, vec![Link::WholeStatic("torch".into()), Link::WholeStatic("torch_cpu".into()), Link::Static("XNNPACK".into())]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

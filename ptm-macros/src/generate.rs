@@ -1,0 +1,239 @@
+//! The wrapper code for each model of the report.
+
+use crate::report::Loaded;
+use crate::rust_types::{camel_case, element, ident};
+use proc_macro2::{Ident, Span, TokenStream};
+use ptm_report::{Dim, ModelReport, TensorSpec};
+use quote::quote;
+use std::collections::BTreeMap;
+
+pub fn all(loaded: &Loaded) -> Result<TokenStream, String> {
+    let report = path_text(&loaded.file)?;
+    // Makes rustc rebuild the crate whenever the build script rewrites the report.
+    let mut tokens = quote! { const _: &[u8] = ::core::include_bytes!(#report); };
+    let mut taken: BTreeMap<String, &str> = BTreeMap::new();
+    for model in &loaded.bundle.models {
+        let type_name = camel_case(&model.name);
+        for name in [type_name.clone(), format!("{type_name}Output")] {
+            if let Some(other) = taken.insert(name.clone(), &model.name) {
+                return Err(format!("models `{other}` and `{}` would both generate a type `{name}`: rename one in Cargo.toml", model.name));
+            }
+        }
+        tokens.extend(model_tokens(model, &type_name, loaded)?);
+    }
+    Ok(tokens)
+}
+
+fn path_text(path: &std::path::Path) -> Result<String, String> {
+    path.to_str().map(str::to_string).ok_or_else(|| format!("{} is not valid UTF-8, which include_bytes! needs; build in a directory with a UTF-8 path", path.display()))
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.2} MB", bytes as f64 / 1e6)
+}
+
+fn shape_text(shape: &[Dim]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| match d { Dim::Fixed(n) => n.to_string(), Dim::Dynamic { name, .. } => name.clone() }).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+fn dynamic_note(shape: &[Dim]) -> String {
+    let notes: Vec<String> = shape.iter().filter_map(|d| match d { Dim::Dynamic { name, example } => Some(format!("`{name}` is chosen at run time (the build used {example})")), Dim::Fixed(_) => None }).collect();
+    if notes.is_empty() { String::new() } else { format!("; {}", notes.join(", ")) }
+}
+
+fn engine_tokens(model: &ModelReport) -> Result<TokenStream, String> {
+    if model.quantize == "none" {
+        return Ok(quote!(options));
+    }
+    let engine = match model.engine.as_str() {
+        "qnnpack" => quote!(Qnnpack),
+        "fbgemm" => quote!(Fbgemm),
+        "x86" => quote!(X86),
+        "onednn" => quote!(Onednn),
+        other => return Err(format!("model `{}` was converted for quantized engine \"{other}\", which ptm cannot select; rebuild with a current ptm-build", model.name)),
+    };
+    Ok(quote!(options.engine(::ptm::Engine::#engine)))
+}
+
+struct Argument {
+    param: TokenStream,
+    wrap: TokenStream,
+    doc: String,
+}
+
+fn argument(model: &ModelReport, spec: &TensorSpec) -> Result<Argument, String> {
+    let name = ident(&spec.name, "input")?;
+    let elem = element(&spec.dtype, &model.name, &spec.name)?;
+    let label = &spec.name;
+    let model_name = &model.name;
+    let fixed: Option<Vec<usize>> = spec.shape.iter().map(|d| match d { Dim::Fixed(n) => usize::try_from(*n).ok(), Dim::Dynamic { .. } => None }).collect();
+    let doc = format!("- `{label}`: {} {}{}", spec.dtype, shape_text(&spec.shape), dynamic_note(&spec.shape));
+    Ok(match fixed {
+        Some(dims) => {
+            let len = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| format!("input `{label}` of model `{model_name}` has more elements than memory can hold"))?;
+            Argument {
+                param: quote!(#name: &[#elem; #len]),
+                wrap: quote!(::ptm::__private::fixed(#model_name, #label, #name, &[#(#dims),*])?),
+                doc: format!("{doc}, {len} elements in row-major order"),
+            }
+        }
+        None => {
+            let dims = spec.shape.iter().map(|d| match d {
+                Dim::Fixed(n) => {
+                    let n = *n as usize;
+                    quote!(::ptm::__private::Dim::Fixed(#n))
+                }
+                Dim::Dynamic { name, .. } => quote!(::ptm::__private::Dim::Dynamic(#name)),
+            });
+            Argument {
+                param: quote!(#name: ::ptm::TensorRef<'_, #elem>),
+                wrap: quote!(::ptm::__private::dynamic(#model_name, #label, &[#(#dims),*], #name, &mut bindings)?),
+                doc: format!("{doc}, row-major with its shape"),
+            }
+        }
+    })
+}
+
+fn info_tokens(model: &ModelReport) -> TokenStream {
+    let ModelReport { name, source, export, quantize, engine, embed, artifact_sha256, bytecode_version, torch, .. } = model;
+    let sizes = model.sizes.iter().map(|s| {
+        let (stage, bytes) = (&s.stage, s.bytes);
+        quote!((#stage, #bytes))
+    });
+    let drift = model.drift.iter().map(|d| {
+        let (stage, max_abs, relative, samples) = (&d.stage, d.max_abs, d.relative, d.samples);
+        let top1 = match d.top1 {
+            Some(t) => quote!(::core::option::Option::Some(#t)),
+            None => quote!(::core::option::Option::None),
+        };
+        quote!(::ptm::Drift { stage: #stage, max_abs: #max_abs, relative: #relative, top1: #top1, samples: #samples })
+    });
+    let operators = &model.operators;
+    quote! {
+        ::ptm::ModelInfo {
+            name: #name, source: #source, export: #export, quantize: #quantize, engine: #engine, embed: #embed,
+            sha256: #artifact_sha256, sizes: &[#(#sizes),*], drift: &[#(#drift),*], operators: &[#(#operators),*],
+            bytecode_version: #bytecode_version, torch: #torch,
+        }
+    }
+}
+
+fn summary(model: &ModelReport) -> String {
+    let quantization = match model.quantize.as_str() {
+        "none" => "float32 (not quantized)".to_string(),
+        q => format!("{q} INT8 for {}", model.engine),
+    };
+    let size = model.sizes.last().map_or_else(String::new, |s| format!(", .ptl {}", mb(s.bytes)));
+    let source_size = model.sizes.first().filter(|_| model.sizes.len() > 1).map_or_else(String::new, |s| format!(" ({} at `{}`)", mb(s.bytes), s.stage));
+    let lite = model.drift.iter().find(|d| d.stage == "lite").map_or_else(String::new, |d| {
+        let top1 = d.top1.map_or_else(String::new, |t| format!(", top-1 agreement {:.1}%", t * 100.0));
+        format!("\n\nIn the Lite Interpreter its outputs differ from the source model's by at most {:.3e} ({:.2e} relative{top1}) over {} samples.", d.max_abs, d.relative, d.samples)
+    });
+    format!(
+        "Model `{}`, from `{}` ({} export), {quantization}{size}{source_size}, bytecode v{}, converted by torch {}.{lite}",
+        model.name, model.source, model.export, model.bytecode_version, model.torch
+    )
+}
+
+fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded) -> Result<TokenStream, String> {
+    let ty = Ident::new(type_name, Span::call_site());
+    let output_ty = Ident::new(&format!("{type_name}Output"), Span::call_site());
+    let name = &model.name;
+    let artifact = path_text(&loaded.dir.join(&model.artifact))?;
+    let configure = engine_tokens(model)?;
+    let arguments = model.inputs.iter().map(|spec| argument(model, spec)).collect::<Result<Vec<_>, _>>()?;
+    let params = arguments.iter().map(|a| &a.param);
+    let wraps = arguments.iter().map(|a| &a.wrap);
+    let needs_bindings = model.inputs.iter().any(|spec| spec.shape.iter().any(|d| matches!(d, Dim::Dynamic { .. })));
+    let bindings = needs_bindings.then(|| quote!(let mut bindings = ::ptm::__private::Bindings::default();));
+    let forward_doc = format!(
+        "Runs the model once.\n\nInputs:\n{}\n\nErrors when libtorch raises{}.",
+        arguments.iter().map(|a| a.doc.as_str()).collect::<Vec<_>>().join("\n"),
+        if needs_bindings { " or a dynamic input's shape does not fit" } else { "" }
+    );
+
+    let mut fields = Vec::new();
+    let mut field_docs = Vec::new();
+    let mut takes = Vec::new();
+    let mut slots = Vec::new();
+    for (index, spec) in model.outputs.iter().enumerate() {
+        let field = ident(&spec.name, "output")?;
+        let elem = element(&spec.dtype, name, &spec.name)?;
+        let label = &spec.name;
+        let slot = Ident::new(&format!("output{index}"), Span::call_site());
+        fields.push(quote!(#field: ::ptm::Tensor<#elem>));
+        field_docs.push(format!("`{label}`: {} {}{}.", spec.dtype, shape_text(&spec.shape), dynamic_note(&spec.shape)));
+        takes.push(quote!(#field: ::ptm::__private::output::<#elem>(#name, #label, #slot)?));
+        slots.push(slot);
+    }
+    let count = model.outputs.len();
+    let output_doc = format!("What [`{type_name}::forward`] returns: one tensor per output of model `{name}`.");
+    let type_doc = summary(model);
+    let info = info_tokens(model);
+
+    let embedded = model.embed.then(|| {
+        quote! {
+            /// The .ptl, embedded in this binary by `include_bytes!`.
+            pub const BYTES: &'static [u8] = ::core::include_bytes!(#artifact);
+
+            /// Loads the embedded .ptl into the Lite Interpreter.
+            pub fn load() -> ::core::result::Result<Self, ::ptm::Error> {
+                let options = ::ptm::Options::new(#name);
+                let options = #configure;
+                ::core::result::Result::Ok(Self { module: ::ptm::Module::from_bytes(Self::BYTES, &options)? })
+            }
+        }
+    });
+    let not_embedded_note = if model.embed { "" } else { " This model is not embedded (`embed = false`): ship the file as an asset and load it with `load_from`." };
+    let artifact_doc = format!("Where the build wrote the .ptl. Valid on the build machine (host runs and tests); on a device pass the path the platform gives to `load_from`.{not_embedded_note}");
+
+    Ok(quote! {
+        #[doc = #type_doc]
+        #[derive(Debug)]
+        pub struct #ty {
+            module: ::ptm::Module,
+        }
+
+        #[doc = #output_doc]
+        #[derive(Debug)]
+        pub struct #output_ty {
+            #(
+                #[doc = #field_docs]
+                pub #fields,
+            )*
+        }
+
+        impl #ty {
+            /// The model's name as declared in Cargo.toml.
+            pub const NAME: &'static str = #name;
+
+            /// What the build knew about the model: sizes per stage, drift, operators.
+            pub const INFO: ::ptm::ModelInfo = #info;
+
+            #[doc = #artifact_doc]
+            pub const BUILD_ARTIFACT: &'static str = #artifact;
+
+            #embedded
+
+            /// Loads the .ptl at `path` (an app asset, say) into the Lite Interpreter.
+            pub fn load_from(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, ::ptm::Error> {
+                let options = ::ptm::Options::new(#name);
+                let options = #configure;
+                ::core::result::Result::Ok(Self { module: ::ptm::Module::from_file(path, &options)? })
+            }
+
+            #[doc = #forward_doc]
+            pub fn forward(&self, #(#params),*) -> ::core::result::Result<#output_ty, ::ptm::Error> {
+                #bindings
+                let [#(#slots),*] = self.module.forward::<#count>(&[#(#wraps),*])?;
+                ::core::result::Result::Ok(#output_ty { #(#takes),* })
+            }
+
+            /// The loaded module, for methods other than `forward`.
+            pub fn module(&self) -> &::ptm::Module {
+                &self.module
+            }
+        }
+    })
+}

@@ -1,0 +1,50 @@
+//! Compiles the C++ shim against the chosen libtorch and links it.
+
+use ptm_build::libtorch::{self, Link};
+use std::path::PathBuf;
+
+fn main() {
+    if let Err(error) = run() {
+        eprintln!("{error}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), ptm_build::Error> {
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
+    for name in [libtorch::LIBTORCH, libtorch::PTM_LIBTORCH_LITE_DIR, "PTM_PYTHON", "VIRTUAL_ENV", "PTM_CACHE_DIR"] {
+        println!("cargo:rerun-if-env-changed={name}");
+    }
+    println!("cargo:rerun-if-changed=shim");
+    let torch = libtorch::locate(&target, &out_dir)?;
+    for path in &torch.watch {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+
+    let mut build = cc::Build::new();
+    build.cpp(true).std("c++17").file("shim/ptm_shim.cpp").include("shim").warnings(false);
+    for dir in &torch.include_dirs {
+        build.include(dir);
+    }
+    if let Some(abi) = torch.cxx11_abi {
+        build.define("_GLIBCXX_USE_CXX11_ABI", if abi { "1" } else { "0" });
+    }
+    build.compile("ptm_shim");
+
+    println!("cargo:rustc-link-search=native={}", torch.lib_dir.display());
+    for lib in &torch.libs {
+        match lib {
+            Link::Dylib(name) => println!("cargo:rustc-link-lib=dylib={name}"),
+            Link::Static(name) => println!("cargo:rustc-link-lib=static={name}"),
+            Link::WholeStatic(name) => println!("cargo:rustc-link-lib=static:+whole-archive={name}"),
+        }
+    }
+    if torch.rpath {
+        // For this crate's own tests; apps get theirs from ptm_build::bundle().
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", torch.lib_dir.display());
+        println!("cargo:{}={}", libtorch::RPATH_METADATA, torch.lib_dir.display());
+    }
+    println!("cargo:rustc-env=PTM_LIBTORCH_ORIGIN={}", torch.origin);
+    Ok(())
+}

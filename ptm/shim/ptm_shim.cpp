@@ -1,0 +1,239 @@
+// The Lite Interpreter behind ptm: loading .ptl files and running methods.
+//
+// Kept to what the Android and iOS libtorch-lite builds also export, so this one
+// file compiles against the host's libtorch and against a phone's.
+#include "ptm_shim.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+#include <caffe2/serialize/read_adapter_interface.h>
+#include <torch/csrc/jit/mobile/import.h>
+#include <torch/csrc/jit/mobile/module.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct ptm_module {
+  torch::jit::mobile::Module module;
+  // The quantized engine the model's packed weights were made for, if any.
+  bool has_engine;
+  at::QEngine engine;
+  // Looked up once: the Method points into `module`, which never moves.
+  std::optional<torch::jit::mobile::Method> forward;
+};
+
+struct ptm_tensor {
+  at::Tensor tensor;
+};
+
+namespace {
+
+char* copy_message(const char* text) {
+  size_t len = std::strlen(text);
+  char* out = static_cast<char*>(std::malloc(len + 1));
+  if (out != nullptr) std::memcpy(out, text, len + 1);
+  return out;
+}
+
+// Runs `body`, turning every exception into a message for Rust.
+template <typename F>
+char* guarded(F&& body) {
+  try {
+    body();
+    return nullptr;
+  } catch (const c10::Error& e) {
+    return copy_message(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return copy_message(e.what());
+  } catch (...) {
+    return copy_message("unknown C++ exception");
+  }
+}
+
+// Reads a .ptl straight from memory the caller owns (embedded bytes): no copy
+// of the whole archive, unlike the istream overload.
+class MemoryReader final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  MemoryReader(const uint8_t* data, size_t len) : data_(data), len_(len) {}
+  size_t size() const override { return len_; }
+  size_t read(uint64_t pos, void* buf, size_t n, const char*) const override {
+    if (pos >= len_) return 0;
+    size_t take = std::min<size_t>(n, len_ - pos);
+    std::memcpy(buf, data_ + pos, take);
+    return take;
+  }
+
+ private:
+  const uint8_t* data_;
+  size_t len_;
+};
+
+// The engine is process-wide state in libtorch; switching it is serialized so
+// concurrent loads of models made for different engines do not interleave.
+std::mutex engine_mutex;
+
+at::QEngine parse_engine(const std::string& name) {
+  if (name == "qnnpack") return at::QEngine::QNNPACK;
+  if (name == "fbgemm") return at::QEngine::FBGEMM;
+  if (name == "x86") return at::QEngine::X86;
+  if (name == "onednn") return at::QEngine::ONEDNN;
+  throw std::runtime_error("unknown quantized engine \"" + name + "\"");
+}
+
+void use_engine(at::QEngine engine) {
+  auto& context = at::globalContext();
+  if (context.qEngine() == engine) return;
+  std::lock_guard<std::mutex> lock(engine_mutex);
+  const auto& supported = context.supportedQEngines();
+  if (std::find(supported.begin(), supported.end(), engine) == supported.end()) {
+    std::string names;
+    for (auto e : supported) names += (names.empty() ? "" : ", ") + c10::toString(e);
+    throw std::runtime_error("this libtorch has no " + c10::toString(engine) +
+                             " quantized engine (it has: " + names + ")");
+  }
+  context.setQEngine(engine);
+}
+
+template <typename Load>
+char* load(const char* engine, ptm_module** out, Load&& loader) {
+  *out = nullptr;
+  return guarded([&] {
+    auto holder = std::make_unique<ptm_module>();
+    holder->has_engine = false;
+    if (engine != nullptr) {
+      holder->has_engine = true;
+      holder->engine = parse_engine(engine);
+      // Packed weights are made while loading, by the engine selected then.
+      use_engine(holder->engine);
+    }
+    c10::InferenceMode guard;
+    holder->module = loader();
+    holder->forward = holder->module.find_method("forward");
+    *out = holder.release();
+  });
+}
+
+c10::ScalarType scalar_type(int32_t code) {
+  switch (code) {
+    case 0: return c10::ScalarType::Float;
+    case 1: return c10::ScalarType::Double;
+    case 2: return c10::ScalarType::Long;
+    case 3: return c10::ScalarType::Int;
+    case 4: return c10::ScalarType::Short;
+    case 5: return c10::ScalarType::Char;
+    case 6: return c10::ScalarType::Byte;
+    case 7: return c10::ScalarType::Bool;
+    case 8: return c10::ScalarType::Half;
+  }
+  throw std::runtime_error("unknown element type code " + std::to_string(code));
+}
+
+int32_t type_code(c10::ScalarType type) {
+  switch (type) {
+    case c10::ScalarType::Float: return 0;
+    case c10::ScalarType::Double: return 1;
+    case c10::ScalarType::Long: return 2;
+    case c10::ScalarType::Int: return 3;
+    case c10::ScalarType::Short: return 4;
+    case c10::ScalarType::Char: return 5;
+    case c10::ScalarType::Byte: return 6;
+    case c10::ScalarType::Bool: return 7;
+    case c10::ScalarType::Half: return 8;
+    default: return -1;
+  }
+}
+
+void collect(const c10::IValue& value, std::vector<at::Tensor>& tensors) {
+  if (value.isTensor()) {
+    tensors.push_back(value.toTensor());
+  } else if (value.isTuple()) {
+    for (const auto& element : value.toTupleRef().elements()) collect(element, tensors);
+  } else if (value.isList()) {
+    for (const auto& element : value.toListRef()) collect(element, tensors);
+  } else {
+    throw std::runtime_error("the model returned a " + value.tagKind() +
+                             "; ptm supports a tensor or a tuple or list of tensors");
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+char* ptm_module_load_bytes(const uint8_t* data, size_t len, const char* engine, ptm_module** out) {
+  return load(engine, out, [&] {
+    return torch::jit::_load_for_mobile(std::make_unique<MemoryReader>(data, len), c10::Device(c10::kCPU));
+  });
+}
+
+char* ptm_module_load_file(const char* path, const char* engine, ptm_module** out) {
+  return load(engine, out, [&] { return torch::jit::_load_for_mobile(std::string(path), c10::Device(c10::kCPU)); });
+}
+
+void ptm_module_free(ptm_module* module) { delete module; }
+
+char* ptm_module_run(const ptm_module* module, const char* method, const ptm_input* inputs, size_t n_inputs,
+                     ptm_tensor** outputs, size_t capacity, size_t* count) {
+  *count = 0;
+  return guarded([&] {
+    if (module->has_engine) use_engine(module->engine);
+    c10::InferenceMode guard;
+    std::vector<c10::IValue> stack;
+    stack.reserve(n_inputs);
+    for (size_t i = 0; i < n_inputs; ++i) {
+      const ptm_input& input = inputs[i];
+      // from_blob borrows: the Rust caller keeps the slice alive for the call.
+      stack.emplace_back(at::from_blob(const_cast<void*>(input.data), at::IntArrayRef(input.shape, input.rank),
+                                       at::TensorOptions().dtype(scalar_type(input.dtype))));
+    }
+    if (method == nullptr && !module->forward) throw std::runtime_error("the model has no forward method");
+    auto result = method == nullptr ? (*module->forward)(std::move(stack))
+                                    : module->module.get_method(method)(std::move(stack));
+    std::vector<at::Tensor> tensors;
+    collect(result, tensors);
+    for (const auto& t : tensors) {
+      if (t.dim() > PTM_MAX_RANK)
+        throw std::runtime_error("an output has " + std::to_string(t.dim()) + " dimensions, ptm supports at most " +
+                                 std::to_string(PTM_MAX_RANK));
+    }
+    *count = tensors.size();
+    if (tensors.size() > capacity) return;
+    for (size_t i = 0; i < tensors.size(); ++i) outputs[i] = new ptm_tensor{tensors[i].contiguous()};
+  });
+}
+
+void ptm_tensor_info_of(const ptm_tensor* tensor, ptm_tensor_info* info) {
+  const at::Tensor& t = tensor->tensor;
+  info->data = t.data_ptr();
+  info->shape = t.sizes().data();
+  info->rank = t.dim();
+  info->numel = t.numel();
+  info->dtype = type_code(t.scalar_type());
+}
+
+void ptm_tensor_free(ptm_tensor* tensor) { delete tensor; }
+
+void ptm_string_free(char* message) { std::free(message); }
+
+const char* ptm_quantized_engine(void) {
+  switch (at::globalContext().qEngine()) {
+    case at::QEngine::QNNPACK: return "qnnpack";
+    case at::QEngine::FBGEMM: return "fbgemm";
+    case at::QEngine::X86: return "x86";
+    case at::QEngine::ONEDNN: return "onednn";
+    default: return "none";
+  }
+}
+
+char* ptm_set_num_threads(int32_t threads) {
+  return guarded([&] { at::set_num_threads(threads); });
+}
+
+}  // extern "C"

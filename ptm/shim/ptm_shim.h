@@ -1,0 +1,66 @@
+/* The C boundary between the ptm crate and PyTorch's Lite Interpreter.
+ *
+ * Every function that can fail returns NULL on success or a heap string with
+ * torch's message, freed with ptm_string_free. No C++ exception crosses this
+ * boundary. Element type codes match ptm::DType in Rust. */
+#ifndef PTM_SHIM_H
+#define PTM_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The most dimensions an input or output may have (ptm::MAX_RANK). */
+#define PTM_MAX_RANK 12
+
+typedef struct ptm_module ptm_module;
+typedef struct ptm_tensor ptm_tensor;
+
+/* A borrowed input: libtorch wraps the caller's memory without copying. */
+typedef struct {
+  const void* data;
+  const int64_t* shape;
+  size_t rank;
+  int32_t dtype;
+} ptm_input;
+
+/* What a caller needs of an output; the pointers live as long as the tensor. */
+typedef struct {
+  const void* data;
+  const int64_t* shape;
+  size_t rank;
+  size_t numel;
+  int32_t dtype;
+} ptm_tensor_info;
+
+/* engine: NULL for float models, else "qnnpack", "fbgemm", ... */
+char* ptm_module_load_bytes(const uint8_t* data, size_t len, const char* engine, ptm_module** out);
+char* ptm_module_load_file(const char* path, const char* engine, ptm_module** out);
+void ptm_module_free(ptm_module* module);
+
+/* Runs `method` (NULL: forward); the outputs (one tensor, or a tuple/list of tensors flattened)
+ * go to `outputs`, at most `capacity` of them; `count` receives how many the
+ * model returned, also when that is more than `capacity` (then none is stored). */
+char* ptm_module_run(const ptm_module* module, const char* method,
+                     const ptm_input* inputs, size_t n_inputs,
+                     ptm_tensor** outputs, size_t capacity, size_t* count);
+
+void ptm_tensor_info_of(const ptm_tensor* tensor, ptm_tensor_info* info);
+void ptm_tensor_free(ptm_tensor* tensor);
+
+void ptm_string_free(char* message);
+
+/* The quantized engine now in force: "qnnpack", "x86", ... (static storage). */
+const char* ptm_quantized_engine(void);
+
+/* Intra-op threads, for every model in the process (at::set_num_threads). */
+char* ptm_set_num_threads(int32_t threads);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,92 @@
+//! What the generated wrappers call. Not a stable API: only `ptm::include_models!()`
+//! output should use it.
+
+use crate::{Element, Error, Input, Output, Tensor, TensorRef};
+
+/// One declared dimension.
+#[derive(Debug, Clone, Copy)]
+pub enum Dim {
+    /// A size fixed at build time.
+    Fixed(usize),
+    /// A named size chosen at run time; inputs sharing the name must agree.
+    Dynamic(&'static str),
+}
+
+/// Sizes given to named dimensions so far in one call.
+#[derive(Default)]
+pub struct Bindings {
+    seen: Vec<(&'static str, usize)>,
+}
+
+fn expected(spec: &[Dim]) -> String {
+    let dims: Vec<String> = spec.iter().map(|d| match d { Dim::Fixed(n) => n.to_string(), Dim::Dynamic(name) => (*name).to_string() }).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+/// Checks a dynamic input against its declaration and wraps it.
+pub fn dynamic<'a, T: Element>(model: &str, input: &str, spec: &[Dim], tensor: TensorRef<'a, T>, bindings: &mut Bindings) -> Result<Input<'a>, Error> {
+    let shape = tensor.shape();
+    let fail = |problem: String| Error::Shape { model: model.into(), input: input.into(), expected: expected(spec), given: shape.to_vec(), problem };
+    if shape.len() != spec.len() {
+        return Err(fail(format!("{} dimensions instead of {}", shape.len(), spec.len())));
+    }
+    for (axis, (dim, &size)) in spec.iter().zip(shape).enumerate() {
+        match *dim {
+            Dim::Fixed(want) if want != size => return Err(fail(format!("dimension {axis} must be {want}"))),
+            Dim::Dynamic(name) => match bindings.seen.iter().find(|(seen, _)| *seen == name) {
+                Some(&(_, earlier)) if earlier != size => {
+                    return Err(fail(format!("`{name}` is {size} here but {earlier} in an earlier input")));
+                }
+                Some(_) => {}
+                None => bindings.seen.push((name, size)),
+            },
+            Dim::Fixed(_) => {}
+        }
+    }
+    Input::new(tensor.data(), shape).map_err(fail)
+}
+
+/// Wraps a fixed-shape input; its length was checked by the compiler.
+pub fn fixed<'a, T: Element, const N: usize>(model: &str, input: &str, data: &'a [T; N], shape: &[usize]) -> Result<Input<'a>, Error> {
+    Input::new(data.as_slice(), shape).map_err(|problem| Error::Shape {
+        model: model.into(),
+        input: input.into(),
+        expected: format!("{shape:?}"),
+        given: vec![N],
+        problem,
+    })
+}
+
+/// Types one output as the report says it is.
+pub fn output<T: Element>(model: &str, name: &str, output: Output) -> Result<Tensor<T>, Error> {
+    output.typed::<T>().map_err(|other| Error::OutputType { model: model.into(), output: name.into(), expected: T::DTYPE, found: other.dtype() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &[Dim] = &[Dim::Dynamic("batch"), Dim::Fixed(4)];
+
+    #[test]
+    fn a_dynamic_input_names_itself_the_declaration_and_the_shape() {
+        let data = [0f32; 12];
+        let mut bindings = Bindings::default();
+        assert!(dynamic("m", "x", SPEC, TensorRef::new(&data, &[3, 4]), &mut bindings).is_ok());
+        let error = dynamic("m", "x", SPEC, TensorRef::new(&data, &[4, 3]), &mut Bindings::default()).unwrap_err();
+        assert_eq!(error.to_string(), "ptm: input `x` of model `m` has shape [4, 3], expected [batch, 4]: dimension 1 must be 4");
+        let error = dynamic("m", "x", SPEC, TensorRef::new(&data, &[2, 4]), &mut Bindings::default()).unwrap_err();
+        assert!(error.to_string().ends_with("the shape holds 8 elements but 12 were given"), "{error}");
+        let error = dynamic("m", "x", SPEC, TensorRef::new(&data, &[12]), &mut Bindings::default()).unwrap_err();
+        assert!(error.to_string().ends_with("1 dimensions instead of 2"), "{error}");
+    }
+
+    #[test]
+    fn inputs_sharing_a_dimension_must_agree() {
+        let (a, b) = ([0f32; 12], [0f32; 8]);
+        let mut bindings = Bindings::default();
+        dynamic("m", "a", SPEC, TensorRef::new(&a, &[3, 4]), &mut bindings).unwrap();
+        let error = dynamic("m", "b", SPEC, TensorRef::new(&b, &[2, 4]), &mut bindings).unwrap_err();
+        assert!(error.to_string().ends_with("`batch` is 2 here but 3 in an earlier input"), "{error}");
+    }
+}

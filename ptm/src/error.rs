@@ -1,0 +1,86 @@
+//! The runtime's error type: what failed, in which model, and torch's own words.
+
+use crate::DType;
+use std::fmt;
+
+/// Why a model could not be loaded or run.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// libtorch refused the file or bytes.
+    Load {
+        /// The file, or `embedded bytes of <model>`.
+        what: String,
+        /// torch's message.
+        message: String,
+    },
+    /// The model raised while running.
+    Run {
+        /// The model's name.
+        model: String,
+        /// The method that ran.
+        method: String,
+        /// torch's message.
+        message: String,
+    },
+    /// An input's shape does not fit the model.
+    Shape {
+        /// The model's name.
+        model: String,
+        /// The input's name.
+        input: String,
+        /// The declared shape, dynamic dimensions by name, e.g. `[batch, 16]`.
+        expected: String,
+        /// The shape the caller gave.
+        given: Vec<usize>,
+        /// Why it does not fit.
+        problem: String,
+    },
+    /// An output did not have the element type the wrapper was generated for.
+    OutputType {
+        /// The model's name.
+        model: String,
+        /// The output's name.
+        output: String,
+        /// The type in the build's report.
+        expected: DType,
+        /// What the model returned, or `None` for a type ptm cannot hold.
+        found: Option<DType>,
+    },
+    /// The model returned another number of tensors than its report says.
+    OutputCount {
+        /// The model's name.
+        model: String,
+        /// Outputs in the report.
+        expected: usize,
+        /// Tensors returned.
+        found: usize,
+    },
+    /// A process-wide setting was refused.
+    Setting {
+        /// torch's message.
+        message: String,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Load { what, message } => write!(f, "ptm: could not load {what}: {}", message.trim_end()),
+            Error::Run { model, method, message } => write!(f, "ptm: model `{model}` failed in `{method}`: {}", message.trim_end()),
+            Error::Shape { model, input, expected, given, problem } => {
+                write!(f, "ptm: input `{input}` of model `{model}` has shape {given:?}, expected {expected}: {problem}")
+            }
+            Error::OutputType { model, output, expected, found } => {
+                let found = found.map_or_else(|| "a type ptm cannot hold".to_string(), |d| d.to_string());
+                write!(f, "ptm: output `{output}` of model `{model}` is {found}, but its wrapper was generated for {expected}; rebuild so the wrapper matches the model")
+            }
+            Error::OutputCount { model, expected, found } => {
+                write!(f, "ptm: model `{model}` returned {found} tensors, its report lists {expected} outputs; rebuild so the wrapper matches the model")
+            }
+            Error::Setting { message } => write!(f, "ptm: {}", message.trim_end()),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

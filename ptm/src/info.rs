@@ -1,0 +1,63 @@
+//! What the build knew about a model, kept in the binary by the generated wrapper.
+
+/// Facts of one model's conversion, from the build's models.json.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelInfo {
+    /// The declared name.
+    pub name: &'static str,
+    /// The declared source, relative to the crate.
+    pub source: &'static str,
+    /// `script` or `trace`.
+    pub export: &'static str,
+    /// `none`, `dynamic` or `static`.
+    pub quantize: &'static str,
+    /// The quantized engine the model was converted for.
+    pub engine: &'static str,
+    /// Whether the .ptl is embedded in the binary.
+    pub embed: bool,
+    /// sha256 of the .ptl, hex.
+    pub sha256: &'static str,
+    /// Size in bytes after each step of the conversion, the last being the .ptl.
+    pub sizes: &'static [(&'static str, u64)],
+    /// Largest output difference against the source model per stage, with top-1
+    /// agreement for classifier-shaped outputs.
+    pub drift: &'static [Drift],
+    /// Operators the model needs from the Lite Interpreter.
+    pub operators: &'static [&'static str],
+    /// Bytecode version of the .ptl.
+    pub bytecode_version: u32,
+    /// The torch that converted it.
+    pub torch: &'static str,
+}
+
+/// How far one stage's outputs moved from the source model's.
+#[derive(Debug, Clone, Copy)]
+pub struct Drift {
+    /// `exported`, `quantized`, `optimized` or `lite`.
+    pub stage: &'static str,
+    /// Largest absolute difference.
+    pub max_abs: f64,
+    /// `max_abs` over the largest absolute source output.
+    pub relative: f64,
+    /// Share of samples whose arg-max agrees, for classifier-shaped outputs.
+    pub top1: Option<f64>,
+    /// Samples compared.
+    pub samples: u32,
+}
+
+impl ModelInfo {
+    /// Bytes at the named step (`source`, `exported`, `ptl`, ...).
+    pub fn size(&self, stage: &str) -> Option<u64> {
+        self.sizes.iter().find(|(name, _)| *name == stage).map(|&(_, bytes)| bytes)
+    }
+
+    /// Bytes of the .ptl.
+    pub fn artifact_bytes(&self) -> u64 {
+        self.sizes.last().map_or(0, |&(_, bytes)| bytes)
+    }
+
+    /// The drift measured after `stage`.
+    pub fn drift(&self, stage: &str) -> Option<&Drift> {
+        self.drift.iter().find(|d| d.stage == stage)
+    }
+}

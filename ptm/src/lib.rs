@@ -1,0 +1,45 @@
+//! Runs PyTorch models in the Lite Interpreter, through typed wrappers generated from
+//! what `ptm-build` converted at compile time.
+//!
+//! ```ignore
+//! ptm::include_models!();
+//!
+//! let review = Review::load()?;                 // the embedded .ptl
+//! let scores = review.forward(&token_ids)?;     // token_ids: [i64; 128]
+//! println!("{:?} {:?}", scores.logits.shape(), scores.logits.data());
+//! ```
+//!
+//! For each model declared under `[package.metadata.models.<name>]` the macro
+//! generates a type named after it, with `load()` (embedded models), `load_from(path)`,
+//! and a `forward` whose arguments are named and typed as the model's inputs: a fixed
+//! shape is a `&[T; N]` checked by the compiler, a shape with a dynamic dimension a
+//! [`TensorRef`] checked when the model runs.
+//!
+//! # Linking
+//!
+//! On a desktop, ptm links the libtorch of the Python environment that converted the
+//! models (`PTM_PYTHON`, `VIRTUAL_ENV`, a `.venv` above the target directory, or
+//! `python3`), or `LIBTORCH`; apps find it at run time through an rpath that
+//! `ptm_build::bundle()` sets. Android and iOS builds link PyTorch's mobile
+//! libtorch-lite from `PTM_LIBTORCH_LITE_DIR` (see docs/device.md).
+#![deny(missing_docs)]
+
+mod dtype;
+mod error;
+mod ffi;
+mod info;
+mod module;
+mod tensor;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use dtype::{DType, Element};
+pub use error::Error;
+pub use info::{Drift, ModelInfo};
+pub use module::{set_num_threads, Engine, Module, Options};
+pub use ptm_macros::include_models;
+pub use tensor::{Input, Output, Tensor, TensorRef, MAX_RANK};
+
+/// Which libtorch this build links, as chosen by the build script.
+pub const LIBTORCH: &str = env!("PTM_LIBTORCH_ORIGIN");

@@ -1,0 +1,206 @@
+//! A loaded .ptl: the Lite Interpreter's `mobile::Module` behind a handle.
+
+use crate::tensor::{Input, Output};
+use crate::{ffi, Error};
+use std::ffi::{c_char, CString};
+use std::path::Path;
+use std::ptr::{self, NonNull};
+
+/// The quantized engine a model's INT8 kernels were packed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Engine {
+    /// ARM's (and the default of ptm): what phones run.
+    Qnnpack,
+    /// x86-only kernels.
+    Fbgemm,
+    /// x86, fbgemm's successor.
+    X86,
+    /// oneDNN.
+    Onednn,
+}
+
+impl Engine {
+    /// The name torch gives it.
+    pub fn name(self) -> &'static str {
+        self.c_name().to_str().unwrap_or_default()
+    }
+
+    /// The engine in force in this process, if any is selected.
+    pub fn current() -> Option<Engine> {
+        // SAFETY: returns a static NUL-terminated string.
+        let name = unsafe { std::ffi::CStr::from_ptr(ffi::ptm_quantized_engine()) };
+        [Engine::Qnnpack, Engine::Fbgemm, Engine::X86, Engine::Onednn].into_iter().find(|e| e.c_name() == name)
+    }
+
+    fn c_name(self) -> &'static std::ffi::CStr {
+        match self {
+            Engine::Qnnpack => c"qnnpack",
+            Engine::Fbgemm => c"fbgemm",
+            Engine::X86 => c"x86",
+            Engine::Onednn => c"onednn",
+        }
+    }
+}
+
+/// How to load a model.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    name: Option<String>,
+    engine: Option<Engine>,
+}
+
+impl Options {
+    /// Options for the model called `name` in messages.
+    pub fn new(name: impl Into<String>) -> Options {
+        Options { name: Some(name.into()), engine: None }
+    }
+
+    /// Selects `engine` while loading and running: packed INT8 weights are made for the
+    /// engine in force when the model loads.
+    pub fn engine(mut self, engine: Engine) -> Options {
+        self.engine = Some(engine);
+        self
+    }
+}
+
+/// A model loaded in the Lite Interpreter.
+///
+/// A `Module` is `Send` and `Sync`: every call gets its own interpreter state, and the
+/// model's weights are only read, so one handle serves many threads at once.
+pub struct Module {
+    raw: NonNull<ffi::Module>,
+    name: String,
+}
+
+// SAFETY: see the type's documentation; `concurrent_forwards_agree` in ptm-tests runs
+// one handle from several threads.
+unsafe impl Send for Module {}
+unsafe impl Sync for Module {}
+
+impl Module {
+    /// Loads a .ptl from memory (embedded bytes, say). The bytes are read while loading
+    /// and not kept.
+    pub fn from_bytes(bytes: &[u8], options: &Options) -> Result<Module, Error> {
+        let what = match &options.name {
+            Some(name) => format!("the embedded bytes of model `{name}`"),
+            None => format!("{} bytes of a .ptl", bytes.len()),
+        };
+        // SAFETY: the shim reads `len` bytes from `data` during the call only.
+        Module::load(what, options, |engine, out| unsafe { ffi::ptm_module_load_bytes(bytes.as_ptr(), bytes.len(), engine, out) })
+    }
+
+    /// Loads a .ptl file (an app asset, say).
+    pub fn from_file(path: impl AsRef<Path>, options: &Options) -> Result<Module, Error> {
+        let path = path.as_ref();
+        let what = match &options.name {
+            Some(name) => format!("{} (model `{name}`)", path.display()),
+            None => path.display().to_string(),
+        };
+        let c_path = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| Error::Load { what: what.clone(), message: "the path contains a NUL byte".into() })?;
+        // SAFETY: a valid C string for the duration of the call.
+        Module::load(what, options, |engine, out| unsafe { ffi::ptm_module_load_file(c_path.as_ptr(), engine, out) })
+    }
+
+    fn load(what: String, options: &Options, call: impl FnOnce(*const c_char, *mut *mut ffi::Module) -> *mut c_char) -> Result<Module, Error> {
+        let engine = options.engine.map_or(ptr::null(), |e| e.c_name().as_ptr());
+        let mut raw = ptr::null_mut();
+        if let Some(message) = ffi::take_message(call(engine, &mut raw)) {
+            return Err(Error::Load { what, message });
+        }
+        let raw = NonNull::new(raw).ok_or_else(|| Error::Load { what: what.clone(), message: "libtorch returned no module".into() })?;
+        Ok(Module { raw, name: options.name.clone().unwrap_or_else(|| "unnamed".into()) })
+    }
+
+    /// The name used in error messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `forward`, which must return exactly `N` tensors.
+    pub fn forward<const N: usize>(&self, inputs: &[Input<'_>]) -> Result<[Output; N], Error> {
+        let mut raws = [ptr::null_mut(); N];
+        let count = self.call(None, inputs, &mut raws)?;
+        if count != N {
+            return Err(Error::OutputCount { model: self.name.clone(), expected: N, found: count });
+        }
+        Ok(raws.map(Output::from_raw))
+    }
+
+    /// Runs the method called `method` with any number of results.
+    pub fn run(&self, method: &str, inputs: &[Input<'_>]) -> Result<Vec<Output>, Error> {
+        let c_method = CString::new(method).map_err(|_| self.run_error(method, "the method name contains a NUL byte".into()))?;
+        let mut raws = vec![ptr::null_mut(); 4];
+        let mut count = self.call(Some(&c_method), inputs, &mut raws)?;
+        if count > raws.len() {
+            raws = vec![ptr::null_mut(); count];
+            count = self.call(Some(&c_method), inputs, &mut raws)?;
+        }
+        raws.truncate(count);
+        Ok(raws.into_iter().map(Output::from_raw).collect())
+    }
+
+    /// Runs a method, storing its outputs when they fit; returns how many there were.
+    fn call(&self, method: Option<&CString>, inputs: &[Input<'_>], outputs: &mut [*mut ffi::Tensor]) -> Result<usize, Error> {
+        let mut raw_inputs = [const { ffi::Input { data: ptr::null(), shape: ptr::null(), rank: 0, dtype: 0 } }; 8];
+        let heap;
+        let raw_inputs: &[ffi::Input] = if inputs.len() <= raw_inputs.len() {
+            for (raw, input) in raw_inputs.iter_mut().zip(inputs) {
+                *raw = input.raw();
+            }
+            &raw_inputs[..inputs.len()]
+        } else {
+            heap = inputs.iter().map(Input::raw).collect::<Vec<_>>();
+            &heap
+        };
+        let mut count = 0;
+        // SAFETY: the inputs borrow live slices (their lifetime covers this call); the
+        // output buffer has `outputs.len()` slots.
+        let message = unsafe {
+            ffi::ptm_module_run(
+                self.raw.as_ptr(),
+                method.map_or(ptr::null(), |m| m.as_ptr()),
+                raw_inputs.as_ptr(),
+                raw_inputs.len(),
+                outputs.as_mut_ptr(),
+                outputs.len(),
+                &mut count,
+            )
+        };
+        let method_name = || method.map_or("forward".to_string(), |m| m.to_string_lossy().into_owned());
+        if let Some(message) = ffi::take_message(message) {
+            return Err(self.run_error(&method_name(), message));
+        }
+        Ok(count)
+    }
+
+    fn run_error(&self, method: &str, message: String) -> Error {
+        Error::Run { model: self.name.clone(), method: method.into(), message }
+    }
+}
+
+impl Drop for Module {
+    fn drop(&mut self) {
+        // SAFETY: allocated by the shim, freed once.
+        unsafe { ffi::ptm_module_free(self.raw.as_ptr()) }
+    }
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module").field("name", &self.name).finish()
+    }
+}
+
+/// Sets how many threads libtorch uses inside one operator, for every model in the
+/// process. Phones gain from several; a busy desktop running qnnpack kernels often runs
+/// fastest with 1 (see BENCHMARKS.md).
+pub fn set_num_threads(threads: usize) -> Result<(), Error> {
+    let threads = i32::try_from(threads.max(1)).unwrap_or(i32::MAX);
+    // SAFETY: plain call.
+    match ffi::take_message(unsafe { ffi::ptm_set_num_threads(threads) }) {
+        Some(message) => Err(Error::Setting { message }),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,127 @@
+//! The runtime and the generated wrappers on models this crate declares in its
+//! Cargo.toml, converted by its build script like an app's.
+
+use ptm::TensorRef;
+use std::sync::Arc;
+
+ptm::include_models!();
+
+fn features(seed: u32) -> [f32; 16] {
+    std::array::from_fn(|i| ((i as u32 * 7 + seed * 13) % 17) as f32 / 8.0 - 1.0)
+}
+
+#[test]
+fn a_dynamic_batch_runs_and_outputs_carry_their_shapes() {
+    let pair = Pair::load().unwrap();
+    for batch in [1usize, 3, 5] {
+        let x: Vec<f32> = (0..batch * 4).map(|i| i as f32 * 0.25).collect();
+        let ids: Vec<i64> = (0..batch * 5).map(|i| (i % 10) as i64).collect();
+        let out = pair.forward(TensorRef::new(&x, &[batch, 4]), TensorRef::new(&ids, &[batch, 5])).unwrap();
+        assert_eq!(out.scores.shape(), [batch, 2]);
+        assert_eq!(out.doubled.shape(), [batch, 4]);
+        // The second output is x * 2, computed by the model, checked element by element.
+        let expected: Vec<f32> = x.iter().map(|v| v * 2.0).collect();
+        assert_eq!(out.doubled.data(), expected.as_slice());
+    }
+}
+
+#[test]
+fn rows_of_a_batch_are_independent() {
+    let pair = Pair::load().unwrap();
+    let x: Vec<f32> = (0..12).map(|i| (i as f32).sin()).collect();
+    let ids: Vec<i64> = (0..15).map(|i| (i * 3 % 10) as i64).collect();
+    let batch = pair.forward(TensorRef::new(&x, &[3, 4]), TensorRef::new(&ids, &[3, 5])).unwrap();
+    for row in 0..3 {
+        let one = pair.forward(TensorRef::new(&x[row * 4..row * 4 + 4], &[1, 4]), TensorRef::new(&ids[row * 5..row * 5 + 5], &[1, 5])).unwrap();
+        for (a, b) in one.scores.data().iter().zip(&batch.scores.data()[row * 2..row * 2 + 2]) {
+            assert!((a - b).abs() < 1e-5, "row {row}: {a} alone, {b} in the batch");
+        }
+    }
+}
+
+#[test]
+fn shape_mistakes_are_errors_naming_the_input() {
+    let pair = Pair::load().unwrap();
+    let x = [0f32; 12];
+    let ids = [0i64; 10];
+    let error = pair.forward(TensorRef::new(&x, &[3, 4]), TensorRef::new(&ids, &[2, 5])).unwrap_err();
+    assert_eq!(error.to_string(), "ptm: input `ids` of model `pair` has shape [2, 5], expected [batch, 5]: `batch` is 2 here but 3 in an earlier input");
+    let error = pair.forward(TensorRef::new(&x, &[4, 3]), TensorRef::new(&ids, &[2, 5])).unwrap_err();
+    assert!(matches!(&error, ptm::Error::Shape { input, .. } if input == "x"), "{error}");
+}
+
+#[test]
+fn a_value_the_model_rejects_is_torchs_error_not_a_crash() {
+    let pair = Pair::load().unwrap();
+    let x = [0f32; 4];
+    let ids = [0, 1, 2, 3, 99i64];
+    let error = pair.forward(TensorRef::new(&x, &[1, 4]), TensorRef::new(&ids, &[1, 5])).unwrap_err();
+    let text = error.to_string();
+    assert!(text.starts_with("ptm: model `pair` failed in `forward`: ") && text.contains("index out of range"), "{text}");
+    // The handle stays usable after an error.
+    let ids = [0i64; 5];
+    assert!(pair.forward(TensorRef::new(&x, &[1, 4]), TensorRef::new(&ids, &[1, 5])).is_ok());
+}
+
+#[test]
+fn bytes_and_file_load_the_same_model() {
+    let bytes = std::fs::read(Classifier::BUILD_ARTIFACT).unwrap();
+    let from_file = Classifier::load_from(Classifier::BUILD_ARTIFACT).unwrap();
+    let from_bytes = ptm::Module::from_bytes(&bytes, &ptm::Options::new("classifier").engine(ptm::Engine::Qnnpack)).unwrap();
+    let input = features(1);
+    let a = from_file.forward(&input).unwrap();
+    let [b] = from_bytes.forward::<1>(&[ptm::Input::new(&input, &[1, 16]).unwrap()]).unwrap();
+    assert_eq!(a.logits.shape(), [1, 4]);
+    assert_eq!(a.logits.data(), b.data::<f32>().unwrap());
+}
+
+#[test]
+fn broken_files_are_load_errors_with_torchs_message() {
+    let error = Classifier::load_from("/nonexistent/classifier.ptl").unwrap_err();
+    let text = error.to_string();
+    assert!(text.starts_with("ptm: could not load /nonexistent/classifier.ptl (model `classifier`): "), "{text}");
+    let mut bytes = std::fs::read(Classifier::BUILD_ARTIFACT).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    let error = ptm::Module::from_bytes(&bytes, &ptm::Options::new("half")).unwrap_err();
+    assert!(matches!(&error, ptm::Error::Load { what, message } if what.contains("model `half`") && !message.is_empty()), "{error}");
+    let error = ptm::Module::from_bytes(b"not a zip archive", &ptm::Options::default()).unwrap_err();
+    assert!(error.to_string().starts_with("ptm: could not load 17 bytes of a .ptl: "), "{error}");
+}
+
+#[test]
+fn the_int8_model_runs_with_the_engine_it_was_converted_for() {
+    let classifier = Classifier::load_from(Classifier::BUILD_ARTIFACT).unwrap();
+    // Loading selected the engine the weights were packed for (this host's default is x86).
+    assert_eq!(ptm::Engine::current(), Some(ptm::Engine::Qnnpack));
+    let out = classifier.forward(&features(3)).unwrap();
+    assert!(out.logits.data().iter().all(|v| v.is_finite()));
+    assert_eq!(Classifier::INFO.quantize, "dynamic");
+    assert_eq!(Classifier::INFO.engine, "qnnpack");
+    assert!(Classifier::INFO.operators.iter().any(|op| op.starts_with("quantized::linear_dynamic")), "{:?}", Classifier::INFO.operators);
+}
+
+#[test]
+fn concurrent_forwards_agree() {
+    let classifier = Arc::new(Classifier::load_from(Classifier::BUILD_ARTIFACT).unwrap());
+    let pair = Arc::new(Pair::load().unwrap());
+    let expected: Vec<Vec<f32>> = (0..8).map(|seed| classifier.forward(&features(seed)).unwrap().logits.to_vec()).collect();
+    let expected = Arc::new(expected);
+    let threads: Vec<_> = (0..4)
+        .map(|thread| {
+            let (classifier, pair, expected) = (classifier.clone(), pair.clone(), expected.clone());
+            std::thread::spawn(move || {
+                for round in 0..200 {
+                    let seed = (thread + round) % 8;
+                    let got = classifier.forward(&features(seed as u32)).unwrap();
+                    assert_eq!(got.logits.data(), expected[seed].as_slice(), "thread {thread} round {round}");
+                    let x = [round as f32; 8];
+                    let out = pair.forward(TensorRef::new(&x, &[2, 4]), TensorRef::new(&[1i64; 10], &[2, 5])).unwrap();
+                    assert_eq!(out.doubled.data(), [round as f32 * 2.0; 8].as_slice());
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
