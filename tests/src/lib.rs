@@ -8,6 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The wrappers of the models this crate declares in its Cargo.toml. The lint proves
+/// that every generated public item is documented.
+#[deny(missing_docs)]
+pub mod models {
+    ptm::include_models!();
+}
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()

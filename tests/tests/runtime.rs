@@ -2,9 +2,8 @@
 //! Cargo.toml, converted by its build script like an app's.
 
 use ptm::TensorRef;
+use ptm_tests::models::{Classifier, Pair};
 use std::sync::Arc;
-
-ptm::include_models!();
 
 fn features(seed: u32) -> [f32; 16] {
     std::array::from_fn(|i| ((i as u32 * 7 + seed * 13) % 17) as f32 / 8.0 - 1.0)

@@ -1,0 +1,4 @@
+// A crate without a build script calling ptm_build::bundle() has no OUT_DIR.
+ptm::include_models!();
+
+fn main() {}
