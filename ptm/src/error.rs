@@ -4,7 +4,7 @@ use crate::DType;
 use std::fmt;
 
 /// Why a model could not be loaded or run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Error {
     /// libtorch refused the file or bytes.
@@ -80,6 +80,13 @@ impl fmt::Display for Error {
             }
             Error::Setting { message } => write!(f, "ptm: {}", message.trim_end()),
         }
+    }
+}
+
+// Same text as Display: `fn main() -> Result<(), Box<dyn Error>>` prints Debug.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
