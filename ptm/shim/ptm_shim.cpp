@@ -29,10 +29,6 @@ struct ptm_module {
   std::optional<torch::jit::mobile::Method> forward;
 };
 
-struct ptm_tensor {
-  at::Tensor tensor;
-};
-
 namespace {
 
 char* copy_message(const char* text) {
@@ -180,7 +176,7 @@ char* ptm_module_load_file(const char* path, const char* engine, ptm_module** ou
 void ptm_module_free(ptm_module* module) { delete module; }
 
 char* ptm_module_run(const ptm_module* module, const char* method, const ptm_input* inputs, size_t n_inputs,
-                     ptm_tensor** outputs, size_t capacity, size_t* count) {
+                     ptm_output* outputs, size_t capacity, size_t* count) {
   *count = 0;
   return guarded([&] {
     if (module->has_engine) use_engine(module->engine);
@@ -205,20 +201,25 @@ char* ptm_module_run(const ptm_module* module, const char* method, const ptm_inp
     }
     *count = tensors.size();
     if (tensors.size() > capacity) return;
-    for (size_t i = 0; i < tensors.size(); ++i) outputs[i] = new ptm_tensor{tensors[i].contiguous()};
+    for (auto& t : tensors) t = t.contiguous();
+    // Nothing below throws: every output is handed over, or none.
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      at::Tensor& t = tensors[i];
+      ptm_output& out = outputs[i];
+      out.data = t.data_ptr();
+      out.shape = t.sizes().data();
+      out.rank = t.dim();
+      out.numel = t.numel();
+      out.dtype = type_code(t.scalar_type());
+      // The caller owns this reference (no allocation per output); ptm_tensor_free drops it.
+      out.tensor = reinterpret_cast<ptm_tensor*>(t.unsafeReleaseTensorImpl());
+    }
   });
 }
 
-void ptm_tensor_info_of(const ptm_tensor* tensor, ptm_tensor_info* info) {
-  const at::Tensor& t = tensor->tensor;
-  info->data = t.data_ptr();
-  info->shape = t.sizes().data();
-  info->rank = t.dim();
-  info->numel = t.numel();
-  info->dtype = type_code(t.scalar_type());
+void ptm_tensor_free(ptm_tensor* tensor) {
+  c10::intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>::reclaim(reinterpret_cast<c10::TensorImpl*>(tensor));
 }
-
-void ptm_tensor_free(ptm_tensor* tensor) { delete tensor; }
 
 void ptm_string_free(char* message) { std::free(message); }
 

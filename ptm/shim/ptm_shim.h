@@ -27,14 +27,16 @@ typedef struct {
   int32_t dtype;
 } ptm_input;
 
-/* What a caller needs of an output; the pointers live as long as the tensor. */
+/* An output: one reference to the tensor, owned by the caller until
+ * ptm_tensor_free, and what the caller reads of it (valid as long as the tensor). */
 typedef struct {
+  ptm_tensor* tensor;
   const void* data;
   const int64_t* shape;
   size_t rank;
   size_t numel;
   int32_t dtype;
-} ptm_tensor_info;
+} ptm_output;
 
 /* engine: NULL for float models, else "qnnpack", "fbgemm", ... */
 char* ptm_module_load_bytes(const uint8_t* data, size_t len, const char* engine, ptm_module** out);
@@ -46,9 +48,8 @@ void ptm_module_free(ptm_module* module);
  * model returned, also when that is more than `capacity` (then none is stored). */
 char* ptm_module_run(const ptm_module* module, const char* method,
                      const ptm_input* inputs, size_t n_inputs,
-                     ptm_tensor** outputs, size_t capacity, size_t* count);
+                     ptm_output* outputs, size_t capacity, size_t* count);
 
-void ptm_tensor_info_of(const ptm_tensor* tensor, ptm_tensor_info* info);
 void ptm_tensor_free(ptm_tensor* tensor);
 
 void ptm_string_free(char* message);

@@ -12,6 +12,7 @@ pub struct Tensor {
     _private: [u8; 0],
 }
 
+#[derive(Clone, Copy)]
 #[repr(C)]
 pub struct Input {
     pub data: *const c_void,
@@ -20,8 +21,10 @@ pub struct Input {
     pub dtype: i32,
 }
 
+#[derive(Clone, Copy)]
 #[repr(C)]
-pub struct TensorInfo {
+pub struct Output {
+    pub tensor: *mut Tensor,
     pub data: *const c_void,
     pub shape: *const i64,
     pub rank: usize,
@@ -38,11 +41,10 @@ extern "C" {
         method: *const c_char,
         inputs: *const Input,
         n_inputs: usize,
-        outputs: *mut *mut Tensor,
+        outputs: *mut Output,
         capacity: usize,
         count: *mut usize,
     ) -> *mut c_char;
-    pub fn ptm_tensor_info_of(tensor: *const Tensor, info: *mut TensorInfo);
     pub fn ptm_tensor_free(tensor: *mut Tensor);
     pub fn ptm_string_free(message: *mut c_char);
     pub fn ptm_quantized_engine() -> *const c_char;

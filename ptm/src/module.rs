@@ -6,6 +6,8 @@ use std::ffi::{c_char, CString};
 use std::path::Path;
 use std::ptr::{self, NonNull};
 
+const EMPTY: ffi::Output = ffi::Output { tensor: ptr::null_mut(), data: ptr::null(), shape: ptr::null(), rank: 0, numel: 0, dtype: -1 };
+
 /// The quantized engine a model's INT8 kernels were packed for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -120,7 +122,7 @@ impl Module {
 
     /// Runs `forward`, which must return exactly `N` tensors.
     pub fn forward<const N: usize>(&self, inputs: &[Input<'_>]) -> Result<[Output; N], Error> {
-        let mut raws = [ptr::null_mut(); N];
+        let mut raws = [const { EMPTY }; N];
         let count = self.call(None, inputs, &mut raws)?;
         if count != N {
             return Err(Error::OutputCount { model: self.name.clone(), expected: N, found: count });
@@ -131,10 +133,10 @@ impl Module {
     /// Runs the method called `method` with any number of results.
     pub fn run(&self, method: &str, inputs: &[Input<'_>]) -> Result<Vec<Output>, Error> {
         let c_method = CString::new(method).map_err(|_| self.run_error(method, "the method name contains a NUL byte".into()))?;
-        let mut raws = vec![ptr::null_mut(); 4];
+        let mut raws = vec![EMPTY; 4];
         let mut count = self.call(Some(&c_method), inputs, &mut raws)?;
         if count > raws.len() {
-            raws = vec![ptr::null_mut(); count];
+            raws = vec![EMPTY; count];
             count = self.call(Some(&c_method), inputs, &mut raws)?;
         }
         raws.truncate(count);
@@ -142,7 +144,7 @@ impl Module {
     }
 
     /// Runs a method, storing its outputs when they fit; returns how many there were.
-    fn call(&self, method: Option<&CString>, inputs: &[Input<'_>], outputs: &mut [*mut ffi::Tensor]) -> Result<usize, Error> {
+    fn call(&self, method: Option<&CString>, inputs: &[Input<'_>], outputs: &mut [ffi::Output]) -> Result<usize, Error> {
         let mut raw_inputs = [const { ffi::Input { data: ptr::null(), shape: ptr::null(), rank: 0, dtype: 0 } }; 8];
         let heap;
         let raw_inputs: &[ffi::Input] = if inputs.len() <= raw_inputs.len() {

@@ -60,6 +60,16 @@ impl<'a> Input<'a> {
         Ok(Input { data: data.as_ptr().cast(), shape: dims, rank: shape.len(), dtype: T::DTYPE, _borrow: PhantomData })
     }
 
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The dimensions.
+    pub fn shape(&self) -> &[i64] {
+        &self.shape[..self.rank]
+    }
+
     pub(crate) fn raw(&self) -> ffi::Input {
         ffi::Input { data: self.data, shape: self.shape.as_ptr(), rank: self.rank, dtype: self.dtype.code() }
     }
@@ -67,54 +77,50 @@ impl<'a> Input<'a> {
 
 /// One tensor a model returned, of any element type.
 pub struct Output {
-    raw: *mut ffi::Tensor,
-    info: ffi::TensorInfo,
+    raw: ffi::Output,
     shape: [usize; MAX_RANK],
 }
 
-// SAFETY: the tensor is owned by this handle alone (its reference count is atomic) and
-// only read.
+// SAFETY: this handle owns one reference to the tensor (reference counts are atomic)
+// and only reads it.
 unsafe impl Send for Output {}
 unsafe impl Sync for Output {}
 
 impl Output {
-    /// Takes ownership of a tensor the shim allocated.
-    pub(crate) fn from_raw(raw: *mut ffi::Tensor) -> Output {
-        let mut info = ffi::TensorInfo { data: std::ptr::null(), shape: std::ptr::null(), rank: 0, numel: 0, dtype: -1 };
-        // SAFETY: `raw` is a live tensor from ptm_module_run.
-        unsafe { ffi::ptm_tensor_info_of(raw, &mut info) };
+    /// Takes ownership of an output the shim handed over.
+    pub(crate) fn from_raw(raw: ffi::Output) -> Output {
         let mut shape = [0usize; MAX_RANK];
-        if info.rank <= MAX_RANK && !info.shape.is_null() {
+        if raw.rank <= MAX_RANK && !raw.shape.is_null() {
             // SAFETY: the shim reports `rank` sizes at `shape`, alive as long as the tensor.
-            let sizes = unsafe { std::slice::from_raw_parts(info.shape, info.rank) };
+            let sizes = unsafe { std::slice::from_raw_parts(raw.shape, raw.rank) };
             for (dim, &size) in shape.iter_mut().zip(sizes) {
                 *dim = usize::try_from(size).unwrap_or(0);
             }
         }
-        Output { raw, info, shape }
+        Output { raw, shape }
     }
 
     /// The element type, or `None` for one ptm cannot hold (a quantized tensor, say).
     pub fn dtype(&self) -> Option<DType> {
-        DType::from_code(self.info.dtype)
+        DType::from_code(self.raw.dtype)
     }
 
     /// The dimensions, outermost first.
     pub fn shape(&self) -> &[usize] {
-        &self.shape[..self.info.rank.min(MAX_RANK)]
+        &self.shape[..self.raw.rank.min(MAX_RANK)]
     }
 
     /// The elements in row-major order, if they are `T`s.
     pub fn data<T: Element>(&self) -> Option<&[T]> {
-        if self.dtype() != Some(T::DTYPE) || self.info.rank > MAX_RANK {
+        if self.dtype() != Some(T::DTYPE) || self.raw.rank > MAX_RANK {
             return None;
         }
-        if self.info.numel == 0 {
+        if self.raw.numel == 0 {
             return Some(&[]);
         }
         // SAFETY: the shim made the tensor contiguous; it holds `numel` elements of T's
         // type and lives as long as `self`.
-        Some(unsafe { std::slice::from_raw_parts(self.info.data.cast::<T>(), self.info.numel) })
+        Some(unsafe { std::slice::from_raw_parts(self.raw.data.cast::<T>(), self.raw.numel) })
     }
 
     /// This output as a tensor of `T`s, or itself back when its element type differs.
@@ -129,7 +135,13 @@ impl Output {
 impl Drop for Output {
     fn drop(&mut self) {
         // SAFETY: allocated by the shim, freed once.
-        unsafe { ffi::ptm_tensor_free(self.raw) }
+        unsafe { ffi::ptm_tensor_free(self.raw.tensor) }
+    }
+}
+
+impl fmt::Debug for Input<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Input").field("dtype", &self.dtype).field("shape", &self.shape()).finish()
     }
 }
 
