@@ -23,7 +23,8 @@ fn run() -> Result<(), ptm_build::Error> {
     }
 
     let mut build = cc::Build::new();
-    build.cpp(true).std("c++17").file("shim/ptm_shim.cpp").include("shim").warnings(false);
+    // Optimized in every profile: the shim sits on every call, and nobody steps through it.
+    build.cpp(true).std("c++17").file("shim/ptm_shim.cpp").include("shim").warnings(false).opt_level(2);
     for dir in &torch.include_dirs {
         build.include(dir);
     }
@@ -39,6 +40,15 @@ fn run() -> Result<(), ptm_build::Error> {
             Link::Static(name) => println!("cargo:rustc-link-lib=static={name}"),
             Link::WholeStatic(name) => println!("cargo:rustc-link-lib=static:+whole-archive={name}"),
         }
+    }
+    // For build scripts of crates that compile their own C++ against the same libtorch.
+    let includes = std::env::join_paths(&torch.include_dirs).map_err(|e| ptm_build::Error::Environment {
+        variable: "LIBTORCH".into(),
+        fix: format!("the libtorch include paths cannot be joined ({e}); use a path without the separator"),
+    })?;
+    println!("cargo:include={}", includes.to_string_lossy());
+    if let Some(abi) = torch.cxx11_abi {
+        println!("cargo:cxx11_abi={}", u8::from(abi));
     }
     if torch.rpath {
         // For this crate's own tests; apps get theirs from ptm_build::bundle().

@@ -8,12 +8,13 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
-#include <caffe2/serialize/read_adapter_interface.h>
+#include <c10/util/SmallVector.h>
 #include <torch/csrc/jit/mobile/import.h>
 #include <torch/csrc/jit/mobile/module.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <istream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -53,22 +54,29 @@ char* guarded(F&& body) {
   }
 }
 
-// Reads a .ptl straight from memory the caller owns (embedded bytes): no copy
-// of the whole archive, unlike the istream overload.
-class MemoryReader final : public caffe2::serialize::ReadAdapterInterface {
+// A read-only stream over memory the caller owns (embedded bytes). The istream
+// overload of _load_for_mobile reads records from it as it needs them, like the file
+// overload reads the file; the ReadAdapterInterface overload would first copy the
+// whole archive into a new buffer.
+class MemoryStream final : public std::streambuf {
  public:
-  MemoryReader(const uint8_t* data, size_t len) : data_(data), len_(len) {}
-  size_t size() const override { return len_; }
-  size_t read(uint64_t pos, void* buf, size_t n, const char*) const override {
-    if (pos >= len_) return 0;
-    size_t take = std::min<size_t>(n, len_ - pos);
-    std::memcpy(buf, data_ + pos, take);
-    return take;
+  MemoryStream(const uint8_t* data, size_t len) {
+    char* begin = const_cast<char*>(reinterpret_cast<const char*>(data));
+    setg(begin, begin, begin + len);
   }
 
- private:
-  const uint8_t* data_;
-  size_t len_;
+ protected:
+  pos_type seekoff(off_type off, std::ios_base::seekdir dir, std::ios_base::openmode which) override {
+    if (!(which & std::ios_base::in)) return pos_type(off_type(-1));
+    off_type base = dir == std::ios_base::beg ? 0 : dir == std::ios_base::cur ? gptr() - eback() : egptr() - eback();
+    return seekpos(pos_type(base + off), which);
+  }
+  pos_type seekpos(pos_type pos, std::ios_base::openmode which) override {
+    off_type at = off_type(pos);
+    if (!(which & std::ios_base::in) || at < 0 || at > egptr() - eback()) return pos_type(off_type(-1));
+    setg(eback(), eback() + at, egptr());
+    return pos;
+  }
 };
 
 // The engine is process-wide state in libtorch; switching it is serialized so
@@ -146,13 +154,16 @@ int32_t type_code(c10::ScalarType type) {
   }
 }
 
-void collect(const c10::IValue& value, std::vector<at::Tensor>& tensors) {
+// Four outputs or fewer (nearly every model) cost no allocation.
+using Tensors = c10::SmallVector<at::Tensor, 4>;
+
+void collect(c10::IValue&& value, Tensors& tensors) {
   if (value.isTensor()) {
-    tensors.push_back(value.toTensor());
+    tensors.push_back(std::move(value).toTensor());
   } else if (value.isTuple()) {
-    for (const auto& element : value.toTupleRef().elements()) collect(element, tensors);
+    for (const auto& element : value.toTupleRef().elements()) collect(c10::IValue(element), tensors);
   } else if (value.isList()) {
-    for (const auto& element : value.toListRef()) collect(element, tensors);
+    for (const auto& element : value.toListRef()) collect(c10::IValue(element), tensors);
   } else {
     throw std::runtime_error("the model returned a " + value.tagKind() +
                              "; ptm supports a tensor or a tuple or list of tensors");
@@ -165,7 +176,9 @@ extern "C" {
 
 char* ptm_module_load_bytes(const uint8_t* data, size_t len, const char* engine, ptm_module** out) {
   return load(engine, out, [&] {
-    return torch::jit::_load_for_mobile(std::make_unique<MemoryReader>(data, len), c10::Device(c10::kCPU));
+    MemoryStream buffer(data, len);
+    std::istream in(&buffer);
+    return torch::jit::_load_for_mobile(in, c10::Device(c10::kCPU));
   });
 }
 
@@ -182,7 +195,8 @@ char* ptm_module_run(const ptm_module* module, const char* method, const ptm_inp
     if (module->has_engine) use_engine(module->engine);
     c10::InferenceMode guard;
     std::vector<c10::IValue> stack;
-    stack.reserve(n_inputs);
+    // Method::run inserts the module object in front; room for it saves a reallocation.
+    stack.reserve(n_inputs + 1);
     for (size_t i = 0; i < n_inputs; ++i) {
       const ptm_input& input = inputs[i];
       // from_blob borrows: the Rust caller keeps the slice alive for the call.
@@ -192,8 +206,8 @@ char* ptm_module_run(const ptm_module* module, const char* method, const ptm_inp
     if (method == nullptr && !module->forward) throw std::runtime_error("the model has no forward method");
     auto result = method == nullptr ? (*module->forward)(std::move(stack))
                                     : module->module.get_method(method)(std::move(stack));
-    std::vector<at::Tensor> tensors;
-    collect(result, tensors);
+    Tensors tensors;
+    collect(std::move(result), tensors);
     for (const auto& t : tensors) {
       if (t.dim() > PTM_MAX_RANK)
         throw std::runtime_error("an output has " + std::to_string(t.dim()) + " dimensions, ptm supports at most " +
@@ -201,7 +215,9 @@ char* ptm_module_run(const ptm_module* module, const char* method, const ptm_inp
     }
     *count = tensors.size();
     if (tensors.size() > capacity) return;
-    for (auto& t : tensors) t = t.contiguous();
+    for (auto& t : tensors) {
+      if (!t.is_contiguous()) t = t.contiguous();
+    }
     // Nothing below throws: every output is handed over, or none.
     for (size_t i = 0; i < tensors.size(); ++i) {
       at::Tensor& t = tensors[i];

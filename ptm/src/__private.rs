@@ -47,7 +47,7 @@ pub fn dynamic<'a, T: Element>(model: &str, input: &str, spec: &[Dim], tensor: T
 }
 
 /// Wraps a fixed-shape input; its length was checked by the compiler.
-pub fn fixed<'a, T: Element, const N: usize>(model: &str, input: &str, data: &'a [T; N], shape: &[usize]) -> Result<Input<'a>, Error> {
+pub fn fixed<'a, T: Element, const N: usize>(model: &str, input: &str, data: &'a [T; N], shape: &'a [usize]) -> Result<Input<'a>, Error> {
     Input::new(data.as_slice(), shape).map_err(|problem| Error::Shape {
         model: model.into(),
         input: input.into(),

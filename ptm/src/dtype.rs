@@ -27,10 +27,12 @@ pub enum DType {
 }
 
 impl DType {
+    #[inline]
     pub(crate) fn code(self) -> i32 {
         self as i32
     }
 
+    #[inline]
     pub(crate) fn from_code(code: i32) -> Option<DType> {
         use DType::*;
         [Float32, Float64, Int64, Int32, Int16, Int8, Uint8, Bool, Float16].get(usize::try_from(code).ok()?).copied()

@@ -144,6 +144,7 @@ impl Module {
     }
 
     /// Runs a method, storing its outputs when they fit; returns how many there were.
+    #[inline]
     fn call(&self, method: Option<&CString>, inputs: &[Input<'_>], outputs: &mut [ffi::Output]) -> Result<usize, Error> {
         let mut raw_inputs = [const { ffi::Input { data: ptr::null(), shape: ptr::null(), rank: 0, dtype: 0 } }; 8];
         let heap;

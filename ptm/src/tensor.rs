@@ -37,15 +37,25 @@ impl<'a, T: Element> TensorRef<'a, T> {
 #[derive(Clone, Copy)]
 pub struct Input<'a> {
     data: *const std::ffi::c_void,
-    shape: [i64; MAX_RANK],
-    rank: usize,
+    shape: Dims<'a>,
     dtype: DType,
     _borrow: PhantomData<&'a [u8]>,
 }
 
+/// Where libtorch reads an input's sizes. On 64-bit targets a `usize` is an `i64` bit
+/// for bit, so the caller's shape is passed as it is; elsewhere it is converted.
+#[derive(Clone, Copy)]
+enum Dims<'a> {
+    #[cfg_attr(not(target_pointer_width = "64"), allow(dead_code))]
+    Borrowed(&'a [usize]),
+    #[cfg_attr(target_pointer_width = "64", allow(dead_code))]
+    Converted([i64; MAX_RANK], usize),
+}
+
 impl<'a> Input<'a> {
     /// Wraps `data` with `shape`, or says why they cannot form a tensor.
-    pub fn new<T: Element>(data: &'a [T], shape: &[usize]) -> Result<Input<'a>, String> {
+    #[inline]
+    pub fn new<T: Element>(data: &'a [T], shape: &'a [usize]) -> Result<Input<'a>, String> {
         if shape.len() > MAX_RANK {
             return Err(format!("{} dimensions, ptm supports at most {MAX_RANK}", shape.len()));
         }
@@ -53,11 +63,18 @@ impl<'a> Input<'a> {
         if elements != data.len() {
             return Err(format!("the shape holds {elements} elements but {} were given", data.len()));
         }
-        let mut dims = [0i64; MAX_RANK];
-        for (dim, &size) in dims.iter_mut().zip(shape) {
-            *dim = i64::try_from(size).map_err(|_| format!("dimension {size} is too large"))?;
-        }
-        Ok(Input { data: data.as_ptr().cast(), shape: dims, rank: shape.len(), dtype: T::DTYPE, _borrow: PhantomData })
+        // A size beyond i64::MAX (possible only beside a zero) reaches libtorch as a
+        // negative size, which it refuses with an error.
+        let shape = if cfg!(target_pointer_width = "64") {
+            Dims::Borrowed(shape)
+        } else {
+            let mut dims = [0i64; MAX_RANK];
+            for (dim, &size) in dims.iter_mut().zip(shape) {
+                *dim = size as i64;
+            }
+            Dims::Converted(dims, shape.len())
+        };
+        Ok(Input { data: data.as_ptr().cast(), shape, dtype: T::DTYPE, _borrow: PhantomData })
     }
 
     /// The element type.
@@ -65,19 +82,25 @@ impl<'a> Input<'a> {
         self.dtype
     }
 
-    /// The dimensions.
-    pub fn shape(&self) -> &[i64] {
-        &self.shape[..self.rank]
+    #[inline]
+    fn sizes(&self) -> (*const i64, usize) {
+        match &self.shape {
+            Dims::Borrowed(shape) => (shape.as_ptr().cast(), shape.len()),
+            Dims::Converted(dims, rank) => (dims.as_ptr(), *rank),
+        }
     }
 
+    #[inline]
     pub(crate) fn raw(&self) -> ffi::Input {
-        ffi::Input { data: self.data, shape: self.shape.as_ptr(), rank: self.rank, dtype: self.dtype.code() }
+        let (shape, rank) = self.sizes();
+        ffi::Input { data: self.data, shape, rank, dtype: self.dtype.code() }
     }
 }
 
 /// One tensor a model returned, of any element type.
 pub struct Output {
     raw: ffi::Output,
+    #[cfg(not(target_pointer_width = "64"))]
     shape: [usize; MAX_RANK],
 }
 
@@ -88,29 +111,48 @@ unsafe impl Sync for Output {}
 
 impl Output {
     /// Takes ownership of an output the shim handed over.
+    #[inline]
     pub(crate) fn from_raw(raw: ffi::Output) -> Output {
-        let mut shape = [0usize; MAX_RANK];
-        if raw.rank <= MAX_RANK && !raw.shape.is_null() {
-            // SAFETY: the shim reports `rank` sizes at `shape`, alive as long as the tensor.
-            let sizes = unsafe { std::slice::from_raw_parts(raw.shape, raw.rank) };
-            for (dim, &size) in shape.iter_mut().zip(sizes) {
-                *dim = usize::try_from(size).unwrap_or(0);
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            let mut shape = [0usize; MAX_RANK];
+            if raw.rank <= MAX_RANK && !raw.shape.is_null() {
+                // SAFETY: the shim reports `rank` sizes at `shape`, alive as long as the tensor.
+                let sizes = unsafe { std::slice::from_raw_parts(raw.shape, raw.rank) };
+                for (dim, &size) in shape.iter_mut().zip(sizes) {
+                    *dim = usize::try_from(size).unwrap_or(0);
+                }
             }
+            Output { raw, shape }
         }
-        Output { raw, shape }
+        #[cfg(target_pointer_width = "64")]
+        Output { raw }
     }
 
     /// The element type, or `None` for one ptm cannot hold (a quantized tensor, say).
+    #[inline]
     pub fn dtype(&self) -> Option<DType> {
         DType::from_code(self.raw.dtype)
     }
 
     /// The dimensions, outermost first.
+    #[inline]
     pub fn shape(&self) -> &[usize] {
+        #[cfg(target_pointer_width = "64")]
+        {
+            if self.raw.shape.is_null() || self.raw.rank == 0 {
+                return &[];
+            }
+            // SAFETY: `rank` sizes live at `shape` as long as the tensor; libtorch sizes are
+            // never negative, and an i64 is a usize bit for bit on 64-bit targets.
+            unsafe { std::slice::from_raw_parts(self.raw.shape.cast::<usize>(), self.raw.rank) }
+        }
+        #[cfg(not(target_pointer_width = "64"))]
         &self.shape[..self.raw.rank.min(MAX_RANK)]
     }
 
     /// The elements in row-major order, if they are `T`s.
+    #[inline]
     pub fn data<T: Element>(&self) -> Option<&[T]> {
         if self.dtype() != Some(T::DTYPE) || self.raw.rank > MAX_RANK {
             return None;
@@ -133,6 +175,7 @@ impl Output {
 }
 
 impl Drop for Output {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: allocated by the shim, freed once.
         unsafe { ffi::ptm_tensor_free(self.raw.tensor) }
@@ -141,7 +184,10 @@ impl Drop for Output {
 
 impl fmt::Debug for Input<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Input").field("dtype", &self.dtype).field("shape", &self.shape()).finish()
+        let (shape, rank) = self.sizes();
+        // SAFETY: `rank` sizes at `shape`, borrowed for the input's lifetime.
+        let shape = unsafe { std::slice::from_raw_parts(shape, rank) };
+        f.debug_struct("Input").field("dtype", &self.dtype).field("shape", &shape).finish()
     }
 }
 
@@ -165,6 +211,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// The dimensions, outermost first.
+    #[inline]
     pub fn shape(&self) -> &[usize] {
         self.output.shape()
     }
