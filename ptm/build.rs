@@ -1,6 +1,6 @@
 //! Compiles the C++ shim against the chosen libtorch and links it.
 
-use ptm_build::libtorch::{self, Link};
+use ptm_build::libtorch;
 use std::path::PathBuf;
 
 fn main() {
@@ -34,12 +34,8 @@ fn run() -> Result<(), ptm_build::Error> {
     build.compile("ptm_shim");
 
     println!("cargo:rustc-link-search=native={}", torch.lib_dir.display());
-    for lib in &torch.libs {
-        match lib {
-            Link::Dylib(name) => println!("cargo:rustc-link-lib=dylib={name}"),
-            Link::Static(name) => println!("cargo:rustc-link-lib=static={name}"),
-            Link::WholeStatic(name) => println!("cargo:rustc-link-lib=static:+whole-archive={name}"),
-        }
+    for name in &torch.dylibs {
+        println!("cargo:rustc-link-lib=dylib={name}");
     }
     // For build scripts of crates that compile their own C++ against the same libtorch.
     let includes = std::env::join_paths(&torch.include_dirs).map_err(|e| ptm_build::Error::Environment {

@@ -52,6 +52,14 @@
 //! | `PTM_PYTHON` | the Python interpreter to run the conversion with |
 //! | `PTM_CACHE_DIR` | where converted models are cached |
 //! | `PTM_ALLOW_UNTESTED_TORCH` | `1` converts with a torch other than 2.11.0 |
+//! | `LIBTORCH` | the `ptm` runtime links this unpacked libtorch instead of the Python environment's |
+//! | `PTM_LIBTORCH_LITE_DIR` | the `ptm` runtime links this mobile libtorch-lite (Android, iOS) |
+//!
+//! # Linking the runtime
+//!
+//! `bundle()` also gives the app's binaries and tests an rpath to the desktop libtorch
+//! the `ptm` runtime linked ([`libtorch::forward_rpath`]), so they run without
+//! `LD_LIBRARY_PATH`.
 #![deny(missing_docs)]
 
 mod cache;

@@ -13,18 +13,6 @@ pub const LIBTORCH: &str = "LIBTORCH";
 /// A mobile libtorch-lite laid out as `include/` and `lib/`.
 pub const PTM_LIBTORCH_LITE_DIR: &str = "PTM_LIBTORCH_LITE_DIR";
 
-/// How to link one library.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Link {
-    /// A shared library (`-l<name>`).
-    Dylib(String),
-    /// A static archive whose every object is kept: libtorch registers its operators
-    /// from static initializers that nothing else references.
-    WholeStatic(String),
-    /// A static archive.
-    Static(String),
-}
-
 /// A libtorch to compile and link against.
 #[derive(Debug, Clone)]
 pub struct Libtorch {
@@ -32,8 +20,9 @@ pub struct Libtorch {
     pub include_dirs: Vec<PathBuf>,
     /// Directory holding the libraries.
     pub lib_dir: PathBuf,
-    /// Libraries, in link order.
-    pub libs: Vec<Link>,
+    /// Shared libraries to link, in order; empty where the platform's own build links
+    /// libtorch (Xcode, through the LibTorch-Lite pod).
+    pub dylibs: Vec<String>,
     /// `_GLIBCXX_USE_CXX11_ABI` the libraries were built with, when known.
     pub cxx11_abi: Option<bool>,
     /// Whether binaries should find the libraries through an rpath (host builds);
@@ -85,7 +74,7 @@ fn full(dir: &Path, cxx11_abi: Option<bool>, watch: Vec<PathBuf>, origin: String
     Ok(Libtorch {
         include_dirs: vec![include.clone(), include.join("torch/csrc/api/include")],
         lib_dir,
-        libs: vec![Link::Dylib("torch_cpu".into()), Link::Dylib("c10".into())],
+        dylibs: vec!["torch_cpu".into(), "c10".into()],
         cxx11_abi,
         rpath: true,
         watch,
@@ -94,27 +83,23 @@ fn full(dir: &Path, cxx11_abi: Option<bool>, watch: Vec<PathBuf>, origin: String
 }
 
 /// A mobile libtorch-lite: the AAR's `headers/` and `jni/<abi>/` or the pod's
-/// `install/include` and `install/lib`, copied or linked to `include/` and `lib/`.
+/// `install/include` and `install/lib`, linked or copied to `include/` and `lib/`.
 fn lite(target: &str, dir: &Path) -> Result<Libtorch, Error> {
     let origin = format!("{PTM_LIBTORCH_LITE_DIR}={}", dir.display());
     let include = dir.join("include");
     let lib_dir = dir.join("lib");
     require(&include.join("torch/csrc/jit/mobile/import.h"), &origin)?;
     require(&lib_dir, &origin)?;
-    let libs = if target.contains("apple") {
-        // The pod ships static archives; operators register from static initializers.
-        let mut libs: Vec<Link> = ["torch", "torch_cpu"].iter().map(|l| Link::WholeStatic(l.to_string())).collect();
-        for name in ["c10", "clog", "cpuinfo", "eigen_blas", "pthreadpool", "pytorch_qnnpack", "XNNPACK", "kineto"] {
-            if lib_dir.join(format!("lib{name}.a")).is_file() {
-                libs.push(Link::Static(name.into()));
-            }
-        }
-        libs
+    let dylibs = if target.contains("apple") {
+        // The pod's static archives are linked by Xcode, which the pod configures with
+        // -force_load (operators register from static initializers nothing references).
+        // The Rust staticlib leaves the shim's references to them for that link.
+        Vec::new()
     } else {
         // The AAR's libpytorch_jni_lite.so carries the whole Lite Interpreter and needs libfbjni.so beside it.
-        vec![Link::Dylib("pytorch_jni_lite".into())]
+        vec!["pytorch_jni_lite".into()]
     };
-    Ok(Libtorch { include_dirs: vec![include], lib_dir: lib_dir.clone(), libs, cxx11_abi: None, rpath: false, watch: vec![lib_dir], origin })
+    Ok(Libtorch { include_dirs: vec![include], lib_dir: lib_dir.clone(), dylibs, cxx11_abi: None, rpath: false, watch: vec![lib_dir], origin })
 }
 
 /// Metadata key the runtime's build script publishes (`links = "ptm"`), read by the
@@ -168,11 +153,10 @@ mod tests {
         std::fs::create_dir_all(dir.join("include/torch/csrc/jit/mobile")).unwrap();
         std::fs::write(dir.join("include/torch/csrc/jit/mobile/import.h"), "").unwrap();
         let found = lite("aarch64-linux-android", &dir).unwrap();
-        assert_eq!(found.libs, vec![Link::Dylib("pytorch_jni_lite".into())]);
+        assert_eq!(found.dylibs, ["pytorch_jni_lite"]);
         assert!(!found.rpath);
-        std::fs::write(dir.join("lib/libXNNPACK.a"), "").unwrap();
         let ios = lite("aarch64-apple-ios", &dir).unwrap();
-        assert_eq!(ios.libs, vec![Link::WholeStatic("torch".into()), Link::WholeStatic("torch_cpu".into()), Link::Static("XNNPACK".into())]);
+        assert!(ios.dylibs.is_empty(), "Xcode links the pod's archives: {:?}", ios.dylibs);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

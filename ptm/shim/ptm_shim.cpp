@@ -17,7 +17,7 @@
 #include <istream>
 #include <memory>
 #include <mutex>
-#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -26,8 +26,9 @@ struct ptm_module {
   // The quantized engine the model's packed weights were made for, if any.
   bool has_engine;
   at::QEngine engine;
-  // Looked up once: the Method points into `module`, which never moves.
-  std::optional<torch::jit::mobile::Method> forward;
+  // Looked up once: the Method points into `module`, which never moves. (The type is
+  // c10::optional in libtorch-lite 1.x releases and std::optional in 2.x.)
+  decltype(std::declval<const torch::jit::mobile::Module&>().find_method(std::string())) forward;
 };
 
 namespace {

@@ -1,7 +1,7 @@
 //! What the generated wrappers call. Not a stable API: only `ptm::include_models!()`
 //! output should use it.
 
-use crate::{Element, Error, Input, Output, Tensor, TensorRef};
+use crate::{Element, Error, ErrorKind, Input, Output, Tensor, TensorRef};
 
 /// One declared dimension.
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +26,7 @@ fn expected(spec: &[Dim]) -> String {
 /// Checks a dynamic input against its declaration and wraps it.
 pub fn dynamic<'a, T: Element>(model: &str, input: &str, spec: &[Dim], tensor: TensorRef<'a, T>, bindings: &mut Bindings) -> Result<Input<'a>, Error> {
     let shape = tensor.shape();
-    let fail = |problem: String| Error::Shape { model: model.into(), input: input.into(), expected: expected(spec), given: shape.to_vec(), problem };
+    let fail = |problem: String| Error::from(ErrorKind::Shape { model: model.into(), input: input.into(), expected: expected(spec), given: shape.to_vec(), problem });
     if shape.len() != spec.len() {
         return Err(fail(format!("{} dimensions instead of {}", shape.len(), spec.len())));
     }
@@ -48,18 +48,14 @@ pub fn dynamic<'a, T: Element>(model: &str, input: &str, spec: &[Dim], tensor: T
 
 /// Wraps a fixed-shape input; its length was checked by the compiler.
 pub fn fixed<'a, T: Element, const N: usize>(model: &str, input: &str, data: &'a [T; N], shape: &'a [usize]) -> Result<Input<'a>, Error> {
-    Input::new(data.as_slice(), shape).map_err(|problem| Error::Shape {
-        model: model.into(),
-        input: input.into(),
-        expected: format!("{shape:?}"),
-        given: vec![N],
-        problem,
+    Input::new(data.as_slice(), shape).map_err(|problem| {
+        Error::from(ErrorKind::Shape { model: model.into(), input: input.into(), expected: format!("{shape:?}"), given: vec![N], problem })
     })
 }
 
 /// Types one output as the report says it is.
 pub fn output<T: Element>(model: &str, name: &str, output: Output) -> Result<Tensor<T>, Error> {
-    output.typed::<T>().map_err(|other| Error::OutputType { model: model.into(), output: name.into(), expected: T::DTYPE, found: other.dtype() })
+    output.typed::<T>().map_err(|other| ErrorKind::OutputType { model: model.into(), output: name.into(), expected: T::DTYPE, found: other.dtype() }.into())
 }
 
 #[cfg(test)]

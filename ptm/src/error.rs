@@ -1,12 +1,32 @@
 //! The runtime's error type: what failed, in which model, and torch's own words.
+//!
+//! `Error` is one pointer wide, so the `Result` of every forward stays as small as its
+//! outputs; the details live in [`ErrorKind`].
 
 use crate::DType;
 use std::fmt;
 
-/// Why a model could not be loaded or run.
+/// Why a model could not be loaded or run; [`Error::kind`] tells which way.
 #[derive(Clone, PartialEq)]
+pub struct Error(Box<ErrorKind>);
+
+impl Error {
+    /// What went wrong, with its details.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.0
+    }
+}
+
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Error {
+        Error(Box::new(kind))
+    }
+}
+
+/// The ways loading or running a model can fail.
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum Error {
+pub enum ErrorKind {
     /// libtorch refused the file or bytes.
     Load {
         /// The file, or `embedded bytes of <model>`.
@@ -63,23 +83,29 @@ pub enum Error {
     },
 }
 
-impl fmt::Display for Error {
+impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Load { what, message } => write!(f, "ptm: could not load {what}: {}", message.trim_end()),
-            Error::Run { model, method, message } => write!(f, "ptm: model `{model}` failed in `{method}`: {}", message.trim_end()),
-            Error::Shape { model, input, expected, given, problem } => {
+            ErrorKind::Load { what, message } => write!(f, "ptm: could not load {what}: {}", message.trim_end()),
+            ErrorKind::Run { model, method, message } => write!(f, "ptm: model `{model}` failed in `{method}`: {}", message.trim_end()),
+            ErrorKind::Shape { model, input, expected, given, problem } => {
                 write!(f, "ptm: input `{input}` of model `{model}` has shape {given:?}, expected {expected}: {problem}")
             }
-            Error::OutputType { model, output, expected, found } => {
+            ErrorKind::OutputType { model, output, expected, found } => {
                 let found = found.map_or_else(|| "a type ptm cannot hold".to_string(), |d| d.to_string());
                 write!(f, "ptm: output `{output}` of model `{model}` is {found}, but its wrapper was generated for {expected}; rebuild so the wrapper matches the model")
             }
-            Error::OutputCount { model, expected, found } => {
+            ErrorKind::OutputCount { model, expected, found } => {
                 write!(f, "ptm: model `{model}` returned {found} tensors, its report lists {expected} outputs; rebuild so the wrapper matches the model")
             }
-            Error::Setting { message } => write!(f, "ptm: {}", message.trim_end()),
+            ErrorKind::Setting { message } => write!(f, "ptm: {}", message.trim_end()),
         }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
     }
 }
 

@@ -35,7 +35,7 @@ mod tensor;
 pub mod __private;
 
 pub use dtype::{DType, Element};
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 pub use info::{Drift, ModelInfo};
 pub use module::{set_num_threads, Engine, Module, Options};
 pub use ptm_macros::include_models;

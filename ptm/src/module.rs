@@ -1,7 +1,7 @@
 //! A loaded .ptl: the Lite Interpreter's `mobile::Module` behind a handle.
 
 use crate::tensor::{Input, Output};
-use crate::{ffi, Error};
+use crate::{ffi, Error, ErrorKind};
 use std::ffi::{c_char, CString};
 use std::path::Path;
 use std::ptr::{self, NonNull};
@@ -100,7 +100,7 @@ impl Module {
             None => path.display().to_string(),
         };
         let c_path = CString::new(path.as_os_str().as_encoded_bytes())
-            .map_err(|_| Error::Load { what: what.clone(), message: "the path contains a NUL byte".into() })?;
+            .map_err(|_| Error::from(ErrorKind::Load { what: what.clone(), message: "the path contains a NUL byte".into() }))?;
         // SAFETY: a valid C string for the duration of the call.
         Module::load(what, options, |engine, out| unsafe { ffi::ptm_module_load_file(c_path.as_ptr(), engine, out) })
     }
@@ -109,9 +109,9 @@ impl Module {
         let engine = options.engine.map_or(ptr::null(), |e| e.c_name().as_ptr());
         let mut raw = ptr::null_mut();
         if let Some(message) = ffi::take_message(call(engine, &mut raw)) {
-            return Err(Error::Load { what, message });
+            return Err(ErrorKind::Load { what, message }.into());
         }
-        let raw = NonNull::new(raw).ok_or_else(|| Error::Load { what: what.clone(), message: "libtorch returned no module".into() })?;
+        let raw = NonNull::new(raw).ok_or_else(|| Error::from(ErrorKind::Load { what: what.clone(), message: "libtorch returned no module".into() }))?;
         Ok(Module { raw, name: options.name.clone().unwrap_or_else(|| "unnamed".into()) })
     }
 
@@ -125,7 +125,7 @@ impl Module {
         let mut raws = [const { EMPTY }; N];
         let count = self.call(None, inputs, &mut raws)?;
         if count != N {
-            return Err(Error::OutputCount { model: self.name.clone(), expected: N, found: count });
+            return Err(ErrorKind::OutputCount { model: self.name.clone(), expected: N, found: count }.into());
         }
         Ok(raws.map(Output::from_raw))
     }
@@ -179,7 +179,7 @@ impl Module {
     }
 
     fn run_error(&self, method: &str, message: String) -> Error {
-        Error::Run { model: self.name.clone(), method: method.into(), message }
+        ErrorKind::Run { model: self.name.clone(), method: method.into(), message }.into()
     }
 }
 
@@ -203,7 +203,7 @@ pub fn set_num_threads(threads: usize) -> Result<(), Error> {
     let threads = i32::try_from(threads.max(1)).unwrap_or(i32::MAX);
     // SAFETY: plain call.
     match ffi::take_message(unsafe { ffi::ptm_set_num_threads(threads) }) {
-        Some(message) => Err(Error::Setting { message }),
+        Some(message) => Err(ErrorKind::Setting { message }.into()),
         None => Ok(()),
     }
 }
