@@ -102,6 +102,7 @@ pub struct Builder {
     out_dir: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
     python: Option<PathBuf>,
+    target: Option<String>,
 }
 
 impl Builder {
@@ -134,6 +135,12 @@ impl Builder {
         self
     }
 
+    /// Builds for `target` (a Rust target triple) instead of cargo's `TARGET`.
+    pub fn target(&mut self, triple: impl Into<String>) -> &mut Builder {
+        self.target = Some(triple.into());
+        self
+    }
+
     /// Converts what the cache lacks and writes `ptm/` into the output directory.
     pub fn bundle(&self) -> Result<Bundle, Error> {
         let bundle = pipeline::run(&self.context()?)?;
@@ -153,6 +160,7 @@ impl Builder {
         let out_dir = required(&self.out_dir, "OUT_DIR")?;
         let cache_dir = self.cache_dir.clone().or_else(|| env::var(env::PTM_CACHE_DIR).map(PathBuf::from));
         let cache = Cache::locate(cache_dir, &out_dir);
-        Ok(pipeline::Context { crate_dir, out_dir, cache, python: self.python.clone() })
+        let target = self.target.clone().or_else(|| std::env::var("TARGET").ok().filter(|t| !t.is_empty()));
+        Ok(pipeline::Context { crate_dir, out_dir, cache, python: self.python.clone(), target })
     }
 }

@@ -145,6 +145,20 @@ mod tests {
     }
 
     #[test]
+    fn a_desktop_libtorch_needs_the_mobile_headers_and_gets_an_rpath() {
+        let dir = std::env::temp_dir().join(format!("ptm-libtorch-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("lib")).unwrap();
+        let text = full(&dir, None, vec![], "LIBTORCH=x".into()).unwrap_err().to_string();
+        assert!(text.contains("the libtorch of LIBTORCH=x has no") && text.contains("import.h"), "{text}");
+        std::fs::create_dir_all(dir.join("include/torch/csrc/jit/mobile")).unwrap();
+        std::fs::write(dir.join("include/torch/csrc/jit/mobile/import.h"), "").unwrap();
+        let found = full(&dir, Some(true), vec![], "LIBTORCH=x".into()).unwrap();
+        assert_eq!(found.dylibs, ["torch_cpu", "c10"]);
+        assert!(found.rpath && found.include_dirs[1].ends_with("torch/csrc/api/include"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_lite_directory_without_headers_is_refused_with_its_path() {
         let dir = std::env::temp_dir().join(format!("ptm-lite-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("lib")).unwrap();

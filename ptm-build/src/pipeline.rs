@@ -25,6 +25,8 @@ pub struct Context {
     pub cache: Cache,
     /// An explicit interpreter, overriding discovery.
     pub python: Option<PathBuf>,
+    /// The Rust target triple the app is built for, which picks per-target settings.
+    pub target: Option<String>,
 }
 
 /// A declared model and the key of its artifact.
@@ -40,7 +42,7 @@ pub struct Planned {
 pub fn plan(ctx: &Context) -> Result<(Vec<Planned>, Option<(Interpreter, Torch)>), Error> {
     let manifest = ctx.crate_dir.join("Cargo.toml");
     env::rerun_if_changed(&manifest);
-    let decls = crate::manifest::read(&manifest)?;
+    let decls = crate::manifest::read(&manifest, ctx.target.as_deref())?;
     if decls.is_empty() {
         return Ok((Vec::new(), None));
     }

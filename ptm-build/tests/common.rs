@@ -47,8 +47,12 @@ impl Project {
         self.path().join("Cargo.toml")
     }
 
+    pub fn parse_for(&self, target: &str) -> Result<Vec<ptm_build::manifest::ModelDecl>, ptm_build::Error> {
+        ptm_build::manifest::read(&self.manifest(), Some(target))
+    }
+
     pub fn parse(&self) -> Result<Vec<ptm_build::manifest::ModelDecl>, ptm_build::Error> {
-        ptm_build::manifest::read(&self.manifest())
+        ptm_build::manifest::read(&self.manifest(), None)
     }
 
     /// Builds with the workspace's .venv Python, or the given interpreter.

@@ -107,3 +107,52 @@ fn toml_syntax_errors_name_the_file() {
     let text = parse_error("[package.metadata.models.tiny\nsource = 1");
     assert!(text.contains("Cargo.toml") && text.contains("valid TOML"), "{text}");
 }
+
+#[test]
+fn fbgemm_is_refused_for_arm_targets_and_allowed_for_x86() {
+    let project = Project::new(&model("engine = \"fbgemm\"\nquantize = \"dynamic\"")).file("tiny.py", TINY_MODEL);
+    for arm in ["aarch64-linux-android", "armv7-linux-androideabi", "aarch64-apple-ios", "aarch64-unknown-linux-gnu"] {
+        let text = error_text(project.parse_for(arm));
+        assert!(text.contains("`package.metadata.models.tiny.engine`") && text.contains(&format!("\"fbgemm\" while building for {arm}")), "{text}");
+        assert!(text.contains("fbgemm has x86 kernels only") && text.contains("[package.metadata.models.tiny.target.x86_64] engine = \"fbgemm\""), "{text}");
+    }
+    for x86 in ["x86_64-linux-android", "x86_64-apple-ios", "x86_64-unknown-linux-gnu"] {
+        assert_eq!(project.parse_for(x86).unwrap()[0].engine, ptm_build::manifest::Engine::Fbgemm);
+    }
+}
+
+#[test]
+fn per_target_tables_override_by_arch_then_by_triple() {
+    let tables = "quantize = \"dynamic\"\n\n[package.metadata.models.tiny.target.x86_64]\nengine = \"fbgemm\"\n\n[package.metadata.models.tiny.target.x86_64-linux-android]\nengine = \"qnnpack\"\noptimize = false\n\n[package.metadata.models.tiny.target.aarch64]\nquantize = \"none\"";
+    let project = Project::new(&model(tables)).file("tiny.py", TINY_MODEL);
+    use ptm_build::manifest::{Engine, Quantize};
+    let desktop = &project.parse_for("x86_64-unknown-linux-gnu").unwrap()[0];
+    assert_eq!((desktop.engine, desktop.quantize, desktop.optimize), (Engine::Fbgemm, Quantize::Dynamic, true));
+    let emulator = &project.parse_for("x86_64-linux-android").unwrap()[0];
+    assert_eq!((emulator.engine, emulator.quantize, emulator.optimize), (Engine::Qnnpack, Quantize::Dynamic, false));
+    let phone = &project.parse_for("aarch64-linux-android").unwrap()[0];
+    assert_eq!((phone.engine, phone.quantize), (Engine::Qnnpack, Quantize::None));
+    // The float override also takes the float tolerance default.
+    assert_eq!(phone.tolerance.relative, 1e-3);
+    let untargeted = &project.parse().unwrap()[0];
+    assert_eq!((untargeted.engine, untargeted.quantize), (Engine::Qnnpack, Quantize::Dynamic));
+}
+
+#[test]
+fn a_target_override_changes_the_cache_key_only_where_it_applies() {
+    let plain = Project::new(&model("quantize = \"dynamic\"")).file("tiny.py", TINY_MODEL);
+    let overridden = Project::new(&model("quantize = \"dynamic\"\n\n[package.metadata.models.tiny.target.x86_64]\nengine = \"fbgemm\"")).file("tiny.py", TINY_MODEL);
+    let key = |project: &Project, target: &str| ptm_build::key_of(&project.parse_for(target).unwrap()[0], project.path(), "2.11.0").unwrap();
+    assert_eq!(key(&plain, "aarch64-linux-android"), key(&overridden, "aarch64-linux-android"));
+    assert_ne!(key(&plain, "x86_64-unknown-linux-gnu"), key(&overridden, "x86_64-unknown-linux-gnu"));
+}
+
+#[test]
+fn target_tables_are_checked_on_every_build() {
+    let text = parse_error(&model("[package.metadata.models.tiny.target.aarch64]\nengin = \"qnnpack\""));
+    assert!(text.contains("`package.metadata.models.tiny.target.aarch64.engin`") && text.contains("did you mean `engine`?"), "{text}");
+    let text = parse_error(&model("[package.metadata.models.tiny.target.armv7-linux-androideabi]\nengine = \"fbgem\""));
+    assert!(text.contains("target.armv7-linux-androideabi.engine") && text.contains("write engine = \"fbgemm\""), "{text}");
+    let text = parse_error(&model("[package.metadata.models.tiny.target.aarch64]\ninputs = []"));
+    assert!(text.contains("one of: engine, quantize, optimize"), "{text}");
+}

@@ -86,9 +86,15 @@ impl Fixture {
     /// `cargo build -v` with PTM_PYTHON set to the project's Python unless `env`
     /// overrides it.
     pub fn build(&self, env: &[(&str, &Path)]) -> Build {
+        self.build_with_args(&[], env)
+    }
+
+    /// `build` with extra cargo arguments (`--target <triple>`, say).
+    pub fn build_with_args(&self, args: &[&str], env: &[(&str, &Path)]) -> Build {
         let mut command = Command::new(env!("CARGO"));
         command
             .args(["build", "-vv", "--message-format=json-diagnostic-short"])
+            .args(args)
             .current_dir(self.path())
             .env("CARGO_TARGET_DIR", repo().join("target/fixtures"))
             .env("PTM_CACHE_DIR", &self.cache)

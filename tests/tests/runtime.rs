@@ -124,3 +124,17 @@ fn concurrent_forwards_agree() {
         thread.join().unwrap();
     }
 }
+
+#[test]
+fn rustc_tracks_the_report_so_a_rebuilt_model_recompiles_the_crate() {
+    // The macro include_bytes!es models.json: rustc's dep-info for this crate's library
+    // must list it, or cargo would keep stale wrappers after a model changes.
+    let report = std::path::Path::new(env!("OUT_DIR")).join("ptm/models.json");
+    let deps = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("debug/deps");
+    let listed = std::fs::read_dir(&deps)
+        .unwrap()
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ptm_tests-")) && path.extension().is_some_and(|e| e == "d"))
+        .any(|path| std::fs::read_to_string(path).is_ok_and(|text| text.contains(&report.display().to_string())));
+    assert!(listed, "no dep-info in {} lists {}", deps.display(), report.display());
+}

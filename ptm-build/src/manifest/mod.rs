@@ -6,7 +6,7 @@
 mod parse;
 mod suggest;
 
-pub use parse::{parse, read};
+pub use parse::{is_arm, parse, read};
 
 use serde::Serialize;
 use std::path::PathBuf;

@@ -9,10 +9,14 @@ use toml::{Table, Value};
 
 const MODEL_KEYS: &[&str] = &[
     "source", "weights", "depends", "export", "quantize", "calibration", "engine", "optimize",
-    "optimize_blocklist", "preserved_methods", "embed", "outputs", "inputs", "tolerance",
+    "optimize_blocklist", "preserved_methods", "embed", "outputs", "inputs", "tolerance", "target",
 ];
+/// Keys a `[...models.<name>.target.<triple or arch>]` table may override.
+const TARGET_KEYS: &[&str] = &["engine", "quantize", "optimize"];
 const INPUT_KEYS: &[&str] = &["name", "dtype", "shape", "range"];
 const TOLERANCE_KEYS: &[&str] = &["relative", "top1"];
+const QUANTIZE: &[(&str, Quantize)] = &[("none", Quantize::None), ("dynamic", Quantize::Dynamic), ("static", Quantize::Static)];
+const ENGINES: &[(&str, Engine)] = &[("qnnpack", Engine::Qnnpack), ("fbgemm", Engine::Fbgemm)];
 const BLOCKLIST: &[&str] = &[
     "conv_bn_fusion", "insert_fold_prepack_ops", "remove_dropout", "fuse_add_relu",
     "hoist_conv_packed_params", "vulkan_automatic_gpu_transfer",
@@ -25,15 +29,17 @@ const KEYWORDS: &[&str] = &[
     "unsized", "virtual", "yield", "try", "gen",
 ];
 
-/// Reads `manifest` and parses its model declarations.
-pub fn read(manifest: &Path) -> Result<Vec<ModelDecl>, Error> {
+/// Reads `manifest` and parses its model declarations for `target` (a Rust target
+/// triple; `None` applies no per-target table).
+pub fn read(manifest: &Path, target: Option<&str>) -> Result<Vec<ModelDecl>, Error> {
     let text = std::fs::read_to_string(manifest).map_err(|e| Error::io("read", manifest, e))?;
-    parse(manifest, &text)
+    parse(manifest, &text, target)
 }
 
-/// Parses the model declarations of a Cargo.toml whose text is `text`. Files named by
-/// the declarations are resolved against the manifest's directory and must exist.
-pub fn parse(manifest: &Path, text: &str) -> Result<Vec<ModelDecl>, Error> {
+/// Parses the model declarations of a Cargo.toml whose text is `text`, for `target`.
+/// Files named by the declarations are resolved against the manifest's directory and
+/// must exist.
+pub fn parse(manifest: &Path, text: &str, target: Option<&str>) -> Result<Vec<ModelDecl>, Error> {
     let document: Table = text.parse().map_err(|e: toml::de::Error| Error::Manifest {
         manifest: manifest.to_path_buf(),
         key: "(the file)".into(),
@@ -49,7 +55,7 @@ pub fn parse(manifest: &Path, text: &str) -> Result<Vec<ModelDecl>, Error> {
     else {
         return Ok(Vec::new());
     };
-    let ctx = Ctx { manifest, crate_dir };
+    let ctx = Ctx { manifest, crate_dir, target };
     let models = ctx.table(models, "package.metadata.models", "a table of models, one `[package.metadata.models.<name>]` each")?;
     models.iter().map(|(name, value)| ctx.model(name, value)).collect()
 }
@@ -57,6 +63,18 @@ pub fn parse(manifest: &Path, text: &str) -> Result<Vec<ModelDecl>, Error> {
 struct Ctx<'a> {
     manifest: &'a Path,
     crate_dir: &'a Path,
+    target: Option<&'a str>,
+}
+
+/// The architecture of a target triple: `aarch64-linux-android` -> `aarch64`.
+fn arch(target: &str) -> &str {
+    target.split('-').next().unwrap_or(target)
+}
+
+/// ARM CPUs (every phone, Apple silicon) have qnnpack's kernels and not fbgemm's.
+pub fn is_arm(target: &str) -> bool {
+    let arch = arch(target);
+    arch.starts_with("aarch64") || arch.starts_with("arm") || arch.starts_with("thumb")
 }
 
 impl Ctx<'_> {
@@ -166,8 +184,29 @@ impl Ctx<'_> {
             .map(|d| self.existing_path(&format!("{prefix}.depends"), d, "list only files or directories that exist, relative to Cargo.toml"))
             .collect::<Result<_, _>>()?;
         let export = self.choice(table, &prefix, "export", &[("script", Export::Script), ("trace", Export::Trace)], Export::Script)?;
-        let quantize = self.choice(table, &prefix, "quantize", &[("none", Quantize::None), ("dynamic", Quantize::Dynamic), ("static", Quantize::Static)], Quantize::None)?;
-        let engine = self.choice(table, &prefix, "engine", &[("qnnpack", Engine::Qnnpack), ("fbgemm", Engine::Fbgemm)], Engine::Qnnpack)?;
+        let overrides = self.target_tables(table, &prefix)?;
+        let mut quantize = self.choice(table, &prefix, "quantize", QUANTIZE, Quantize::None)?;
+        let mut engine = self.choice(table, &prefix, "engine", ENGINES, Engine::Qnnpack)?;
+        let mut engine_key = format!("{prefix}.engine");
+        let mut optimize = self.boolean(table, &prefix, "optimize", true)?;
+        for (override_prefix, values) in &overrides {
+            quantize = self.choice(values, override_prefix, "quantize", QUANTIZE, quantize)?;
+            optimize = self.boolean(values, override_prefix, "optimize", optimize)?;
+            if values.contains_key("engine") {
+                engine = self.choice(values, override_prefix, "engine", ENGINES, engine)?;
+                engine_key = format!("{override_prefix}.engine");
+            }
+        }
+        if let Some(target) = self.target.filter(|t| is_arm(t)) {
+            if engine == Engine::Fbgemm {
+                return Err(self.error(
+                    &engine_key,
+                    format!("\"fbgemm\" while building for {target}"),
+                    "qnnpack for ARM targets: fbgemm has x86 kernels only, so a model packed for it runs on a phone without INT8 speed-up, if at all",
+                    format!("remove the key (qnnpack is the default and also runs on x86), or keep fbgemm for x86 builds only: [{prefix}.target.x86_64] engine = \"fbgemm\""),
+                ));
+            }
+        }
         let calibration = match self.string(table, &prefix, "calibration")? {
             Some(c) => Some(self.existing_path(&format!("{prefix}.calibration"), c, "point `calibration` at a directory of .pt samples (each a tensor or a tuple of tensors, one per input)")?),
             None if quantize == Quantize::Static => {
@@ -180,7 +219,6 @@ impl Ctx<'_> {
                 return Err(self.error(&format!("{prefix}.calibration"), format!("the file {}", dir.display()), "a directory of .pt samples", "point `calibration` at the directory that holds the samples"));
             }
         }
-        let optimize = self.boolean(table, &prefix, "optimize", true)?;
         let optimize_blocklist = self.strings(table, &prefix, "optimize_blocklist")?;
         for pass in &optimize_blocklist {
             if !BLOCKLIST.contains(&pass.as_str()) {
@@ -199,6 +237,32 @@ impl Ctx<'_> {
         let inputs = self.inputs(table, &prefix)?;
         let tolerance = self.tolerance(table, &prefix, quantize)?;
         Ok(ModelDecl { name: name.to_string(), source, weights, depends, export, quantize, calibration, engine, optimize, optimize_blocklist, preserved_methods, embed, outputs, inputs, tolerance })
+    }
+
+    /// The `target.<spec>` tables that apply to this build, least specific first: the
+    /// architecture (`aarch64`), then the full triple (`aarch64-linux-android`).
+    fn target_tables<'v>(&self, table: &'v Table, prefix: &str) -> Result<Vec<(String, &'v Table)>, Error> {
+        let Some(value) = table.get("target") else { return Ok(Vec::new()) };
+        let key = format!("{prefix}.target");
+        let targets = self.table(value, &key, "a table of per-target tables: [<model>.target.<triple or arch>]")?;
+        let mut found = Vec::new();
+        for (spec, value) in targets {
+            let spec_prefix = format!("{key}.{spec}");
+            let values = self.table(value, &spec_prefix, "a table of overrides")?;
+            self.check_keys(values, &spec_prefix, TARGET_KEYS)?;
+            // Every table is checked, not only this build's, so a typo fails on any machine.
+            self.choice(values, &spec_prefix, "engine", ENGINES, Engine::Qnnpack)?;
+            self.choice(values, &spec_prefix, "quantize", QUANTIZE, Quantize::None)?;
+            self.boolean(values, &spec_prefix, "optimize", true)?;
+            if let Some(target) = self.target {
+                let rank = if spec == target { 2 } else if spec == arch(target) { 1 } else { 0 };
+                if rank > 0 {
+                    found.push((rank, spec_prefix, values));
+                }
+            }
+        }
+        found.sort_by_key(|(rank, _, _)| *rank);
+        Ok(found.into_iter().map(|(_, prefix, values)| (prefix, values)).collect())
     }
 
     fn source(&self, table: &Table, prefix: &str) -> Result<Source, Error> {
