@@ -54,3 +54,14 @@ pub fn rerun_if_changed(path: &std::path::Path) {
         println!("cargo:rerun-if-changed={}", path.display());
     }
 }
+
+/// Shows `message` as a cargo warning (one line per line of the message).
+pub fn warning(message: &str) {
+    if in_build_script() {
+        for line in message.lines() {
+            println!("cargo:warning=ptm: {line}");
+        }
+    } else {
+        eprintln!("warning: ptm: {message}");
+    }
+}

@@ -170,6 +170,11 @@ fn write_outputs(ctx: &Context, planned: &[Planned], entries: &[Entry]) -> Resul
         models.push(report_of(plan, artifact, entry, converted));
     }
     models.sort_by(|a, b| a.name.cmp(&b.name));
+    for model in &models {
+        for warning in &model.warnings {
+            env::warning(&format!("model `{}`: {warning}", model.name));
+        }
+    }
     remove_stale_artifacts(&dir, &models);
     let bundle = Bundle { schema: ptm_report::SCHEMA, ptm_build: env!("CARGO_PKG_VERSION").into(), models };
     fsutil::write_if_changed(&dir.join(ptm_report::REPORT_FILE), bundle.to_json().as_bytes())?;
@@ -200,6 +205,7 @@ fn report_of(plan: &Planned, artifact: String, entry: &Entry, c: Converted) -> M
         drift: c.drift,
         torch: c.torch,
         cache_key: plan.key.clone(),
+        warnings: c.warnings,
     }
 }
 

@@ -39,6 +39,9 @@ pub struct Converted {
     pub torch: String,
     /// Conversion time.
     pub seconds: f64,
+    /// Findings that do not fail the build: accepted trace risks, mobile lints.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// One model to convert and where its .ptl goes.

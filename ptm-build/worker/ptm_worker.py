@@ -15,6 +15,7 @@ RESULT.json.
 import importlib.util
 import io
 import json
+import linecache
 import math
 import os
 import sys
@@ -73,6 +74,7 @@ class Pipeline:
         self.sizes = []
         self.drift = []
         self.stages = []  # (stage, module), to measure again in full when a check fails
+        self.warnings = []  # findings that do not fail the build; become cargo warnings
 
     def path(self, relative):
         return os.path.join(self.crate_dir, relative)
@@ -117,6 +119,9 @@ class Pipeline:
                 self.sizes.append({"stage": "optimized", "bytes": len(saved)})
                 self.measure("optimized", current, check, references)
 
+            if decl["lints"]:
+                self.lint(current)
+
             self.stage = "save"
             log(self.name, "saving for the Lite Interpreter")
             rewritten = ptm_archive.rewrite(saved or current._save_to_buffer_for_lite_interpreter())
@@ -140,6 +145,7 @@ class Pipeline:
             "drift": self.drift,
             "torch": torch.__version__,
             "seconds": 0.0,
+            "warnings": self.warnings,
         }
 
     # -- load ---------------------------------------------------------------------------
@@ -332,7 +338,9 @@ class Pipeline:
         try:
             if how == "script":
                 return torch.jit.script(model)
-            return torch.jit.trace(model, example, check_trace=False)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", torch.jit.TracerWarning)
+                traced = torch.jit.trace(model, example, check_trace=False)
         except Exception as e:
             if how == "script":
                 hint = ("annotate the code for TorchScript (types, no unsupported Python), or try export = \"trace\" "
@@ -340,6 +348,83 @@ class Pipeline:
             else:
                 hint = "try export = \"script\""
             raise Failure("export", f"torch.jit.{how} failed: {str(e).strip()}", hint, last_frames(3))
+        tracer = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+        self.check_trace(model, traced, example, tracer)
+        return traced
+
+    # -- trace divergence -----------------------------------------------------------------
+
+    def check_trace(self, model, traced, example, tracer_warnings):
+        """A trace records one execution: torch's TracerWarnings, and outputs that differ
+        from the source model on other valid inputs, mean it froze something."""
+        problems = [f"torch warned: {w.message}{self.where(w.filename, w.lineno)}" for w in tracer_warnings]
+        seen = set()
+        problems = [p for p in problems if not (p in seen or seen.add(p))]
+        for label, sample in self.other_inputs(example):
+            try:
+                expected = self.outputs_of(model, sample, "export")
+            except Failure:
+                continue  # the source model itself does not take these inputs
+            try:
+                with self.torch.jit.optimized_execution(False):
+                    produced = self.outputs_of(traced, sample, "export")
+            except Failure as f:
+                problems.append(f"the traced model fails on {label}: {f.message.splitlines()[0]}")
+                continue
+            for index, (want, got) in enumerate(zip(expected, produced)):
+                want, got = plain(want), plain(got)
+                if want.shape != got.shape:
+                    problems.append(f"on {label}, output {index} has shape {list(got.shape)} traced, {list(want.shape)} in the source model")
+                elif not self.torch.allclose(got, want, rtol=1e-4, atol=1e-5):
+                    diff = (got - want).abs().max().item()
+                    problems.append(f"on {label}, output {index} differs from the source model by up to {diff:.4g}")
+        if not problems:
+            return
+        detail = "\n".join(f"- {p}" for p in problems)
+        if self.decl["accept_trace_risk"]:
+            self.warnings.append(f"trace risk accepted (accept_trace_risk = true):\n{detail}")
+            return
+        raise Failure("export",
+                      f"the trace does not hold for every valid input: it records one execution, and here it froze "
+                      f"something that depends on the input:\n{detail}",
+                      "write export = \"script\", which keeps control flow (annotate the code for TorchScript), "
+                      f"or, if these inputs never occur in the app, accept the risk with "
+                      f"package.metadata.models.{self.name}.accept_trace_risk = true")
+
+    def where(self, filename, lineno):
+        if not filename or not lineno:
+            return ""
+        line = linecache.getline(filename, lineno).strip()
+        shown = os.path.relpath(filename, self.crate_dir) if os.path.abspath(filename).startswith(os.path.abspath(self.crate_dir)) else filename
+        return f" at {shown}:{lineno}" + (f": `{line}`" if line else "")
+
+    def other_inputs(self, example):
+        """Valid inputs unlike the traced example: other values, and every dynamic
+        dimension at other sizes."""
+        generator = self.torch.Generator().manual_seed(SEED + 2)
+        others = [("other values", tuple(self.random_tensor(spec, generator) for spec in self.decl["inputs"]))]
+        names = sorted({d["name"]: d["example"] for spec in self.decl["inputs"] for d in spec["shape"] if not isinstance(d, int)}.items())
+        for name, example_size in names:
+            for size in sorted({1, example_size + 1, max(1, example_size - 1), 2 * example_size + 1} - {example_size}):
+                specs = [dict(spec, shape=[d if isinstance(d, int) or d["name"] != name else {"name": name, "example": size}
+                                           for d in spec["shape"]]) for spec in self.decl["inputs"]]
+                others.append((f"`{name}` = {size}", tuple(self.random_tensor(spec, generator) for spec in specs)))
+        return others
+
+    # -- lints ------------------------------------------------------------------------------
+
+    def lint(self, module):
+        """generate_mobile_module_lints findings, except BUNDLED_INPUT: ptm verifies the
+        model on its own example inputs, so bundled inputs would only add size."""
+        from torch.utils.mobile_optimizer import generate_mobile_module_lints
+        try:
+            found = generate_mobile_module_lints(module)
+        except Exception as e:  # a lint pass that cannot read the module is not the model's fault
+            self.warnings.append(f"mobile lints could not run: {type(e).__name__}: {e}")
+            return
+        for lint in found:
+            if lint.get("name") != "BUNDLED_INPUT":
+                self.warnings.append(f"mobile lint {lint.get('name')}: {lint.get('message')} (silence with lints = false)")
 
     def quantize_eager(self, model):
         """Dynamic INT8 of a Python module: Linear/LSTM/GRU weights, 8-bit embeddings."""
@@ -457,6 +542,11 @@ class Pipeline:
                               f"(required {tolerance['top1']:.3f}) over {d['samples']} samples",
                               f"if this drift is acceptable, raise package.metadata.models.{self.name}.tolerance; "
                               "otherwise try more calibration samples, quantize = \"dynamic\", or quantize = \"none\"")
+
+
+def plain(tensor):
+    """A float copy of an output, dequantized if need be, for comparisons."""
+    return (tensor.dequantize() if tensor.is_quantized else tensor).float()
 
 
 def state_bytes(model):

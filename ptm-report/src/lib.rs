@@ -61,6 +61,10 @@ pub struct ModelReport {
     pub torch: String,
     /// Content hash of everything that went into the artifact.
     pub cache_key: String,
+    /// Findings that did not fail the build (accepted trace risks, mobile lints); the
+    /// build repeats them as cargo warnings, also when the model comes from the cache.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// An input or output tensor.

@@ -48,3 +48,88 @@ fn an_x86_only_override_keeps_qnnpack_for_arm_and_fbgemm_for_the_host() {
     assert!(host.success, "{}", host.stderr);
     assert_eq!(engine_in_report(&host.out_dir.unwrap()), "fbgemm");
 }
+
+/// The `gates` fixture with its model's source callable and keys changed.
+fn gates(callable: &str, keys: &str) -> Fixture {
+    let fixture = Fixture::new("gates");
+    let manifest = fixture.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text
+        .replace("models/gates.py:build_branchy", &format!("models/gates.py:{callable}"))
+        .replace("export = \"trace\"\n", &format!("export = \"trace\"\n{keys}\n"));
+    std::fs::write(&manifest, text).unwrap();
+    fixture
+}
+
+fn report_of(build: &ptm_tests::Build) -> serde_json::Value {
+    let out_dir = build.out_dir.as_ref().unwrap_or_else(|| panic!("the build script failed:\n{}", build.stderr));
+    serde_json::from_slice(&std::fs::read(out_dir.join("ptm/models.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_trace_that_froze_a_branch_fails_naming_the_warning_the_line_and_the_divergence() {
+    let build = gates("build_branchy", "").build(&[]);
+    assert!(!build.success);
+    let text = &build.stderr;
+    assert!(text.contains("model `branchy` failed at stage `export`") && text.contains("the trace does not hold for every valid input"), "{text}");
+    assert!(text.contains("torch warned: Converting a tensor to a Python boolean"), "{text}");
+    assert!(text.contains("at models/gates.py:15: `if x.shape[0] > 1:`"), "{text}");
+    // At batch 1 the source model skips the centering the trace recorded at batch 4.
+    assert!(text.contains("on `batch` = 1, output 0 differs from the source model"), "{text}");
+    assert!(text.contains("write export = \"script\"") && text.contains("package.metadata.models.branchy.accept_trace_risk = true"), "{text}");
+}
+
+#[test]
+fn scripting_the_same_model_keeps_the_branch_and_builds() {
+    let fixture = gates("build_branchy", "");
+    let manifest = fixture.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace("export = \"trace\"", "export = \"script\"");
+    std::fs::write(&manifest, text).unwrap();
+    let build = fixture.build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    assert_eq!(report_of(&build)["models"][0]["export"], "script");
+}
+
+#[test]
+fn an_accepted_trace_risk_builds_with_a_warning() {
+    let build = gates("build_branchy", "accept_trace_risk = true").build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    let warned = build.stderr.lines().filter(|l| l.starts_with("warning:") && l.contains("ptm: model `branchy`: trace risk accepted")).count();
+    assert_eq!(warned, 1, "{}", build.stderr);
+    assert!(build.stderr.contains("ptm: - torch warned: Converting a tensor to a Python boolean"), "{}", build.stderr);
+    let report = report_of(&build);
+    assert!(report["models"][0]["warnings"][0].as_str().unwrap().starts_with("trace risk accepted"), "{report}");
+}
+
+#[test]
+fn a_trace_without_data_dependent_code_passes_every_check() {
+    let build = gates("build_straight", "").build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    assert!(!build.stderr.contains("trace risk"), "{}", build.stderr);
+    assert_eq!(report_of(&build)["models"][0]["warnings"], serde_json::json!([]));
+}
+
+#[test]
+fn a_model_that_does_not_script_fails_with_torchs_message_and_the_trace_hint() {
+    let fixture = gates("build_varargs", "");
+    let manifest = fixture.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace("export = \"trace\"\n", "");
+    std::fs::write(&manifest, text).unwrap();
+    let build = fixture.build(&[]);
+    assert!(!build.success);
+    let text = &build.stderr;
+    assert!(text.contains("model `branchy` failed at stage `export`") && text.contains("torch.jit.script failed"), "{text}");
+    assert!(text.contains("variable number of arguments"), "{text}");
+    assert!(text.contains("try export = \"trace\""), "{text}");
+}
+
+#[test]
+fn mobile_lints_are_cargo_warnings_unless_silenced() {
+    let build = gates("build_unfolded", "").build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    assert!(build.stderr.lines().any(|l| l.starts_with("warning:") && l.contains("ptm: model `branchy`: mobile lint BATCHNORM")), "{}", build.stderr);
+    assert!(!build.stderr.contains("BUNDLED_INPUT"), "{}", build.stderr);
+    let quiet = gates("build_unfolded", "lints = false").build(&[]);
+    assert!(quiet.success, "{}", quiet.stderr);
+    assert!(!quiet.stderr.contains("mobile lint"), "{}", quiet.stderr);
+}

@@ -25,6 +25,9 @@ pub struct ModelDecl {
     pub depends: Vec<PathBuf>,
     /// How the module becomes TorchScript.
     pub export: Export,
+    /// Build a trace that torch warned about or that diverged on other inputs anyway,
+    /// with a warning instead of an error.
+    pub accept_trace_risk: bool,
     /// Which INT8 quantization runs.
     pub quantize: Quantize,
     /// Directory of calibration samples, relative to the crate.
@@ -37,6 +40,8 @@ pub struct ModelDecl {
     pub optimize_blocklist: Vec<String>,
     /// Methods besides `forward` that must survive optimization.
     pub preserved_methods: Vec<String>,
+    /// Report `generate_mobile_module_lints` findings as cargo warnings.
+    pub lints: bool,
     /// Embed the .ptl in the binary, or ship it as an asset file.
     pub embed: bool,
     /// Names of the outputs, in order; empty means `output0`, `output1`, ...

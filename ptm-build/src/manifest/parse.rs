@@ -10,6 +10,7 @@ use toml::{Table, Value};
 const MODEL_KEYS: &[&str] = &[
     "source", "weights", "depends", "export", "quantize", "calibration", "engine", "optimize",
     "optimize_blocklist", "preserved_methods", "embed", "outputs", "inputs", "tolerance", "target",
+    "accept_trace_risk", "lints",
 ];
 /// Keys a `[...models.<name>.target.<triple or arch>]` table may override.
 const TARGET_KEYS: &[&str] = &["engine", "quantize", "optimize"];
@@ -184,6 +185,11 @@ impl Ctx<'_> {
             .map(|d| self.existing_path(&format!("{prefix}.depends"), d, "list only files or directories that exist, relative to Cargo.toml"))
             .collect::<Result<_, _>>()?;
         let export = self.choice(table, &prefix, "export", &[("script", Export::Script), ("trace", Export::Trace)], Export::Script)?;
+        let accept_trace_risk = self.boolean(table, &prefix, "accept_trace_risk", false)?;
+        if accept_trace_risk && export == Export::Script {
+            return Err(self.error(&format!("{prefix}.accept_trace_risk"), "true with export = \"script\"".into(), "accept_trace_risk only with export = \"trace\"", "remove accept_trace_risk: a scripted model keeps its control flow"));
+        }
+        let lints = self.boolean(table, &prefix, "lints", true)?;
         let overrides = self.target_tables(table, &prefix)?;
         let mut quantize = self.choice(table, &prefix, "quantize", QUANTIZE, Quantize::None)?;
         let mut engine = self.choice(table, &prefix, "engine", ENGINES, Engine::Qnnpack)?;
@@ -236,7 +242,25 @@ impl Ctx<'_> {
         }
         let inputs = self.inputs(table, &prefix)?;
         let tolerance = self.tolerance(table, &prefix, quantize)?;
-        Ok(ModelDecl { name: name.to_string(), source, weights, depends, export, quantize, calibration, engine, optimize, optimize_blocklist, preserved_methods, embed, outputs, inputs, tolerance })
+        Ok(ModelDecl {
+            name: name.to_string(),
+            source,
+            weights,
+            depends,
+            export,
+            accept_trace_risk,
+            quantize,
+            calibration,
+            engine,
+            optimize,
+            optimize_blocklist,
+            preserved_methods,
+            lints,
+            embed,
+            outputs,
+            inputs,
+            tolerance,
+        })
     }
 
     /// The `target.<spec>` tables that apply to this build, least specific first: the
