@@ -176,9 +176,24 @@ fn write_outputs(ctx: &Context, planned: &[Planned], entries: &[Entry]) -> Resul
         }
     }
     remove_stale_artifacts(&dir, &models);
+    fsutil::write_if_changed(&dir.join(SELECTED_OPERATORS), selected_operators(&models).as_bytes())?;
     let bundle = Bundle { schema: ptm_report::SCHEMA, ptm_build: env!("CARGO_PKG_VERSION").into(), models };
     fsutil::write_if_changed(&dir.join(ptm_report::REPORT_FILE), bundle.to_json().as_bytes())?;
     Ok(bundle)
+}
+
+/// The app's operator list for a selective libtorch-lite build, beside models.json.
+pub const SELECTED_OPERATORS: &str = "selected_operators.yaml";
+
+/// Every operator any model needs, once, sorted: the YAML list PyTorch's
+/// `SELECTED_OP_LIST` takes (what `yaml.dump(sorted(ops))` writes).
+fn selected_operators(models: &[ModelReport]) -> String {
+    let all: std::collections::BTreeSet<&str> = models.iter().flat_map(|m| m.operators.iter().map(String::as_str)).collect();
+    let mut text = String::from("# Operators of every model in this crate, for a selective libtorch-lite build\n# (SELECTED_OP_LIST, see docs/device.md). Written by ptm-build.\n");
+    for op in all {
+        text.push_str(&format!("- {op}\n"));
+    }
+    text
 }
 
 fn report_of(plan: &Planned, artifact: String, entry: &Entry, c: Converted) -> ModelReport {

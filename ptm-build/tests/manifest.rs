@@ -156,3 +156,18 @@ fn target_tables_are_checked_on_every_build() {
     let text = parse_error(&model("[package.metadata.models.tiny.target.aarch64]\ninputs = []"));
     assert!(text.contains("one of: engine, quantize, optimize"), "{text}");
 }
+
+#[test]
+fn runtimes_map_to_bytecode_versions_and_unknown_ones_say_what_exists() {
+    let decl = |extra: &str| Project::new(&model(extra)).file("tiny.py", TINY_MODEL).parse().map(|d| (d[0].runtime.clone(), d[0].max_bytecode));
+    assert_eq!(decl("runtime = \"1.10\"").unwrap(), (Some("1.10".into()), Some(7)));
+    assert_eq!(decl("runtime = \"1.13\"").unwrap(), (Some("1.13".into()), Some(9)));
+    assert_eq!(decl("max_bytecode = 6").unwrap(), (None, Some(6)));
+    assert_eq!(decl("").unwrap(), (None, None));
+    let text = parse_error(&model("runtime = \"1.7\""));
+    assert!(text.contains("`package.metadata.models.tiny.runtime`") && text.contains("cannot be written by torch 2.x"), "{text}");
+    let text = parse_error(&model("runtime = \"2.1\""));
+    assert!(text.contains("PyTorch Mobile releases ended with 1.13"), "{text}");
+    let text = parse_error(&model("runtime = \"1.13\"\nmax_bytecode = 7"));
+    assert!(text.contains("both runtime and max_bytecode"), "{text}");
+}

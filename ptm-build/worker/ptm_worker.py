@@ -127,6 +127,8 @@ class Pipeline:
             rewritten = ptm_archive.rewrite(saved or current._save_to_buffer_for_lite_interpreter())
             with open(self.out, "wb") as f:
                 f.write(rewritten)
+            if decl["max_bytecode"] is not None:
+                rewritten = self.backport(decl["max_bytecode"]) or rewritten
             self.sizes.append({"stage": "ptl", "bytes": len(rewritten)})
 
             self.stage = "verify"
@@ -410,6 +412,40 @@ class Pipeline:
                                            for d in spec["shape"]]) for spec in self.decl["inputs"]]
                 others.append((f"`{name}` = {size}", tuple(self.random_tensor(spec, generator) for spec in specs)))
         return others
+
+    # -- runtime compatibility --------------------------------------------------------------
+
+    def backport(self, limit):
+        """Rewrites self.out in bytecode `limit` when it is newer; returns the new bytes.
+        The verify stage then loads this file and compares it with the source model."""
+        mobile = self.torch.jit.mobile
+        version = int(mobile._get_model_bytecode_version(self.out))
+        if version <= limit:
+            return None
+        runtime = self.decl["runtime"]
+        reader = f"runtime {runtime}" if runtime else f"max_bytecode = {limit}"
+        self.stage = "backport"
+        log(self.name, f"backporting bytecode v{version} to v{limit} ({reader})")
+        older = self.out + ".backport"
+        try:
+            done = mobile._backport_for_mobile(self.out, older, limit)
+        except Exception as e:
+            done, why = False, f": {type(e).__name__}: {str(e).strip()}"
+        else:
+            why = ""
+        if not done or not os.path.exists(older):
+            if os.path.exists(older):
+                os.remove(older)
+            raise Failure("backport", f"torch {self.torch.__version__} cannot backport this model from bytecode v{version} to v{limit}, "
+                          f"which {reader} reads{why}",
+                          "update the app's PyTorch Mobile library and declare its release as runtime, "
+                          "or convert with the torch release the app's runtime comes from")
+        with open(older, "rb") as f:
+            data = ptm_archive.rewrite(f.read())
+        os.remove(older)
+        with open(self.out, "wb") as f:
+            f.write(data)
+        return data
 
     # -- lints ------------------------------------------------------------------------------
 

@@ -133,3 +133,49 @@ fn mobile_lints_are_cargo_warnings_unless_silenced() {
     assert!(quiet.success, "{}", quiet.stderr);
     assert!(!quiet.stderr.contains("mobile lint"), "{}", quiet.stderr);
 }
+
+/// The bytecode version of a .ptl, asked of torch directly.
+fn bytecode_of(ptl: &std::path::Path) -> u32 {
+    let out = std::process::Command::new(ptm_tests::venv_python())
+        .args(["-c", "import sys, torch, torch.jit.mobile as m; print(m._get_model_bytecode_version(sys.argv[1]))"])
+        .arg(ptl)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn an_older_runtime_gets_a_backported_artifact_that_loads_and_matches() {
+    let fixture = Fixture::new("python-dynamic");
+    declare(&fixture, Some("runtime = \"1.10\""), None);
+    let build = fixture.build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    let out_dir = build.out_dir.unwrap();
+    assert!(build.stderr.contains("backporting bytecode v8 to v7 (runtime 1.10)"), "{}", build.stderr);
+    assert_eq!(bytecode_of(&out_dir.join("ptm/tiny.ptl")), 7);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("ptm/models.json")).unwrap()).unwrap();
+    let model = &report["models"][0];
+    assert_eq!(model["bytecode_version"], 7);
+    // The Lite Interpreter stage ran on the backported file, within the quantized tolerance.
+    let lite = model["drift"].as_array().unwrap().iter().find(|d| d["stage"] == "lite").unwrap();
+    assert!(lite["samples"].as_u64().unwrap() >= 8 && lite["relative"].as_f64().unwrap() < 0.25, "{lite}");
+}
+
+#[test]
+fn a_current_runtime_keeps_the_bytecode_and_an_impossible_one_fails() {
+    let current = Fixture::new("python-dynamic");
+    declare(&current, Some("runtime = \"1.13\""), None);
+    let build = current.build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    assert!(!build.stderr.contains("backporting"), "{}", build.stderr);
+    assert_eq!(bytecode_of(&build.out_dir.unwrap().join("ptm/tiny.ptl")), 8);
+
+    let impossible = Fixture::new("python-dynamic");
+    declare(&impossible, Some("max_bytecode = 3"), None);
+    let build = impossible.build(&[]);
+    assert!(!build.success);
+    let text = &build.stderr;
+    assert!(text.contains("model `tiny` failed at stage `backport`") && text.contains("cannot backport this model from bytecode v8 to v3, which max_bytecode = 3 reads"), "{text}");
+    assert!(text.contains("update the app's PyTorch Mobile library"), "{text}");
+}

@@ -138,3 +138,15 @@ fn rustc_tracks_the_report_so_a_rebuilt_model_recompiles_the_crate() {
         .any(|path| std::fs::read_to_string(path).is_ok_and(|text| text.contains(&report.display().to_string())));
     assert!(listed, "no dep-info in {} lists {}", deps.display(), report.display());
 }
+
+#[test]
+fn the_selective_build_list_is_the_union_of_every_models_operators() {
+    let dir = std::path::Path::new(env!("OUT_DIR")).join("ptm");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("models.json")).unwrap()).unwrap();
+    let mut expected: Vec<String> = report["models"].as_array().unwrap().iter().flat_map(|m| m["operators"].as_array().unwrap().iter().map(|o| o.as_str().unwrap().to_string())).collect();
+    expected.sort();
+    expected.dedup();
+    let listed: Vec<String> = std::fs::read_to_string(dir.join("selected_operators.yaml")).unwrap().lines().filter_map(|l| l.strip_prefix("- ").map(str::to_string)).collect();
+    assert_eq!(listed, expected);
+    assert!(listed.iter().any(|op| op.starts_with("quantized::linear_dynamic")) && listed.iter().any(|op| op.starts_with("aten::embedding")), "{listed:?}");
+}

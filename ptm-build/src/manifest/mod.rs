@@ -42,6 +42,10 @@ pub struct ModelDecl {
     pub preserved_methods: Vec<String>,
     /// Report `generate_mobile_module_lints` findings as cargo warnings.
     pub lints: bool,
+    /// The mobile runtime release the app links (`runtime = "1.10"`), if declared.
+    pub runtime: Option<String>,
+    /// Newest bytecode version that runtime reads; newer artifacts are backported.
+    pub max_bytecode: Option<u32>,
     /// Embed the .ptl in the binary, or ship it as an asset file.
     pub embed: bool,
     /// Names of the outputs, in order; empty means `output0`, `output1`, ...
@@ -132,6 +136,12 @@ pub struct Tolerance {
     /// Smallest allowed top-1 agreement for classifier-shaped outputs.
     pub top1: f64,
 }
+
+/// Mobile Lite Interpreter releases and the newest bytecode version each reads:
+/// `kMaxSupportedBytecodeVersion` in `caffe2/serialize/versions.h` of that release's
+/// torch (`kProducedBytecodeVersion` in 1.8 and 1.9, which had no maximum). Read from
+/// the headers of the PyPI wheels; docs/manifest.md lists them.
+pub const RUNTIMES: &[(&str, u32)] = &[("1.8", 4), ("1.9", 5), ("1.10", 7), ("1.11", 8), ("1.12", 9), ("1.13", 9)];
 
 /// Element types an input may declare.
 pub const DTYPES: &[&str] = &["float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool"];

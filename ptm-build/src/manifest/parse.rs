@@ -1,7 +1,7 @@
 //! TOML -> [`ModelDecl`], with an error naming the key for every mistake.
 
 use super::suggest::closest;
-use super::{default_tolerance, Engine, Export, InputDecl, ModelDecl, Quantize, Source, Tolerance, DTYPES};
+use super::{default_tolerance, Engine, Export, InputDecl, ModelDecl, Quantize, Source, Tolerance, DTYPES, RUNTIMES};
 use crate::Error;
 use ptm_report::Dim;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use toml::{Table, Value};
 const MODEL_KEYS: &[&str] = &[
     "source", "weights", "depends", "export", "quantize", "calibration", "engine", "optimize",
     "optimize_blocklist", "preserved_methods", "embed", "outputs", "inputs", "tolerance", "target",
-    "accept_trace_risk", "lints",
+    "accept_trace_risk", "lints", "runtime", "max_bytecode",
 ];
 /// Keys a `[...models.<name>.target.<triple or arch>]` table may override.
 const TARGET_KEYS: &[&str] = &["engine", "quantize", "optimize"];
@@ -190,6 +190,7 @@ impl Ctx<'_> {
             return Err(self.error(&format!("{prefix}.accept_trace_risk"), "true with export = \"script\"".into(), "accept_trace_risk only with export = \"trace\"", "remove accept_trace_risk: a scripted model keeps its control flow"));
         }
         let lints = self.boolean(table, &prefix, "lints", true)?;
+        let (runtime, max_bytecode) = self.runtime(table, &prefix)?;
         let overrides = self.target_tables(table, &prefix)?;
         let mut quantize = self.choice(table, &prefix, "quantize", QUANTIZE, Quantize::None)?;
         let mut engine = self.choice(table, &prefix, "engine", ENGINES, Engine::Qnnpack)?;
@@ -256,11 +257,41 @@ impl Ctx<'_> {
             optimize_blocklist,
             preserved_methods,
             lints,
+            runtime,
+            max_bytecode,
             embed,
             outputs,
             inputs,
             tolerance,
         })
+    }
+
+    /// `runtime = "<release>"` or `max_bytecode = <n>`: the newest bytecode the app's
+    /// Lite Interpreter reads.
+    fn runtime(&self, table: &Table, prefix: &str) -> Result<(Option<String>, Option<u32>), Error> {
+        let known = RUNTIMES.iter().map(|(r, _)| format!("\"{r}\"")).collect::<Vec<_>>().join(", ");
+        let runtime = self.string(table, prefix, "runtime")?;
+        let max = match table.get("max_bytecode") {
+            None => None,
+            Some(Value::Integer(n)) if (1..=u32::MAX as i64).contains(n) => Some(*n as u32),
+            Some(other) => return Err(self.error(&format!("{prefix}.max_bytecode"), describe(other), "a bytecode version, a positive integer", "write max_bytecode = 7")),
+        };
+        match (runtime, max) {
+            (Some(_), Some(_)) => Err(self.error(&format!("{prefix}.max_bytecode"), "both runtime and max_bytecode".into(), "one of them", "keep runtime = \"<release>\" for a PyTorch Mobile release, or max_bytecode for a runtime of your own")),
+            (Some(release), None) => match RUNTIMES.iter().find(|(r, _)| *r == release) {
+                Some((r, version)) => Ok((Some(r.to_string()), Some(*version))),
+                None => {
+                    let names: Vec<&str> = RUNTIMES.iter().map(|(r, _)| *r).collect();
+                    let fix = match closest(release, &names) {
+                        Some(near) if release.starts_with("1.") => format!("write runtime = \"{near}\""),
+                        _ if release.starts_with("2.") || release.starts_with("3.") => "remove runtime: PyTorch Mobile releases ended with 1.13, and newer runtimes read what ptm writes (bytecode 8)".to_string(),
+                        _ => format!("write one of: {known}, or max_bytecode = <n> for a runtime of your own"),
+                    };
+                    Err(self.error(&format!("{prefix}.runtime"), format!("\"{release}\""), format!("a PyTorch Mobile release: {known} (bytecode before v4, for releases before 1.8, cannot be written by torch 2.x)"), fix))
+                }
+            },
+            (None, max) => Ok((None, max)),
+        }
     }
 
     /// The `target.<spec>` tables that apply to this build, least specific first: the
