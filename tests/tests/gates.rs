@@ -179,3 +179,54 @@ fn a_current_runtime_keeps_the_bytecode_and_an_impossible_one_fails() {
     assert!(text.contains("model `tiny` failed at stage `backport`") && text.contains("cannot backport this model from bytecode v8 to v3, which max_bytecode = 3 reads"), "{text}");
     assert!(text.contains("update the app's PyTorch Mobile library"), "{text}");
 }
+
+/// The report's Lite Interpreter drift, recomputed here from the documented example
+/// inputs (seed 20240601, `randn` per declared shape) with eager PyTorch and the .ptl.
+#[test]
+fn the_reported_drift_matches_figures_computed_independently() {
+    let fixture = Fixture::new("python-dynamic");
+    let build = fixture.build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    let out_dir = build.out_dir.unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("ptm/models.json")).unwrap()).unwrap();
+    let stages: Vec<&str> = report["models"][0]["drift"].as_array().unwrap().iter().map(|d| d["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["quantized", "optimized", "lite"], "every stage is kept");
+    let lite = report["models"][0]["drift"].as_array().unwrap().iter().find(|d| d["stage"] == "lite").unwrap().clone();
+
+    let script = r#"
+import json, sys, torch, torch.jit.mobile as mobile
+torch.set_num_threads(1)
+torch.backends.quantized.engine = "qnnpack"
+sys.path.insert(0, "models")
+from tiny import build_model
+model = build_model()
+model.load_state_dict(torch.load("models/tiny.pth", weights_only=True))
+model.eval()
+lite = mobile._load_for_lite_interpreter(sys.argv[1])
+generator = torch.Generator().manual_seed(20240601)
+inputs = [torch.randn(1, 16, generator=generator) for _ in range(8)]
+max_abs = scale = 0.0
+agree = 0
+with torch.no_grad():
+    for x in inputs:
+        want, got = model(x).double(), lite(x).double()
+        max_abs = max(max_abs, (want - got).abs().max().item())
+        scale = max(scale, want.abs().max().item())
+        agree += int(want.argmax(-1).item() == got.argmax(-1).item())
+print(json.dumps({"max_abs": max_abs, "relative": max_abs / scale, "top1": agree / len(inputs), "samples": len(inputs)}))
+"#;
+    let out = std::process::Command::new(ptm_tests::venv_python())
+        .args(["-B", "-c", script])
+        .arg(out_dir.join("ptm/tiny.ptl"))
+        .current_dir(fixture.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mine: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
+    assert_eq!(mine["samples"], lite["samples"]);
+    assert_eq!(mine["top1"], lite["top1"]);
+    for key in ["max_abs", "relative"] {
+        let (a, b) = (mine[key].as_f64().unwrap(), lite[key].as_f64().unwrap());
+        assert!(a > 0.0 && (a - b).abs() <= 1e-6 * a, "{key}: computed {a}, reported {b}");
+    }
+}
