@@ -230,3 +230,16 @@ print(json.dumps({"max_abs": max_abs, "relative": max_abs / scale, "top1": agree
         assert!(a > 0.0 && (a - b).abs() <= 1e-6 * a, "{key}: computed {a}, reported {b}");
     }
 }
+
+#[test]
+fn drift_past_the_tolerance_fails_naming_the_first_stage_and_the_figures() {
+    let fixture = Fixture::new("python-dynamic");
+    declare(&fixture, Some("tolerance = { relative = 0.000001 }"), None);
+    let build = fixture.build(&[]);
+    assert!(!build.success);
+    let text = &build.stderr;
+    // INT8 weights move the outputs at the first stage; float tolerance catches it there.
+    assert!(text.contains("model `tiny` failed at stage `verify`") && text.contains("outputs drifted from the source model at stage `quantized`"), "{text}");
+    assert!(text.contains("(allowed 1e-06)") && text.contains("over 8 samples"), "{text}");
+    assert!(text.contains("raise package.metadata.models.tiny.tolerance"), "{text}");
+}
