@@ -48,6 +48,17 @@ struct Manifest {
     report_sha256: String,
 }
 
+/// What [`Cache::inspect`] found under a key.
+#[derive(Debug)]
+pub enum Lookup {
+    /// Nothing.
+    Missing,
+    /// An entry whose files do not match their recorded hashes (or are missing).
+    Damaged(PathBuf),
+    /// A verified entry.
+    Intact(Entry),
+}
+
 /// An exclusive lock on one key, released on drop (or when the process dies).
 pub struct KeyLock {
     _file: File,
@@ -85,18 +96,48 @@ impl Cache {
     /// The entry for `key` if it is present and intact. A damaged entry is removed
     /// and reported as absent, so that the caller converts again.
     pub fn get(&self, key: &str) -> Option<Entry> {
-        let dir = self.entry_dir(key);
-        if !dir.is_dir() {
-            return None;
-        }
-        match self.verify(key, &dir) {
-            Some(entry) => Some(entry),
-            None => {
+        match self.inspect(key) {
+            Lookup::Intact(entry) => Some(entry),
+            Lookup::Missing => None,
+            Lookup::Damaged(dir) => {
                 eprintln!("ptm: cache entry {} is damaged; converting again", dir.display());
                 self.discard(&dir);
                 None
             }
         }
+    }
+
+    /// What is stored under `key`, changing nothing (the committed store reports damage
+    /// instead of repairing it).
+    pub fn inspect(&self, key: &str) -> Lookup {
+        let dir = self.entry_dir(key);
+        if !dir.is_dir() {
+            return Lookup::Missing;
+        }
+        match self.verify(key, &dir) {
+            Some(entry) => Lookup::Intact(entry),
+            None => Lookup::Damaged(dir),
+        }
+    }
+
+    /// Every entry's directory, with its size in bytes and when it was published.
+    pub fn entries(&self) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+        let Ok(listing) = std::fs::read_dir(self.root.join(LAYOUT)) else { return Vec::new() };
+        listing
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| {
+                let dir = e.path();
+                let bytes = std::fs::read_dir(&dir).map(|files| files.flatten().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0);
+                let published = std::fs::metadata(dir.join("entry.json")).and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+                (dir, bytes, published)
+            })
+            .collect()
+    }
+
+    /// Removes one entry's directory (as found by [`Cache::entries`]).
+    pub fn remove(&self, dir: &Path) {
+        self.discard(dir);
     }
 
     fn verify(&self, key: &str, dir: &Path) -> Option<Entry> {

@@ -10,6 +10,9 @@ pub const PTM_CACHE_DIR: &str = "PTM_CACHE_DIR";
 /// Set to 1 to use a torch other than the tested version.
 pub const PTM_ALLOW_UNTESTED_TORCH: &str = "PTM_ALLOW_UNTESTED_TORCH";
 
+/// Set to 1 to build only from the cache and the committed store, never starting Python.
+pub const PTM_OFFLINE: &str = "PTM_OFFLINE";
+
 /// Every variable any build path may read. Declared on every run, whatever path the
 /// build takes, so that cargo sees the same instructions from a cache hit as from a miss
 /// (a changed set of instructions alone makes cargo rerun the script).
@@ -17,6 +20,7 @@ pub const WATCHED: &[&str] = &[
     PTM_PYTHON,
     PTM_CACHE_DIR,
     PTM_ALLOW_UNTESTED_TORCH,
+    PTM_OFFLINE,
     "VIRTUAL_ENV",
     crate::libtorch::LIBTORCH,
     crate::libtorch::PTM_LIBTORCH_LITE_DIR,

@@ -73,6 +73,15 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Python was not to be used (or not found), and the store lacks some models.
+    Offline {
+        /// The crate whose store was read.
+        crate_dir: PathBuf,
+        /// Why no Python ran.
+        why: String,
+        /// Each model the cache and the store could not provide, and why.
+        models: Vec<(String, String)>,
+    },
     /// The process environment is not that of a build script.
     Environment {
         /// The variable that is missing or wrong.
@@ -80,6 +89,10 @@ pub enum Error {
         /// What to do.
         fix: String,
     },
+}
+
+fn env_offline() -> &'static str {
+    crate::env::PTM_OFFLINE
 }
 
 impl Error {
@@ -126,6 +139,18 @@ impl fmt::Display for Error {
             }
             Error::Io { action, path, source } => {
                 write!(f, "ptm: could not {action} {}: {source}", path.display())
+            }
+            Error::Offline { crate_dir, why, models } => {
+                writeln!(f, "ptm: building without Python ({why}), and the committed store cannot provide every model:")?;
+                for (model, reason) in models {
+                    writeln!(f, "  - `{model}`: {reason}")?;
+                }
+                write!(
+                    f,
+                    "  fix:      on a machine with Python and torch, run `cargo ptm prepare` in {} and commit its .ptm/ directory{}",
+                    crate_dir.display(),
+                    if why.contains(env_offline()) { "" } else { "; or make Python with torch available (PTM_PYTHON, a .venv, VIRTUAL_ENV)" }
+                )
             }
             Error::Environment { variable, fix } => {
                 write!(f, "ptm: environment variable {variable} is not set\n  fix:      {fix}")

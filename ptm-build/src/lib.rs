@@ -71,11 +71,12 @@ pub mod libtorch;
 pub mod manifest;
 mod pipeline;
 pub mod python;
+pub mod store;
 mod worker;
 
-pub use cache::Cache;
+pub use cache::{Cache, Entry, Lookup};
 pub use error::Error;
-pub use pipeline::{key_of, Planned};
+pub use pipeline::{key_of, ModelOutcome, Origin, Outcome, Planned};
 pub use ptm_report::{Bundle, ModelReport};
 pub use worker::Converted;
 
@@ -103,6 +104,7 @@ pub struct Builder {
     cache_dir: Option<PathBuf>,
     python: Option<PathBuf>,
     target: Option<String>,
+    offline: bool,
 }
 
 impl Builder {
@@ -135,6 +137,20 @@ impl Builder {
         self
     }
 
+    /// Builds only from the cache and the committed store, as `PTM_OFFLINE=1` does.
+    pub fn offline(&mut self, offline: bool) -> &mut Builder {
+        self.offline = offline;
+        self
+    }
+
+    /// Converts what the cache and the store lack, like [`Builder::bundle`], and says
+    /// where each model came from.
+    pub fn build(&self) -> Result<Outcome, Error> {
+        let outcome = pipeline::build(&self.context()?)?;
+        libtorch::forward_rpath();
+        Ok(outcome)
+    }
+
     /// Builds for `target` (a Rust target triple) instead of cargo's `TARGET`.
     pub fn target(&mut self, triple: impl Into<String>) -> &mut Builder {
         self.target = Some(triple.into());
@@ -143,9 +159,7 @@ impl Builder {
 
     /// Converts what the cache lacks and writes `ptm/` into the output directory.
     pub fn bundle(&self) -> Result<Bundle, Error> {
-        let bundle = pipeline::run(&self.context()?)?;
-        libtorch::forward_rpath();
-        Ok(bundle)
+        Ok(self.build()?.bundle)
     }
 
     fn context(&self) -> Result<pipeline::Context, Error> {
@@ -161,6 +175,7 @@ impl Builder {
         let cache_dir = self.cache_dir.clone().or_else(|| env::var(env::PTM_CACHE_DIR).map(PathBuf::from));
         let cache = Cache::locate(cache_dir, &out_dir);
         let target = self.target.clone().or_else(|| std::env::var("TARGET").ok().filter(|t| !t.is_empty()));
-        Ok(pipeline::Context { crate_dir, out_dir, cache, python: self.python.clone(), target })
+        let offline = self.offline || env::flag(env::PTM_OFFLINE);
+        Ok(pipeline::Context { crate_dir, out_dir, cache, python: self.python.clone(), target, offline })
     }
 }

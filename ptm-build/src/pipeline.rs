@@ -7,6 +7,7 @@
 //! ```
 
 use crate::cache::{Cache, Entry};
+use crate::store::Store;
 use crate::hash::{files_below, KeyHasher};
 use crate::manifest::{ModelDecl, Source};
 use crate::python::{self, Interpreter, Torch};
@@ -27,6 +28,8 @@ pub struct Context {
     pub python: Option<PathBuf>,
     /// The Rust target triple the app is built for, which picks per-target settings.
     pub target: Option<String>,
+    /// Build only from the cache and the store (`PTM_OFFLINE=1`).
+    pub offline: bool,
 }
 
 /// A declared model and the key of its artifact.
@@ -37,15 +40,46 @@ pub struct Planned {
     pub key: String,
 }
 
-/// Reads the declarations, tells cargo which files to watch, and computes every key.
-/// Starts Python only when no earlier build recorded this interpreter's torch version.
-pub fn plan(ctx: &Context) -> Result<(Vec<Planned>, Option<(Interpreter, Torch)>), Error> {
+/// Where a model's artifact came from in this build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The conversion cache.
+    Cache,
+    /// The committed store (`.ptm/`).
+    Store,
+    /// Converted by this build.
+    Converted,
+}
+
+/// What one build did for one model.
+#[derive(Debug, Clone)]
+pub struct ModelOutcome {
+    /// The declared name.
+    pub name: String,
+    /// The artifact's key.
+    pub key: String,
+    /// The torch version in the key.
+    pub torch: String,
+    /// Where the artifact came from.
+    pub origin: Origin,
+    /// The entry the artifact was taken from.
+    pub entry: Entry,
+}
+
+/// A whole build's result: the report it wrote and how it got each model.
+pub struct Outcome {
+    /// What models.json now holds.
+    pub bundle: Bundle,
+    /// One per declared model, in declaration order.
+    pub models: Vec<ModelOutcome>,
+}
+
+/// Reads the declarations and tells cargo which files to watch.
+fn declarations(ctx: &Context) -> Result<Vec<ModelDecl>, Error> {
     let manifest = ctx.crate_dir.join("Cargo.toml");
     env::rerun_if_changed(&manifest);
+    env::rerun_if_changed(&Store::of(&ctx.crate_dir).root().join("index.json"));
     let decls = crate::manifest::read(&manifest, ctx.target.as_deref())?;
-    if decls.is_empty() {
-        return Ok((Vec::new(), None));
-    }
     for decl in &decls {
         for input in inputs_of(decl) {
             for file in files_below(&ctx.crate_dir.join(input))? {
@@ -53,16 +87,16 @@ pub fn plan(ctx: &Context) -> Result<(Vec<Planned>, Option<(Interpreter, Torch)>
             }
         }
     }
+    Ok(decls)
+}
+
+fn interpreter(ctx: &Context) -> Result<(Interpreter, Torch), Error> {
     let interpreter = match &ctx.python {
         Some(path) => Interpreter { path: path.clone(), origin: "Builder::python".into() },
         None => python::find(&ctx.crate_dir)?,
     };
     let torch = python::torch(&interpreter, ctx.cache.root())?;
-    let planned = decls
-        .into_iter()
-        .map(|decl| Ok(Planned { key: key_of(&decl, &ctx.crate_dir, &torch.version)?, decl }))
-        .collect::<Result<_, Error>>()?;
-    Ok((planned, Some((interpreter, torch))))
+    Ok((interpreter, torch))
 }
 
 /// The files a declaration reads, relative to the crate.
@@ -96,16 +130,84 @@ pub fn key_of(decl: &ModelDecl, crate_dir: &Path, torch_version: &str) -> Result
     Ok(hasher.finish())
 }
 
-/// Runs a whole build and returns the report it wrote.
-pub fn run(ctx: &Context) -> Result<Bundle, Error> {
-    let (planned, python) = plan(ctx)?;
-    let mut entries: Vec<Option<Entry>> = planned.iter().map(|p| ctx.cache.get(&p.key)).collect();
+/// Runs a whole build: the cache, then the store, then one worker for what is left.
+/// With `PTM_OFFLINE=1`, or when no Python with torch is found, only the cache and the
+/// store are used, and no Python starts.
+pub fn build(ctx: &Context) -> Result<Outcome, Error> {
+    let decls = declarations(ctx)?;
+    if decls.is_empty() {
+        return write_outputs(ctx, &[], &[]).map(|bundle| Outcome { bundle, models: Vec::new() });
+    }
+    if ctx.offline {
+        return without_python(ctx, decls, format!("{}=1 is set", env::PTM_OFFLINE));
+    }
+    let (interpreter, torch) = match interpreter(ctx) {
+        Ok(found) => found,
+        // With a store, a machine without Python builds what the store holds.
+        Err(Error::Python { problem, .. }) if Store::of(&ctx.crate_dir).exists() => return without_python(ctx, decls, problem),
+        Err(other) => return Err(other),
+    };
+    let planned: Vec<Planned> =
+        decls.into_iter().map(|decl| Ok(Planned { key: key_of(&decl, &ctx.crate_dir, &torch.version)?, decl })).collect::<Result<_, Error>>()?;
+    let store = Store::of(&ctx.crate_dir);
+    let mut origins = Vec::new();
+    let mut entries: Vec<Option<Entry>> = Vec::new();
+    for plan in &planned {
+        let (entry, origin) = match ctx.cache.get(&plan.key) {
+            Some(entry) => (Some(entry), Origin::Cache),
+            None => match store.get(&plan.decl.name, &plan.key) {
+                Ok(entry) => (Some(entry), Origin::Store),
+                Err(_) => (None, Origin::Converted),
+            },
+        };
+        entries.push(entry);
+        origins.push(origin);
+    }
     if entries.iter().any(Option::is_none) {
-        let (interpreter, torch) = python.as_ref().expect("models were planned, so an interpreter was found");
-        convert_missing(ctx, &planned, &mut entries, interpreter, torch)?;
+        convert_missing(ctx, &planned, &mut entries, &interpreter, &torch)?;
     }
     let entries: Vec<Entry> = entries.into_iter().map(|e| e.expect("every miss was converted or returned an error")).collect();
-    write_outputs(ctx, &planned, &entries)
+    let bundle = write_outputs(ctx, &planned, &entries)?;
+    let models = planned
+        .iter()
+        .zip(entries)
+        .zip(origins)
+        .map(|((plan, entry), origin)| ModelOutcome { name: plan.decl.name.clone(), key: plan.key.clone(), torch: torch.version.clone(), origin, entry })
+        .collect();
+    Ok(Outcome { bundle, models })
+}
+
+/// Every model from the cache or the store, keyed with the torch version the store
+/// recorded; `why` says why Python is not used.
+fn without_python(ctx: &Context, decls: Vec<ModelDecl>, why: String) -> Result<Outcome, Error> {
+    let store = Store::of(&ctx.crate_dir);
+    let mut planned = Vec::new();
+    let mut models = Vec::new();
+    let mut missing = Vec::new();
+    for decl in decls {
+        // The cache first, under each key the store's torch versions give.
+        let cached = store.indexed(&decl.name).into_iter().find_map(|record| {
+            let key = key_of(&decl, &ctx.crate_dir, &record.torch).ok()?;
+            ctx.cache.get(&key).map(|entry| (key, record.torch, entry, Origin::Cache))
+        });
+        let found = match cached {
+            Some(found) => Ok(found),
+            None => store.find(&decl, &ctx.crate_dir).map(|(key, torch, entry)| (key, torch, entry, Origin::Store)),
+        };
+        match found {
+            Ok((key, torch, entry, origin)) => {
+                models.push(ModelOutcome { name: decl.name.clone(), key: key.clone(), torch, origin, entry });
+                planned.push(Planned { decl, key });
+            }
+            Err(miss) => missing.push((decl.name.clone(), miss.to_string())),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::Offline { crate_dir: ctx.crate_dir.clone(), why, models: missing });
+    }
+    let entries: Vec<Entry> = models.iter().map(|m| m.entry.clone()).collect();
+    let bundle = write_outputs(ctx, &planned, &entries)?;
+    Ok(Outcome { bundle, models })
 }
 
 fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Entry>], python: &Interpreter, torch: &Torch) -> Result<(), Error> {

@@ -8,12 +8,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The wrappers of the models this crate declares in its Cargo.toml. The lint proves
-/// that every generated public item is documented.
-#[deny(missing_docs)]
-pub mod models {
-    ptm::include_models!();
-}
 
 /// The repository root.
 pub fn repo() -> PathBuf {

@@ -2,8 +2,15 @@
 //! Cargo.toml, converted by its build script like an app's.
 
 use ptm::TensorRef;
-use ptm_tests::models::{Classifier, Pair};
+use models::{Classifier, Pair};
 use std::sync::Arc;
+
+/// The wrappers of the models this crate declares in its Cargo.toml. The lint proves
+/// that every generated public item is documented.
+#[deny(missing_docs)]
+pub mod models {
+    ptm::include_models!();
+}
 
 fn features(seed: u32) -> [f32; 16] {
     std::array::from_fn(|i| ((i as u32 * 7 + seed * 13) % 17) as f32 / 8.0 - 1.0)
@@ -127,14 +134,14 @@ fn concurrent_forwards_agree() {
 
 #[test]
 fn rustc_tracks_the_report_so_a_rebuilt_model_recompiles_the_crate() {
-    // The macro include_bytes!es models.json: rustc's dep-info for this crate's library
+    // The macro include_bytes!es models.json: rustc's dep-info for this test crate
     // must list it, or cargo would keep stale wrappers after a model changes.
     let report = std::path::Path::new(env!("OUT_DIR")).join("ptm/models.json");
     let deps = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("debug/deps");
     let listed = std::fs::read_dir(&deps)
         .unwrap()
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ptm_tests-")) && path.extension().is_some_and(|e| e == "d"))
+        .filter(|path| path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("runtime-")) && path.extension().is_some_and(|e| e == "d"))
         .any(|path| std::fs::read_to_string(path).is_ok_and(|text| text.contains(&report.display().to_string())));
     assert!(listed, "no dep-info in {} lists {}", deps.display(), report.display());
 }

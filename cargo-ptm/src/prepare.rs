@@ -1,0 +1,80 @@
+//! `cargo ptm prepare`: fill the committed store; `--check`: is it current?
+
+use crate::args::Args;
+use crate::crates::{self, Workspace};
+use crate::table::{self, Row};
+use ptm_build::store::Store;
+use ptm_build::Builder;
+use std::process::ExitCode;
+use std::time::Instant;
+
+pub fn run(args: &Args) -> Result<ExitCode, String> {
+    let workspace = crates::find(args)?;
+    let mut targets = args.values("--target");
+    if targets.is_empty() {
+        targets.push(crates::host_triple()?);
+    }
+    if workspace.crates.is_empty() {
+        eprintln!("ptm: no crate here declares [package.metadata.models]");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.has("--check") {
+        return check(&workspace, &targets);
+    }
+    let mut rows = Vec::new();
+    for krate in &workspace.crates {
+        let mut stored = Vec::new();
+        for target in &targets {
+            let started = Instant::now();
+            eprintln!("ptm prepare: {} for {target} ...", krate.name);
+            let out_dir = workspace.target_dir.join("ptm-prepare").join(&krate.name).join(target);
+            let outcome = Builder::new()
+                .crate_dir(&krate.dir)
+                .out_dir(&out_dir)
+                .cache_dir(workspace.cache_dir())
+                .target(target.clone())
+                .build()
+                .map_err(|e| e.to_string())?;
+            for model in &outcome.models {
+                let report = outcome.bundle.models.iter().find(|m| m.name == model.name).ok_or_else(|| format!("the report lacks model `{}`", model.name))?;
+                let converted: serde_json::Value = serde_json::from_str(&model.entry.report).unwrap_or_default();
+                rows.push(Row::new(&krate.name, target, report, model.origin, converted["seconds"].as_f64()));
+                stored.push((model.name.clone(), target.clone(), model.key.clone(), model.torch.clone(), model.entry.clone()));
+            }
+            eprintln!("ptm prepare: {} for {target}: {} model(s) in {:.1} s", krate.name, outcome.models.len(), started.elapsed().as_secs_f64());
+        }
+        let store = Store::of(&krate.dir);
+        store.write(&stored).map_err(|e| e.to_string())?;
+        eprintln!("ptm prepare: wrote {}", store.root().display());
+    }
+    if args.has("--json") {
+        println!("{}", serde_json::to_string_pretty(&rows.iter().map(Row::json).collect::<Vec<_>>()).unwrap_or_default());
+    } else {
+        print!("{}", table::render(&rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every model's store entry against today's files, without Python.
+fn check(workspace: &Workspace, targets: &[String]) -> Result<ExitCode, String> {
+    let mut problems = Vec::new();
+    let mut current = 0;
+    for krate in &workspace.crates {
+        let store = Store::of(&krate.dir);
+        for target in targets {
+            let decls = ptm_build::manifest::read(&krate.dir.join("Cargo.toml"), Some(target)).map_err(|e| e.to_string())?;
+            for decl in decls {
+                match store.find(&decl, &krate.dir) {
+                    Ok(_) => current += 1,
+                    Err(miss) => problems.push(format!("  - {} `{}` ({target}): {miss}", krate.name, decl.name)),
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        println!("ptm: the store is current ({current} model(s))");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("ptm: the store is not current:\n{}\n  fix: run `cargo ptm prepare` and commit the .ptm/ directories", problems.join("\n"));
+    Ok(ExitCode::from(1))
+}

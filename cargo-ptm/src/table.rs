@@ -1,0 +1,82 @@
+//! The summary `cargo ptm prepare` prints: one row per model and target.
+
+use ptm_build::{ModelReport, Origin};
+
+/// One model's line.
+pub struct Row {
+    krate: String,
+    model: String,
+    target: String,
+    source: String,
+    quantize: String,
+    before: Option<u64>,
+    after: u64,
+    drift: Option<(f64, Option<f64>)>,
+    seconds: Option<f64>,
+    origin: &'static str,
+}
+
+impl Row {
+    /// From what the build reported and where the artifact came from.
+    pub fn new(krate: &str, target: &str, report: &ModelReport, origin: Origin, seconds: Option<f64>) -> Row {
+        let lite = report.drift.iter().find(|d| d.stage == "lite");
+        Row {
+            krate: krate.to_string(),
+            model: report.name.clone(),
+            target: target.to_string(),
+            source: report.source.clone(),
+            quantize: if report.quantize == "none" { "none".into() } else { format!("{} ({})", report.quantize, report.engine) },
+            before: report.sizes.first().filter(|s| s.stage != "ptl").map(|s| s.bytes),
+            after: report.sizes.last().map_or(0, |s| s.bytes),
+            drift: lite.map(|d| (d.relative, d.top1)),
+            seconds: if origin == Origin::Converted { seconds } else { None },
+            origin: match origin {
+                Origin::Cache => "cache",
+                Origin::Store => "store",
+                Origin::Converted => "converted",
+            },
+        }
+    }
+
+    /// The same as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "crate": self.krate, "model": self.model, "target": self.target, "source": self.source,
+            "quantize": self.quantize, "bytes_before": self.before, "bytes_after": self.after,
+            "lite_relative_error": self.drift.map(|d| d.0), "lite_top1": self.drift.and_then(|d| d.1),
+            "seconds": self.seconds, "from": self.origin,
+        })
+    }
+
+    fn cells(&self) -> Vec<String> {
+        let mb = |b: u64| format!("{:.2} MB", b as f64 / 1e6);
+        vec![
+            format!("{}/{}", self.krate, self.model),
+            self.target.clone(),
+            self.source.clone(),
+            self.quantize.clone(),
+            self.before.map_or("-".into(), mb),
+            mb(self.after),
+            self.drift.map_or("-".into(), |(rel, top1)| match top1 {
+                Some(t) => format!("{rel:.2e}, top-1 {:.1}%", t * 100.0),
+                None => format!("{rel:.2e}"),
+            }),
+            self.seconds.map_or("-".into(), |s| format!("{s:.1} s")),
+            self.origin.to_string(),
+        ]
+    }
+}
+
+/// Rows as an aligned text table.
+pub fn render(rows: &[Row]) -> String {
+    let header: Vec<String> = ["model", "target", "source", "quantize", "before", ".ptl", "drift (lite)", "time", "from"].iter().map(|s| s.to_string()).collect();
+    let lines: Vec<Vec<String>> = std::iter::once(header).chain(rows.iter().map(Row::cells)).collect();
+    let widths: Vec<usize> = (0..lines[0].len()).map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for line in &lines {
+        let cells: Vec<String> = line.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,139 @@
+//! `cargo ptm prepare`, the committed store and offline builds, on fixture crates built
+//! by cargo with real torch.
+
+use ptm_tests::{logging_python, starts, venv_python, Fixture};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cargo_ptm(fixture: &Fixture, args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cargo-ptm"))
+        .arg("ptm")
+        .args(args)
+        .arg("--manifest-path")
+        .arg(fixture.path().join("Cargo.toml"))
+        .env("PTM_PYTHON", venv_python())
+        .env("PTM_CACHE_DIR", cache)
+        .env_remove("VIRTUAL_ENV")
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// A fixture whose store `cargo ptm prepare` filled.
+fn prepared() -> (Fixture, tempfile::TempDir) {
+    let fixture = Fixture::new("python-dynamic");
+    let cache = tempfile::tempdir().unwrap();
+    let out = cargo_ptm(&fixture, &["prepare"], cache.path());
+    assert!(out.status.success(), "{}", text(&out));
+    (fixture, cache)
+}
+
+#[test]
+fn prepare_fills_the_store_and_prints_a_summary() {
+    let (fixture, cache) = prepared();
+    let store = fixture.path().join(".ptm");
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(store.join("index.json")).unwrap()).unwrap();
+    let key = index["models"]["tiny"][0]["key"].as_str().unwrap();
+    assert!(store.join("v1").join(key).join("model.ptl").is_file());
+    assert_eq!(std::fs::read_to_string(store.join(".gitignore")).unwrap().lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>(), ["locks/", "staging/"]);
+    // Again, now from the cache, as JSON.
+    let out = cargo_ptm(&fixture, &["prepare", "--json"], cache.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["model"], "tiny");
+    assert_eq!(rows[0]["from"], "cache");
+    assert_eq!(rows[0]["quantize"], "dynamic (qnnpack)");
+    assert!(rows[0]["bytes_after"].as_u64().unwrap() > 0 && rows[0]["lite_relative_error"].as_f64().is_some(), "{rows}");
+    let check = cargo_ptm(&fixture, &["prepare", "--check"], cache.path());
+    assert!(check.status.success(), "{}", text(&check));
+    assert!(text(&check).contains("the store is current (1 model(s))"), "{}", text(&check));
+}
+
+#[test]
+fn an_offline_build_uses_the_store_and_starts_no_python() {
+    let (fixture, _cache) = prepared();
+    let scratch = tempfile::tempdir().unwrap();
+    let log = scratch.path().join("starts.log");
+    let python = logging_python(scratch.path(), &log, true);
+    let empty_cache = scratch.path().join("cache");
+    let build = fixture.build(&[("PTM_OFFLINE", Path::new("1")), ("PTM_PYTHON", &python), ("PTM_CACHE_DIR", &empty_cache)]);
+    assert!(build.success, "{}", build.stderr);
+    assert_eq!(starts(&log), 0, "an offline build started Python");
+    let report = build.report();
+    assert_eq!(report.models[0].name, "tiny");
+    // The artifact is the store's, byte for byte.
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture.path().join(".ptm/index.json")).unwrap()).unwrap();
+    let key = index["models"]["tiny"][0]["key"].as_str().unwrap();
+    let stored = fixture.path().join(".ptm/v1").join(key).join("model.ptl");
+    assert_eq!(std::fs::read(stored).unwrap(), std::fs::read(build.out_dir.unwrap().join("ptm/tiny.ptl")).unwrap());
+}
+
+#[test]
+fn a_machine_without_python_builds_from_a_current_store() {
+    let (fixture, _cache) = prepared();
+    let scratch = tempfile::tempdir().unwrap();
+    let build = fixture.build(&[("PTM_PYTHON", &scratch.path().join("no-such-python")), ("PTM_CACHE_DIR", &scratch.path().join("cache"))]);
+    assert!(build.success, "{}", build.stderr);
+}
+
+#[test]
+fn changed_weights_make_the_store_stale_for_check_and_offline_builds() {
+    let (fixture, cache) = prepared();
+    let weights = fixture.path().join("models/tiny.pth");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&weights, bytes).unwrap();
+
+    let check = cargo_ptm(&fixture, &["prepare", "--check"], cache.path());
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    assert!(text(&check).contains("`tiny` (x86_64-unknown-linux-gnu): stale") && text(&check).contains("run `cargo ptm prepare`"), "{}", text(&check));
+
+    let scratch = tempfile::tempdir().unwrap();
+    let build = fixture.build(&[("PTM_OFFLINE", Path::new("1")), ("PTM_CACHE_DIR", &scratch.path().join("cache"))]);
+    assert!(!build.success);
+    assert!(build.stderr.contains("building without Python (PTM_OFFLINE=1 is set)") && build.stderr.contains("`tiny`: stale"), "{}", build.stderr);
+    assert!(build.stderr.contains("run `cargo ptm prepare` in"), "{}", build.stderr);
+}
+
+#[test]
+fn a_damaged_store_entry_is_reported_not_used() {
+    let (fixture, cache) = prepared();
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture.path().join(".ptm/index.json")).unwrap()).unwrap();
+    let ptl = fixture.path().join(".ptm/v1").join(index["models"]["tiny"][0]["key"].as_str().unwrap()).join("model.ptl");
+    let bytes = std::fs::read(&ptl).unwrap();
+    std::fs::write(&ptl, &bytes[..bytes.len() / 2]).unwrap();
+    let check = cargo_ptm(&fixture, &["prepare", "--check"], cache.path());
+    assert_eq!(check.status.code(), Some(1));
+    assert!(text(&check).contains("damaged"), "{}", text(&check));
+    let scratch = tempfile::tempdir().unwrap();
+    let build = fixture.build(&[("PTM_OFFLINE", Path::new("1")), ("PTM_CACHE_DIR", &scratch.path().join("cache"))]);
+    assert!(!build.success);
+    assert!(build.stderr.contains("`tiny`: damaged"), "{}", build.stderr);
+    assert!(ptl.exists(), "the store is reported, never repaired behind the user's back");
+}
+
+#[test]
+fn an_offline_build_of_an_unprepared_crate_names_the_model_and_the_command() {
+    let fixture = Fixture::new("python-dynamic");
+    let build = fixture.build(&[("PTM_OFFLINE", Path::new("1"))]);
+    assert!(!build.success);
+    assert!(build.stderr.contains("`tiny`: not in the store") && build.stderr.contains("cargo ptm prepare"), "{}", build.stderr);
+}
+
+#[test]
+fn the_cache_reports_its_size_and_prunes_by_age_and_size() {
+    let (fixture, cache) = prepared();
+    let size = cargo_ptm(&fixture, &["cache", "size"], cache.path());
+    assert!(size.status.success() && text(&size).contains(": 1 entries, "), "{}", text(&size));
+    let keep = cargo_ptm(&fixture, &["cache", "prune", "--older-than", "1"], cache.path());
+    assert!(text(&keep).contains("removed 0 entries"), "{}", text(&keep));
+    let all = cargo_ptm(&fixture, &["cache", "prune", "--max-size", "0"], cache.path());
+    assert!(text(&all).contains("removed 1 entries") && text(&all).contains("0 entries left"), "{}", text(&all));
+    assert_eq!(std::fs::read_dir(cache.path().join("v1")).unwrap().count(), 0);
+    let bad = cargo_ptm(&fixture, &["cache", "prune"], cache.path());
+    assert_eq!(bad.status.code(), Some(2));
+}

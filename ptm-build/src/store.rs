@@ -1,0 +1,154 @@
+//! The committed model store: `.ptm/` beside Cargo.toml, written by `cargo ptm prepare`.
+//!
+//! ```text
+//! .ptm/
+//!   index.json                 model name -> key and the torch that converted it
+//!   v1/<key>/...               entries laid out and verified as in the cache
+//!   .gitignore                 keeps the cache's lock and staging directories out of git
+//! ```
+//!
+//! Keys need the torch version, which only Python can tell; the index records it, so a
+//! build with no Python recomputes each key from the files and the recorded version and
+//! uses the entry only when they agree.
+
+use crate::cache::{Cache, Entry, Lookup};
+use crate::fsutil::write_if_changed;
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Directory name of the store, beside Cargo.toml.
+pub const STORE_DIR: &str = ".ptm";
+
+/// The store of one crate.
+pub struct Store {
+    entries: Cache,
+    root: PathBuf,
+}
+
+/// What the store says of one model for one target.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Indexed {
+    /// The Rust target triple it was prepared for (per-target settings change keys).
+    pub target: String,
+    /// The key the entry was stored under.
+    pub key: String,
+    /// The torch version that converted it (part of the key).
+    pub torch: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Index {
+    schema: u32,
+    models: BTreeMap<String, Vec<Indexed>>,
+}
+
+/// Why a model cannot come from the store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Miss {
+    /// The index has no entry for it.
+    NotPrepared,
+    /// Its files or declaration changed since `prepare`.
+    Stale,
+    /// The entry's files do not match their hashes.
+    Damaged(PathBuf),
+}
+
+impl std::fmt::Display for Miss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Miss::NotPrepared => f.write_str("not in the store"),
+            Miss::Stale => f.write_str("stale: its declaration or files changed since the store was prepared"),
+            Miss::Damaged(dir) => write!(f, "damaged: {} does not match its recorded hashes", dir.display()),
+        }
+    }
+}
+
+impl Store {
+    /// The store of the crate in `crate_dir`.
+    pub fn of(crate_dir: &Path) -> Store {
+        let root = crate_dir.join(STORE_DIR);
+        Store { entries: Cache::new(&root), root }
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether `cargo ptm prepare` ever wrote this store.
+    pub fn exists(&self) -> bool {
+        self.root.join("index.json").is_file()
+    }
+
+    /// What the index says of `model`, one record per prepared target.
+    pub fn indexed(&self, model: &str) -> Vec<Indexed> {
+        self.index().models.get(model).cloned().unwrap_or_default()
+    }
+
+    fn index(&self) -> Index {
+        std::fs::read(self.root.join("index.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    /// The entry for `model` if the store holds it under `key` and it is intact.
+    pub fn get(&self, model: &str, key: &str) -> Result<Entry, Miss> {
+        let indexed = self.indexed(model);
+        if indexed.is_empty() {
+            return Err(Miss::NotPrepared);
+        }
+        if !indexed.iter().any(|i| i.key == key) {
+            return Err(Miss::Stale);
+        }
+        match self.entries.inspect(key) {
+            Lookup::Intact(entry) => Ok(entry),
+            Lookup::Damaged(dir) => Err(Miss::Damaged(dir)),
+            Lookup::Missing => Err(Miss::NotPrepared),
+        }
+    }
+
+    /// The entry for `decl` as the store would serve it to a build without Python:
+    /// its key recomputed from today's files and each recorded torch version.
+    pub fn find(&self, decl: &crate::manifest::ModelDecl, crate_dir: &Path) -> Result<(String, String, Entry), Miss> {
+        let indexed = self.indexed(&decl.name);
+        if indexed.is_empty() {
+            return Err(Miss::NotPrepared);
+        }
+        let mut last = Miss::Stale;
+        for record in &indexed {
+            let Ok(key) = crate::pipeline::key_of(decl, crate_dir, &record.torch) else { continue };
+            match self.get(&decl.name, &key) {
+                Ok(entry) => return Ok((key, record.torch.clone(), entry)),
+                Err(miss) => last = miss,
+            }
+        }
+        Err(last)
+    }
+
+    /// Records `entries` (model name, target, key, torch version, cache entry) as the
+    /// store's whole content, dropping entries no model uses any more.
+    pub fn write(&self, entries: &[(String, String, String, String, Entry)]) -> Result<(), Error> {
+        std::fs::create_dir_all(&self.root).map_err(|e| Error::io("create directory", &self.root, e))?;
+        write_if_changed(&self.root.join(".gitignore"), b"# The cache's working directories; everything else here is meant to be committed.\nlocks/\nstaging/\n")?;
+        let mut index = Index { schema: 1, models: BTreeMap::new() };
+        for (model, target, key, torch, entry) in entries {
+            if !matches!(self.entries.inspect(key), Lookup::Intact(_)) {
+                let staged = self.entries.staging()?;
+                crate::fsutil::copy_if_changed(&entry.ptl, &staged.join("model.ptl"))?;
+                self.entries.publish(key, &staged, &entry.report)?;
+            }
+            index.models.entry(model.clone()).or_default().push(Indexed { target: target.clone(), key: key.clone(), torch: torch.clone() });
+        }
+        let text = serde_json::to_string_pretty(&index).unwrap_or_default() + "\n";
+        write_if_changed(&self.root.join("index.json"), text.as_bytes())?;
+        for (dir, _, _) in self.entries.entries() {
+            let used = dir.file_name().is_some_and(|key| index.models.values().flatten().any(|m| key.to_string_lossy() == m.key));
+            if !used {
+                self.entries.remove(&dir);
+            }
+        }
+        let _ = std::fs::remove_dir_all(self.root.join("staging"));
+        let _ = std::fs::remove_dir_all(self.root.join("locks"));
+        Ok(())
+    }
+}
