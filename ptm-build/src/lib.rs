@@ -52,6 +52,7 @@
 //! | `PTM_PYTHON` | the Python interpreter to run the conversion with |
 //! | `PTM_CACHE_DIR` | where converted models are cached |
 //! | `PTM_ALLOW_UNTESTED_TORCH` | `1` converts with a torch other than 2.11.0 |
+//! | `PTM_OFFLINE` | `1` builds only from the cache and the committed store (`.ptm/`) |
 //! | `LIBTORCH` | the `ptm` runtime links this unpacked libtorch instead of the Python environment's |
 //! | `PTM_LIBTORCH_LITE_DIR` | the `ptm` runtime links this mobile libtorch-lite (Android, iOS) |
 //!
