@@ -78,7 +78,12 @@ pub struct Outcome {
 fn declarations(ctx: &Context) -> Result<Vec<ModelDecl>, Error> {
     let manifest = ctx.crate_dir.join("Cargo.toml");
     env::rerun_if_changed(&manifest);
-    env::rerun_if_changed(&Store::of(&ctx.crate_dir).root().join("index.json"));
+    // Watched only once it exists: cargo reruns a script for ever over a missing file.
+    // A store created later matters to offline builds, and PTM_OFFLINE is watched.
+    let index = Store::of(&ctx.crate_dir).root().join("index.json");
+    if index.is_file() {
+        env::rerun_if_changed(&index);
+    }
     let decls = crate::manifest::read(&manifest, ctx.target.as_deref())?;
     for decl in &decls {
         for input in inputs_of(decl) {

@@ -17,7 +17,12 @@ fn two_builds_in_different_places_write_identical_artifacts_and_reports() {
         let mut artifacts = 0;
         for entry in std::fs::read_dir(&a).unwrap() {
             let file = entry.unwrap().file_name();
-            assert_eq!(sha256_of(&a.join(&file)), sha256_of(&b.join(&file)), "{name}: {} differs", file.to_string_lossy());
+            if sha256_of(&a.join(&file)) != sha256_of(&b.join(&file)) {
+                let (x, y) = (std::fs::read(a.join(&file)).unwrap(), std::fs::read(b.join(&file)).unwrap());
+                let at = x.iter().zip(&y).position(|(p, q)| p != q).unwrap_or(x.len().min(y.len()));
+                let around = |bytes: &[u8]| String::from_utf8_lossy(&bytes[at.saturating_sub(80)..(at + 80).min(bytes.len())]).into_owned();
+                panic!("{name}: {} differs ({} vs {} bytes) from byte {at}:\n{}\n---\n{}", file.to_string_lossy(), x.len(), y.len(), around(&x), around(&y));
+            }
             artifacts += usize::from(file.to_string_lossy().ends_with(".ptl"));
         }
         assert!(artifacts >= 1, "{name}: no .ptl in {}", a.display());
