@@ -116,7 +116,7 @@ class Pipeline:
                 self.stage = "optimize"
                 current = self.optimize(current)
                 saved = current._save_to_buffer_for_lite_interpreter()
-                self.sizes.append({"stage": "optimized", "bytes": len(saved)})
+                self.sizes.append({"stage": "optimized", "bytes": len(ptm_archive.rewrite(saved))})
                 self.measure("optimized", current, check, references)
 
             if decl["lints"]:
@@ -515,7 +515,10 @@ class Pipeline:
     # -- measurements ---------------------------------------------------------------------
 
     def record_size(self, stage, module):
-        self.sizes.append({"stage": stage, "bytes": len(module._save_to_buffer_for_lite_interpreter())})
+        # Sizes are of the archive as ptm writes it: torch's own save carries source-range
+        # records with the paths of this machine, which would make the report differ
+        # between checkouts.
+        self.sizes.append({"stage": stage, "bytes": len(ptm_archive.rewrite(module._save_to_buffer_for_lite_interpreter()))})
 
     def measure(self, stage, module, samples, references):
         self.stages.append((stage, module))

@@ -49,7 +49,9 @@ pub struct ModelReport {
     pub inputs: Vec<TensorSpec>,
     /// The model's outputs, in order, as observed on the example inputs.
     pub outputs: Vec<TensorSpec>,
-    /// Size in bytes after each step, in pipeline order.
+    /// Size in bytes after each step, in pipeline order, each as ptm writes a .ptl
+    /// (normalized, without source-range records), so the figures do not depend on
+    /// the machine or directory that converted.
     pub sizes: Vec<StageSize>,
     /// Operators the Lite Interpreter needs (`_export_operator_list`), sorted.
     pub operators: Vec<String>,

@@ -49,14 +49,14 @@ fn an_x86_only_override_keeps_qnnpack_for_arm_and_fbgemm_for_the_host() {
     assert_eq!(engine_in_report(&host.out_dir.unwrap()), "fbgemm");
 }
 
-/// The `gates` fixture with its model's source callable and keys changed.
-fn gates(callable: &str, keys: &str) -> Fixture {
+/// The `gates` fixture with its model's source callable, export and keys changed.
+fn gates(callable: &str, export: &str, keys: &str) -> Fixture {
     let fixture = Fixture::new("gates");
     let manifest = fixture.path().join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     let text = text
         .replace("models/gates.py:build_branchy", &format!("models/gates.py:{callable}"))
-        .replace("export = \"trace\"\n", &format!("export = \"trace\"\n{keys}\n"));
+        .replace("export = \"trace\"\n", &format!("export = \"{export}\"\n{keys}\n"));
     std::fs::write(&manifest, text).unwrap();
     fixture
 }
@@ -68,7 +68,7 @@ fn report_of(build: &ptm_tests::Build) -> serde_json::Value {
 
 #[test]
 fn a_trace_that_froze_a_branch_fails_naming_the_warning_the_line_and_the_divergence() {
-    let build = gates("build_branchy", "").build(&[]);
+    let build = gates("build_branchy", "trace", "").build(&[]);
     assert!(!build.success);
     let text = &build.stderr;
     assert!(text.contains("model `branchy` failed at stage `export`") && text.contains("the trace does not hold for every valid input"), "{text}");
@@ -81,18 +81,14 @@ fn a_trace_that_froze_a_branch_fails_naming_the_warning_the_line_and_the_diverge
 
 #[test]
 fn scripting_the_same_model_keeps_the_branch_and_builds() {
-    let fixture = gates("build_branchy", "");
-    let manifest = fixture.path().join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap().replace("export = \"trace\"", "export = \"script\"");
-    std::fs::write(&manifest, text).unwrap();
-    let build = fixture.build(&[]);
+    let build = gates("build_branchy", "script", "").build(&[]);
     assert!(build.success, "{}", build.stderr);
     assert_eq!(report_of(&build)["models"][0]["export"], "script");
 }
 
 #[test]
 fn an_accepted_trace_risk_builds_with_a_warning() {
-    let build = gates("build_branchy", "accept_trace_risk = true").build(&[]);
+    let build = gates("build_branchy", "trace", "accept_trace_risk = true").build(&[]);
     assert!(build.success, "{}", build.stderr);
     let warned = build.stderr.lines().filter(|l| l.starts_with("warning:") && l.contains("ptm: model `branchy`: trace risk accepted")).count();
     assert_eq!(warned, 1, "{}", build.stderr);
@@ -103,7 +99,7 @@ fn an_accepted_trace_risk_builds_with_a_warning() {
 
 #[test]
 fn a_trace_without_data_dependent_code_passes_every_check() {
-    let build = gates("build_straight", "").build(&[]);
+    let build = gates("build_straight", "trace", "").build(&[]);
     assert!(build.success, "{}", build.stderr);
     assert!(!build.stderr.contains("trace risk"), "{}", build.stderr);
     assert_eq!(report_of(&build)["models"][0]["warnings"], serde_json::json!([]));
@@ -111,11 +107,7 @@ fn a_trace_without_data_dependent_code_passes_every_check() {
 
 #[test]
 fn a_model_that_does_not_script_fails_with_torchs_message_and_the_trace_hint() {
-    let fixture = gates("build_varargs", "");
-    let manifest = fixture.path().join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap().replace("export = \"trace\"\n", "");
-    std::fs::write(&manifest, text).unwrap();
-    let build = fixture.build(&[]);
+    let build = gates("build_varargs", "script", "").build(&[]);
     assert!(!build.success);
     let text = &build.stderr;
     assert!(text.contains("model `branchy` failed at stage `export`") && text.contains("torch.jit.script failed"), "{text}");
@@ -125,11 +117,11 @@ fn a_model_that_does_not_script_fails_with_torchs_message_and_the_trace_hint() {
 
 #[test]
 fn mobile_lints_are_cargo_warnings_unless_silenced() {
-    let build = gates("build_unfolded", "").build(&[]);
+    let build = gates("build_unfolded", "trace", "").build(&[]);
     assert!(build.success, "{}", build.stderr);
     assert!(build.stderr.lines().any(|l| l.starts_with("warning:") && l.contains("ptm: model `branchy`: mobile lint BATCHNORM")), "{}", build.stderr);
     assert!(!build.stderr.contains("BUNDLED_INPUT"), "{}", build.stderr);
-    let quiet = gates("build_unfolded", "lints = false").build(&[]);
+    let quiet = gates("build_unfolded", "trace", "lints = false").build(&[]);
     assert!(quiet.success, "{}", quiet.stderr);
     assert!(!quiet.stderr.contains("mobile lint"), "{}", quiet.stderr);
 }
