@@ -72,6 +72,24 @@ impl Fixture {
         Fixture { dir, cache }
     }
 
+    /// Copies `templates/<name>`, its `ptm` and `ptm-build` dependencies pointed at
+    /// this checkout and its package renamed to be unique, as a user would set it up.
+    pub fn template(name: &str, package: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&repo().join("templates").join(name), dir.path());
+        let manifest = dir.path().join("Cargo.toml");
+        let root = repo().display().to_string();
+        let unique = format!("{package}-{}", std::process::id());
+        let text = std::fs::read_to_string(&manifest)
+            .unwrap()
+            .replacen("ptm = \"=0.1.0\"", &format!("ptm = {{ path = \"{root}/ptm\" }}"), 1)
+            .replacen("ptm-build = \"=0.1.0\"", &format!("ptm-build = {{ path = \"{root}/ptm-build\" }}"), 1)
+            .replacen(&format!("name = \"{package}\""), &format!("name = \"{unique}\""), 1);
+        std::fs::write(&manifest, text).unwrap();
+        let cache = dir.path().join(".ptm-cache");
+        Fixture { dir, cache }
+    }
+
     /// The fixture's directory.
     pub fn path(&self) -> &Path {
         self.dir.path()

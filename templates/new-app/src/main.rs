@@ -1,0 +1,12 @@
+//! Runs the model declared in Cargo.toml through its generated wrapper.
+
+ptm::include_models!();
+
+fn main() -> Result<(), ptm::Error> {
+    let classifier = Classifier::load()?;
+    let features: [f32; 16] = std::array::from_fn(|i| i as f32 / 16.0);
+    let out = classifier.forward(&features)?;
+    let best = out.scores.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+    println!("classifier: class {best}, scores {:?}, shape {:?}", out.scores.data(), out.scores.shape());
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! The new-app template, copied as a user would, builds with cargo and runs its model.
+
+use ptm_tests::Fixture;
+
+#[test]
+fn the_new_app_template_builds_and_runs_its_model() {
+    let app = Fixture::template("new-app", "my-app");
+    let build = app.build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    let binary = ptm_tests::repo().join("target/fixtures/debug").join(format!("my-app-{}", std::process::id()));
+    let out = std::process::Command::new(&binary).env_remove("LD_LIBRARY_PATH").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("classifier: class ") && stdout.contains("shape [1, 4]"), "{stdout}");
+    let scores = stdout.split("scores [").nth(1).and_then(|s| s.split(']').next()).unwrap();
+    assert_eq!(scores.split(", ").filter(|v| v.parse::<f32>().is_ok_and(f32::is_finite)).count(), 4, "{stdout}");
+}
