@@ -362,11 +362,13 @@ class Pipeline:
         problems = [f"torch warned: {w.message}{self.where(w.filename, w.lineno)}" for w in tracer_warnings]
         seen = set()
         problems = [p for p in problems if not (p in seen or seen.add(p))]
+        accepted = []
         for label, sample in self.other_inputs(example):
             try:
                 expected = self.outputs_of(model, sample, "export")
             except Failure:
                 continue  # the source model itself does not take these inputs
+            accepted.append(sample)
             try:
                 with self.torch.jit.optimized_execution(False):
                     produced = self.outputs_of(traced, sample, "export")
@@ -380,6 +382,7 @@ class Pipeline:
                 elif not self.torch.allclose(got, want, rtol=1e-4, atol=1e-5):
                     diff = (got - want).abs().max().item()
                     problems.append(f"on {label}, output {index} differs from the source model by up to {diff:.4g}")
+        problems += self.torch_trace_check(model, example, accepted)
         if not problems:
             return
         detail = "\n".join(f"- {p}" for p in problems)
@@ -392,6 +395,21 @@ class Pipeline:
                       "write export = \"script\", which keeps control flow (annotate the code for TorchScript), "
                       f"or, if these inputs never occur in the app, accept the risk with "
                       f"package.metadata.models.{self.name}.accept_trace_risk = true")
+
+    def torch_trace_check(self, model, example, others):
+        """torch's own check: traces again on each input and compares the graphs."""
+        torch = self.torch
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.jit.trace(model, example, check_trace=True, check_inputs=[example] + others, check_tolerance=1e-4)
+        except torch.jit.TracingCheckError as e:
+            lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+            reason = next((l for l in lines if l.startswith("ERROR:")), lines[0] if lines else "TracingCheckError")
+            return [f"torch's trace check failed: {reason.removeprefix('ERROR: ')}"]
+        except Exception:
+            return []  # not a divergence: the other checks report what matters
+        return []
 
     def where(self, filename, lineno):
         if not filename or not lineno:

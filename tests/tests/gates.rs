@@ -76,6 +76,7 @@ fn a_trace_that_froze_a_branch_fails_naming_the_warning_the_line_and_the_diverge
     assert!(text.contains("at models/gates.py:15: `if x.shape[0] > 1:`"), "{text}");
     // At batch 1 the source model skips the centering the trace recorded at batch 4.
     assert!(text.contains("on `batch` = 1, output 0 differs from the source model"), "{text}");
+    assert!(text.contains("torch's trace check failed: Graphs differed across invocations!"), "{text}");
     assert!(text.contains("write export = \"script\"") && text.contains("package.metadata.models.branchy.accept_trace_risk = true"), "{text}");
 }
 
