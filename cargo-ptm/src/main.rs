@@ -3,11 +3,13 @@
 //! ```text
 //! cargo ptm prepare [--manifest-path <Cargo.toml>] [--target <triple>]... [--json]
 //! cargo ptm prepare --check [--manifest-path <Cargo.toml>] [--target <triple>]...
+//! cargo ptm assets --platform android|ios --out <dir> [--target <triple>] [--manifest-path <Cargo.toml>]
 //! cargo ptm cache size [--manifest-path <Cargo.toml>]
 //! cargo ptm cache prune [--older-than <days>] [--max-size <MB>] [--manifest-path <Cargo.toml>]
 //! ```
 
 mod args;
+mod assets;
 mod cache_cmd;
 mod crates;
 mod prepare;
@@ -21,6 +23,8 @@ const USAGE: &str = "usage:
       artifact + report to .ptm/ beside each Cargo.toml, for committing
   cargo ptm prepare --check [--manifest-path <Cargo.toml>] [--target <triple>]...
       exit 1 naming the models whose store entry is missing, stale or damaged (no Python needed)
+  cargo ptm assets --platform android|ios --out <dir> [--target <triple>] [--manifest-path <Cargo.toml>]
+      write the embed = false models (converted for the platform's target) to <dir>
   cargo ptm cache size [--manifest-path <Cargo.toml>]
   cargo ptm cache prune [--older-than <days>] [--max-size <MB>] [--manifest-path <Cargo.toml>]";
 
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
     }
     let result = match words.first().map(String::as_str) {
         Some("prepare") => args::Args::parse(&words[1..], &["--check", "--json"], &["--manifest-path", "--target"]).and_then(|a| prepare::run(&a)),
+        Some("assets") => args::Args::parse(&words[1..], &[], &["--platform", "--out", "--target", "--manifest-path"]).and_then(|a| assets::run(&a)),
         Some("cache") => match words.get(1).map(String::as_str) {
             Some("size") => args::Args::parse(&words[2..], &[], &["--manifest-path"]).and_then(|a| cache_cmd::size(&a)),
             Some("prune") => args::Args::parse(&words[2..], &[], &["--manifest-path", "--older-than", "--max-size"]).and_then(|a| cache_cmd::prune(&a)),

@@ -137,3 +137,29 @@ fn the_cache_reports_its_size_and_prunes_by_age_and_size() {
     let bad = cargo_ptm(&fixture, &["cache", "prune"], cache.path());
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn assets_writes_the_models_that_are_not_embedded_for_the_platform() {
+    let fixture = Fixture::new("python-dynamic");
+    let manifest = fixture.path().join("Cargo.toml");
+    let toml = std::fs::read_to_string(&manifest).unwrap().replace("quantize = \"dynamic\"\n", "quantize = \"dynamic\"\nembed = false\n");
+    std::fs::write(&manifest, toml).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let assets = out.path().join("app/src/main/assets/models");
+    let run = cargo_ptm(&fixture, &["assets", "--platform", "android", "--out", assets.to_str().unwrap()], cache.path());
+    assert!(run.status.success(), "{}", text(&run));
+    let listing: serde_json::Value = serde_json::from_slice(&std::fs::read(assets.join("ptm-assets.json")).unwrap()).unwrap();
+    assert_eq!(listing["target"], "aarch64-linux-android");
+    assert_eq!(listing["files"][0]["file"], "tiny.ptl");
+    assert_eq!(listing["files"][0]["sha256"], ptm_tests::sha256_of(&assets.join("tiny.ptl")));
+
+    // An embedded model is not shipped as a file.
+    let embedded = Fixture::new("python-dynamic");
+    let ios = out.path().join("ios");
+    let run = cargo_ptm(&embedded, &["assets", "--platform", "ios", "--out", ios.to_str().unwrap()], cache.path());
+    assert!(run.status.success() && text(&run).contains("is embedded in the binary"), "{}", text(&run));
+    assert!(!ios.join("tiny.ptl").exists());
+    let bad = cargo_ptm(&embedded, &["assets", "--platform", "windows", "--out", "x"], cache.path());
+    assert_eq!(bad.status.code(), Some(2));
+}
