@@ -1,0 +1,20 @@
+//! The example app's .ptl files run by PyTorch's aarch64 libtorch under qemu agree with
+//! the host. Runs when aarch64-linux-gnu-g++ and qemu-aarch64-static are installed;
+//! otherwise says that it was skipped.
+
+#[test]
+fn the_example_apps_artifacts_agree_on_aarch64_and_the_host() {
+    let out = std::process::Command::new(ptm_tests::repo().join("tools/arm-check/run")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(3) {
+        eprintln!("SKIPPED the ARM check: {}", stderr.trim());
+        assert!(stderr.contains("SKIPPED"), "{stderr}");
+        return;
+    }
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for model in ["digits", "digits_fp32", "review"] {
+        let line = stdout.lines().find(|l| l.starts_with(&format!("{model}:"))).unwrap_or_else(|| panic!("no line for {model}:\n{stdout}"));
+        assert!(line.ends_with(": ok"), "{line}");
+    }
+}
