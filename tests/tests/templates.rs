@@ -15,3 +15,25 @@ fn the_new_app_template_builds_and_runs_its_model() {
     let scores = stdout.split("scores [").nth(1).and_then(|s| s.split(']').next()).unwrap();
     assert_eq!(scores.split(", ").filter(|v| v.parse::<f32>().is_ok_and(f32::is_finite)).count(), 4, "{stdout}");
 }
+
+#[test]
+fn the_mobile_library_template_builds_as_a_cdylib_and_its_c_entry_point_runs() {
+    let lib = Fixture::template("mobile-lib", "my-mobile-lib");
+    let build = lib.build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    let so = ptm_tests::repo().join("target/fixtures/debug/libmy_mobile_lib.so");
+    assert!(so.is_file(), "no cdylib at {}", so.display());
+    // The crate's own test calls the C entry point Swift uses.
+    let test = std::process::Command::new(env!("CARGO"))
+        .args(["test", "--lib"])
+        .current_dir(lib.path())
+        .env("CARGO_TARGET_DIR", ptm_tests::repo().join("target/fixtures"))
+        .env("PTM_CACHE_DIR", &lib.cache)
+        .env("PTM_PYTHON", ptm_tests::venv_python())
+        .env_remove("VIRTUAL_ENV")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&test.stdout);
+    assert!(test.status.success(), "{text}{}", String::from_utf8_lossy(&test.stderr));
+    assert!(text.contains("the_c_entry_point_scores_and_refuses_bad_arguments ... ok"), "{text}");
+}
