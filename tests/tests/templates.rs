@@ -37,3 +37,31 @@ fn the_mobile_library_template_builds_as_a_cdylib_and_its_c_entry_point_runs() {
     assert!(test.status.success(), "{text}{}", String::from_utf8_lossy(&test.stderr));
     assert!(text.contains("the_c_entry_point_scores_and_refuses_bad_arguments ... ok"), "{text}");
 }
+
+#[test]
+fn the_jni_entry_point_answers_a_jvm() {
+    let has = |tool: &str| std::process::Command::new(tool).arg("-version").output().is_ok_and(|o| o.status.success());
+    if !has("javac") || !has("java") {
+        eprintln!("SKIPPED the JNI check: no javac/java on PATH");
+        return;
+    }
+    let lib = Fixture::template("mobile-lib", "my-mobile-jni");
+    let build = lib.build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    let classes = tempfile::tempdir().unwrap();
+    let source = lib.path().join("android/check/com/example/myapp/Models.java");
+    let javac = std::process::Command::new("javac").arg("-d").arg(classes.path()).arg(&source).output().unwrap();
+    assert!(javac.status.success(), "{}", String::from_utf8_lossy(&javac.stderr));
+    let java = std::process::Command::new("java")
+        .arg(format!("-Djava.library.path={}", ptm_tests::repo().join("target/fixtures/debug").display()))
+        .arg("-cp")
+        .arg(classes.path())
+        .arg("com.example.myapp.Models")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&java.stdout);
+    assert!(java.status.success(), "{stdout}{}", String::from_utf8_lossy(&java.stderr));
+    let scores: Vec<f32> = stdout.lines().find_map(|l| l.strip_prefix("scores ")).unwrap().split(' ').map(|v| v.parse().unwrap()).collect();
+    assert_eq!(scores.len(), 4);
+    assert!(stdout.contains("RuntimeException: features must hold 16 floats, not 3"), "{stdout}");
+}

@@ -51,8 +51,12 @@ pub extern "system" fn Java_com_example_myapp_Models_classify<'local>(
     features: jni::objects::JFloatArray<'local>,
 ) -> jni::sys::jfloatArray {
     let result = (|| -> Result<jni::objects::JFloatArray<'local>, String> {
+        let len = env.get_array_length(&features).map_err(|e| e.to_string())?;
+        if len != 16 {
+            return Err(format!("features must hold 16 floats, not {len}"));
+        }
         let mut input = [0f32; 16];
-        env.get_float_array_region(&features, 0, &mut input).map_err(|e| format!("features must hold 16 floats: {e}"))?;
+        env.get_float_array_region(&features, 0, &mut input).map_err(|e| e.to_string())?;
         let scores = classify(&input).map_err(|e| e.to_string())?;
         let out = env.new_float_array(scores.len() as i32).map_err(|e| e.to_string())?;
         env.set_float_array_region(&out, 0, &scores).map_err(|e| e.to_string())?;
