@@ -1,7 +1,7 @@
 //! The wrapper code for each model of the report.
 
 use crate::report::Loaded;
-use crate::rust_types::{camel_case, element, ident};
+use crate::rust_types::{element, ident};
 use proc_macro2::{Ident, Span, TokenStream};
 use ptm_report::{Dim, ModelReport, TensorSpec};
 use quote::quote;
@@ -13,7 +13,7 @@ pub fn all(loaded: &Loaded) -> Result<TokenStream, String> {
     let mut tokens = quote! { const _: &[u8] = ::core::include_bytes!(#report); };
     let mut taken: BTreeMap<String, &str> = BTreeMap::new();
     for model in &loaded.bundle.models {
-        let type_name = camel_case(&model.name);
+        let type_name = ptm_report::type_name(&model.name);
         for name in [type_name.clone(), format!("{type_name}Output")] {
             if let Some(other) = taken.insert(name.clone(), &model.name) {
                 return Err(format!("models `{other}` and `{}` would both generate a type `{name}`: rename one in Cargo.toml", model.name));

@@ -1,18 +1,7 @@
-//! Names and types: model names to type names, dtypes to Rust element types.
+//! Names and types: identifiers from the report, dtypes to Rust element types.
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;
-
-/// `review_v2` -> `ReviewV2`.
-pub fn camel_case(name: &str) -> String {
-    name.split('_')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let mut chars = part.chars();
-            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
-        })
-        .collect()
-}
 
 /// An identifier from the report, refused if ptm-build could not have written it.
 pub fn ident(name: &str, what: &str) -> Result<Ident, String> {
@@ -49,9 +38,8 @@ mod tests {
 
     #[test]
     fn names_become_types() {
-        assert_eq!(camel_case("review"), "Review");
-        assert_eq!(camel_case("digits_fp32"), "DigitsFp32");
-        assert_eq!(camel_case("a__b"), "AB");
+        assert_eq!(ptm_report::type_name("digits_fp32"), "DigitsFp32");
+        assert_eq!(ptm_report::type_name("a__b"), "AB");
         assert!(ident("input_ids", "input").is_ok());
         assert!(ident("9lives", "input").unwrap_err().contains("not a Rust identifier"));
         assert!(element("float16", "m", "x").unwrap_err().contains("float16, which no Rust element type holds"));

@@ -129,6 +129,19 @@ pub struct StageDrift {
     pub samples: u32,
 }
 
+/// The wrapper type name `ptm::include_models!()` generates for a model:
+/// `review_model_2` -> `ReviewModel2`.
+pub fn type_name(model: &str) -> String {
+    model
+        .split('_')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
 impl Bundle {
     /// Parses a models.json document.
     pub fn from_json(text: &str) -> Result<Bundle, serde_json::Error> {

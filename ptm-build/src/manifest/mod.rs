@@ -154,15 +154,5 @@ pub fn default_tolerance(quantize: Quantize) -> Tolerance {
     }
 }
 
-/// `review_model` -> `ReviewModel`.
-pub fn type_name(model: &str) -> String {
-    model
-        .split('_')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let mut chars = part.chars();
-            let first = chars.next().map(|c| c.to_ascii_uppercase());
-            first.into_iter().chain(chars).collect::<String>()
-        })
-        .collect()
-}
+/// `review_model` -> `ReviewModel`: the wrapper type the macro generates.
+pub use ptm_report::type_name;
