@@ -64,7 +64,7 @@ fn check(workspace: &Workspace, targets: &[String]) -> Result<ExitCode, String> 
         for target in targets {
             let decls = ptm_build::manifest::read(&krate.dir.join("Cargo.toml"), Some(target)).map_err(|e| e.to_string())?;
             for decl in decls {
-                match store.find(&decl, &krate.dir) {
+                match store.find(&decl, &krate.dir, None) {
                     Ok(_) => current += 1,
                     Err(miss) => problems.push(format!("  - {} `{}` ({target}): {miss}", krate.name, decl.name)),
                 }

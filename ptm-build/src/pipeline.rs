@@ -190,15 +190,9 @@ fn without_python(ctx: &Context, decls: Vec<ModelDecl>, why: String) -> Result<O
     let mut models = Vec::new();
     let mut missing = Vec::new();
     for decl in decls {
-        // The cache first, under each key the store's torch versions give.
-        let cached = store.indexed(&decl.name).into_iter().find_map(|record| {
-            let key = key_of(&decl, &ctx.crate_dir, &record.torch).ok()?;
-            ctx.cache.get(&key).map(|entry| (key, record.torch, entry, Origin::Cache))
-        });
-        let found = match cached {
-            Some(found) => Ok(found),
-            None => store.find(&decl, &ctx.crate_dir).map(|(key, torch, entry)| (key, torch, entry, Origin::Store)),
-        };
+        let found = store
+            .find(&decl, &ctx.crate_dir, Some(&ctx.cache))
+            .map(|(key, torch, entry, cached)| (key, torch, entry, if cached { Origin::Cache } else { Origin::Store }));
         match found {
             Ok((key, torch, entry, origin)) => {
                 models.push(ModelOutcome { name: decl.name.clone(), key: key.clone(), torch, origin, entry });

@@ -93,7 +93,11 @@ impl Store {
 
     /// The entry for `model` if the store holds it under `key` and it is intact.
     pub fn get(&self, model: &str, key: &str) -> Result<Entry, Miss> {
-        let indexed = self.indexed(model);
+        self.lookup(&self.indexed(model), key)
+    }
+
+    /// [`Store::get`] against index records already read.
+    fn lookup(&self, indexed: &[Indexed], key: &str) -> Result<Entry, Miss> {
         if indexed.is_empty() {
             return Err(Miss::NotPrepared);
         }
@@ -107,9 +111,11 @@ impl Store {
         }
     }
 
-    /// The entry for `decl` as the store would serve it to a build without Python:
-    /// its key recomputed from today's files and each recorded torch version.
-    pub fn find(&self, decl: &crate::manifest::ModelDecl, crate_dir: &Path) -> Result<(String, String, Entry), Miss> {
+    /// The entry for `decl` as a build without Python gets it: the key recomputed from
+    /// today's files and each recorded torch version, looked up in `cache` first (when
+    /// given), then in the store. Each key is hashed once. Returns the key, the torch
+    /// version, the entry and whether it came from the cache.
+    pub fn find(&self, decl: &crate::manifest::ModelDecl, crate_dir: &Path, cache: Option<&Cache>) -> Result<(String, String, Entry, bool), Miss> {
         let indexed = self.indexed(&decl.name);
         if indexed.is_empty() {
             return Err(Miss::NotPrepared);
@@ -117,8 +123,11 @@ impl Store {
         let mut last = Miss::Stale;
         for record in &indexed {
             let Ok(key) = crate::pipeline::key_of(decl, crate_dir, &record.torch) else { continue };
-            match self.get(&decl.name, &key) {
-                Ok(entry) => return Ok((key, record.torch.clone(), entry)),
+            if let Some(entry) = cache.and_then(|c| c.get(&key)) {
+                return Ok((key, record.torch.clone(), entry, true));
+            }
+            match self.lookup(&indexed, &key) {
+                Ok(entry) => return Ok((key, record.torch.clone(), entry, false)),
                 Err(miss) => last = miss,
             }
         }
