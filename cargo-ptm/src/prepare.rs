@@ -44,6 +44,9 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
             eprintln!("ptm prepare: {} for {target}: {} model(s) in {:.1} s", krate.name, outcome.models.len(), started.elapsed().as_secs_f64());
         }
         let store = Store::of(&krate.dir);
+        if let Some(problem) = store.index_problem() {
+            eprintln!("warning: ptm: {problem}; writing it again with what was prepared now");
+        }
         store.write(&stored).map_err(|e| e.to_string())?;
         eprintln!("ptm prepare: wrote {}", store.root().display());
     }

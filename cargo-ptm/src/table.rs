@@ -28,7 +28,7 @@ impl Row {
             quantize: if report.quantize == "none" { "none".into() } else { format!("{} ({})", report.quantize, report.engine) },
             before: report.sizes.first().filter(|s| s.stage != "ptl").map(|s| s.bytes),
             after: report.sizes.last().map_or(0, |s| s.bytes),
-            drift: lite.map(|d| (d.relative, d.top1)),
+            drift: lite.map(|d| (d.worst_relative().unwrap_or(0.0), d.worst_top1())),
             seconds: if origin == Origin::Converted { seconds } else { None },
             origin: match origin {
                 Origin::Cache => "cache",

@@ -53,7 +53,8 @@ struct Manifest {
 pub enum Lookup {
     /// Nothing.
     Missing,
-    /// An entry whose files do not match their recorded hashes (or are missing).
+    /// An entry whose files do not match their recorded hashes (or are missing): the
+    /// first such file.
     Damaged(PathBuf),
     /// A verified entry.
     Intact(Entry),
@@ -99,8 +100,9 @@ impl Cache {
         match self.inspect(key) {
             Lookup::Intact(entry) => Some(entry),
             Lookup::Missing => None,
-            Lookup::Damaged(dir) => {
-                eprintln!("ptm: cache entry {} is damaged; converting again", dir.display());
+            Lookup::Damaged(file) => {
+                let dir = self.entry_dir(key);
+                eprintln!("ptm: cache entry {} is damaged ({} does not match its recorded hash); converting again", dir.display(), file.display());
                 self.discard(&dir);
                 None
             }
@@ -115,8 +117,8 @@ impl Cache {
             return Lookup::Missing;
         }
         match self.verify(key, &dir) {
-            Some(entry) => Lookup::Intact(entry),
-            None => Lookup::Damaged(dir),
+            Ok(entry) => Lookup::Intact(entry),
+            Err(file) => Lookup::Damaged(file),
         }
     }
 
@@ -140,14 +142,15 @@ impl Cache {
         self.discard(dir);
     }
 
-    fn verify(&self, key: &str, dir: &Path) -> Option<Entry> {
-        let manifest: Manifest = serde_json::from_slice(&std::fs::read(dir.join("entry.json")).ok()?).ok()?;
-        let report = std::fs::read_to_string(dir.join("report.json")).ok()?;
-        let ptl = dir.join("model.ptl");
-        let intact = manifest.key == key
-            && crate::hash::hex_sha256(report.as_bytes()) == manifest.report_sha256
-            && file_sha256(&ptl).ok()? == manifest.ptl_sha256;
-        intact.then_some(Entry { ptl, ptl_sha256: manifest.ptl_sha256, report })
+    /// The entry, or the first of its files that is missing or does not match.
+    fn verify(&self, key: &str, dir: &Path) -> Result<Entry, PathBuf> {
+        let (entry_json, report_json, ptl) = (dir.join("entry.json"), dir.join("report.json"), dir.join("model.ptl"));
+        let manifest: Manifest = std::fs::read(&entry_json).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).filter(|m: &Manifest| m.key == key).ok_or(entry_json)?;
+        let report = std::fs::read_to_string(&report_json).ok().filter(|r| crate::hash::hex_sha256(r.as_bytes()) == manifest.report_sha256).ok_or(report_json)?;
+        if file_sha256(&ptl).ok().as_ref() != Some(&manifest.ptl_sha256) {
+            return Err(ptl);
+        }
+        Ok(Entry { ptl, ptl_sha256: manifest.ptl_sha256, report })
     }
 
     fn discard(&self, dir: &Path) {

@@ -12,6 +12,10 @@ pub const PTM_ALLOW_UNTESTED_TORCH: &str = "PTM_ALLOW_UNTESTED_TORCH";
 
 /// Set to 1 to build only from the cache and the committed store, never starting Python.
 pub const PTM_OFFLINE: &str = "PTM_OFFLINE";
+/// An activated virtual environment, searched for Python after PTM_PYTHON.
+pub const VIRTUAL_ENV: &str = "VIRTUAL_ENV";
+/// An activated conda environment, searched after VIRTUAL_ENV.
+pub const CONDA_PREFIX: &str = "CONDA_PREFIX";
 
 /// Every variable any build path may read. Declared on every run, whatever path the
 /// build takes, so that cargo sees the same instructions from a cache hit as from a miss
@@ -21,7 +25,8 @@ pub const WATCHED: &[&str] = &[
     PTM_CACHE_DIR,
     PTM_ALLOW_UNTESTED_TORCH,
     PTM_OFFLINE,
-    "VIRTUAL_ENV",
+    VIRTUAL_ENV,
+    CONDA_PREFIX,
     crate::libtorch::LIBTORCH,
     crate::libtorch::PTM_LIBTORCH_LITE_DIR,
 ];
@@ -50,6 +55,14 @@ pub fn flag(name: &str) -> bool {
 /// `cargo:` lines would be noise on stdout.
 pub fn in_build_script() -> bool {
     std::env::var_os("OUT_DIR").is_some() && std::env::var_os("TARGET").is_some()
+}
+
+/// Tells cargo to rerun the build script when a variable outside [`WATCHED`] changes:
+/// for those read only on some paths (PATH, when it chose the interpreter).
+pub fn rerun_if_env_changed(name: &str) {
+    if in_build_script() {
+        println!("cargo:rerun-if-env-changed={name}");
+    }
 }
 
 /// Tells cargo to rerun the build script when `path` changes.

@@ -56,12 +56,12 @@ impl KeyHasher {
         self.inner.update(bytes);
     }
 
-    /// Adds a file, or every file below a directory in sorted order, with paths
-    /// relative to `root` so that moving the crate does not change the key.
+    /// Adds a file, or every file below a directory in sorted order, each named as the
+    /// declaration reaches it ([`named_files`]), so that moving the crate does not
+    /// change the key.
     pub fn path(&mut self, label: &str, root: &Path, relative: &Path) -> Result<(), Error> {
-        for file in files_below(&root.join(relative))? {
-            let name = file.strip_prefix(root).unwrap_or(&file);
-            self.field(label, name.to_string_lossy().replace('\\', "/").as_bytes());
+        for (name, file) in named_files(root, relative)? {
+            self.field(label, name.as_bytes());
             let digest = file_sha256(&file)?;
             self.field("sha256", digest.as_bytes());
         }
@@ -74,26 +74,55 @@ impl KeyHasher {
     }
 }
 
-/// `path` itself if it is a file, else every file below it, sorted, skipping
-/// Python byte-code caches and hidden files.
+/// Every file of `declared` ([`files_below`] of `root/declared`), each with its name as
+/// the declaration reaches it: `declared` followed by the path inside it, with `/`
+/// separators. A path that leaves `root` (`../shared/x.py`) keeps its declared form, so
+/// its name is the same in every checkout.
+pub fn named_files(root: &Path, declared: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
+    let base = root.join(declared);
+    let files = files_below(&base)?;
+    Ok(files
+        .into_iter()
+        .map(|file| {
+            let inner = file.strip_prefix(&base).unwrap_or(Path::new(""));
+            let name = if inner.as_os_str().is_empty() { declared.to_path_buf() } else { declared.join(inner) };
+            (name.to_string_lossy().replace('\\', "/"), file)
+        })
+        .collect())
+}
+
+/// `path` itself if it is a file, else every file below it, sorted by path. Hidden
+/// entries and Python byte-code caches are skipped (the one rule for the key, the
+/// watched files and the samples the worker reads). Symbolic links are followed; one
+/// that leads back to a directory above it is an error instead of an endless walk.
 pub fn files_below(path: &Path) -> Result<Vec<PathBuf>, Error> {
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
+    let walk = walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name().into_iter().filter_entry(|entry| entry.depth() == 0 || !skipped(entry.file_name()));
     let mut files = Vec::new();
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(|e| Error::io("list", path, e))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            !name.starts_with('.') && name != "__pycache__"
-        })
-        .collect();
-    entries.sort();
-    for entry in entries {
-        files.extend(files_below(&entry)?);
+    for entry in walk {
+        let entry = entry.map_err(|e| walk_error(path, e))?;
+        if !entry.file_type().is_dir() {
+            files.push(entry.into_path());
+        }
     }
     Ok(files)
+}
+
+fn skipped(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.starts_with('.') || name == "__pycache__"
+}
+
+fn walk_error(root: &Path, error: walkdir::Error) -> Error {
+    let at = error.path().unwrap_or(root).to_path_buf();
+    if let Some(ancestor) = error.loop_ancestor() {
+        let loop_error = std::io::Error::other(format!("it is a symbolic link back to {}, above it; remove the link or point it elsewhere", ancestor.display()));
+        return Error::io("walk into", at, loop_error);
+    }
+    let io = error.into_io_error().unwrap_or_else(|| std::io::Error::other("directory walk failed"));
+    Error::io("list", at, io)
 }
 
 #[cfg(test)]
@@ -129,5 +158,24 @@ mod tests {
         std::fs::write(two.path().join("d/sub/a.pt"), b"changed").unwrap();
         assert_ne!(key(one.path()), key(two.path()));
         assert_eq!(hex_sha256(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn hidden_entries_are_skipped_and_a_symlink_loop_is_an_error() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("cal");
+        std::fs::create_dir_all(dir.join(".cache")).unwrap();
+        std::fs::create_dir_all(dir.join("__pycache__")).unwrap();
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        for file in ["a.pt", ".hidden.pt", ".cache/c.pt", "__pycache__/x.pyc", "b/d.pt"] {
+            std::fs::write(dir.join(file), b"x").unwrap();
+        }
+        let found: Vec<PathBuf> = files_below(&dir).unwrap().iter().map(|f| f.strip_prefix(&dir).unwrap().to_path_buf()).collect();
+        assert_eq!(found, [PathBuf::from("a.pt"), PathBuf::from("b/d.pt")]);
+
+        std::os::unix::fs::symlink(&dir, dir.join("b/loop")).unwrap();
+        let text = files_below(&dir).unwrap_err().to_string();
+        assert!(text.contains("b/loop") && text.contains("symbolic link back to"), "{text}");
     }
 }

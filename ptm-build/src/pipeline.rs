@@ -7,7 +7,7 @@
 //! ```
 
 use crate::cache::{Cache, Entry};
-use crate::store::Store;
+use crate::store::{Miss, Store};
 use crate::hash::{files_below, KeyHasher};
 use crate::manifest::{ModelDecl, Source};
 use crate::python::{self, Interpreter, Torch};
@@ -86,8 +86,17 @@ fn declarations(ctx: &Context) -> Result<Vec<ModelDecl>, Error> {
     }
     let decls = crate::manifest::read(&manifest, ctx.target.as_deref())?;
     for decl in &decls {
+        for warning in &decl.warnings {
+            env::warning(&format!("model `{}`: {warning}", decl.name));
+        }
         for input in inputs_of(decl) {
-            for file in files_below(&ctx.crate_dir.join(input))? {
+            let path = ctx.crate_dir.join(input);
+            // A directory is watched as such, so a file added, removed or renamed in it
+            // reruns the build (and changes the key); its files for their contents.
+            if path.is_dir() {
+                env::rerun_if_changed(&path);
+            }
+            for file in files_below(&path)? {
                 env::rerun_if_changed(&file);
             }
         }
@@ -95,12 +104,25 @@ fn declarations(ctx: &Context) -> Result<Vec<ModelDecl>, Error> {
     Ok(decls)
 }
 
+/// The calibration samples the worker reads, relative to the crate: the `.pt` and
+/// `.pth` files of the walk that the key hashed.
+fn calibration_files(decl: &ModelDecl, crate_dir: &Path) -> Result<Vec<String>, Error> {
+    let Some(dir) = &decl.calibration else { return Ok(Vec::new()) };
+    let samples = crate::hash::named_files(crate_dir, dir)?
+        .into_iter()
+        .filter(|(_, file)| file.extension().is_some_and(|ext| ext == "pt" || ext == "pth"))
+        .map(|(name, _)| name)
+        .collect();
+    Ok(samples)
+}
+
 fn interpreter(ctx: &Context) -> Result<(Interpreter, Torch), Error> {
     let interpreter = match &ctx.python {
-        Some(path) => Interpreter { path: path.clone(), origin: "Builder::python".into() },
+        Some(path) => Interpreter { path: path.clone(), origin: "Builder::python".into(), from_path: false },
         None => python::find(&ctx.crate_dir)?,
     };
     let torch = python::torch(&interpreter, ctx.cache.root())?;
+    python::watch(&interpreter, &torch);
     Ok((interpreter, torch))
 }
 
@@ -157,12 +179,30 @@ pub fn build(ctx: &Context) -> Result<Outcome, Error> {
     let store = Store::of(&ctx.crate_dir);
     let mut origins = Vec::new();
     let mut entries: Vec<Option<Entry>> = Vec::new();
+    let mut corrupt_reported = false;
     for plan in &planned {
         let (entry, origin) = match ctx.cache.get(&plan.key) {
             Some(entry) => (Some(entry), Origin::Cache),
             None => match store.get(&plan.decl.name, &plan.key) {
                 Ok(entry) => (Some(entry), Origin::Store),
-                Err(_) => (None, Origin::Converted),
+                Err(miss) => {
+                    // Damage is shown even though converting again repairs this build:
+                    // the committed store stays wrong until someone prepares it again.
+                    match &miss {
+                        Miss::Damaged(_) => env::warning(&format!("model `{}`: the committed store's entry is {miss}; converting it instead (run `cargo ptm prepare` to repair the store)", plan.decl.name)),
+                        Miss::Corrupt { .. } if !corrupt_reported => {
+                            corrupt_reported = true;
+                            env::warning(&format!("{miss}; converting instead"));
+                        }
+                        Miss::Stale => {
+                            if let Some(recorded) = store.same_release_other_build(&plan.decl.name, &torch.version) {
+                                env::warning(&format!("model `{}`: the committed store was prepared with torch {recorded} and this build has torch {}: keys hold the full torch version, build tag included (docs/TOOLCHAIN.md), so it converts again; build with {}=1 to take the store's artifact, or prepare the store with this torch", plan.decl.name, torch.version, env::PTM_OFFLINE));
+                            }
+                        }
+                        _ => {}
+                    }
+                    (None, Origin::Converted)
+                }
             },
         };
         entries.push(entry);
@@ -229,9 +269,11 @@ fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Ent
     if todo.is_empty() {
         return Ok(());
     }
+    let samples: Vec<Vec<String>> = todo.iter().map(|&i| calibration_files(&planned[i].decl, &ctx.crate_dir)).collect::<Result<_, _>>()?;
     let scratch = ctx.cache.staging()?;
     let staged: Vec<PathBuf> = todo.iter().map(|_| ctx.cache.staging()).collect::<Result<_, _>>()?;
-    let jobs: Vec<Job<'_>> = todo.iter().zip(&staged).map(|(&i, dir)| Job { decl: &planned[i].decl, out: dir.join("model.ptl") }).collect();
+    let jobs: Vec<Job<'_>> =
+        todo.iter().zip(&staged).zip(samples).map(|((&i, dir), calibration_files)| Job { decl: &planned[i].decl, out: dir.join("model.ptl"), calibration_files }).collect();
     let results = worker::run(python, &ctx.crate_dir, &jobs, &scratch);
     let _ = std::fs::remove_dir_all(&scratch);
     let results = results.inspect_err(|_| staged.iter().for_each(|dir| drop(std::fs::remove_dir_all(dir))))?;
@@ -321,6 +363,7 @@ fn report_of(plan: &Planned, artifact: String, entry: &Entry, c: Converted) -> M
         drift: c.drift,
         torch: c.torch,
         cache_key: plan.key.clone(),
+        calibration_samples: c.calibration_samples,
         warnings: c.warnings,
     }
 }

@@ -1,7 +1,10 @@
 //! Finding the Python that has torch, and what torch it has.
 //!
-//! Lookup order: `PTM_PYTHON`, then `VIRTUAL_ENV`, then a `.venv` in the crate's
-//! directory or any parent (the workspace's), then `python3` on PATH.
+//! Lookup order: `PTM_PYTHON`, then `VIRTUAL_ENV`, then `CONDA_PREFIX`, then a `.venv` in
+//! the crate's directory or any parent (the workspace's), then `python3` on PATH. Whatever
+//! made the choice is watched ([`watch`]): the variables always, PATH when it decided, the
+//! environment's `pyvenv.cfg` (rewritten when the environment is made again) and torch's
+//! `version.py` (rewritten when torch is installed again).
 //!
 //! Asking Python for its torch version costs an interpreter start and a torch import
 //! (seconds). The answer is kept in the cache directory and trusted while the
@@ -24,6 +27,8 @@ pub struct Interpreter {
     pub path: PathBuf,
     /// Which rule chose it, for messages.
     pub origin: String,
+    /// Whether PATH chose it, so that a changed PATH reruns the build.
+    pub from_path: bool,
 }
 
 /// What the interpreter's torch is.
@@ -35,12 +40,14 @@ pub struct Torch {
     pub dir: PathBuf,
     /// `torch._C._GLIBCXX_USE_CXX11_ABI`.
     pub cxx11_abi: bool,
+    /// torch's `version.py`, rewritten whenever torch is installed.
+    #[serde(default)]
+    pub version_file: PathBuf,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Probe {
     python: PathBuf,
-    version_file: PathBuf,
     version_stamp: Stamp,
     torch: Torch,
 }
@@ -61,7 +68,7 @@ fn remedies() -> Vec<String> {
     vec![
         format!("run `tools/setup` in the ptm checkout, or create a .venv beside your workspace's Cargo.toml: python3 -m venv .venv && .venv/bin/pip install torch=={TESTED_TORCH}"),
         "set PTM_PYTHON to a Python executable that has torch installed".into(),
-        "activate a virtual environment that has torch (VIRTUAL_ENV)".into(),
+        "activate a virtual environment or conda environment that has torch (VIRTUAL_ENV, CONDA_PREFIX)".into(),
         "build from a committed model store instead (PTM_OFFLINE=1, see the ptm-build docs)".into(),
     ]
 }
@@ -74,24 +81,26 @@ pub fn find(crate_dir: &Path) -> Result<Interpreter, Error> {
         if !resolved.is_file() {
             return Err(Error::Python { problem: format!("PTM_PYTHON={} does not name an executable file", path.display()), remedies: remedies() });
         }
-        return Ok(Interpreter { path: resolved, origin: "PTM_PYTHON".into() });
+        return Ok(Interpreter { path: resolved, origin: "PTM_PYTHON".into(), from_path: false });
     }
-    if let Some(venv) = env::var("VIRTUAL_ENV") {
-        let path = venv_python(Path::new(&venv));
-        if path.is_file() {
-            return Ok(Interpreter { path, origin: format!("VIRTUAL_ENV={}", Path::new(&venv).display()) });
+    for (variable, python) in [(env::VIRTUAL_ENV, venv_python as fn(&Path) -> PathBuf), (env::CONDA_PREFIX, conda_python)] {
+        if let Some(prefix) = env::var(variable) {
+            let path = python(Path::new(&prefix));
+            if path.is_file() {
+                return Ok(Interpreter { path, origin: format!("{variable}={}", Path::new(&prefix).display()), from_path: false });
+            }
         }
     }
     for dir in crate_dir.ancestors() {
         let path = venv_python(&dir.join(".venv"));
         if path.is_file() {
-            return Ok(Interpreter { path, origin: format!("the .venv in {}", dir.display()) });
+            return Ok(Interpreter { path, origin: format!("the .venv in {}", dir.display()), from_path: false });
         }
     }
     match which(Path::new("python3")) {
-        Some(path) => Ok(Interpreter { path, origin: "python3 on PATH".into() }),
+        Some(path) => Ok(Interpreter { path, origin: "python3 on PATH".into(), from_path: true }),
         None => Err(Error::Python {
-            problem: format!("no Python found: PTM_PYTHON and VIRTUAL_ENV are unset, no .venv above {}, no python3 on PATH", crate_dir.display()),
+            problem: format!("no Python found: PTM_PYTHON, VIRTUAL_ENV and CONDA_PREFIX are unset, no .venv above {}, no python3 on PATH", crate_dir.display()),
             remedies: remedies(),
         }),
     }
@@ -99,6 +108,25 @@ pub fn find(crate_dir: &Path) -> Result<Interpreter, Error> {
 
 fn venv_python(venv: &Path) -> PathBuf {
     if cfg!(windows) { venv.join("Scripts").join("python.exe") } else { venv.join("bin").join("python") }
+}
+
+fn conda_python(prefix: &Path) -> PathBuf {
+    if cfg!(windows) { prefix.join("python.exe") } else { prefix.join("bin").join("python") }
+}
+
+/// Tells cargo to rerun the build when what chose `python`, or its torch, changes (the
+/// variables themselves are watched by [`env::watch_all`]).
+pub fn watch(python: &Interpreter, torch: &Torch) {
+    if python.from_path {
+        env::rerun_if_env_changed("PATH");
+    }
+    // `<env>/bin/python` -> `<env>/pyvenv.cfg`, which making the environment again rewrites.
+    if let Some(config) = python.path.parent().and_then(Path::parent).map(|env| env.join("pyvenv.cfg")).filter(|c| c.is_file()) {
+        env::rerun_if_changed(&config);
+    }
+    if torch.version_file.is_file() {
+        env::rerun_if_changed(&torch.version_file);
+    }
 }
 
 fn which(name: &Path) -> Option<PathBuf> {
@@ -122,7 +150,7 @@ print(json.dumps({"version": torch.__version__, "dir": os.path.dirname(torch.__f
 pub fn torch(python: &Interpreter, cache_dir: &Path) -> Result<Torch, Error> {
     let record = probe_record(cache_dir, &python.path);
     if let Some(probe) = std::fs::read(&record).ok().and_then(|bytes| serde_json::from_slice::<Probe>(&bytes).ok()) {
-        let fresh = probe.python == python.path && stamp(&probe.version_file).as_ref() == Some(&probe.version_stamp);
+        let fresh = probe.python == python.path && stamp(&probe.torch.version_file).as_ref() == Some(&probe.version_stamp);
         if fresh {
             return Ok(probe.torch);
         }
@@ -143,10 +171,14 @@ pub fn torch(python: &Interpreter, cache_dir: &Path) -> Result<Torch, Error> {
         });
     }
     let text = |key: &str| answer.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-    let torch = Torch { version: text("version"), dir: PathBuf::from(text("dir")), cxx11_abi: answer.get("cxx11_abi").and_then(|v| v.as_bool()).unwrap_or(true) };
-    let version_file = PathBuf::from(text("version_file"));
-    if let Some(version_stamp) = stamp(&version_file) {
-        let probe = Probe { python: python.path.clone(), version_file, version_stamp, torch: torch.clone() };
+    let torch = Torch {
+        version: text("version"),
+        dir: PathBuf::from(text("dir")),
+        cxx11_abi: answer.get("cxx11_abi").and_then(|v| v.as_bool()).unwrap_or(true),
+        version_file: PathBuf::from(text("version_file")),
+    };
+    if let Some(version_stamp) = stamp(&torch.version_file) {
+        let probe = Probe { python: python.path.clone(), version_stamp, torch: torch.clone() };
         // A lost race or a read-only cache only costs the next build another probe.
         let _ = crate::fsutil::write_atomic(&record, serde_json::to_string_pretty(&probe).unwrap_or_default().as_bytes());
     }
@@ -182,12 +214,12 @@ mod tests {
     use super::*;
 
     fn torch(version: &str) -> Torch {
-        Torch { version: version.into(), dir: PathBuf::from("/t"), cxx11_abi: true }
+        Torch { version: version.into(), dir: PathBuf::from("/t"), cxx11_abi: true, version_file: PathBuf::new() }
     }
 
     #[test]
     fn the_tested_torch_passes_and_others_name_the_bypass() {
-        let python = Interpreter { path: PathBuf::from("/venv/bin/python"), origin: "PTM_PYTHON".into() };
+        let python = Interpreter { path: PathBuf::from("/venv/bin/python"), origin: "PTM_PYTHON".into(), from_path: false };
         assert!(check_version(&python, &torch("2.11.0+cu130")).is_ok());
         let text = check_version(&python, &torch("2.13.0")).unwrap_err().to_string();
         assert!(text.contains("has torch 2.13.0, ptm is tested with 2.11.0") && text.contains("without XNNPACK"), "{text}");

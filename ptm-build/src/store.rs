@@ -51,8 +51,15 @@ pub enum Miss {
     NotPrepared,
     /// Its files or declaration changed since `prepare`.
     Stale,
-    /// The entry's files do not match their hashes.
+    /// This file of its entry is missing or does not match its recorded hash.
     Damaged(PathBuf),
+    /// `index.json` cannot be read as an index.
+    Corrupt {
+        /// The index file.
+        index: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 impl std::fmt::Display for Miss {
@@ -60,7 +67,8 @@ impl std::fmt::Display for Miss {
         match self {
             Miss::NotPrepared => f.write_str("not in the store"),
             Miss::Stale => f.write_str("stale: its declaration or files changed since the store was prepared"),
-            Miss::Damaged(dir) => write!(f, "damaged: {} does not match its recorded hashes", dir.display()),
+            Miss::Damaged(file) => write!(f, "damaged: {} is missing or does not match its recorded hash", file.display()),
+            Miss::Corrupt { index, problem } => write!(f, "the store index {} is corrupt ({problem}); `cargo ptm prepare` writes it again", index.display()),
         }
     }
 }
@@ -83,17 +91,40 @@ impl Store {
     }
 
     /// What the index says of `model`, one record per prepared target.
-    pub fn indexed(&self, model: &str) -> Vec<Indexed> {
-        self.index().models.get(model).cloned().unwrap_or_default()
+    pub fn indexed(&self, model: &str) -> Result<Vec<Indexed>, Miss> {
+        Ok(self.index()?.models.get(model).cloned().unwrap_or_default())
     }
 
-    fn index(&self) -> Index {
-        std::fs::read(self.root.join("index.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    fn index_path(&self) -> PathBuf {
+        self.root.join("index.json")
+    }
+
+    /// The index; empty when there is none, [`Miss::Corrupt`] when it cannot be read.
+    fn index(&self) -> Result<Index, Miss> {
+        let path = self.index_path();
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Index::default()),
+            Err(e) => return Err(Miss::Corrupt { index: path, problem: e.to_string() }),
+        };
+        serde_json::from_slice(&bytes).map_err(|e| Miss::Corrupt { index: path, problem: e.to_string() })
+    }
+
+    /// Why the index cannot be read, if it cannot.
+    pub fn index_problem(&self) -> Option<Miss> {
+        self.index().err()
+    }
+
+    /// A torch version the index records for `model` that is the same release as
+    /// `torch` with another build tag (`2.11.0+cpu` against `2.11.0+cu130`).
+    pub fn same_release_other_build(&self, model: &str, torch: &str) -> Option<String> {
+        let release = |version: &str| version.split('+').next().unwrap_or_default().to_string();
+        self.indexed(model).ok()?.into_iter().map(|r| r.torch).find(|recorded| recorded != torch && release(recorded) == release(torch))
     }
 
     /// The entry for `model` if the store holds it under `key` and it is intact.
     pub fn get(&self, model: &str, key: &str) -> Result<Entry, Miss> {
-        self.lookup(&self.indexed(model), key)
+        self.lookup(&self.indexed(model)?, key)
     }
 
     /// [`Store::get`] against index records already read.
@@ -106,7 +137,7 @@ impl Store {
         }
         match self.entries.inspect(key) {
             Lookup::Intact(entry) => Ok(entry),
-            Lookup::Damaged(dir) => Err(Miss::Damaged(dir)),
+            Lookup::Damaged(file) => Err(Miss::Damaged(file)),
             Lookup::Missing => Err(Miss::NotPrepared),
         }
     }
@@ -116,7 +147,7 @@ impl Store {
     /// given), then in the store. Each key is hashed once. Returns the key, the torch
     /// version, the entry and whether it came from the cache.
     pub fn find(&self, decl: &crate::manifest::ModelDecl, crate_dir: &Path, cache: Option<&Cache>) -> Result<(String, String, Entry, bool), Miss> {
-        let indexed = self.indexed(&decl.name);
+        let indexed = self.indexed(&decl.name)?;
         if indexed.is_empty() {
             return Err(Miss::NotPrepared);
         }
@@ -134,12 +165,23 @@ impl Store {
         Err(last)
     }
 
-    /// Records `entries` (model name, target, key, torch version, cache entry) as the
-    /// store's whole content, dropping entries no model uses any more.
+    /// Records `entries` (model name, target, key, torch version, cache entry): each
+    /// replaces the record of its model and target. Records of other targets stay for
+    /// the models `entries` name; models it does not name are dropped, with every entry
+    /// no record uses any more. An unreadable index is replaced (see [`Store::index_problem`]).
     pub fn write(&self, entries: &[(String, String, String, String, Entry)]) -> Result<(), Error> {
         std::fs::create_dir_all(&self.root).map_err(|e| Error::io("create directory", &self.root, e))?;
         write_if_changed(&self.root.join(".gitignore"), b"# The cache's working directories; everything else here is meant to be committed.\nlocks/\nstaging/\n")?;
         let mut index = Index { schema: 1, models: BTreeMap::new() };
+        let written = |model: &str, target: &str| entries.iter().any(|(m, t, ..)| m == model && t == target);
+        for (model, records) in self.index().unwrap_or_default().models {
+            if entries.iter().any(|(m, ..)| *m == model) {
+                let kept: Vec<Indexed> = records.into_iter().filter(|r| !written(&model, &r.target)).collect();
+                if !kept.is_empty() {
+                    index.models.insert(model, kept);
+                }
+            }
+        }
         for (model, target, key, torch, entry) in entries {
             if !matches!(self.entries.inspect(key), Lookup::Intact(_)) {
                 let staged = self.entries.staging()?;
@@ -147,6 +189,9 @@ impl Store {
                 self.entries.publish(key, &staged, &entry.report)?;
             }
             index.models.entry(model.clone()).or_default().push(Indexed { target: target.clone(), key: key.clone(), torch: torch.clone() });
+        }
+        for records in index.models.values_mut() {
+            records.sort_by(|a, b| a.target.cmp(&b.target));
         }
         let text = serde_json::to_string_pretty(&index).unwrap_or_default() + "\n";
         write_if_changed(&self.root.join("index.json"), text.as_bytes())?;

@@ -1,9 +1,11 @@
 //! Runs the Python worker (`worker/ptm_worker.py`) on the models that missed the cache.
 //!
-//! One process converts every model of a build: torch's import alone costs seconds.
-//! The request and the result are JSON files; the worker's stdout goes to our stderr,
-//! its stderr is streamed through (progress lines) and its tail is kept for the error
-//! when it dies.
+//! One process serves every model of a build: torch's import alone costs seconds. It
+//! converts each model in a child forked after that import, so that a model's bytes do
+//! not depend on what else the build converted (docs in `worker/ptm_worker.py`). The
+//! request and the result are JSON files; the worker's stdout goes to our stderr, its
+//! stderr is streamed through (progress lines) and its tail is kept for the error when
+//! it dies.
 
 use crate::manifest::ModelDecl;
 use crate::python::Interpreter;
@@ -17,6 +19,11 @@ use std::process::{Command, Stdio};
 /// The worker's source files; their bytes are part of every cache key.
 pub const SOURCES: &[(&str, &str)] = &[
     ("ptm_worker.py", include_str!("../worker/ptm_worker.py")),
+    ("ptm_common.py", include_str!("../worker/ptm_common.py")),
+    ("ptm_pipeline.py", include_str!("../worker/ptm_pipeline.py")),
+    ("ptm_inputs.py", include_str!("../worker/ptm_inputs.py")),
+    ("ptm_trace.py", include_str!("../worker/ptm_trace.py")),
+    ("ptm_compare.py", include_str!("../worker/ptm_compare.py")),
     ("ptm_archive.py", include_str!("../worker/ptm_archive.py")),
 ];
 
@@ -37,6 +44,9 @@ pub struct Converted {
     pub drift: Vec<StageDrift>,
     /// torch.__version__ of the worker.
     pub torch: String,
+    /// Calibration samples static quantization read.
+    #[serde(default)]
+    pub calibration_samples: u32,
     /// Conversion time.
     pub seconds: f64,
     /// Findings that do not fail the build: accepted trace risks, mobile lints.
@@ -50,11 +60,15 @@ pub struct Job<'a> {
     pub decl: &'a ModelDecl,
     /// Where the worker writes the .ptl.
     pub out: PathBuf,
+    /// The calibration samples to read, relative to the crate: the files the key hashed.
+    pub calibration_files: Vec<String>,
 }
 
 #[derive(Serialize)]
 struct Request<'a> {
     crate_dir: &'a Path,
+    /// How many models may convert at once.
+    jobs: usize,
     models: Vec<RequestModel<'a>>,
 }
 
@@ -62,6 +76,7 @@ struct Request<'a> {
 struct RequestModel<'a> {
     decl: &'a ModelDecl,
     out: &'a Path,
+    calibration_files: &'a [String],
 }
 
 #[derive(Deserialize)]
@@ -88,7 +103,11 @@ pub fn run(python: &Interpreter, crate_dir: &Path, jobs: &[Job<'_>], scratch: &P
     }
     let request_path = scratch.join("request.json");
     let result_path = scratch.join("result.json");
-    let request = Request { crate_dir, models: jobs.iter().map(|j| RequestModel { decl: j.decl, out: &j.out }).collect() };
+    let request = Request {
+        crate_dir,
+        jobs: parallel_jobs(),
+        models: jobs.iter().map(|j| RequestModel { decl: j.decl, out: &j.out, calibration_files: &j.calibration_files }).collect(),
+    };
     crate::fsutil::write_atomic(&request_path, serde_json::to_string_pretty(&request).unwrap_or_default().as_bytes())?;
 
     let mut child = Command::new(&python.path)
@@ -99,6 +118,8 @@ pub fn run(python: &Interpreter, crate_dir: &Path, jobs: &[Job<'_>], scratch: &P
         .arg(&result_path)
         .current_dir(crate_dir)
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        // Set iteration order is part of what a conversion may depend on.
+        .env("PYTHONHASHSEED", "0")
         .stdin(Stdio::null())
         // A build script's stdout is cargo's directive stream: nothing the model code
         // or a library it loads writes may land there.
@@ -136,6 +157,12 @@ pub fn run(python: &Interpreter, crate_dir: &Path, jobs: &[Job<'_>], scratch: &P
             }),
         })
         .collect())
+}
+
+/// Cargo's job count for this build (`-j`, `NUM_JOBS` in build scripts), else one. How
+/// many models convert at once changes how long a build takes, never its bytes.
+fn parallel_jobs() -> usize {
+    std::env::var("NUM_JOBS").ok().and_then(|n| n.parse().ok()).filter(|&n| n > 0).unwrap_or(1)
 }
 
 fn describe(status: std::process::ExitStatus) -> String {

@@ -101,13 +101,20 @@ fn info_tokens(model: &ModelReport) -> TokenStream {
         let (stage, bytes) = (&s.stage, s.bytes);
         quote!((#stage, #bytes))
     });
-    let drift = model.drift.iter().map(|d| {
-        let (stage, max_abs, relative, samples) = (&d.stage, d.max_abs, d.relative, d.samples);
-        let top1 = match d.top1 {
-            Some(t) => quote!(::core::option::Option::Some(#t)),
+    fn option<T: quote::ToTokens>(value: Option<T>) -> TokenStream {
+        match value {
+            Some(v) => quote!(::core::option::Option::Some(#v)),
             None => quote!(::core::option::Option::None),
-        };
-        quote!(::ptm::Drift { stage: #stage, max_abs: #max_abs, relative: #relative, top1: #top1, samples: #samples })
+        }
+    }
+    let drift = model.drift.iter().map(|d| {
+        let (stage, samples) = (&d.stage, d.samples);
+        let outputs = d.outputs.iter().map(|o| {
+            let (name, max_abs) = (&o.name, o.max_abs);
+            let (relative, top1, mismatched) = (option(o.relative), option(o.top1), option(o.mismatched));
+            quote!(::ptm::OutputDrift { name: #name, max_abs: #max_abs, relative: #relative, top1: #top1, mismatched: #mismatched })
+        });
+        quote!(::ptm::Drift { stage: #stage, samples: #samples, outputs: &[#(#outputs),*] })
     });
     let operators = &model.operators;
     quote! {
@@ -127,8 +134,18 @@ fn summary(model: &ModelReport) -> String {
     let size = model.sizes.last().map_or_else(String::new, |s| format!(", .ptl {}", mb(s.bytes)));
     let source_size = model.sizes.first().filter(|_| model.sizes.len() > 1).map_or_else(String::new, |s| format!(" ({} at `{}`)", mb(s.bytes), s.stage));
     let lite = model.drift.iter().find(|d| d.stage == "lite").map_or_else(String::new, |d| {
-        let top1 = d.top1.map_or_else(String::new, |t| format!(", top-1 agreement {:.1}%", t * 100.0));
-        format!("\n\nIn the Lite Interpreter its outputs differ from the source model's by at most {:.3e} ({:.2e} relative{top1}) over {} samples.", d.max_abs, d.relative, d.samples)
+        let outputs: Vec<String> = d
+            .outputs
+            .iter()
+            .map(|o| match (o.relative, o.mismatched) {
+                (_, Some(mismatched)) => format!("`{}` {mismatched} of {} elements differ", o.name, o.elements),
+                (relative, None) => {
+                    let top1 = o.top1.map_or_else(String::new, |t| format!(", top-1 agreement {:.1}%", t * 100.0));
+                    format!("`{}` at most {:.3e} ({:.2e} relative{top1})", o.name, o.max_abs, relative.unwrap_or(0.0))
+                }
+            })
+            .collect();
+        format!("\n\nIn the Lite Interpreter its outputs differ from the source model's over {} samples: {}.", d.samples, outputs.join("; "))
     });
     format!(
         "Model `{}`, from `{}` ({} export), {quantization}{size}{source_size}, bytecode v{}, converted by torch {}.{lite}",

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the models.json layout.
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
 
 /// File name of the report inside `$OUT_DIR/ptm/`.
 pub const REPORT_FILE: &str = "models.json";
@@ -63,6 +63,9 @@ pub struct ModelReport {
     pub torch: String,
     /// Content hash of everything that went into the artifact.
     pub cache_key: String,
+    /// Calibration samples static quantization read (0 without static quantization).
+    #[serde(default)]
+    pub calibration_samples: u32,
     /// Findings that did not fail the build (accepted trace risks, mobile lints); the
     /// build repeats them as cargo warnings, also when the model comes from the cache.
     #[serde(default)]
@@ -119,14 +122,46 @@ pub struct StageSize {
 pub struct StageDrift {
     /// `exported`, `quantized`, `optimized` or `lite`.
     pub stage: String,
-    /// Largest absolute difference over every output element of every sample.
-    pub max_abs: f64,
-    /// `max_abs` divided by the largest absolute source output value.
-    pub relative: f64,
-    /// Share of samples whose arg-max class agrees, for classifier-shaped outputs.
-    pub top1: Option<f64>,
     /// How many input samples were compared.
     pub samples: u32,
+    /// Each output against its own source output, in output order.
+    pub outputs: Vec<OutputDrift>,
+}
+
+/// One output after one stage, against the same output of the source model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutputDrift {
+    /// The output's name.
+    pub name: String,
+    /// Largest absolute difference over every element of every sample.
+    pub max_abs: f64,
+    /// Largest absolute value of the source output: the scale `relative` divides by.
+    pub source_max_abs: f64,
+    /// `max_abs / source_max_abs`, for float outputs; `None` for integer and bool outputs.
+    pub relative: Option<f64>,
+    /// Share of rows whose arg-max agrees, for classifier-shaped float outputs.
+    pub top1: Option<f64>,
+    /// Elements that differ, for integer and bool outputs (compared exactly).
+    pub mismatched: Option<u64>,
+    /// Elements compared, over every sample.
+    pub elements: u64,
+}
+
+impl StageDrift {
+    /// The largest relative error of any float output.
+    pub fn worst_relative(&self) -> Option<f64> {
+        self.outputs.iter().filter_map(|o| o.relative).reduce(f64::max)
+    }
+
+    /// The lowest top-1 agreement of any classifier-shaped output.
+    pub fn worst_top1(&self) -> Option<f64> {
+        self.outputs.iter().filter_map(|o| o.top1).reduce(f64::min)
+    }
+
+    /// The largest absolute difference of any output.
+    pub fn max_abs(&self) -> f64 {
+        self.outputs.iter().map(|o| o.max_abs).fold(0.0, f64::max)
+    }
 }
 
 /// The wrapper type name `ptm::include_models!()` generates for a model:

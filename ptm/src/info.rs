@@ -19,7 +19,7 @@ pub struct ModelInfo {
     pub sha256: &'static str,
     /// Size in bytes after each step of the conversion, the last being the .ptl.
     pub sizes: &'static [(&'static str, u64)],
-    /// Largest output difference against the source model per stage, with top-1
+    /// Each output's difference against the source model per stage, with top-1
     /// agreement for classifier-shaped outputs.
     pub drift: &'static [Drift],
     /// Operators the model needs from the Lite Interpreter.
@@ -30,19 +30,38 @@ pub struct ModelInfo {
     pub torch: &'static str,
 }
 
-/// How far one stage's outputs moved from the source model's.
+/// How far one stage's outputs moved from the source model's, each output against its
+/// own source output.
 #[derive(Debug, Clone, Copy)]
 pub struct Drift {
     /// `exported`, `quantized`, `optimized` or `lite`.
     pub stage: &'static str,
-    /// Largest absolute difference.
-    pub max_abs: f64,
-    /// `max_abs` over the largest absolute source output.
-    pub relative: f64,
-    /// Share of samples whose arg-max agrees, for classifier-shaped outputs.
-    pub top1: Option<f64>,
     /// Samples compared.
     pub samples: u32,
+    /// One per output, in output order.
+    pub outputs: &'static [OutputDrift],
+}
+
+/// One output after one stage.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputDrift {
+    /// The output's name.
+    pub name: &'static str,
+    /// Largest absolute difference.
+    pub max_abs: f64,
+    /// `max_abs` over the largest absolute source value, for float outputs.
+    pub relative: Option<f64>,
+    /// Share of rows whose arg-max agrees, for classifier-shaped outputs.
+    pub top1: Option<f64>,
+    /// Elements that differ, for integer and bool outputs.
+    pub mismatched: Option<u64>,
+}
+
+impl Drift {
+    /// The figures of the output named `name`.
+    pub fn output(&self, name: &str) -> Option<&OutputDrift> {
+        self.outputs.iter().find(|o| o.name == name)
+    }
 }
 
 impl ModelInfo {

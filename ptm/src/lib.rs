@@ -36,7 +36,7 @@ pub mod __private;
 
 pub use dtype::{DType, Element};
 pub use error::{Error, ErrorKind};
-pub use info::{Drift, ModelInfo};
+pub use info::{Drift, ModelInfo, OutputDrift};
 pub use module::{set_num_threads, Engine, Module, Options};
 pub use ptm_macros::include_models;
 pub use tensor::{Input, Output, Tensor, TensorRef, MAX_RANK};

@@ -152,7 +152,7 @@ fn an_older_runtime_gets_a_backported_artifact_that_loads_and_matches() {
     assert_eq!(model["bytecode_version"], 7);
     // The Lite Interpreter stage ran on the backported file, within the quantized tolerance.
     let lite = model["drift"].as_array().unwrap().iter().find(|d| d["stage"] == "lite").unwrap();
-    assert!(lite["samples"].as_u64().unwrap() >= 8 && lite["relative"].as_f64().unwrap() < 0.25, "{lite}");
+    assert!(lite["samples"].as_u64().unwrap() >= 8 && lite["outputs"][0]["relative"].as_f64().unwrap() < 0.25, "{lite}");
 }
 
 #[test]
@@ -184,7 +184,9 @@ fn the_reported_drift_matches_figures_computed_independently() {
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("ptm/models.json")).unwrap()).unwrap();
     let stages: Vec<&str> = report["models"][0]["drift"].as_array().unwrap().iter().map(|d| d["stage"].as_str().unwrap()).collect();
     assert_eq!(stages, ["quantized", "optimized", "lite"], "every stage is kept");
-    let lite = report["models"][0]["drift"].as_array().unwrap().iter().find(|d| d["stage"] == "lite").unwrap().clone();
+    let lite_stage = report["models"][0]["drift"].as_array().unwrap().iter().find(|d| d["stage"] == "lite").unwrap().clone();
+    assert_eq!(lite_stage["outputs"][0]["name"], "scores");
+    let lite = lite_stage["outputs"][0].clone();
 
     let script = r#"
 import json, sys, torch, torch.jit.mobile as mobile
@@ -206,7 +208,7 @@ with torch.no_grad():
         max_abs = max(max_abs, (want - got).abs().max().item())
         scale = max(scale, want.abs().max().item())
         agree += int(want.argmax(-1).item() == got.argmax(-1).item())
-print(json.dumps({"max_abs": max_abs, "relative": max_abs / scale, "top1": agree / len(inputs), "samples": len(inputs)}))
+print(json.dumps({"max_abs": max_abs, "source_max_abs": scale, "relative": max_abs / scale, "top1": agree / len(inputs), "samples": len(inputs)}))
 "#;
     let out = std::process::Command::new(ptm_tests::venv_python())
         .args(["-B", "-c", script])
@@ -216,9 +218,9 @@ print(json.dumps({"max_abs": max_abs, "relative": max_abs / scale, "top1": agree
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mine: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
-    assert_eq!(mine["samples"], lite["samples"]);
+    assert_eq!(mine["samples"], lite_stage["samples"]);
     assert_eq!(mine["top1"], lite["top1"]);
-    for key in ["max_abs", "relative"] {
+    for key in ["max_abs", "source_max_abs", "relative"] {
         let (a, b) = (mine[key].as_f64().unwrap(), lite[key].as_f64().unwrap());
         assert!(a > 0.0 && (a - b).abs() <= 1e-6 * a, "{key}: computed {a}, reported {b}");
     }

@@ -52,8 +52,12 @@ pub struct ModelDecl {
     pub outputs: Vec<String>,
     /// The inputs, in `forward` argument order.
     pub inputs: Vec<InputDecl>,
-    /// How far the converted model may drift from the source model.
+    /// How far each output of the converted model may drift from the source model's.
     pub tolerance: Tolerance,
+    /// Findings about the declaration that do not stop the build (paths outside the
+    /// workspace); shown as cargo warnings, not part of the key.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// Where a model comes from.
@@ -128,12 +132,14 @@ pub struct InputDecl {
     pub range: Option<[f64; 2]>,
 }
 
-/// Tolerances for the build's comparison with the source model.
+/// Tolerances for the build's comparison with the source model, applied to each output
+/// against its own source output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tolerance {
-    /// Largest allowed `max |converted - source| / max |source|`.
+    /// Largest allowed `max |converted - source| / max |source|` of a float output.
     pub relative: f64,
-    /// Smallest allowed top-1 agreement for classifier-shaped outputs.
+    /// Smallest allowed top-1 agreement of a classifier-shaped output, and the share of
+    /// equal elements of an integer output of a quantized model.
     pub top1: f64,
 }
 

@@ -56,7 +56,8 @@ pub fn parse(manifest: &Path, text: &str, target: Option<&str>) -> Result<Vec<Mo
     else {
         return Ok(Vec::new());
     };
-    let ctx = Ctx { manifest, crate_dir, target };
+    let workspace = workspace_root(crate_dir);
+    let ctx = Ctx { manifest, crate_dir, workspace: &workspace, target, warnings: Default::default() };
     let models = ctx.table(models, "package.metadata.models", "a table of models, one `[package.metadata.models.<name>]` each")?;
     models.iter().map(|(name, value)| ctx.model(name, value)).collect()
 }
@@ -64,7 +65,37 @@ pub fn parse(manifest: &Path, text: &str, target: Option<&str>) -> Result<Vec<Mo
 struct Ctx<'a> {
     manifest: &'a Path,
     crate_dir: &'a Path,
+    /// The directory of the workspace's root Cargo.toml (the crate's own when it has none).
+    workspace: &'a Path,
     target: Option<&'a str>,
+    /// Findings that do not stop the build, for the model being parsed.
+    warnings: std::cell::RefCell<Vec<String>>,
+}
+
+/// The nearest directory at or above `crate_dir` whose Cargo.toml has a `[workspace]`
+/// table, as cargo finds it; `crate_dir` itself when there is none.
+fn workspace_root(crate_dir: &Path) -> PathBuf {
+    let declares_workspace = |dir: &Path| {
+        std::fs::read_to_string(dir.join("Cargo.toml")).ok().and_then(|text| text.parse::<Table>().ok()).is_some_and(|t| t.contains_key("workspace"))
+    };
+    crate_dir.ancestors().find(|dir| declares_workspace(dir)).unwrap_or(crate_dir).to_path_buf()
+}
+
+/// `path` with `.` and `..` taken out by text alone, without touching the file system.
+fn normalized(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The architecture of a target triple: `aarch64-linux-android` -> `aarch64`.
@@ -155,12 +186,29 @@ impl Ctx<'_> {
         array.iter().map(|item| item.as_str().map(str::to_string).ok_or_else(bad)).collect()
     }
 
-    /// A path relative to the crate that must exist.
+    /// A path relative to the crate that must exist. One that is absolute or leaves the
+    /// workspace builds, with a warning: `cargo package` leaves it out, and the cache key
+    /// hashes its absolute form, so no other checkout gets the same key.
     fn existing_path(&self, key: &str, relative: &str, fix: &str) -> Result<PathBuf, Error> {
         let path = PathBuf::from(relative);
         let resolved = self.crate_dir.join(&path);
         if !resolved.exists() {
             return Err(Error::MissingFile { manifest: self.manifest.to_path_buf(), key: key.into(), path: resolved, fix: fix.into() });
+        }
+        let outside = if path.is_absolute() {
+            Some("is absolute")
+        } else if !normalized(&resolved).starts_with(normalized(self.workspace)) {
+            Some("lies outside the workspace")
+        } else {
+            None
+        };
+        if let Some(why) = outside {
+            self.warnings.borrow_mut().push(format!(
+                "`{key}` in {}: \"{relative}\" {why} ({}): `cargo package` leaves it out and other checkouts cannot rebuild the same artifact; move it into {} and name it relative to Cargo.toml",
+                self.manifest.display(),
+                self.workspace.display(),
+                self.workspace.display()
+            ));
         }
         Ok(path)
     }
@@ -173,6 +221,7 @@ impl Ctx<'_> {
         }
         let table = self.table(value, &prefix, "a table with at least `source` and `inputs`")?;
         self.check_keys(table, &prefix, MODEL_KEYS)?;
+        self.warnings.borrow_mut().clear();
 
         let source = self.source(table, &prefix)?;
         let weights = match self.string(table, &prefix, "weights")? {
@@ -236,9 +285,12 @@ impl Ctx<'_> {
         let preserved_methods = self.strings(table, &prefix, "preserved_methods")?;
         let embed = self.boolean(table, &prefix, "embed", true)?;
         let outputs = self.strings(table, &prefix, "outputs")?;
-        for output in &outputs {
+        for (index, output) in outputs.iter().enumerate() {
             if !is_identifier(output) {
                 return Err(self.error(&format!("{prefix}.outputs"), format!("\"{output}\""), "snake_case Rust identifiers, one per output", format!("write \"{}\"", snake_case(output))));
+            }
+            if outputs[..index].contains(output) {
+                return Err(self.error(&format!("{prefix}.outputs"), format!("\"{output}\" a second time"), "a different name for every output: each becomes a field of the generated output struct", "rename one of them"));
             }
         }
         let inputs = self.inputs(table, &prefix)?;
@@ -263,6 +315,7 @@ impl Ctx<'_> {
             outputs,
             inputs,
             tolerance,
+            warnings: self.warnings.take(),
         })
     }
 
@@ -369,19 +422,19 @@ impl Ctx<'_> {
                 let fix = closest(dtype, DTYPES).map_or_else(|| "write dtype = \"float32\"".to_string(), |near| format!("write dtype = \"{near}\""));
                 return Err(self.error(&dtype_key, format!("\"{dtype}\""), format!("one of: {}", DTYPES.join(", ")), fix));
             }
-            let shape = self.shape(input, &prefix)?;
-            let range = self.range(input, &prefix)?;
+            let shape = self.shape(input, &prefix, dtype)?;
+            let range = self.range(input, &prefix, dtype)?;
             inputs.push(InputDecl { name: name.to_string(), dtype: dtype.to_string(), shape, range });
         }
         Ok(inputs)
     }
 
-    fn shape(&self, input: &Table, prefix: &str) -> Result<Vec<Dim>, Error> {
+    fn shape(&self, input: &Table, prefix: &str, dtype: &str) -> Result<Vec<Dim>, Error> {
         let key = format!("{prefix}.shape");
         let expected = "an array of sizes: a positive integer, or \"<name>=<example size>\" for a size known only at run time";
         let value = input.get("shape").ok_or_else(|| self.missing(&key, expected, "add shape = [1, 3, 224, 224]"))?;
         let array = value.as_array().ok_or_else(|| self.error(&key, describe(value), expected, "write shape = [1, 128]"))?;
-        array
+        let shape = array
             .iter()
             .map(|dim| match dim {
                 Value::Integer(n) if *n > 0 => Ok(Dim::Fixed(*n as u64)),
@@ -393,19 +446,44 @@ impl Ctx<'_> {
                 },
                 other => Err(self.error(&key, describe(other), expected, "use positive integers, e.g. shape = [1, 128]")),
             })
-            .collect()
+            .collect::<Result<Vec<Dim>, Error>>()?;
+        let bytes = shape.iter().try_fold(dtype_bytes(dtype), |total, dim| total.checked_mul(dim.example()));
+        if bytes.is_none_or(|b| b > MAX_INPUT_BYTES) {
+            let size = bytes.map_or_else(|| "more than 2^64 bytes".to_string(), |b| format!("{b} bytes"));
+            return Err(self.error(
+                &key,
+                format!("{} ({size} of {dtype} at the example sizes)", describe(value)),
+                format!("an input of at most {} GiB: the build allocates several example inputs of this shape, and a phone could not hold one", MAX_INPUT_BYTES >> 30),
+                "declare the size the model really takes; a size known only at run time is written \"<name>=<example size>\" with a small example",
+            ));
+        }
+        Ok(shape)
     }
 
-    fn range(&self, input: &Table, prefix: &str) -> Result<Option<[f64; 2]>, Error> {
+    fn range(&self, input: &Table, prefix: &str, dtype: &str) -> Result<Option<[f64; 2]>, Error> {
         let key = format!("{prefix}.range");
         let Some(value) = input.get("range") else { return Ok(None) };
         let numbers: Option<Vec<f64>> = value.as_array().map(|a| {
             a.iter().filter_map(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))).collect()
         });
-        match numbers.as_deref() {
-            Some([low, high]) if low < high && value.as_array().map(Vec::len) == Some(2) => Ok(Some([*low, *high])),
-            _ => Err(self.error(&key, describe(value), "[low, high] with low < high: generated values lie in [low, high)", "write range = [0, 30522] (token ids below the vocabulary size)")),
+        let [low, high] = match numbers.as_deref() {
+            Some([low, high]) if low < high && value.as_array().map(Vec::len) == Some(2) => [*low, *high],
+            _ => return Err(self.error(&key, describe(value), "[low, high] with low < high: generated values lie in [low, high)", "write range = [0, 30522] (token ids below the vocabulary size)")),
+        };
+        if dtype == "bool" {
+            return Err(self.error(&key, describe(value), "no range: a bool input takes false and true", "remove `range`"));
         }
+        if let Some((min, max)) = integer_limits(dtype) {
+            // Generated values are the integers in [ceil(low), ceil(high)).
+            let (first, end) = (low.ceil(), high.ceil());
+            if first >= end {
+                return Err(self.error(&key, describe(value), format!("a range holding at least one integer, for {dtype}: values are drawn from [low, high)"), format!("write range = [{}, {}]", low.floor(), low.floor() + 1.0)));
+            }
+            if first < min || end - 1.0 > max {
+                return Err(self.error(&key, describe(value), format!("values {dtype} can hold, from {min} to {max}"), format!("write range = [{}, {}]", first.max(min), (end - 1.0).min(max) + 1.0)));
+            }
+        }
+        Ok(Some([low, high]))
     }
 
     fn tolerance(&self, table: &Table, prefix: &str, quantize: Quantize) -> Result<Tolerance, Error> {
@@ -424,6 +502,30 @@ impl Ctx<'_> {
             tolerance.top1 = top1;
         }
         Ok(tolerance)
+    }
+}
+
+/// The largest example input a declaration may ask the build to allocate.
+const MAX_INPUT_BYTES: u64 = 4 << 30;
+
+fn dtype_bytes(dtype: &str) -> u64 {
+    match dtype {
+        "float64" | "int64" => 8,
+        "float32" | "int32" => 4,
+        "float16" | "int16" => 2,
+        _ => 1,
+    }
+}
+
+/// The smallest and largest value of an integer element type.
+fn integer_limits(dtype: &str) -> Option<(f64, f64)> {
+    match dtype {
+        "int64" => Some((i64::MIN as f64, i64::MAX as f64)),
+        "int32" => Some((i32::MIN as f64, i32::MAX as f64)),
+        "int16" => Some((i16::MIN as f64, i16::MAX as f64)),
+        "int8" => Some((i8::MIN as f64, i8::MAX as f64)),
+        "uint8" => Some((0.0, 255.0)),
+        _ => None,
     }
 }
 

@@ -1,0 +1,41 @@
+"""What every part of the worker shares: the failure type, progress lines, the seed."""
+import sys
+import traceback
+import warnings
+
+SEED = 20240601
+
+
+class Failure(Exception):
+    """A conversion error with the stage it happened in and what the user can do."""
+
+    def __init__(self, stage, message, hint=None, tb=""):
+        super().__init__(message)
+        self.stage, self.message, self.hint, self.tb = stage, message, hint, tb
+
+
+def log(name, message):
+    print(f"ptm: {name}: {message}", file=sys.stderr, flush=True)
+
+
+def last_frames(limit=6):
+    return "".join(traceback.format_exc(limit=-limit)).strip()
+
+
+def quiet_torch_warnings():
+    # torch 2.11 announces deprecations of TorchScript, the lite interpreter and
+    # torch.ao.quantization on every use; they say nothing about the user's model.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*(migrat|torchao|TorchScript|lite interpreter|deprecated).*")
+
+
+def describe(value):
+    """A short description of what a model returned or a file held, for messages."""
+    name = type(value).__name__
+    if isinstance(value, dict):
+        keys = ", ".join(str(k) for k in list(value)[:8])
+        return f"a {name} (keys: {keys})"
+    if isinstance(value, (tuple, list)):
+        return f"a {name} of {len(value)}"
+    return f"a {name}"

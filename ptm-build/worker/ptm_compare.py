@@ -1,0 +1,121 @@
+"""Per-output comparison of a converted module with the source model.
+
+Each output is judged against its own source output: a large output cannot hide a
+small one that quantization destroyed, and a float output is never measured against
+an integer output's values. Float outputs get a relative error (max |converted - source|
+over max |source|) and, when classifier-shaped, top-1 agreement; integer and bool outputs
+count the elements that differ.
+"""
+import math
+
+# A float output whose largest source magnitude is below this carries no signal (a
+# randomly initialised network, BatchNorm statistics at their defaults): relative error
+# means nothing there, and the error message says so.
+DEGENERATE = 1e-6
+
+
+def plain(tensor):
+    """The output as a plain tensor, dequantized if need be."""
+    return tensor.dequantize() if tensor.is_quantized else tensor
+
+
+def is_exact(tensor):
+    """Integer and bool outputs must match element for element, not within a tolerance."""
+    return not (tensor.is_floating_point() or tensor.is_complex())
+
+
+def classifier_shaped(tensor):
+    return tensor.is_floating_point() and 1 <= tensor.dim() <= 2 and tensor.shape[-1] > 1
+
+
+def measure(torch, stage, run, samples, references, names, on_shape_error):
+    """Runs `run(sample)` on every sample and compares each output with the source's.
+
+    Returns {"stage", "samples", "outputs": [per-output figures]}; calls
+    `on_shape_error(message)` (which raises) when an output's shape changed.
+    """
+    totals = [{"name": name, "max_abs": 0.0, "source_max_abs": 0.0, "agree": 0, "rows": 0,
+               "mismatched": 0, "elements": 0, "exact": False} for name in names]
+    for sample, reference in zip(samples, references):
+        produced = run(sample)
+        if len(produced) != len(reference):
+            on_shape_error(f"after `{stage}` the model returns {len(produced)} output(s), the source model {len(reference)}")
+        for total, ref, out in zip(totals, reference, produced):
+            ref, out = plain(ref), plain(out)
+            if tuple(ref.shape) != tuple(out.shape):
+                on_shape_error(f"after `{stage}` output `{total['name']}` has shape {list(out.shape)}, "
+                               f"the source model gives {list(ref.shape)}")
+            add(torch, total, ref, out)
+    return {"stage": stage, "samples": len(samples), "outputs": [finish(t) for t in totals]}
+
+
+def add(torch, total, ref, out):
+    if not ref.numel():
+        return
+    r, o = ref.double(), out.double()
+    diff = torch.nan_to_num((r - o).abs(), nan=math.inf, posinf=math.inf)
+    total["max_abs"] = max(total["max_abs"], diff.max().item())
+    total["source_max_abs"] = max(total["source_max_abs"], torch.nan_to_num(r.abs(), nan=0.0, posinf=0.0).max().item())
+    total["elements"] += ref.numel()
+    if is_exact(ref):
+        total["exact"] = True
+        total["mismatched"] += int(ref.ne(out.to(ref.dtype)).sum().item())
+    elif classifier_shaped(ref):
+        total["agree"] += int((r.argmax(-1) == o.argmax(-1)).sum().item())
+        total["rows"] += r.argmax(-1).numel()
+
+
+def finish(total):
+    max_abs = min(total["max_abs"], 1e300)
+    scale = total["source_max_abs"]
+    figures = {"name": total["name"], "max_abs": max_abs, "source_max_abs": scale,
+               "relative": None, "top1": None, "mismatched": None, "elements": total["elements"]}
+    if total["exact"]:
+        figures["mismatched"] = total["mismatched"]
+        return figures
+    figures["relative"] = min(max_abs / scale, 1e300) if scale > 0 else (0.0 if max_abs == 0 else 1e300)
+    if total["rows"]:
+        figures["top1"] = total["agree"] / total["rows"]
+    return figures
+
+
+def problems(stage_drift, tolerance, quantized):
+    """Each output past the tolerance, with why: [(output figures, reason)]."""
+    found = []
+    for o in stage_drift["outputs"]:
+        if o["mismatched"] is not None:
+            if not o["mismatched"]:
+                continue
+            share = 1 - o["mismatched"] / max(o["elements"], 1)
+            if not quantized:
+                found.append((o, f"{o['mismatched']} of {o['elements']} elements differ; integer and bool outputs of a "
+                                 "float model must match exactly"))
+            elif share < tolerance["top1"]:
+                found.append((o, f"{o['mismatched']} of {o['elements']} elements differ (agreement {share:.3f}, required "
+                                 f"{tolerance['top1']:.3f}: an integer output of an INT8 model, such as an arg-max, "
+                                 "is held to the top-1 tolerance)"))
+            continue
+        if o["relative"] > tolerance["relative"]:
+            found.append((o, f"relative error {o['relative']:.4g} (allowed {tolerance['relative']:.4g}), "
+                             f"max abs {o['max_abs']:.4g}, source values up to {o['source_max_abs']:.4g}"))
+        elif o["top1"] is not None and o["top1"] < tolerance["top1"]:
+            found.append((o, f"top-1 agreement {o['top1']:.3f} (required {tolerance['top1']:.3f}), "
+                             f"relative error {o['relative']:.4g}"))
+    return found
+
+
+def summary(stage_drift):
+    """One line per output of a stage, for error messages."""
+    lines = []
+    for o in stage_drift["outputs"]:
+        if o["mismatched"] is not None:
+            lines.append(f"`{o['name']}`: {o['mismatched']} of {o['elements']} elements differ")
+        else:
+            top1 = "" if o["top1"] is None else f", top-1 {o['top1']:.3f}"
+            lines.append(f"`{o['name']}`: relative {o['relative']:.4g}, max abs {o['max_abs']:.4g}, "
+                         f"source values up to {o['source_max_abs']:.4g}{top1}")
+    return lines
+
+
+def degenerate(output):
+    return output["mismatched"] is None and output["source_max_abs"] < DEGENERATE

@@ -1,0 +1,92 @@
+"""The inputs a build runs a model on: generated examples and declared calibration samples."""
+import math
+import os
+
+from ptm_common import SEED, Failure, describe, log
+
+EXAMPLE_SAMPLES = 8
+
+
+class Inputs:
+    """Mixed into the pipeline: needs self.torch, self.decl, self.crate_dir, self.name and
+    self.calibration_files (the sample files ptm-build hashed into the key, in order)."""
+
+    def example_samples(self):
+        generator = self.torch.Generator().manual_seed(SEED)
+        return [tuple(self.random_tensor(spec, generator) for spec in self.decl["inputs"]) for _ in range(EXAMPLE_SAMPLES)]
+
+    def random_tensor(self, spec, generator):
+        torch = self.torch
+        shape = [d if isinstance(d, int) else d["example"] for d in spec["shape"]]
+        dtype = getattr(torch, spec["dtype"])
+        low, high = spec["range"] if spec.get("range") else (None, None)
+        if spec["dtype"].startswith("float"):
+            if low is None:
+                values = torch.randn(shape, generator=generator)
+            else:
+                values = torch.rand(shape, generator=generator) * (high - low) + low
+            return values.to(dtype)
+        if spec["dtype"] == "bool":
+            return torch.randint(0, 2, shape, generator=generator).bool()
+        if low is None:
+            low, high = (0, 256) if spec["dtype"] == "uint8" else (0, 10)
+        return torch.randint(int(math.ceil(low)), int(math.ceil(high)), shape, generator=generator, dtype=dtype)
+
+    def input_specs(self):
+        return [{"name": s["name"], "dtype": s["dtype"], "shape": s["shape"]} for s in self.decl["inputs"]]
+
+    def calibration_samples(self):
+        directory = self.decl.get("calibration")
+        if not directory:
+            return []
+        # The list comes from ptm-build, which walked the directory with the same rule
+        # that builds the cache key: every sample read here is also hashed.
+        files = self.calibration_files
+        if not files:
+            raise Failure("load", f"calibration directory {directory} holds no .pt or .pth files",
+                          f"save samples with torch.save(tensor_or_tuple, \"{directory}/<n>.pt\")")
+        log(self.name, f"reading {len(files)} calibration samples from {directory}")
+        return [self.calibration_sample(relative) for relative in files]
+
+    def calibration_sample(self, relative):
+        torch = self.torch
+        try:
+            value = torch.load(os.path.join(self.crate_dir, relative), map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise Failure("load", f"calibration sample {relative} could not be read: {str(e).splitlines()[0]}",
+                          "save each sample with torch.save(tensor_or_tuple_of_tensors, path)")
+        names = [spec["name"] for spec in self.decl["inputs"]]
+        if isinstance(value, dict):
+            sample = self.sample_from_dict(value, relative, names)
+        else:
+            sample = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+        if len(sample) != len(names) or not all(isinstance(t, torch.Tensor) for t in sample):
+            items = ", ".join(describe(t) for t in sample)
+            raise Failure("load", f"calibration sample {relative} holds {describe(value)} ({items}); the model declares "
+                          f"{len(names)} tensor input(s): {', '.join(names)}",
+                          "save one tensor per declared input: a tensor, a tuple in declaration order, or a dict keyed "
+                          "by the input names")
+        self.check_sample(sample, relative)
+        return sample
+
+    def sample_from_dict(self, value, relative, names):
+        """A dict keyed by the declared input names (a tokenizer's output, say)."""
+        missing = [n for n in names if n not in value]
+        extra = [str(k) for k in value if k not in names]
+        if missing or extra:
+            found = ", ".join(str(k) for k in value) or "none"
+            raise Failure("load", f"calibration sample {relative} holds a dict with keys {found}; the model's inputs are "
+                          f"{', '.join(names)}" + (f" (missing: {', '.join(missing)})" if missing else "")
+                          + (f" (not inputs: {', '.join(extra)})" if extra else ""),
+                          "key the dict by the declared input names, or save a tuple in declaration order")
+        return tuple(value[n] for n in names)
+
+    def check_sample(self, sample, shown):
+        for tensor, spec in zip(sample, self.decl["inputs"]):
+            fixed = [d if isinstance(d, int) else None for d in spec["shape"]]
+            shape = list(tensor.shape)
+            dtype = str(tensor.dtype).replace("torch.", "")
+            if dtype != spec["dtype"] or len(shape) != len(fixed) or any(f is not None and f != s for f, s in zip(fixed, shape)):
+                raise Failure("load", f"calibration sample {shown}: input `{spec['name']}` is {dtype} {shape}, "
+                              f"declared {spec['dtype']} {[d if isinstance(d, int) else d['name'] for d in spec['shape']]}",
+                              "make the samples match the declared inputs")
