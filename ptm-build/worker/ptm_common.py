@@ -1,5 +1,8 @@
 """What every part of the worker shares: the failure type, progress lines, the seed."""
+import contextlib
+import os
 import sys
+import tempfile
 import traceback
 import warnings
 
@@ -39,3 +42,21 @@ def describe(value):
     if isinstance(value, (tuple, list)):
         return f"a {name} of {len(value)}"
     return f"a {name}"
+
+
+@contextlib.contextmanager
+def native_stderr(lines):
+    """Collects what is written to file descriptor 2 inside the block into `lines`:
+    torch's C++ warnings bypass Python's warnings module and land there."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines.extend(sink.read().decode("utf-8", errors="replace").splitlines())

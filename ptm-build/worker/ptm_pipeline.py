@@ -6,7 +6,7 @@ import warnings
 
 import ptm_archive
 import ptm_compare
-from ptm_common import SEED, Failure, describe, last_frames, log
+from ptm_common import SEED, Failure, describe, last_frames, log, native_stderr
 from ptm_inputs import Inputs
 from ptm_trace import TraceGate
 
@@ -329,8 +329,8 @@ class Pipeline(Inputs, TraceGate):
         from torch.ao import quantization as q
         engine, kind = self.decl["engine"], self.decl["quantize"]
         log(self.name, f"quantizing ({kind} INT8, {engine}, graph mode)")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        printed = []
+        with warnings.catch_warnings(record=True) as caught, native_stderr(printed):
             try:
                 if kind == "dynamic":
                     quantized = q.quantize_dynamic_jit(exported, {"": q.default_dynamic_qconfig})
@@ -342,15 +342,16 @@ class Pipeline(Inputs, TraceGate):
                     quantized = q.quantize_jit(exported, {"": q.get_default_qconfig(engine)}, calibrate, [calibration])
             except Exception as e:
                 raise self.quantize_failure(e)
-        self.explain_quantize_warnings(caught, len(calibration))
+        self.explain_quantize_warnings([str(w.message) for w in caught] + printed, len(calibration))
         return quantized
 
-    def explain_quantize_warnings(self, caught, samples):
-        """torch warns once per observer that saw no data; that becomes one explained line."""
-        self.unobserved = sum(UNOBSERVED in str(w.message) for w in caught)
-        for w in caught:
-            if UNOBSERVED not in str(w.message) and not issubclass(w.category, (DeprecationWarning, FutureWarning)):
-                log(self.name, f"torch warned while quantizing: {str(w.message).strip()}")
+    def explain_quantize_warnings(self, messages, samples):
+        """torch warns once per observer that saw no data; that becomes one explained line.
+        Everything else it printed is passed on."""
+        self.unobserved = sum(UNOBSERVED in m for m in messages)
+        for message in messages:
+            if UNOBSERVED not in message:
+                print(message, file=sys.stderr)
         if self.unobserved:
             self.warnings.append(
                 f"{self.unobserved} quantization observer(s) saw no data while calibrating on {samples} sample(s) (torch: "

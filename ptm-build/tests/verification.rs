@@ -1,0 +1,228 @@
+//! What the build verifies, through the real worker and torch: each output judged on its
+//! own, messages that fit the model, and a worker that dies inside the model's code.
+
+mod common;
+use common::{error_text, model, venv_python, Project, TINY_MODEL};
+
+/// Two Linear layers that differ by a hair: their difference is small, and dynamic INT8,
+/// which rounds each layer's weights on its own, destroys it, while `a * 100` is large.
+const DIFFERENCE_MODEL: &str = r#"
+import torch
+from torch import nn
+
+class Difference(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(16, 8)
+        self.b = nn.Linear(16, 8)
+        with torch.no_grad():
+            self.b.weight.copy_(self.a.weight + 1e-3 * torch.randn(8, 16))
+            self.b.bias.copy_(self.a.bias)
+
+    def forward(self, x):
+        a = self.a(x)
+        return a - self.b(x), a * 100
+
+def build_model():
+    torch.manual_seed(0)
+    return Difference()
+"#;
+
+fn difference(outputs: &str) -> Project {
+    let metadata = format!(
+        "[package.metadata.models.pair]\nsource = \"pair.py:build_model\"\nquantize = \"dynamic\"\noutputs = {outputs}\n\n[[package.metadata.models.pair.inputs]]\nname = \"x\"\ndtype = \"float32\"\nshape = [1, 16]\n"
+    );
+    Project::new(&metadata).file("pair.py", DIFFERENCE_MODEL)
+}
+
+#[test]
+fn a_bad_output_cannot_hide_behind_a_large_one() {
+    let text = error_text(difference("[\"diff\", \"scaled\"]").build());
+    assert!(text.contains("outputs drifted from the source model at stage `quantized`"), "{text}");
+    assert!(text.contains("- output `diff`: relative error"), "the small output is named: {text}");
+    assert!(!text.contains("- output `scaled`"), "the large output is within tolerance: {text}");
+    assert!(text.contains("every output at that stage") && text.contains("`scaled`: relative"), "{text}");
+    // Dynamic INT8 is what the model has: the fix never offers it again.
+    assert!(!text.contains("quantize = \"dynamic\"") && !text.contains("quantize = \\\"dynamic\\\""), "{text}");
+    assert!(text.contains("quantize = \\\"none\\\"") || text.contains("quantize = \"none\""), "{text}");
+}
+
+const MIXED_MODEL: &str = r#"
+import torch
+from torch import nn
+
+class Mixed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        scores = self.fc(x) * 1e-3
+        return scores, scores.argmax(-1) * 1000, scores > 0
+
+def build_model():
+    torch.manual_seed(0)
+    return Mixed()
+"#;
+
+#[test]
+fn float_outputs_have_their_own_scale_and_integer_outputs_are_compared_exactly() {
+    let project = Project::new(&model("outputs = [\"scores\", \"class_id\", \"positive\"]")).file("tiny.py", MIXED_MODEL);
+    let bundle = project.build().unwrap();
+    let lite = bundle.models[0].drift.iter().find(|d| d.stage == "lite").unwrap();
+    let names: Vec<&str> = lite.outputs.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["scores", "class_id", "positive"]);
+    let scores = &lite.outputs[0];
+    // The float output's scale is its own (about 1e-3), not the integer output's (up to 2000).
+    assert!(scores.source_max_abs < 0.01 && scores.source_max_abs > 0.0, "{scores:?}");
+    let relative = scores.relative.unwrap();
+    assert!((relative - scores.max_abs / scores.source_max_abs).abs() <= 1e-9 * relative, "{scores:?}");
+    assert_eq!(scores.mismatched, None);
+    for (exact, per_sample) in lite.outputs[1..].iter().zip([1, 3]) {
+        assert_eq!(exact.mismatched, Some(0), "{exact:?}");
+        assert_eq!(exact.relative, None, "{exact:?}");
+        assert_eq!(exact.elements, 8 * per_sample, "every element of 8 samples: {exact:?}");
+    }
+    assert!(lite.outputs[1].source_max_abs >= 1000.0, "{:?}", lite.outputs[1]);
+}
+
+#[test]
+fn an_integer_output_that_differs_fails_a_float_model_naming_it() {
+    // The Lite Interpreter stage sees the saved model; `optimize = false` keeps the
+    // graph as scripted, and a model whose integer output depends on float noise below
+    // the float tolerance shows the exact rule: here the scripted module adds 1 to the
+    // index only in TorchScript, so every element differs.
+    let source = MIXED_MODEL.replace(
+        "        return scores, scores.argmax(-1) * 1000, scores > 0",
+        "        index = scores.argmax(-1) * 1000\n        if torch.jit.is_scripting():\n            index = index + 1\n        return scores, index, scores > 0",
+    );
+    let text = error_text(Project::new(&model("outputs = [\"scores\", \"class_id\", \"positive\"]")).file("tiny.py", &source).build());
+    assert!(text.contains("at stage `exported`") && text.contains("- output `class_id`: 8 of 8 elements differ"), "{text}");
+    assert!(text.contains("integer and bool outputs of a float model must match exactly"), "{text}");
+}
+
+#[test]
+fn a_degenerate_source_output_is_named_as_such() {
+    let source = TINY_MODEL.replace("return self.fc(x)", "return self.fc(x) * 1e-9");
+    let text = error_text(Project::new(&model("quantize = \"dynamic\"\ntolerance = { relative = 1e-6 }")).file("tiny.py", &source).build());
+    assert!(text.contains("output `output0` is degenerate in the source model: its values reach only"), "{text}");
+    assert!(text.contains("untrained") && text.contains("trained weights"), "{text}");
+}
+
+#[test]
+fn a_nested_tuple_is_named_by_its_inner_item() {
+    let source = TINY_MODEL.replace("return self.fc(x)", "y = self.fc(x)\n        return y, (y, y)");
+    let text = error_text(Project::new(&model("")).file("tiny.py", &source).build());
+    assert!(text.contains("forward returned a tuple of 2 whose item 1 is a tuple of 2"), "{text}");
+    assert!(text.contains("flat tuple"), "{text}");
+}
+
+/// Saves each (file, Python expression) with torch in one interpreter, each value drawn
+/// from a generator seeded by its position.
+fn save(project: &Project, files: &[(String, &str)]) {
+    let mut script = String::from("import torch\n");
+    for (seed, (file, python)) in files.iter().enumerate() {
+        let path = project.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        script += &format!("torch.manual_seed({seed})\ntorch.save({python}, r'{}')\n", path.display());
+    }
+    let status = std::process::Command::new(venv_python()).args(["-c", &script]).status().unwrap();
+    assert!(status.success());
+}
+
+fn samples(count: usize, python: &str) -> Vec<(String, &str)> {
+    (0..count).map(|i| (format!("cal/{i:02}.pt"), python)).collect()
+}
+
+const TWO_INPUTS: &str = r#"
+import torch
+from torch import nn
+
+class Two(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x, mask):
+        return self.fc(x * mask)
+
+def build_model():
+    torch.manual_seed(0)
+    return Two()
+"#;
+
+fn two_inputs() -> Project {
+    let metadata = "[package.metadata.models.two]\nsource = \"two.py:build_model\"\nquantize = \"static\"\ncalibration = \"cal\"\ntolerance = { relative = 0.5, top1 = 0.5 }\n\n[[package.metadata.models.two.inputs]]\nname = \"x\"\ndtype = \"float32\"\nshape = [1, 4]\n\n[[package.metadata.models.two.inputs]]\nname = \"mask\"\ndtype = \"float32\"\nshape = [1, 4]\n";
+    Project::new(metadata).file("two.py", TWO_INPUTS)
+}
+
+#[test]
+fn a_calibration_dict_keyed_by_the_input_names_is_read_and_any_other_dict_is_named() {
+    let good = two_inputs();
+    save(&good, &samples(16, "{'mask': torch.ones(1, 4), 'x': 2 * torch.randn(1, 4)}"));
+    let bundle = good.build().unwrap();
+    assert_eq!(bundle.models[0].calibration_samples, 16);
+
+    let bad = two_inputs();
+    save(&bad, &[("cal/0.pt".to_string(), "{'input_ids': torch.randn(1, 4), 'x': torch.randn(1, 4)}")]);
+    let text = error_text(bad.build());
+    assert!(text.contains("calibration sample cal/0.pt holds a dict with keys input_ids, x; the model's inputs are x, mask"), "{text}");
+    assert!(text.contains("(missing: mask)") && text.contains("(not inputs: input_ids)"), "{text}");
+}
+
+const BRANCHY_MODEL: &str = r#"
+import torch
+from torch import nn
+
+class Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.rare = nn.Linear(4, 3)
+
+    def forward(self, x):
+        if bool(x.sum() > 1e9):
+            return self.rare(x)
+        return self.fc(x)
+
+def build_model():
+    torch.manual_seed(0)
+    return Branchy()
+"#;
+
+#[test]
+fn observers_that_saw_no_calibration_data_become_one_explained_warning() {
+    let project = Project::new(&model("quantize = \"static\"\ncalibration = \"cal\"\ntolerance = { relative = 0.5, top1 = 0.5 }")).file("tiny.py", BRANCHY_MODEL);
+    save(&project, &samples(16, "2 * torch.randn(1, 4)"));
+    let bundle = project.build().unwrap();
+    let warnings = &bundle.models[0].warnings;
+    let observer: Vec<&String> = warnings.iter().filter(|w| w.contains("observer")).collect();
+    assert_eq!(observer.len(), 1, "{warnings:?}");
+    assert!(observer[0].contains("saw no data while calibrating on 16 sample(s)") && observer[0].contains("must run observer before calling calculate_qparams"), "{observer:?}");
+}
+
+#[test]
+fn a_worker_that_exits_or_crashes_inside_the_model_names_the_model_and_the_stage() {
+    let cases = [
+        ("import sys\n    sys.exit(3)", "the model's code called sys.exit(3) during stage `load`"),
+        ("import os\n    os._exit(7)", "exited with status 7 during stage `load`"),
+        ("import ctypes\n    ctypes.string_at(0)", "was killed by SIGSEGV during stage `load`"),
+    ];
+    for (code, expected) in cases {
+        let source = TINY_MODEL.replace("    torch.manual_seed(0)\n", &format!("    {code}\n"));
+        let text = error_text(Project::new(&model("")).file("tiny.py", &source).build());
+        assert!(text.contains("model `tiny` failed at stage `load`") && text.contains(expected), "{expected}:\n{text}");
+        assert!(text.contains("fix:"), "{text}");
+    }
+}
+
+#[test]
+fn a_worker_death_in_one_model_leaves_the_others_converted() {
+    let dying = TINY_MODEL.replace("    torch.manual_seed(0)\n", "    import os\n    os._exit(9)\n");
+    let metadata = format!("{}\n{}", model(""), model("").replace(".tiny", ".well").replace("tiny.py", "well.py"));
+    let project = Project::new(&metadata).file("tiny.py", &dying).file("well.py", TINY_MODEL);
+    let text = error_text(project.build());
+    assert!(text.contains("model `tiny` failed") && text.contains("exited with status 9"), "{text}");
+    let entries = std::fs::read_dir(project.path().join("cache/v1")).unwrap().count();
+    assert_eq!(entries, 1, "the model that converted is cached");
+}
