@@ -101,6 +101,35 @@ impl Fixture {
         self.build_with_args(&[], env)
     }
 
+    /// [`Fixture::build`] with owned values.
+    pub fn build_env(&self, env: &[(&str, PathBuf)]) -> Build {
+        let borrowed: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+        self.build(&borrowed)
+    }
+
+    /// Writes `text` to a file of the fixture, creating its directory.
+    pub fn write(&self, relative: &str, text: &str) {
+        let path = self.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Replaces `old`, which must be there, with `new` in the fixture's Cargo.toml.
+    pub fn replace(&self, old: &str, new: &str) {
+        let manifest = self.path().join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        assert!(text.contains(old), "{old} is not in {}", manifest.display());
+        std::fs::write(&manifest, text.replacen(old, new, 1)).unwrap();
+    }
+
+    /// Replaces every model table of the fixture's Cargo.toml with `tables`.
+    pub fn set_models(&self, tables: &str) {
+        let manifest = self.path().join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let start = text.find("[package.metadata.models.").expect("a model table");
+        std::fs::write(&manifest, format!("{}{tables}", &text[..start])).unwrap();
+    }
+
     /// `build` with extra cargo arguments (`--target <triple>`, say).
     pub fn build_with_args(&self, args: &[&str], env: &[(&str, &Path)]) -> Build {
         let mut command = Command::new(env!("CARGO"));
@@ -111,7 +140,8 @@ impl Fixture {
             .env("CARGO_TARGET_DIR", repo().join("target/fixtures"))
             .env("PTM_CACHE_DIR", &self.cache)
             .env("PTM_PYTHON", venv_python())
-            .env_remove("VIRTUAL_ENV");
+            .env_remove("VIRTUAL_ENV")
+            .env_remove("CONDA_PREFIX");
         for (key, value) in env {
             command.env(key, value);
         }

@@ -123,7 +123,7 @@ fn a_truncated_cache_entry_is_detected_and_converted_again() {
     fixture.touch("Cargo.toml");
     let second = fixture.build(&[]);
     assert!(second.success, "{}", second.stderr);
-    assert!(second.stderr.contains("is damaged; converting again"), "{}", second.stderr);
+    assert!(second.stderr.contains("is damaged (") && second.stderr.contains("model.ptl does not match its recorded hash); converting again"), "{}", second.stderr);
     assert_eq!(conversions(&second.stderr), 1);
     assert_eq!(std::fs::read(&ptl).unwrap(), bytes, "the entry was rebuilt whole");
 }
