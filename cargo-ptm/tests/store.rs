@@ -163,3 +163,80 @@ fn assets_writes_the_models_that_are_not_embedded_for_the_platform() {
     let bad = cargo_ptm(&embedded, &["assets", "--platform", "windows", "--out", "x"], cache.path());
     assert_eq!(bad.status.code(), Some(2));
 }
+
+fn index_of(fixture: &Fixture) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(fixture.path().join(".ptm/index.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn preparing_another_target_keeps_the_targets_already_stored() {
+    let (fixture, cache) = prepared();
+    let host = index_of(&fixture)["models"]["tiny"][0]["target"].as_str().unwrap().to_string();
+    let arm = "aarch64-linux-android";
+    let out = cargo_ptm(&fixture, &["prepare", "--target", arm], cache.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let targets: Vec<String> = index_of(&fixture)["models"]["tiny"].as_array().unwrap().iter().map(|r| r["target"].as_str().unwrap().to_string()).collect();
+    let mut expected = vec![host.clone(), arm.to_string()];
+    expected.sort();
+    assert_eq!(targets, expected);
+    let check = cargo_ptm(&fixture, &["prepare", "--check"], cache.path());
+    assert!(check.status.success(), "the host's entry survived: {}", text(&check));
+}
+
+#[test]
+fn a_damaged_store_entry_is_a_warning_when_python_converts_instead() {
+    let (fixture, _cache) = prepared();
+    let key = index_of(&fixture)["models"]["tiny"][0]["key"].as_str().unwrap().to_string();
+    let ptl = fixture.path().join(".ptm/v1").join(&key).join("model.ptl");
+    std::fs::write(&ptl, b"not a model").unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let build = fixture.build(&[("PTM_CACHE_DIR", &scratch.path().join("cache"))]);
+    assert!(build.success, "{}", build.stderr);
+    assert!(build.stderr.contains("warning: fixture-") && build.stderr.contains("ptm: model `tiny`: the committed store's entry is damaged"), "{}", build.stderr);
+    assert!(build.stderr.contains(&ptl.display().to_string()), "the warning names the file: {}", build.stderr);
+    assert_eq!(std::fs::read(&ptl).unwrap(), b"not a model", "the store is reported, never repaired behind the user's back");
+}
+
+#[test]
+fn a_corrupt_index_is_named_as_corrupt() {
+    let (fixture, cache) = prepared();
+    let index = fixture.path().join(".ptm/index.json");
+    std::fs::write(&index, b"{\"schema\": 1, \"models\": ").unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let offline = fixture.build(&[("PTM_OFFLINE", Path::new("1")), ("PTM_CACHE_DIR", &scratch.path().join("cache"))]);
+    assert!(!offline.success);
+    assert!(offline.stderr.contains(&format!("the store index {} is corrupt", index.display())), "{}", offline.stderr);
+    assert!(!offline.stderr.contains("not in the store"), "{}", offline.stderr);
+
+    let online = fixture.build(&[("PTM_CACHE_DIR", &scratch.path().join("cache2"))]);
+    assert!(online.success, "{}", online.stderr);
+    assert!(online.stderr.contains("is corrupt") && online.stderr.contains("converting instead"), "{}", online.stderr);
+
+    let check = cargo_ptm(&fixture, &["prepare", "--check"], cache.path());
+    assert_eq!(check.status.code(), Some(1));
+    assert!(text(&check).contains("is corrupt"), "{}", text(&check));
+    let again = cargo_ptm(&fixture, &["prepare"], cache.path());
+    assert!(again.status.success() && text(&again).contains("is corrupt") && text(&again).contains("writing it again"), "{}", text(&again));
+    assert_eq!(index_of(&fixture)["models"]["tiny"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_store_from_the_same_torch_release_with_another_build_tag_is_not_converted_again_silently() {
+    let (fixture, _cache) = prepared();
+    let path = fixture.path().join(".ptm/index.json");
+    let mut index = index_of(&fixture);
+    let ours = index["models"]["tiny"][0]["torch"].as_str().unwrap().to_string();
+    let release = ours.split('+').next().unwrap().to_string();
+    let other = format!("{release}+othertag");
+    // What another torch build would have stored: its own version, hence its own key.
+    let key = index["models"]["tiny"][0]["key"].as_str().unwrap().to_string();
+    let other_key = format!("{}{}", &key[..key.len() - 1], if key.ends_with('0') { '1' } else { '0' });
+    std::fs::rename(fixture.path().join(".ptm/v1").join(&key), fixture.path().join(".ptm/v1").join(&other_key)).unwrap();
+    index["models"]["tiny"][0]["torch"] = serde_json::Value::String(other.clone());
+    index["models"]["tiny"][0]["key"] = serde_json::Value::String(other_key);
+    std::fs::write(&path, serde_json::to_string_pretty(&index).unwrap()).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let build = fixture.build(&[("PTM_CACHE_DIR", &scratch.path().join("cache"))]);
+    assert!(build.success, "{}", build.stderr);
+    assert!(build.stderr.contains(&format!("prepared with torch {other} and this build has torch {ours}")) && build.stderr.contains("PTM_OFFLINE=1"), "{}", build.stderr);
+}
