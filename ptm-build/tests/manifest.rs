@@ -171,3 +171,55 @@ fn runtimes_map_to_bytecode_versions_and_unknown_ones_say_what_exists() {
     let text = parse_error(&model("runtime = \"1.13\"\nmax_bytecode = 7"));
     assert!(text.contains("both runtime and max_bytecode"), "{text}");
 }
+
+#[test]
+fn an_output_named_twice_is_an_error() {
+    let text = parse_error(&model("outputs = [\"logits\", \"hidden\", \"logits\"]"));
+    assert!(text.contains("`package.metadata.models.tiny.outputs`") && text.contains("\"logits\" a second time") && text.contains("rename one of them"), "{text}");
+}
+
+#[test]
+fn a_shape_too_large_to_allocate_is_an_error() {
+    let text = parse_error(&model("").replace("shape = [1, 4]", "shape = [1000000000000, 16]"));
+    assert!(text.contains("inputs[0].shape") && text.contains("64000000000000 bytes of float32") && text.contains("at most 4 GiB"), "{text}");
+    let text = parse_error(&model("").replace("shape = [1, 4]", "shape = [9223372036854775807, 9223372036854775807]"));
+    assert!(text.contains("more than 2^64 bytes"), "{text}");
+    let text = parse_error(&model("").replace("shape = [1, 4]", "shape = [\"batch=100000000000\", 4]"));
+    assert!(text.contains("at the example sizes"), "{text}");
+}
+
+#[test]
+fn an_integer_range_must_hold_an_integer_the_type_can_hold() {
+    let int_input = |range: &str| model("").replace("dtype = \"float32\"", "dtype = \"int64\"") + &format!("range = {range}\n");
+    let text = parse_error(&int_input("[0.2, 0.7]"));
+    assert!(text.contains("inputs[0].range") && text.contains("a range holding at least one integer, for int64") && text.contains("write range = [0, 1]"), "{text}");
+    let uint8 = model("").replace("dtype = \"float32\"", "dtype = \"uint8\"") + "range = [0, 1000]\n";
+    let text = parse_error(&uint8);
+    assert!(text.contains("values uint8 can hold, from 0 to 255") && text.contains("write range = [0, 256]"), "{text}");
+    let boolean = model("").replace("dtype = \"float32\"", "dtype = \"bool\"") + "range = [0, 1]\n";
+    assert!(parse_error(&boolean).contains("a bool input takes false and true"));
+    // A float range needs no integer, and [0, 30522) holds token ids.
+    Project::new(&(model("") + "range = [0.2, 0.7]\n")).file("tiny.py", TINY_MODEL).parse().unwrap();
+    Project::new(&int_input("[0, 30522]")).file("tiny.py", TINY_MODEL).parse().unwrap();
+}
+
+#[test]
+fn paths_inside_the_workspace_but_outside_the_crate_are_fine_and_others_warn() {
+    let workspace = tempfile::tempdir().unwrap();
+    std::fs::write(workspace.path().join("Cargo.toml"), "[workspace]\nmembers = [\"app\"]\n").unwrap();
+    std::fs::create_dir_all(workspace.path().join("shared")).unwrap();
+    std::fs::write(workspace.path().join("shared/tiny.py"), TINY_MODEL).unwrap();
+    let app = workspace.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("Cargo.toml"), format!("[package]\nname = \"app\"\nversion = \"0.1.0\"\n\n{}", model("").replace("tiny.py:", "../shared/tiny.py:"))).unwrap();
+    let decls = ptm_build::manifest::read(&app.join("Cargo.toml"), None).unwrap();
+    assert!(decls[0].warnings.is_empty(), "{:?}", decls[0].warnings);
+
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("w.pth"), b"").unwrap();
+    let absolute = outside.path().join("w.pth").display().to_string();
+    let project = Project::new(&model(&format!("weights = \"{absolute}\""))).file("tiny.py", TINY_MODEL);
+    let warnings = &project.parse().unwrap()[0].warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("`package.metadata.models.tiny.weights`") && warnings[0].contains("is absolute") && warnings[0].contains("`cargo package` leaves it out"), "{warnings:?}");
+}
