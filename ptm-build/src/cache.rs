@@ -193,10 +193,12 @@ impl Cache {
         let dir = self.entry_dir(key);
         let parent = self.root.join(LAYOUT);
         std::fs::create_dir_all(&parent).map_err(|e| Error::io("create directory", &parent, e))?;
-        if std::fs::rename(staged, &dir).is_err() {
-            // Someone published first; theirs is as good as ours.
-            let _ = std::fs::remove_dir_all(staged);
+        if std::fs::rename(staged, &dir).is_ok() {
+            // Ours, hashed just above: no need to read it back.
+            return Ok(Entry { ptl: dir.join("model.ptl"), ptl_sha256: manifest.ptl_sha256, report: report.to_string() });
         }
+        // Someone published first; theirs is as good as ours once verified.
+        let _ = std::fs::remove_dir_all(staged);
         self.get(key).ok_or_else(|| Error::io("publish cache entry", &dir, std::io::Error::other("entry missing or damaged right after publishing")))
     }
 }

@@ -79,7 +79,7 @@ pub use cache::{Cache, Entry, Lookup};
 pub use error::Error;
 pub use pipeline::{key_of, ModelOutcome, Origin, Outcome, Planned};
 pub use ptm_report::{Bundle, ModelReport};
-pub use worker::Converted;
+pub use worker::{Converted, StageSeconds};
 
 use std::path::PathBuf;
 

@@ -186,21 +186,7 @@ pub fn build(ctx: &Context) -> Result<Outcome, Error> {
             None => match store.get(&plan.decl.name, &plan.key) {
                 Ok(entry) => (Some(entry), Origin::Store),
                 Err(miss) => {
-                    // Damage is shown even though converting again repairs this build:
-                    // the committed store stays wrong until someone prepares it again.
-                    match &miss {
-                        Miss::Damaged(_) => env::warning(&format!("model `{}`: the committed store's entry is {miss}; converting it instead (run `cargo ptm prepare` to repair the store)", plan.decl.name)),
-                        Miss::Corrupt { .. } if !corrupt_reported => {
-                            corrupt_reported = true;
-                            env::warning(&format!("{miss}; converting instead"));
-                        }
-                        Miss::Stale => {
-                            if let Some(recorded) = store.same_release_other_build(&plan.decl.name, &torch.version) {
-                                env::warning(&format!("model `{}`: the committed store was prepared with torch {recorded} and this build has torch {}: keys hold the full torch version, build tag included (docs/TOOLCHAIN.md), so it converts again; build with {}=1 to take the store's artifact, or prepare the store with this torch", plan.decl.name, torch.version, env::PTM_OFFLINE));
-                            }
-                        }
-                        _ => {}
-                    }
+                    report_store_miss(&store, &plan.decl.name, &miss, &torch.version, &mut corrupt_reported);
                     (None, Origin::Converted)
                 }
             },
@@ -220,6 +206,26 @@ pub fn build(ctx: &Context) -> Result<Outcome, Error> {
         .map(|((plan, entry), origin)| ModelOutcome { name: plan.decl.name.clone(), key: plan.key.clone(), torch: torch.version.clone(), origin, entry })
         .collect();
     Ok(Outcome { bundle, models })
+}
+
+/// Warns when the committed store could not provide `model` for a reason its owner must
+/// hear about, although converting repairs this build: a damaged entry or a corrupt
+/// index (reported once per build) stays wrong in the repository until prepared again,
+/// and a store from another build of the same torch release converts every time.
+fn report_store_miss(store: &Store, model: &str, miss: &Miss, torch: &str, corrupt_reported: &mut bool) {
+    match miss {
+        Miss::Damaged(_) => env::warning(&format!("model `{model}`: the committed store's entry is {miss}; converting it instead (run `cargo ptm prepare` to repair the store)")),
+        Miss::Corrupt { .. } if !*corrupt_reported => {
+            *corrupt_reported = true;
+            env::warning(&format!("{miss}; converting instead"));
+        }
+        Miss::Stale => {
+            if let Some(recorded) = store.same_release_other_build(model, torch) {
+                env::warning(&format!("model `{model}`: the committed store was prepared with torch {recorded} and this build has torch {torch}: keys hold the full torch version, build tag included (docs/TOOLCHAIN.md), so it converts again; build with {}=1 to take the store's artifact, or prepare the store with this torch", env::PTM_OFFLINE));
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Every model from the cache or the store, keyed with the torch version the store

@@ -49,9 +49,22 @@ pub struct Converted {
     pub calibration_samples: u32,
     /// Conversion time.
     pub seconds: f64,
+    /// Time per pipeline stage, in order (kept in the cache entry, not in models.json,
+    /// which must not vary between builds).
+    #[serde(default)]
+    pub stage_seconds: Vec<StageSeconds>,
     /// Findings that do not fail the build: accepted trace risks, mobile lints.
     #[serde(default)]
     pub warnings: Vec<String>,
+}
+
+/// How long one stage of a conversion took.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StageSeconds {
+    /// `load`, `export`, `quantize`, `optimize`, `save`, `backport` or `verify`.
+    pub stage: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
 }
 
 /// One model to convert and where its .ptl goes.

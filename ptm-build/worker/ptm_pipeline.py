@@ -2,6 +2,7 @@
 import importlib.util
 import os
 import sys
+import time
 import warnings
 
 import ptm_archive
@@ -26,6 +27,8 @@ class Pipeline(Inputs, TraceGate):
         self.calibration_files = job.get("calibration_files", [])
         self.name = self.decl["name"]
         self.on_stage = on_stage
+        self.timings = []  # seconds per stage, for the cache entry's report (not models.json)
+        self._stage = None
         self.stage = "load"
         self.sizes = []
         self.drift = []
@@ -42,7 +45,10 @@ class Pipeline(Inputs, TraceGate):
     @stage.setter
     def stage(self, stage):
         # The supervisor reads it back when this process dies without a result.
-        self._stage = stage
+        now = time.perf_counter()
+        if getattr(self, "_stage", None) is not None:
+            self.timings.append({"stage": self._stage, "seconds": round(now - self._since, 4)})
+        self._stage, self._since = stage, now
         self.on_stage(stage)
 
     def path(self, relative):
@@ -82,12 +88,12 @@ class Pipeline(Inputs, TraceGate):
                     self.record_size("quantized", current)
                     self.measure("quantized", current, check, references)
 
-            saved = None
+            rewritten = None
             if decl["optimize"]:
                 self.stage = "optimize"
                 current = self.optimize(current)
-                saved = current._save_to_buffer_for_lite_interpreter()
-                self.sizes.append({"stage": "optimized", "bytes": len(ptm_archive.rewrite(saved))})
+                rewritten = ptm_archive.rewrite(current._save_to_buffer_for_lite_interpreter())
+                self.sizes.append({"stage": "optimized", "bytes": len(rewritten)})
                 self.measure("optimized", current, check, references)
 
             if decl["lints"]:
@@ -95,7 +101,7 @@ class Pipeline(Inputs, TraceGate):
 
             self.stage = "save"
             log(self.name, "saving for the Lite Interpreter")
-            rewritten = ptm_archive.rewrite(saved or current._save_to_buffer_for_lite_interpreter())
+            rewritten = rewritten or ptm_archive.rewrite(current._save_to_buffer_for_lite_interpreter())
             with open(self.out, "wb") as f:
                 f.write(rewritten)
             if decl["max_bytecode"] is not None:
@@ -109,6 +115,7 @@ class Pipeline(Inputs, TraceGate):
             operators = sorted(torch.jit.mobile._export_operator_list(lite))
             bytecode = torch.jit.mobile._get_model_bytecode_version(self.out)
             self.check_tolerance(check, references)
+            self.stage = "done"
         return {
             "inputs": self.input_specs(),
             "outputs": outputs,
@@ -119,6 +126,7 @@ class Pipeline(Inputs, TraceGate):
             "torch": torch.__version__,
             "calibration_samples": self.calibration_count,
             "seconds": 0.0,
+            "stage_seconds": self.timings,
             "warnings": self.warnings,
         }
 
@@ -368,7 +376,6 @@ class Pipeline(Inputs, TraceGate):
                        hint, last_frames(3))
 
     def optimize(self, module):
-        torch = self.torch
         from torch.utils.mobile_optimizer import MobileOptimizerType, optimize_for_mobile
         log(self.name, "optimize_for_mobile")
         blocklist = {getattr(MobileOptimizerType, p.upper()) for p in self.decl["optimize_blocklist"]}

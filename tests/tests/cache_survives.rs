@@ -77,6 +77,21 @@ fn build_in_background(fixture: &Fixture, scratch: &Path) -> (std::process::Chil
     (child, pids)
 }
 
+/// Process ids of worker processes (the worker and its forked children) whose scratch
+/// directory lies in `cache`.
+fn workers_of(cache: &Path) -> Vec<String> {
+    let cache = cache.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (cmdline.contains("ptm_worker.py") && cmdline.contains(&cache)).then(|| entry.file_name().to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
 #[test]
 fn a_conversion_killed_midway_leaves_nothing_a_later_build_trusts() {
     let fixture = Fixture::new("python-dynamic");
@@ -102,6 +117,12 @@ fn a_conversion_killed_midway_leaves_nothing_a_later_build_trusts() {
     assert!(!output.status.success());
     assert!(stderr.contains("the Python worker") && stderr.contains("without a result"), "{stderr}");
     assert_eq!(entries(&fixture.cache), 0, "a killed conversion published an entry");
+    // The child converting the model dies with the worker instead of running on.
+    let started = Instant::now();
+    while !workers_of(&fixture.cache).is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "worker processes outlived the killed worker: {:?}", workers_of(&fixture.cache));
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Fixed model, same cache: the next build converts and succeeds.
     std::fs::write(&model, source).unwrap();
