@@ -238,3 +238,16 @@ fn drift_past_the_tolerance_fails_naming_the_first_stage_and_the_figures() {
     assert!(text.contains("(allowed 1e-06)") && text.contains("over 8 samples"), "{text}");
     assert!(text.contains("raise package.metadata.models.tiny.tolerance"), "{text}");
 }
+
+#[test]
+fn a_static_int8_failure_shows_the_source_scale_and_the_calibration_count() {
+    let fixture = Fixture::new("trace-static");
+    fixture.replace("calibration = \"data/calibration\"\n", "calibration = \"data/calibration\"\ntolerance = { relative = 0.000001 }\n");
+    let build = fixture.build(&[]);
+    assert!(!build.success);
+    let text = &build.stderr;
+    assert!(text.contains("outputs drifted from the source model at stage `quantized`") && text.contains("- output `output0`: relative error"), "{text}");
+    assert!(text.contains("source values up to"), "{text}");
+    assert!(text.contains("static INT8 was calibrated on 16 sample(s) from data/calibration"), "{text}");
+    assert!(text.contains("add calibration samples that cover the inputs the app sees (16 now)"), "{text}");
+}
