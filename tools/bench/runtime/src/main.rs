@@ -25,13 +25,24 @@ fn median(values: &mut [f64]) -> f64 {
     if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
 }
 
+/// The 1-minute load average, from /proc/loadavg (0 where there is none).
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|text| text.split_whitespace().next()?.parse().ok()).unwrap_or(0.0)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rounds: usize = std::env::args().nth(1).map(|r| r.parse()).transpose()?.unwrap_or(101);
     // Both sides run single-threaded, as the example app does.
     ptm::set_num_threads(1)?;
     println!("libtorch: {}", ptm::LIBTORCH);
+    let before = load_average();
+    println!("load average before: {before:.2}");
     forward_overhead(rounds)?;
     load_paths(rounds)?;
+    let after = load_average();
+    // This run's own thread accounts for about 1 of the figure after it (tools/bench/lib/load.sh).
+    let noisy = before > 1.0 || after > 2.0;
+    println!("load average after: {after:.2}{}", if noisy { " (noisy: re-run on an idle machine before trusting a ratio near its target)" } else { "" });
     Ok(())
 }
 
