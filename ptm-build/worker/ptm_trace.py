@@ -5,11 +5,7 @@ import os
 import warnings
 
 from ptm_common import SEED, Failure
-
-
-def plain(tensor):
-    """A float copy of an output, dequantized if need be, for comparisons."""
-    return (tensor.dequantize() if tensor.is_quantized else tensor).float()
+from ptm_compare import plain
 
 
 class TraceGate:
@@ -36,7 +32,7 @@ class TraceGate:
                 problems.append(f"the traced model fails on {label}: {f.message.splitlines()[0]}")
                 continue
             for index, (want, got) in enumerate(zip(expected, produced)):
-                want, got = plain(want), plain(got)
+                want, got = plain(want).float(), plain(got).float()
                 if want.shape != got.shape:
                     problems.append(f"on {label}, output {index} has shape {list(got.shape)} traced, {list(want.shape)} in the source model")
                 elif not self.torch.allclose(got, want, rtol=1e-4, atol=1e-5):
