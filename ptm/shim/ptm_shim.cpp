@@ -171,7 +171,27 @@ void collect(c10::IValue&& value, Tensors& tensors) {
   }
 }
 
+// Hands each tensor's reference to the caller. Nothing here throws: every output is
+// handed over, or none.
+void hand_over(Tensors& tensors, ptm_output* outputs) {
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    at::Tensor& t = tensors[i];
+    ptm_output& out = outputs[i];
+    out.data = t.data_ptr();
+    out.shape = t.sizes().data();
+    out.rank = t.dim();
+    out.numel = t.numel();
+    out.dtype = type_code(t.scalar_type());
+    // The caller owns this reference (no allocation per output); ptm_tensor_free drops it.
+    out.tensor = reinterpret_cast<ptm_tensor*>(t.unsafeReleaseTensorImpl());
+  }
+}
+
 }  // namespace
+
+struct ptm_pending {
+  Tensors tensors;
+};
 
 extern "C" {
 
@@ -190,8 +210,9 @@ char* ptm_module_load_file(const char* path, const char* engine, ptm_module** ou
 void ptm_module_free(ptm_module* module) { delete module; }
 
 char* ptm_module_run(const ptm_module* module, const char* method, const ptm_input* inputs, size_t n_inputs,
-                     ptm_output* outputs, size_t capacity, size_t* count) {
+                     ptm_output* outputs, size_t capacity, size_t* count, ptm_pending** pending) {
   *count = 0;
+  *pending = nullptr;
   return guarded([&] {
     if (module->has_engine) use_engine(module->engine);
     c10::InferenceMode guard;
@@ -214,25 +235,28 @@ char* ptm_module_run(const ptm_module* module, const char* method, const ptm_inp
         throw std::runtime_error("an output has " + std::to_string(t.dim()) + " dimensions, ptm supports at most " +
                                  std::to_string(PTM_MAX_RANK));
     }
-    *count = tensors.size();
-    if (tensors.size() > capacity) return;
     for (auto& t : tensors) {
       if (!t.is_contiguous()) t = t.contiguous();
     }
-    // Nothing below throws: every output is handed over, or none.
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      at::Tensor& t = tensors[i];
-      ptm_output& out = outputs[i];
-      out.data = t.data_ptr();
-      out.shape = t.sizes().data();
-      out.rank = t.dim();
-      out.numel = t.numel();
-      out.dtype = type_code(t.scalar_type());
-      // The caller owns this reference (no allocation per output); ptm_tensor_free drops it.
-      out.tensor = reinterpret_cast<ptm_tensor*>(t.unsafeReleaseTensorImpl());
+    // More outputs than the caller has room for: keep them, so the model runs once.
+    if (tensors.size() > capacity) {
+      auto held = std::make_unique<ptm_pending>();
+      held->tensors = std::move(tensors);
+      *count = held->tensors.size();
+      *pending = held.release();
+      return;
     }
+    *count = tensors.size();
+    hand_over(tensors, outputs);
   });
 }
+
+void ptm_pending_take(ptm_pending* pending, ptm_output* outputs) {
+  hand_over(pending->tensors, outputs);
+  delete pending;
+}
+
+void ptm_pending_free(ptm_pending* pending) { delete pending; }
 
 void ptm_tensor_free(ptm_tensor* tensor) {
   c10::intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>::reclaim(reinterpret_cast<c10::TensorImpl*>(tensor));

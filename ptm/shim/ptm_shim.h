@@ -43,12 +43,20 @@ char* ptm_module_load_bytes(const uint8_t* data, size_t len, const char* engine,
 char* ptm_module_load_file(const char* path, const char* engine, ptm_module** out);
 void ptm_module_free(ptm_module* module);
 
-/* Runs `method` (NULL: forward); the outputs (one tensor, or a tuple/list of tensors flattened)
- * go to `outputs`, at most `capacity` of them; `count` receives how many the
- * model returned, also when that is more than `capacity` (then none is stored). */
+/* Outputs that did not fit the caller's buffer, held until taken or freed. */
+typedef struct ptm_pending ptm_pending;
+
+/* Runs `method` (NULL: forward) once; the outputs (one tensor, or a tuple/list of
+ * tensors flattened) go to `outputs` when at most `capacity` of them; `count` receives
+ * how many the model returned. When that is more than `capacity`, none is stored and
+ * `*pending` holds them all instead, for ptm_pending_take or ptm_pending_free. */
 char* ptm_module_run(const ptm_module* module, const char* method,
                      const ptm_input* inputs, size_t n_inputs,
-                     ptm_output* outputs, size_t capacity, size_t* count);
+                     ptm_output* outputs, size_t capacity, size_t* count, ptm_pending** pending);
+
+/* Hands every pending output to `outputs` (room for `count` of them) and frees `pending`. */
+void ptm_pending_take(ptm_pending* pending, ptm_output* outputs);
+void ptm_pending_free(ptm_pending* pending);
 
 void ptm_tensor_free(ptm_tensor* tensor);
 

@@ -12,6 +12,11 @@ pub struct Tensor {
     _private: [u8; 0],
 }
 
+#[repr(C)]
+pub struct Pending {
+    _private: [u8; 0],
+}
+
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub struct Input {
@@ -44,7 +49,10 @@ extern "C" {
         outputs: *mut Output,
         capacity: usize,
         count: *mut usize,
+        pending: *mut *mut Pending,
     ) -> *mut c_char;
+    pub fn ptm_pending_take(pending: *mut Pending, outputs: *mut Output);
+    pub fn ptm_pending_free(pending: *mut Pending);
     pub fn ptm_tensor_free(tensor: *mut Tensor);
     pub fn ptm_string_free(message: *mut c_char);
     pub fn ptm_quantized_engine() -> *const c_char;

@@ -123,29 +123,35 @@ impl Module {
     /// Runs `forward`, which must return exactly `N` tensors.
     pub fn forward<const N: usize>(&self, inputs: &[Input<'_>]) -> Result<[Output; N], Error> {
         let mut raws = [const { EMPTY }; N];
-        let count = self.call(None, inputs, &mut raws)?;
+        let (count, pending) = self.call(None, inputs, &mut raws)?;
         if count != N {
+            // Whatever was handed over is released before the error: the outputs in
+            // `raws` (fewer than N), or the pending set (more).
+            match pending {
+                Some(pending) => drop(pending),
+                None => raws[..count].iter().copied().map(Output::from_raw).for_each(drop),
+            }
             return Err(ErrorKind::OutputCount { model: self.name.clone(), expected: N, found: count }.into());
         }
         Ok(raws.map(Output::from_raw))
     }
 
-    /// Runs the method called `method` with any number of results.
+    /// Runs the method called `method` once, with any number of results.
     pub fn run(&self, method: &str, inputs: &[Input<'_>]) -> Result<Vec<Output>, Error> {
         let c_method = CString::new(method).map_err(|_| self.run_error(method, "the method name contains a NUL byte".into()))?;
         let mut raws = vec![EMPTY; 4];
-        let mut count = self.call(Some(&c_method), inputs, &mut raws)?;
-        if count > raws.len() {
-            raws = vec![EMPTY; count];
-            count = self.call(Some(&c_method), inputs, &mut raws)?;
+        let (count, pending) = self.call(Some(&c_method), inputs, &mut raws)?;
+        match pending {
+            Some(pending) => raws = pending.take(count),
+            None => raws.truncate(count),
         }
-        raws.truncate(count);
         Ok(raws.into_iter().map(Output::from_raw).collect())
     }
 
-    /// Runs a method, storing its outputs when they fit; returns how many there were.
+    /// Runs a method once, storing its outputs when they fit; returns how many there
+    /// were, and the shim's hold on them when they did not fit.
     #[inline]
-    fn call(&self, method: Option<&CString>, inputs: &[Input<'_>], outputs: &mut [ffi::Output]) -> Result<usize, Error> {
+    fn call(&self, method: Option<&CString>, inputs: &[Input<'_>], outputs: &mut [ffi::Output]) -> Result<(usize, Option<Pending>), Error> {
         let mut raw_inputs = [const { ffi::Input { data: ptr::null(), shape: ptr::null(), rank: 0, dtype: 0 } }; 8];
         let heap;
         let raw_inputs: &[ffi::Input] = if inputs.len() <= raw_inputs.len() {
@@ -158,6 +164,7 @@ impl Module {
             &heap
         };
         let mut count = 0;
+        let mut pending = ptr::null_mut();
         // SAFETY: the inputs borrow live slices (their lifetime covers this call); the
         // output buffer has `outputs.len()` slots.
         let message = unsafe {
@@ -169,17 +176,43 @@ impl Module {
                 outputs.as_mut_ptr(),
                 outputs.len(),
                 &mut count,
+                &mut pending,
             )
         };
+        let pending = NonNull::new(pending).map(Pending);
         let method_name = || method.map_or("forward".to_string(), |m| m.to_string_lossy().into_owned());
         if let Some(message) = ffi::take_message(message) {
             return Err(self.run_error(&method_name(), message));
         }
-        Ok(count)
+        Ok((count, pending))
     }
 
     fn run_error(&self, method: &str, message: String) -> Error {
         ErrorKind::Run { model: self.name.clone(), method: method.into(), message }.into()
+    }
+}
+
+/// Outputs the shim holds because they did not fit the buffer of a call; freed on drop
+/// unless taken.
+struct Pending(NonNull<ffi::Pending>);
+
+impl Pending {
+    /// The `count` outputs, handed over.
+    fn take(self, count: usize) -> Vec<ffi::Output> {
+        let mut raws = vec![EMPTY; count];
+        let raw = self.0.as_ptr();
+        std::mem::forget(self);
+        // SAFETY: the shim reported `count` pending outputs; `raws` has room for them;
+        // `take` frees the set, which is not used again (forgotten above).
+        unsafe { ffi::ptm_pending_take(raw, raws.as_mut_ptr()) };
+        raws
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // SAFETY: allocated by the shim, freed once.
+        unsafe { ffi::ptm_pending_free(self.0.as_ptr()) }
     }
 }
 

@@ -39,3 +39,20 @@ def build_pair():
 def build_classifier():
     torch.manual_seed(2)
     return Classifier()
+
+
+class Many(nn.Module):
+    """Six outputs, one of them a counter the model bumps on every call: `run` must
+    execute a model once however many outputs it has."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("calls", torch.zeros(1))
+
+    def forward(self, x: torch.Tensor):
+        self.calls.add_(1.0)
+        return x + 1.0, x + 2.0, x + 3.0, x + 4.0, x + 5.0, self.calls.clone()
+
+
+def build_many():
+    return Many()

@@ -157,3 +157,54 @@ fn the_selective_build_list_is_the_union_of_every_models_operators() {
     assert_eq!(listed, expected);
     assert!(listed.iter().any(|op| op.starts_with("quantized::linear_dynamic")) && listed.iter().any(|op| op.starts_with("aten::embedding")), "{listed:?}");
 }
+
+fn many_input(x: &[f32]) -> [ptm::Input<'_>; 1] {
+    [ptm::Input::new(x, &[1, 262144]).unwrap()]
+}
+
+fn calls(outputs: &[ptm::Output]) -> f32 {
+    outputs[5].data::<f32>().unwrap()[0]
+}
+
+#[test]
+fn run_executes_a_model_with_many_outputs_once() {
+    let many = models::Many::load().unwrap();
+    let x = vec![0.5f32; 262144];
+    let first = many.module().run("forward", &many_input(&x)).unwrap();
+    let second = many.module().run("forward", &many_input(&x)).unwrap();
+    assert_eq!(first.len(), 6);
+    assert_eq!(first[4].data::<f32>().unwrap()[0], 5.5);
+    assert_eq!(calls(&second) - calls(&first), 1.0, "one run, one execution of the model");
+    let boxed: Box<[f32; 262144]> = x.clone().into_boxed_slice().try_into().unwrap();
+    let typed = many.forward(&boxed).unwrap();
+    assert_eq!(typed.calls.data()[0] - calls(&second), 1.0);
+}
+
+/// Resident memory of this process, in bytes.
+fn resident_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    statm.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 4096
+}
+
+#[test]
+fn asking_for_the_wrong_number_of_outputs_releases_what_the_model_returned() {
+    let many = models::Many::load().unwrap();
+    let x = vec![0.5f32; 262144];
+    let input = many_input(&x);
+    // Warm up the allocator and the interpreter before measuring.
+    for _ in 0..5 {
+        drop(many.module().forward::<6>(&input).unwrap());
+    }
+    let before = resident_bytes();
+    for _ in 0..50 {
+        // Fewer slots than outputs, and more: 6 MB of outputs each time.
+        let fewer = many.module().forward::<1>(&input).unwrap_err();
+        let more = many.module().forward::<7>(&input).unwrap_err();
+        for error in [fewer, more] {
+            assert!(matches!(error.kind(), ptm::ErrorKind::OutputCount { found: 6, .. }), "{error}");
+        }
+    }
+    let grown = resident_bytes().saturating_sub(before);
+    // Leaking would keep 100 x 6 MB.
+    assert!(grown < 100 << 20, "resident memory grew by {} MB over 100 mismatched calls", grown >> 20);
+}
