@@ -7,7 +7,9 @@ use ptm_report::{Dim, ModelReport, TensorSpec};
 use quote::quote;
 use std::collections::BTreeMap;
 
-pub fn all(loaded: &Loaded) -> Result<TokenStream, String> {
+/// Every model's wrapper; `krate` is the path of the `ptm` crate as the caller names it
+/// (`$crate` from `ptm::include_models!`, so a renamed dependency works).
+pub fn all(loaded: &Loaded, krate: &TokenStream) -> Result<TokenStream, String> {
     let report = path_text(&loaded.file)?;
     // Makes rustc rebuild the crate whenever the build script rewrites the report.
     let mut tokens = quote! { const _: &[u8] = ::core::include_bytes!(#report); };
@@ -19,7 +21,7 @@ pub fn all(loaded: &Loaded) -> Result<TokenStream, String> {
                 return Err(format!("models `{other}` and `{}` would both generate a type `{name}`: rename one in Cargo.toml", model.name));
             }
         }
-        tokens.extend(model_tokens(model, &type_name, loaded)?);
+        tokens.extend(model_tokens(model, &type_name, loaded, krate)?);
     }
     Ok(tokens)
 }
@@ -42,9 +44,10 @@ fn dynamic_note(shape: &[Dim]) -> String {
     if notes.is_empty() { String::new() } else { format!("; {}", notes.join(", ")) }
 }
 
-fn engine_tokens(model: &ModelReport) -> Result<TokenStream, String> {
+fn engine_tokens(model: &ModelReport, krate: &TokenStream) -> Result<TokenStream, String> {
     if model.quantize == "none" {
-        return Ok(quote!(options));
+        let options = local("options");
+        return Ok(quote!(#options));
     }
     let engine = match model.engine.as_str() {
         "qnnpack" => quote!(Qnnpack),
@@ -53,7 +56,8 @@ fn engine_tokens(model: &ModelReport) -> Result<TokenStream, String> {
         "onednn" => quote!(Onednn),
         other => return Err(format!("model `{}` was converted for quantized engine \"{other}\", which ptm cannot select; rebuild with a current ptm-build", model.name)),
     };
-    Ok(quote!(options.engine(::ptm::Engine::#engine)))
+    let options = local("options");
+    Ok(quote!(#options.engine(#krate::Engine::#engine)))
 }
 
 struct Argument {
@@ -62,7 +66,14 @@ struct Argument {
     doc: String,
 }
 
-fn argument(model: &ModelReport, spec: &TensorSpec) -> Result<Argument, String> {
+/// Locals of the generated code: hygienic (`Span::mixed_site`), so an input named like
+/// one of them cannot collide with it.
+fn local(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+fn argument(model: &ModelReport, spec: &TensorSpec, krate: &TokenStream) -> Result<Argument, String> {
+    let bindings = local("bindings");
     let name = ident(&spec.name, "input")?;
     let elem = element(&spec.dtype, &model.name, &spec.name)?;
     let label = &spec.name;
@@ -74,7 +85,7 @@ fn argument(model: &ModelReport, spec: &TensorSpec) -> Result<Argument, String> 
             let len = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| format!("input `{label}` of model `{model_name}` has more elements than memory can hold"))?;
             Argument {
                 param: quote!(#name: &[#elem; #len]),
-                wrap: quote!(::ptm::__private::fixed(#model_name, #label, #name, &[#(#dims),*])?),
+                wrap: quote!(#krate::__private::fixed(#model_name, #label, #name, &[#(#dims),*])?),
                 doc: format!("{doc}, {len} elements in row-major order"),
             }
         }
@@ -82,20 +93,20 @@ fn argument(model: &ModelReport, spec: &TensorSpec) -> Result<Argument, String> 
             let dims = spec.shape.iter().map(|d| match d {
                 Dim::Fixed(n) => {
                     let n = *n as usize;
-                    quote!(::ptm::__private::Dim::Fixed(#n))
+                    quote!(#krate::__private::Dim::Fixed(#n))
                 }
-                Dim::Dynamic { name, .. } => quote!(::ptm::__private::Dim::Dynamic(#name)),
+                Dim::Dynamic { name, .. } => quote!(#krate::__private::Dim::Dynamic(#name)),
             });
             Argument {
-                param: quote!(#name: ::ptm::TensorRef<'_, #elem>),
-                wrap: quote!(::ptm::__private::dynamic(#model_name, #label, &[#(#dims),*], #name, &mut bindings)?),
+                param: quote!(#name: #krate::TensorRef<'_, #elem>),
+                wrap: quote!(#krate::__private::dynamic(#model_name, #label, &[#(#dims),*], #name, &mut #bindings)?),
                 doc: format!("{doc}, row-major with its shape"),
             }
         }
     })
 }
 
-fn info_tokens(model: &ModelReport) -> TokenStream {
+fn info_tokens(model: &ModelReport, krate: &TokenStream) -> TokenStream {
     let ModelReport { name, source, export, quantize, engine, embed, artifact_sha256, bytecode_version, torch, .. } = model;
     let sizes = model.sizes.iter().map(|s| {
         let (stage, bytes) = (&s.stage, s.bytes);
@@ -112,13 +123,13 @@ fn info_tokens(model: &ModelReport) -> TokenStream {
         let outputs = d.outputs.iter().map(|o| {
             let (name, max_abs) = (&o.name, o.max_abs);
             let (relative, top1, mismatched) = (option(o.relative), option(o.top1), option(o.mismatched));
-            quote!(::ptm::OutputDrift { name: #name, max_abs: #max_abs, relative: #relative, top1: #top1, mismatched: #mismatched })
+            quote!(#krate::OutputDrift { name: #name, max_abs: #max_abs, relative: #relative, top1: #top1, mismatched: #mismatched })
         });
-        quote!(::ptm::Drift { stage: #stage, samples: #samples, outputs: &[#(#outputs),*] })
+        quote!(#krate::Drift { stage: #stage, samples: #samples, outputs: &[#(#outputs),*] })
     });
     let operators = &model.operators;
     quote! {
-        ::ptm::ModelInfo {
+        #krate::ModelInfo {
             name: #name, source: #source, export: #export, quantize: #quantize, engine: #engine, embed: #embed,
             sha256: #artifact_sha256, sizes: &[#(#sizes),*], drift: &[#(#drift),*], operators: &[#(#operators),*],
             bytecode_version: #bytecode_version, torch: #torch,
@@ -153,17 +164,18 @@ fn summary(model: &ModelReport) -> String {
     )
 }
 
-fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded) -> Result<TokenStream, String> {
+fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded, krate: &TokenStream) -> Result<TokenStream, String> {
     let ty = Ident::new(type_name, Span::call_site());
     let output_ty = Ident::new(&format!("{type_name}Output"), Span::call_site());
     let name = &model.name;
     let artifact = path_text(&loaded.dir.join(&model.artifact))?;
-    let configure = engine_tokens(model)?;
-    let arguments = model.inputs.iter().map(|spec| argument(model, spec)).collect::<Result<Vec<_>, _>>()?;
+    let configure = engine_tokens(model, krate)?;
+    let arguments = model.inputs.iter().map(|spec| argument(model, spec, krate)).collect::<Result<Vec<_>, _>>()?;
     let params = arguments.iter().map(|a| &a.param);
     let wraps = arguments.iter().map(|a| &a.wrap);
     let needs_bindings = model.inputs.iter().any(|spec| spec.shape.iter().any(|d| matches!(d, Dim::Dynamic { .. })));
-    let bindings = needs_bindings.then(|| quote!(let mut bindings = ::ptm::__private::Bindings::default();));
+    let bindings_local = local("bindings");
+    let bindings = needs_bindings.then(|| quote!(let mut #bindings_local = #krate::__private::Bindings::default();));
     let forward_doc = format!(
         "Runs the model once.\n\nInputs:\n{}\n\nErrors when libtorch raises{}.",
         arguments.iter().map(|a| a.doc.as_str()).collect::<Vec<_>>().join("\n"),
@@ -178,27 +190,28 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded) -> Result
         let field = ident(&spec.name, "output")?;
         let elem = element(&spec.dtype, name, &spec.name)?;
         let label = &spec.name;
-        let slot = Ident::new(&format!("output{index}"), Span::call_site());
-        fields.push(quote!(#field: ::ptm::Tensor<#elem>));
+        let slot = local(&format!("output{index}"));
+        fields.push(quote!(#field: #krate::Tensor<#elem>));
         field_docs.push(format!("`{label}`: {} {}{}.", spec.dtype, shape_text(&spec.shape), dynamic_note(&spec.shape)));
-        takes.push(quote!(#field: ::ptm::__private::output::<#elem>(#name, #label, #slot)?));
+        takes.push(quote!(#field: #krate::__private::output::<#elem>(#name, #label, #slot)?));
         slots.push(slot);
     }
     let count = model.outputs.len();
     let output_doc = format!("What [`{type_name}::forward`] returns: one tensor per output of model `{name}`.");
     let type_doc = summary(model);
-    let info = info_tokens(model);
+    let info = info_tokens(model, krate);
 
+    let options = local("options");
     let embedded = model.embed.then(|| {
         quote! {
             /// The .ptl, embedded in this binary by `include_bytes!`.
             pub const BYTES: &'static [u8] = ::core::include_bytes!(#artifact);
 
             /// Loads the embedded .ptl into the Lite Interpreter.
-            pub fn load() -> ::core::result::Result<Self, ::ptm::Error> {
-                let options = ::ptm::Options::new(#name);
-                let options = #configure;
-                ::core::result::Result::Ok(Self { module: ::ptm::Module::from_bytes(Self::BYTES, &options)? })
+            pub fn load() -> ::core::result::Result<Self, #krate::Error> {
+                let #options = #krate::Options::new(#name);
+                let #options = #configure;
+                ::core::result::Result::Ok(Self { module: #krate::Module::from_bytes(Self::BYTES, &#options)? })
             }
         }
     });
@@ -209,7 +222,7 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded) -> Result
         #[doc = #type_doc]
         #[derive(Debug)]
         pub struct #ty {
-            module: ::ptm::Module,
+            module: #krate::Module,
         }
 
         #[doc = #output_doc]
@@ -226,7 +239,7 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded) -> Result
             pub const NAME: &'static str = #name;
 
             /// What the build knew about the model: sizes per stage, drift, operators.
-            pub const INFO: ::ptm::ModelInfo = #info;
+            pub const INFO: #krate::ModelInfo = #info;
 
             #[doc = #artifact_doc]
             pub const BUILD_ARTIFACT: &'static str = #artifact;
@@ -234,21 +247,21 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded) -> Result
             #embedded
 
             /// Loads the .ptl at `path` (an app asset, say) into the Lite Interpreter.
-            pub fn load_from(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, ::ptm::Error> {
-                let options = ::ptm::Options::new(#name);
-                let options = #configure;
-                ::core::result::Result::Ok(Self { module: ::ptm::Module::from_file(path, &options)? })
+            pub fn load_from(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, #krate::Error> {
+                let #options = #krate::Options::new(#name);
+                let #options = #configure;
+                ::core::result::Result::Ok(Self { module: #krate::Module::from_file(path, &#options)? })
             }
 
             #[doc = #forward_doc]
-            pub fn forward(&self, #(#params),*) -> ::core::result::Result<#output_ty, ::ptm::Error> {
+            pub fn forward(&self, #(#params),*) -> ::core::result::Result<#output_ty, #krate::Error> {
                 #bindings
                 let [#(#slots),*] = self.module.forward::<#count>(&[#(#wraps),*])?;
                 ::core::result::Result::Ok(#output_ty { #(#takes),* })
             }
 
             /// The loaded module, for methods other than `forward`.
-            pub fn module(&self) -> &::ptm::Module {
+            pub fn module(&self) -> &#krate::Module {
                 &self.module
             }
         }

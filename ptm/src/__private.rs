@@ -86,3 +86,4 @@ mod tests {
         assert!(error.to_string().ends_with("`batch` is 2 here but 3 in an earlier input"), "{error}");
     }
 }
+pub use ptm_macros::include_models;

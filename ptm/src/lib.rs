@@ -38,8 +38,23 @@ pub use dtype::{DType, Element};
 pub use error::{Error, ErrorKind};
 pub use info::{Drift, ModelInfo, OutputDrift};
 pub use module::{set_num_threads, Engine, Module, Options};
-pub use ptm_macros::include_models;
 pub use tensor::{Input, Output, Tensor, TensorRef, MAX_RANK};
+
+/// Generates a typed wrapper per model of this crate's `[package.metadata.models]`.
+///
+/// For a model declared as `[package.metadata.models.review]` it expands to `pub struct
+/// Review` with `load()` (when embedded), `load_from(path)` and a typed `forward`, and
+/// `pub struct ReviewOutput` with one field per output, each documented with the model's
+/// shapes, quantization, sizes and measured drift. It takes no arguments: the models come
+/// from the report the build script wrote (`$OUT_DIR/ptm/models.json`). The generated
+/// code names this crate through `$crate`, so a renamed dependency
+/// (`torch_rt = { package = "ptm", ... }`, then `torch_rt::include_models!()`) works.
+#[macro_export]
+macro_rules! include_models {
+    ($($arguments:tt)*) => {
+        $crate::__private::include_models!($crate; $($arguments)*);
+    };
+}
 
 /// Which libtorch this build links, as chosen by the build script.
 pub const LIBTORCH: &str = env!("PTM_LIBTORCH_ORIGIN");
