@@ -56,3 +56,14 @@ class Many(nn.Module):
 
 def build_many():
     return Many()
+
+
+class Hygiene(nn.Module):
+    """Inputs named like the locals of generated code (`bindings`, `output0`, `options`)."""
+
+    def forward(self, bindings: torch.Tensor, output0: torch.Tensor, options: torch.Tensor) -> torch.Tensor:
+        return bindings.sum(1) + output0.sum(1) + options.sum(1)
+
+
+def build_hygiene():
+    return Hygiene()

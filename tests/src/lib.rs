@@ -36,6 +36,8 @@ pub struct Build {
     pub stderr: String,
     /// The build script's OUT_DIR, when it ran or was fresh.
     pub out_dir: Option<PathBuf>,
+    /// The fixture's binary, when it has one and it was built.
+    pub executable: Option<PathBuf>,
 }
 
 impl Build {
@@ -147,13 +149,11 @@ impl Fixture {
         }
         let output = command.output().unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let out_dir = stdout
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|m| m["reason"] == "build-script-executed")
-            .filter(|m| m["package_id"].as_str().is_some_and(|id| id.contains("fixture-")))
-            .find_map(|m| m["out_dir"].as_str().map(PathBuf::from));
-        Build { success: output.status.success(), stderr: String::from_utf8_lossy(&output.stderr).into_owned(), out_dir }
+        let messages: Vec<serde_json::Value> = stdout.lines().filter_map(|line| serde_json::from_str(line).ok()).collect();
+        let ours = |m: &&serde_json::Value| m["package_id"].as_str().is_some_and(|id| id.contains("fixture-"));
+        let out_dir = messages.iter().filter(|m| m["reason"] == "build-script-executed").filter(ours).find_map(|m| m["out_dir"].as_str().map(PathBuf::from));
+        let executable = messages.iter().filter(|m| m["reason"] == "compiler-artifact").filter(ours).find_map(|m| m["executable"].as_str().map(PathBuf::from));
+        Build { success: output.status.success(), stderr: String::from_utf8_lossy(&output.stderr).into_owned(), out_dir, executable }
     }
 
     /// Moves a file's modification time forward, as an editor save would.

@@ -208,3 +208,11 @@ fn asking_for_the_wrong_number_of_outputs_releases_what_the_model_returned() {
     // Leaking would keep 100 x 6 MB.
     assert!(grown < 100 << 20, "resident memory grew by {} MB over 100 mismatched calls", grown >> 20);
 }
+
+#[test]
+fn inputs_named_like_the_generated_locals_work() {
+    let model = models::Hygiene::load().unwrap();
+    let (bindings, output0, options) = ([1.0f32; 4], [2.0f32; 6], [3.0f32; 8]);
+    let out = model.forward(TensorRef::new(&bindings, &[2, 2]), TensorRef::new(&output0, &[2, 3]), &options).unwrap();
+    assert_eq!(out.total.data(), [2.0 + 6.0 + 12.0; 2]);
+}

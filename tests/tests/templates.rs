@@ -1,4 +1,5 @@
-//! The new-app template, copied as a user would, builds with cargo and runs its model.
+//! The templates, copied as a user would, build with cargo and run their models; and an
+//! app that depends on the runtime under another name.
 
 use ptm_tests::Fixture;
 
@@ -64,4 +65,15 @@ fn the_jni_entry_point_answers_a_jvm() {
     let scores: Vec<f32> = stdout.lines().find_map(|l| l.strip_prefix("scores ")).unwrap().split(' ').map(|v| v.parse().unwrap()).collect();
     assert_eq!(scores.len(), 4);
     assert!(stdout.contains("RuntimeException: features must hold 16 floats, not 3"), "{stdout}");
+}
+
+#[test]
+fn the_runtime_works_under_another_dependency_name() {
+    let app = Fixture::new("renamed");
+    let build = app.build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    let out = std::process::Command::new(build.executable.expect("the fixture's binary")).env_remove("LD_LIBRARY_PATH").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("scores [1, 3] ["), "{stdout}");
 }
