@@ -57,9 +57,8 @@ pub fn locate(target: &str, out_dir: &Path) -> Result<Libtorch, Error> {
         let dir = PathBuf::from(dir);
         return full(&dir, None, vec![dir.join("lib")], format!("LIBTORCH={}", dir.display()));
     }
-    let python = python::find(out_dir)?;
     let cache = Cache::locate(env::var(env::PTM_CACHE_DIR).map(PathBuf::from), out_dir);
-    let torch = python::torch(&python, cache.root())?;
+    let (python, torch) = python::find(out_dir).and_then(|python| Ok((python.clone(), python::torch(&python, cache.root())?))).map_err(for_linking)?;
     let watch = vec![torch.dir.join("version.py"), torch.dir.join("lib")];
     full(&torch.dir, Some(torch.cxx11_abi), watch, format!("torch {} of {} (chosen by {})", torch.version, python.path.display(), python.origin))
 }
@@ -125,18 +124,42 @@ fn require(path: &Path, origin: &str) -> Result<(), Error> {
     if path.exists() {
         return Ok(());
     }
-    Err(Error::Python {
-        problem: format!("the libtorch of {origin} has no {}", path.display()),
-        remedies: vec![
-            "reinstall torch in that environment (tools/setup in the ptm checkout)".into(),
-            format!("set {LIBTORCH} to an unpacked libtorch with include/ and lib/"),
-        ],
-    })
+    let mut remedies = vec!["reinstall torch in that environment (tools/setup in the ptm checkout)".to_string()];
+    remedies.extend(link_remedies());
+    Err(Error::Python { problem: format!("the libtorch of {origin} has no {}", path.display()), remedies })
+}
+
+/// A missing Python, as the runtime meets it: the conversion's remedies include building
+/// from a committed store (`PTM_OFFLINE=1`), which gives a build its models but not a
+/// libtorch to link, so the runtime lists the ways to give it one.
+fn for_linking(error: Error) -> Error {
+    match error {
+        Error::Python { problem, .. } => Error::Python { problem: format!("the ptm runtime found no libtorch to link: {problem}"), remedies: link_remedies() },
+        other => other,
+    }
+}
+
+fn link_remedies() -> Vec<String> {
+    vec![
+        format!("set {LIBTORCH} to an unpacked desktop libtorch: a directory with include/torch/csrc/jit/mobile/import.h and lib/ holding libtorch_cpu and libc10"),
+        "or point PTM_PYTHON at a Python whose torch package has them (its include/ and lib/), activate such a virtual environment, or create the workspace's .venv with the ptm checkout's tools/setup".into(),
+        format!("for Android and iOS, set {PTM_LIBTORCH_LITE_DIR} to a mobile libtorch-lite with include/ and lib/ (docs/device.md)"),
+    ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_python_is_explained_for_linking_not_for_converting() {
+        let converting = Error::Python { problem: "no Python found".into(), remedies: vec!["build from a committed model store instead (PTM_OFFLINE=1)".into()] };
+        let text = for_linking(converting).to_string();
+        assert!(!text.contains("PTM_OFFLINE"), "a store gives no libtorch: {text}");
+        assert!(text.contains("found no libtorch to link: no Python found"), "{text}");
+        assert!(text.contains("LIBTORCH") && text.contains("include/torch/csrc/jit/mobile/import.h") && text.contains("libtorch_cpu"), "{text}");
+        assert!(text.contains("PTM_LIBTORCH_LITE_DIR") && text.contains("PTM_PYTHON"), "{text}");
+    }
 
     #[test]
     fn phones_need_the_lite_library_and_desktops_do_not() {
