@@ -13,7 +13,10 @@ fn main() {
 fn run() -> Result<(), ptm_build::Error> {
     let target = std::env::var("TARGET").unwrap_or_default();
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
-    for name in [libtorch::LIBTORCH, libtorch::PTM_LIBTORCH_LITE_DIR, "PTM_PYTHON", "VIRTUAL_ENV", "PTM_CACHE_DIR"] {
+    // What chooses the libtorch. Not PTM_CACHE_DIR: it only holds the record of the
+    // last torch probe, so moving it changes no choice, and a rerun would recompile the
+    // shim (about a minute).
+    for name in [libtorch::LIBTORCH, libtorch::PTM_LIBTORCH_LITE_DIR, "PTM_PYTHON", "VIRTUAL_ENV", "CONDA_PREFIX"] {
         println!("cargo:rerun-if-env-changed={name}");
     }
     println!("cargo:rerun-if-changed=shim");

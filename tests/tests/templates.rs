@@ -77,3 +77,29 @@ fn the_runtime_works_under_another_dependency_name() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.starts_with("scores [1, 3] ["), "{stdout}");
 }
+
+/// Whether cargo ran the `ptm` runtime's own build script (which compiles the shim).
+fn ran_runtime_build_script(stderr: &str) -> bool {
+    // `.../build/ptm-<hash>/build-script-build`; other paths on the line (LD_LIBRARY_PATH)
+    // may name `.../build/ptm-<hash>/out`.
+    let runs_it = |line: &str| {
+        line.match_indices("/build/ptm-").any(|(at, found)| {
+            let rest = &line[at + found.len()..];
+            let hash = rest.chars().take_while(char::is_ascii_hexdigit).count();
+            hash > 0 && rest[hash..].starts_with("/build-script-build")
+        })
+    };
+    stderr.lines().any(|l| l.contains("Running `") && runs_it(l))
+}
+
+#[test]
+fn moving_the_conversion_cache_does_not_rebuild_the_runtime() {
+    let app = Fixture::new("renamed");
+    let first = app.build(&[]);
+    assert!(first.success, "{}", first.stderr);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let second = app.build(&[("PTM_CACHE_DIR", elsewhere.path())]);
+    assert!(second.success, "{}", second.stderr);
+    assert!(second.ran_build_script(), "the app's own build script looks in the new cache");
+    assert!(!ran_runtime_build_script(&second.stderr), "the runtime's build script ran again:\n{}", second.stderr);
+}
