@@ -17,6 +17,8 @@
 #include <istream>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <shared_mutex>
 #include <utility>
 #include <string>
 #include <vector>
@@ -80,10 +82,6 @@ class MemoryStream final : public std::streambuf {
   }
 };
 
-// The engine is process-wide state in libtorch; switching it is serialized so
-// concurrent loads of models made for different engines do not interleave.
-std::mutex engine_mutex;
-
 at::QEngine parse_engine(const std::string& name) {
   if (name == "qnnpack") return at::QEngine::QNNPACK;
   if (name == "fbgemm") return at::QEngine::FBGEMM;
@@ -92,19 +90,43 @@ at::QEngine parse_engine(const std::string& name) {
   throw std::runtime_error("unknown quantized engine \"" + name + "\"");
 }
 
-void use_engine(at::QEngine engine) {
-  auto& context = at::globalContext();
-  if (context.qEngine() == engine) return;
-  std::lock_guard<std::mutex> lock(engine_mutex);
-  const auto& supported = context.supportedQEngines();
-  if (std::find(supported.begin(), supported.end(), engine) == supported.end()) {
-    std::string names;
-    for (auto e : supported) names += (names.empty() ? "" : ", ") + c10::toString(e);
-    throw std::runtime_error("this libtorch has no " + c10::toString(engine) +
-                             " quantized engine (it has: " + names + ")");
+// The quantized engine is process-wide in libtorch, and a quantized model's packed
+// weights are made for the engine in force while it loads, and must be run under it.
+// Loads and runs of quantized models hold the engine shared for their whole duration,
+// so those of one engine proceed together; switching to another engine waits until
+// nothing holds the current one. Float models take no part.
+std::shared_mutex engine_mutex;
+
+class EngineHold {
+ public:
+  explicit EngineHold(at::QEngine engine) {
+    for (;;) {
+      std::shared_lock<std::shared_mutex> shared(engine_mutex);
+      if (at::globalContext().qEngine() == engine) {
+        lock_ = std::move(shared);
+        return;
+      }
+      shared.unlock();
+      std::unique_lock<std::shared_mutex> exclusive(engine_mutex);
+      switch_to(engine);
+    }
   }
-  context.setQEngine(engine);
-}
+
+ private:
+  static void switch_to(at::QEngine engine) {
+    auto& context = at::globalContext();
+    const auto& supported = context.supportedQEngines();
+    if (std::find(supported.begin(), supported.end(), engine) == supported.end()) {
+      std::string names;
+      for (auto e : supported) names += (names.empty() ? "" : ", ") + c10::toString(e);
+      throw std::runtime_error("this libtorch has no " + c10::toString(engine) +
+                               " quantized engine (it has: " + names + ")");
+    }
+    context.setQEngine(engine);
+  }
+
+  std::shared_lock<std::shared_mutex> lock_;
+};
 
 template <typename Load>
 char* load(const char* engine, ptm_module** out, Load&& loader) {
@@ -112,11 +134,12 @@ char* load(const char* engine, ptm_module** out, Load&& loader) {
   return guarded([&] {
     auto holder = std::make_unique<ptm_module>();
     holder->has_engine = false;
+    std::optional<EngineHold> hold;
     if (engine != nullptr) {
       holder->has_engine = true;
       holder->engine = parse_engine(engine);
-      // Packed weights are made while loading, by the engine selected then.
-      use_engine(holder->engine);
+      // Packed weights are made while loading, by the engine in force: held until loaded.
+      hold.emplace(holder->engine);
     }
     c10::InferenceMode guard;
     holder->module = loader();
@@ -214,7 +237,8 @@ char* ptm_module_run(const ptm_module* module, const char* method, const ptm_inp
   *count = 0;
   *pending = nullptr;
   return guarded([&] {
-    if (module->has_engine) use_engine(module->engine);
+    std::optional<EngineHold> hold;
+    if (module->has_engine) hold.emplace(module->engine);
     c10::InferenceMode guard;
     std::vector<c10::IValue> stack;
     // Method::run inserts the module object in front; room for it saves a reallocation.

@@ -216,3 +216,29 @@ fn inputs_named_like_the_generated_locals_work() {
     let out = model.forward(TensorRef::new(&bindings, &[2, 2]), TensorRef::new(&output0, &[2, 3]), &options).unwrap();
     assert_eq!(out.total.data(), [2.0 + 6.0 + 12.0; 2]);
 }
+
+#[test]
+fn models_of_two_quantized_engines_load_and_run_concurrently() {
+    use models::ClassifierFbgemm;
+    let x = features(3);
+    let qnnpack = Classifier::load_from(Classifier::BUILD_ARTIFACT).unwrap().forward(&x).unwrap().logits.to_vec();
+    let fbgemm = ClassifierFbgemm::load().unwrap().forward(&x).unwrap().logits.to_vec();
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            let (x, qnnpack, fbgemm) = (&x, &qnnpack, &fbgemm);
+            scope.spawn(move || {
+                for round in 0..25 {
+                    // Each load packs weights for its engine while the other threads
+                    // switch the process's engine back and forth.
+                    if (thread + round) % 2 == 0 {
+                        let model = Classifier::load_from(Classifier::BUILD_ARTIFACT).unwrap();
+                        assert_eq!(&model.forward(x).unwrap().logits.to_vec(), qnnpack, "thread {thread} round {round}");
+                    } else {
+                        let model = ClassifierFbgemm::load().unwrap();
+                        assert_eq!(&model.forward(x).unwrap().logits.to_vec(), fbgemm, "thread {thread} round {round}");
+                    }
+                }
+            });
+        }
+    });
+}
