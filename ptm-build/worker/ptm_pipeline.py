@@ -195,7 +195,9 @@ class Pipeline(Inputs, TraceGate):
 
     def outputs_of(self, module, sample, stage):
         try:
-            result = module(*sample)
+            # Copies: a model that writes an input in place must not change the samples
+            # every later stage is compared on.
+            result = module(*(t.clone() for t in sample))
         except Exception as e:
             raise Failure(stage, f"forward failed on the example inputs: {type(e).__name__}: {str(e).strip()}",
                           "check the declared inputs (dtype, shape, range) against what forward() expects", last_frames())

@@ -28,6 +28,9 @@ struct ptm_module {
   // The quantized engine the model's packed weights were made for, if any.
   bool has_engine;
   at::QEngine engine;
+  // Whether an operator of the model may write a tensor in place: inputs are then
+  // copied before each run, since the caller lends them read-only.
+  bool copies_inputs;
   // Looked up once: the Method points into `module`, which never moves. (The type is
   // c10::optional in libtorch-lite 1.x releases and std::optional in 2.x.)
   decltype(std::declval<const torch::jit::mobile::Module&>().find_method(std::string())) forward;
@@ -128,6 +131,22 @@ class EngineHold {
   std::shared_lock<std::shared_mutex> lock_;
 };
 
+// True when any operator writes a tensor in place (`aten::add_`) or into an `out=`
+// argument. Conservative: most such writes land on the model's own intermediates, but
+// which ones reach an input is not known from the bytecode's operator list.
+bool writes_in_place(torch::jit::mobile::Module& module) {
+  for (const std::string& name : torch::jit::mobile::_export_operator_list(module)) {
+    size_t colon = name.find("::");
+    std::string base = colon == std::string::npos ? name : name.substr(colon + 2);
+    size_t dot = base.find('.');
+    std::string overload = dot == std::string::npos ? "" : base.substr(dot + 1);
+    base = base.substr(0, dot);
+    bool in_place = base.size() > 1 && base.back() == '_' && base[base.size() - 2] != '_';
+    if (in_place || overload == "out") return true;
+  }
+  return false;
+}
+
 template <typename Load>
 char* load(const char* engine, ptm_module** out, Load&& loader) {
   *out = nullptr;
@@ -144,6 +163,7 @@ char* load(const char* engine, ptm_module** out, Load&& loader) {
     c10::InferenceMode guard;
     holder->module = loader();
     holder->forward = holder->module.find_method("forward");
+    holder->copies_inputs = writes_in_place(holder->module);
     *out = holder.release();
   });
 }
@@ -232,6 +252,8 @@ char* ptm_module_load_file(const char* path, const char* engine, ptm_module** ou
 
 void ptm_module_free(ptm_module* module) { delete module; }
 
+int ptm_module_copies_inputs(const ptm_module* module) { return module->copies_inputs ? 1 : 0; }
+
 char* ptm_module_run(const ptm_module* module, const char* method, const ptm_input* inputs, size_t n_inputs,
                      ptm_output* outputs, size_t capacity, size_t* count, ptm_pending** pending) {
   *count = 0;
@@ -245,9 +267,11 @@ char* ptm_module_run(const ptm_module* module, const char* method, const ptm_inp
     stack.reserve(n_inputs + 1);
     for (size_t i = 0; i < n_inputs; ++i) {
       const ptm_input& input = inputs[i];
-      // from_blob borrows: the Rust caller keeps the slice alive for the call.
-      stack.emplace_back(at::from_blob(const_cast<void*>(input.data), at::IntArrayRef(input.shape, input.rank),
-                                       at::TensorOptions().dtype(scalar_type(input.dtype))));
+      // from_blob borrows: the Rust caller keeps the slice alive for the call, and lends
+      // it read-only, so a model that may write in place gets a copy.
+      at::Tensor tensor = at::from_blob(const_cast<void*>(input.data), at::IntArrayRef(input.shape, input.rank),
+                                        at::TensorOptions().dtype(scalar_type(input.dtype)));
+      stack.emplace_back(module->copies_inputs ? tensor.clone() : std::move(tensor));
     }
     if (method == nullptr && !module->forward) throw std::runtime_error("the model has no forward method");
     auto result = method == nullptr ? (*module->forward)(std::move(stack))

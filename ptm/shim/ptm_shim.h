@@ -43,6 +43,10 @@ char* ptm_module_load_bytes(const uint8_t* data, size_t len, const char* engine,
 char* ptm_module_load_file(const char* path, const char* engine, ptm_module** out);
 void ptm_module_free(ptm_module* module);
 
+/* 1 when an operator of the model may write a tensor in place, so inputs are copied
+ * before each run (the caller lends them read-only); else 0. */
+int ptm_module_copies_inputs(const ptm_module* module);
+
 /* Outputs that did not fit the caller's buffer, held until taken or freed. */
 typedef struct ptm_pending ptm_pending;
 

@@ -120,6 +120,14 @@ impl Module {
         &self.name
     }
 
+    /// Whether each run copies its inputs first. Inputs are lent to libtorch read-only;
+    /// a model with any operator that writes in place (`add_`, `relu_`, an `out=`
+    /// variant) could write one, so its inputs are copied, whatever the op writes.
+    pub fn copies_inputs(&self) -> bool {
+        // SAFETY: a live module.
+        unsafe { ffi::ptm_module_copies_inputs(self.raw.as_ptr()) != 0 }
+    }
+
     /// Runs `forward`, which must return exactly `N` tensors.
     pub fn forward<const N: usize>(&self, inputs: &[Input<'_>]) -> Result<[Output; N], Error> {
         let mut raws = [const { EMPTY }; N];

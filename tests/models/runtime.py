@@ -67,3 +67,15 @@ class Hygiene(nn.Module):
 
 def build_hygiene():
     return Hygiene()
+
+
+class Writer(nn.Module):
+    """Writes its input in place, which the caller lent read-only."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x.add_(1.0)
+        return x * 2.0
+
+
+def build_writer():
+    return Writer()

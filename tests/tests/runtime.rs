@@ -242,3 +242,16 @@ fn models_of_two_quantized_engines_load_and_run_concurrently() {
         }
     });
 }
+
+#[test]
+fn a_model_that_writes_its_input_in_place_runs_on_a_copy() {
+    let writer = models::Writer::load().unwrap();
+    assert!(writer.module().copies_inputs());
+    assert!(!Classifier::load_from(Classifier::BUILD_ARTIFACT).unwrap().module().copies_inputs(), "no in-place operator, no copy");
+    let x = [1.0f32, 2.0, 3.0, 4.0];
+    for _ in 0..3 {
+        let out = writer.forward(&x).unwrap();
+        assert_eq!(out.doubled.data(), [4.0, 6.0, 8.0, 10.0]);
+    }
+    assert_eq!(x, [1.0, 2.0, 3.0, 4.0], "the caller's input is unchanged");
+}
