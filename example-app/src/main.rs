@@ -16,9 +16,9 @@ ptm::include_models!();
 const TEST_SET: &[u8] = include_bytes!("../data/digits-test.bin");
 
 fn main() -> Result<(), Box<dyn Error>> {
-    // These models are small: one thread per call avoids waking a pool for microseconds
-    // of work (and qnnpack's x86 kernels slow down badly under a contended pool).
-    ptm::set_num_threads(1)?;
+    // ptm runs models on one intra-op thread unless told otherwise (PTM_NUM_THREADS, or
+    // ptm::set_num_threads): these models are small, and a contended pool of libtorch's
+    // default size made forwards many times slower (BENCHMARKS.md).
     digits()?;
     println!();
     let asset = std::env::args().nth(1).unwrap_or_else(|| Review::BUILD_ARTIFACT.to_string());

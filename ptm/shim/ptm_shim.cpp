@@ -326,4 +326,6 @@ char* ptm_set_num_threads(int32_t threads) {
   return guarded([&] { at::set_num_threads(threads); });
 }
 
+int32_t ptm_num_threads(void) { return at::get_num_threads(); }
+
 }  // extern "C"

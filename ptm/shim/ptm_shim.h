@@ -71,6 +71,7 @@ const char* ptm_quantized_engine(void);
 
 /* Intra-op threads, for every model in the process (at::set_num_threads). */
 char* ptm_set_num_threads(int32_t threads);
+int32_t ptm_num_threads(void);
 
 #ifdef __cplusplus
 }

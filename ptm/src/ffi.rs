@@ -58,6 +58,7 @@ extern "C" {
     pub fn ptm_string_free(message: *mut c_char);
     pub fn ptm_quantized_engine() -> *const c_char;
     pub fn ptm_set_num_threads(threads: i32) -> *mut c_char;
+    pub fn ptm_num_threads() -> i32;
 }
 
 /// Takes the shim's error message, if any, and frees it.

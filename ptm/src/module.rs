@@ -5,6 +5,7 @@ use crate::{ffi, Error, ErrorKind};
 use std::ffi::{c_char, CString};
 use std::path::Path;
 use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const EMPTY: ffi::Output = ffi::Output { tensor: ptr::null_mut(), data: ptr::null(), shape: ptr::null(), rank: 0, numel: 0, dtype: -1 };
 
@@ -106,6 +107,7 @@ impl Module {
     }
 
     fn load(what: String, options: &Options, call: impl FnOnce(*const c_char, *mut *mut ffi::Module) -> *mut c_char) -> Result<Module, Error> {
+        apply_default_threads()?;
         let engine = options.engine.map_or(ptr::null(), |e| e.c_name().as_ptr());
         let mut raw = ptr::null_mut();
         if let Some(message) = ffi::take_message(call(engine, &mut raw)) {
@@ -237,14 +239,55 @@ impl std::fmt::Debug for Module {
     }
 }
 
+/// The variable that sets the default number of intra-op threads: a number, or `0` for
+/// libtorch's own default (one per core). Unset, the default is 1.
+pub const PTM_NUM_THREADS: &str = "PTM_NUM_THREADS";
+
+/// Whether the app chose a thread count itself, which the default never overrides.
+static CHOSEN: AtomicBool = AtomicBool::new(false);
+
 /// Sets how many threads libtorch uses inside one operator, for every model in the
-/// process. Phones gain from several; a busy desktop running qnnpack kernels often runs
-/// fastest with 1 (see BENCHMARKS.md).
+/// process. It overrides `PTM_NUM_THREADS` and the default of one thread: libtorch's
+/// own default, a thread per core, made forwards 50 to 1300 times slower on a busy
+/// 2-core machine (BENCHMARKS.md has the figures).
 pub fn set_num_threads(threads: usize) -> Result<(), Error> {
+    CHOSEN.store(true, Ordering::SeqCst);
+    apply_threads(threads)
+}
+
+/// libtorch's intra-op thread count now.
+pub fn num_threads() -> usize {
+    // SAFETY: plain call.
+    usize::try_from(unsafe { ffi::ptm_num_threads() }).unwrap_or(1)
+}
+
+fn apply_threads(threads: usize) -> Result<(), Error> {
     let threads = i32::try_from(threads.max(1)).unwrap_or(i32::MAX);
     // SAFETY: plain call.
     match ffi::take_message(unsafe { ffi::ptm_set_num_threads(threads) }) {
         Some(message) => Err(ErrorKind::Setting { message }.into()),
         None => Ok(()),
     }
+}
+
+/// Before the first model loads: `PTM_NUM_THREADS`, else one thread, unless the app
+/// called [`set_num_threads`].
+fn apply_default_threads() -> Result<(), Error> {
+    static DEFAULT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let applied = DEFAULT.get_or_init(|| {
+        if CHOSEN.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let threads = match std::env::var(PTM_NUM_THREADS) {
+            Err(std::env::VarError::NotPresent) => 1,
+            Ok(text) => match text.trim().parse::<usize>() {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(_) => return Err(format!("{PTM_NUM_THREADS}={text:?} is not a number of threads: set it to a count, or 0 for libtorch's default (a thread per core)")),
+            },
+            Err(std::env::VarError::NotUnicode(_)) => return Err(format!("{PTM_NUM_THREADS} is not valid UTF-8: set it to a count")),
+        };
+        apply_threads(threads).map_err(|e| e.to_string())
+    });
+    applied.clone().map_err(|message| ErrorKind::Setting { message }.into())
 }

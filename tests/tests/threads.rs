@@ -1,0 +1,25 @@
+//! The runtime's intra-op thread count: one by default, PTM_NUM_THREADS, or the app's own
+//! choice. Each case loads a model in a process of its own.
+
+fn probe(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_threads_probe"));
+    command.args(args).env_remove("PTM_NUM_THREADS").env_remove("OMP_NUM_THREADS");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn one_thread_unless_the_environment_or_the_app_says_otherwise() {
+    assert_eq!(probe(&[], &[]), "threads 1");
+    assert_eq!(probe(&[], &[("PTM_NUM_THREADS", "2")]), "threads 2");
+    // 0 leaves libtorch's own default, whatever it is on this machine.
+    assert_eq!(probe(&[], &[("PTM_NUM_THREADS", "0")]), probe(&["--untouched"], &[]));
+    // The app's own call wins over the variable and the default.
+    assert_eq!(probe(&["--set", "2"], &[("PTM_NUM_THREADS", "3")]), "threads 2");
+    let error = probe(&[], &[("PTM_NUM_THREADS", "many")]);
+    assert!(error.starts_with("error") && error.contains("PTM_NUM_THREADS=\"many\" is not a number of threads"), "{error}");
+}
