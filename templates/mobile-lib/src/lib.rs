@@ -6,6 +6,8 @@ use std::sync::OnceLock;
 ptm::include_models!();
 
 /// The model, loaded on first use and shared by every thread (`Classifier` is `Sync`).
+/// Each forward uses one intra-op thread unless `ptm::set_num_threads` is called before
+/// the first load (a phone's big cores may serve a large model faster with 2 to 4).
 fn classifier() -> Result<&'static Classifier, ptm::Error> {
     static MODEL: OnceLock<Result<Classifier, ptm::Error>> = OnceLock::new();
     MODEL.get_or_init(Classifier::load).as_ref().map_err(Clone::clone)
