@@ -55,5 +55,11 @@ fn run() -> Result<(), ptm_build::Error> {
         println!("cargo:{}={}", libtorch::RPATH_METADATA, torch.lib_dir.display());
     }
     println!("cargo:rustc-env=PTM_LIBTORCH_ORIGIN={}", torch.origin);
+    // For ptm_build::bundle() in the app's build script: the models must have been
+    // verified with the torch this runtime links.
+    if let Some(version) = &torch.version {
+        println!("cargo:{}={version}", libtorch::TORCH_VERSION_METADATA);
+    }
+    println!("cargo:{}={}", libtorch::TORCH_ORIGIN_METADATA, torch.origin);
     Ok(())
 }

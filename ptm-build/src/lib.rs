@@ -148,6 +148,8 @@ impl Builder {
     /// where each model came from.
     pub fn build(&self) -> Result<Outcome, Error> {
         let outcome = pipeline::build(&self.context()?)?;
+        let converted: Vec<(String, String)> = outcome.models.iter().map(|m| (m.name.clone(), m.torch.clone())).collect();
+        libtorch::check_linked_torch(&converted)?;
         libtorch::forward_rpath();
         Ok(outcome)
     }

@@ -32,6 +32,9 @@ pub struct Libtorch {
     pub watch: Vec<PathBuf>,
     /// Which rule chose it, for messages.
     pub origin: String,
+    /// The torch release it comes from, when known (`2.11.0+cu130`): a Python
+    /// environment's `torch.__version__`, or an unpacked libtorch's `build-version`.
+    pub version: Option<String>,
 }
 
 /// True for the targets that run a mobile libtorch-lite.
@@ -55,17 +58,19 @@ pub fn locate(target: &str, out_dir: &Path) -> Result<Libtorch, Error> {
     }
     if let Some(dir) = env::var(LIBTORCH) {
         let dir = PathBuf::from(dir);
-        return full(&dir, None, vec![dir.join("lib")], format!("LIBTORCH={}", dir.display()));
+        let version = std::fs::read_to_string(dir.join("build-version")).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        return full(&dir, None, vec![dir.join("lib"), dir.join("build-version")], format!("LIBTORCH={}", dir.display()), version);
     }
     let cache = Cache::locate(env::var(env::PTM_CACHE_DIR).map(PathBuf::from), out_dir);
     let (python, torch) = python::find(out_dir).and_then(|python| Ok((python.clone(), python::torch(&python, cache.root())?))).map_err(for_linking)?;
     let watch = vec![torch.dir.join("version.py"), torch.dir.join("lib")];
-    full(&torch.dir, Some(torch.cxx11_abi), watch, format!("torch {} of {} (chosen by {})", torch.version, python.path.display(), python.origin))
+    let origin = format!("torch {} of {} (chosen by {})", torch.version, python.path.display(), python.origin);
+    full(&torch.dir, Some(torch.cxx11_abi), watch, origin, Some(torch.version))
 }
 
 /// A desktop libtorch: the torch package of a Python environment or an unpacked
 /// libtorch archive, both laid out as `include/` and `lib/`.
-fn full(dir: &Path, cxx11_abi: Option<bool>, watch: Vec<PathBuf>, origin: String) -> Result<Libtorch, Error> {
+fn full(dir: &Path, cxx11_abi: Option<bool>, watch: Vec<PathBuf>, origin: String, version: Option<String>) -> Result<Libtorch, Error> {
     let include = dir.join("include");
     let lib_dir = dir.join("lib");
     require(&include.join("torch/csrc/jit/mobile/import.h"), &origin)?;
@@ -78,6 +83,7 @@ fn full(dir: &Path, cxx11_abi: Option<bool>, watch: Vec<PathBuf>, origin: String
         rpath: true,
         watch,
         origin,
+        version,
     })
 }
 
@@ -98,12 +104,50 @@ fn lite(target: &str, dir: &Path) -> Result<Libtorch, Error> {
         // The AAR's libpytorch_jni_lite.so carries the whole Lite Interpreter and needs libfbjni.so beside it.
         vec!["pytorch_jni_lite".into()]
     };
-    Ok(Libtorch { include_dirs: vec![include], lib_dir: lib_dir.clone(), dylibs, cxx11_abi: None, rpath: false, watch: vec![lib_dir], origin })
+    Ok(Libtorch { include_dirs: vec![include], lib_dir: lib_dir.clone(), dylibs, cxx11_abi: None, rpath: false, watch: vec![lib_dir], origin, version: None })
 }
 
 /// Metadata key the runtime's build script publishes (`links = "ptm"`), read by the
 /// build scripts of crates that depend on it as `DEP_PTM_RPATH`.
 pub const RPATH_METADATA: &str = "rpath";
+/// Metadata keys for the torch the runtime links, read as `DEP_PTM_TORCH_VERSION` and
+/// `DEP_PTM_TORCH_ORIGIN` by [`check_linked_torch`].
+pub const TORCH_VERSION_METADATA: &str = "torch_version";
+/// See [`TORCH_VERSION_METADATA`].
+pub const TORCH_ORIGIN_METADATA: &str = "torch_origin";
+
+/// Refuses models converted (and verified) by another torch release than the one the
+/// app's `ptm` runtime links. `converted` holds each model's torch version; the linked
+/// one comes from the runtime's build script through cargo (`links = "ptm"`), so the
+/// check runs only in an app that depends on `ptm` and whose libtorch's version is known.
+/// Releases are compared, not build tags: `2.11.0+cpu` runs what `2.11.0+cu130` converted.
+pub fn check_linked_torch(converted: &[(String, String)]) -> Result<(), Error> {
+    let Some(linked) = std::env::var("DEP_PTM_TORCH_VERSION").ok().filter(|v| !v.is_empty()) else { return Ok(()) };
+    let origin = std::env::var("DEP_PTM_TORCH_ORIGIN").unwrap_or_default();
+    same_torch(converted, &linked, &origin)
+}
+
+fn release(version: &str) -> &str {
+    version.split('+').next().unwrap_or(version)
+}
+
+fn same_torch(converted: &[(String, String)], linked: &str, origin: &str) -> Result<(), Error> {
+    let others: Vec<&(String, String)> = converted.iter().filter(|(_, torch)| release(torch) != release(linked)).collect();
+    let Some((model, torch)) = others.first() else { return Ok(()) };
+    let names: Vec<String> = others.iter().map(|(m, _)| format!("`{m}`")).collect();
+    Err(Error::Python {
+        problem: format!(
+            "model {} {} converted and verified with torch {torch}, but the ptm runtime links torch {linked} ({origin}): the app would run the models in another libtorch than the one that verified them",
+            names.join(", "),
+            if others.len() == 1 { "was" } else { "were" }
+        ),
+        remedies: vec![
+            format!("let both build scripts find the same Python: set PTM_PYTHON for the whole build (the runtime looks for a .venv above the target directory, the conversion above the crate, so a CARGO_TARGET_DIR outside the workspace can split them), then rebuild (`cargo clean -p ptm` if the runtime keeps its choice)"),
+            format!("or set {LIBTORCH} to an unpacked libtorch {} for the runtime", release(torch)),
+            format!("or convert `{model}` again with torch {} (a store prepared with it: `cargo ptm prepare`)", release(linked)),
+        ],
+    })
+}
 
 /// Gives the app's binaries and tests an rpath to the runtime's host libtorch.
 ///
@@ -162,6 +206,15 @@ mod tests {
     }
 
     #[test]
+    fn models_from_another_torch_release_than_the_linked_one_are_refused() {
+        let converted = vec![("review".to_string(), "2.11.0+cu130".to_string()), ("digits".to_string(), "2.11.0+cu130".to_string())];
+        assert!(same_torch(&converted, "2.11.0+cpu", "LIBTORCH=/x").is_ok(), "the same release with another build tag");
+        let text = same_torch(&converted, "2.9.1", "LIBTORCH=/x").unwrap_err().to_string();
+        assert!(text.contains("model `review`, `digits` were converted and verified with torch 2.11.0+cu130, but the ptm runtime links torch 2.9.1 (LIBTORCH=/x)"), "{text}");
+        assert!(text.contains("PTM_PYTHON") && text.contains("LIBTORCH") && text.contains("2.11.0") && text.contains("cargo ptm prepare"), "{text}");
+    }
+
+    #[test]
     fn phones_need_the_lite_library_and_desktops_do_not() {
         assert!(is_mobile("aarch64-linux-android") && is_mobile("armv7-linux-androideabi") && is_mobile("aarch64-apple-ios"));
         assert!(is_mobile("aarch64-apple-ios-sim") && !is_mobile("aarch64-unknown-linux-gnu") && !is_mobile("x86_64-apple-darwin"));
@@ -171,11 +224,11 @@ mod tests {
     fn a_desktop_libtorch_needs_the_mobile_headers_and_gets_an_rpath() {
         let dir = std::env::temp_dir().join(format!("ptm-libtorch-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("lib")).unwrap();
-        let text = full(&dir, None, vec![], "LIBTORCH=x".into()).unwrap_err().to_string();
+        let text = full(&dir, None, vec![], "LIBTORCH=x".into(), None).unwrap_err().to_string();
         assert!(text.contains("the libtorch of LIBTORCH=x has no") && text.contains("import.h"), "{text}");
         std::fs::create_dir_all(dir.join("include/torch/csrc/jit/mobile")).unwrap();
         std::fs::write(dir.join("include/torch/csrc/jit/mobile/import.h"), "").unwrap();
-        let found = full(&dir, Some(true), vec![], "LIBTORCH=x".into()).unwrap();
+        let found = full(&dir, Some(true), vec![], "LIBTORCH=x".into(), None).unwrap();
         assert_eq!(found.dylibs, ["torch_cpu", "c10"]);
         assert!(found.rpath && found.include_dirs[1].ends_with("torch/csrc/api/include"));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -103,3 +103,24 @@ fn moving_the_conversion_cache_does_not_rebuild_the_runtime() {
     assert!(second.ran_build_script(), "the app's own build script looks in the new cache");
     assert!(!ran_runtime_build_script(&second.stderr), "the runtime's build script ran again:\n{}", second.stderr);
 }
+
+#[test]
+fn models_verified_with_another_torch_release_than_the_runtime_links_fail_the_build() {
+    // The project's torch, presented as an unpacked libtorch of another release: the
+    // runtime compiles and links it, and publishes the version its build-version names.
+    let venv_torch = ptm_tests::venv_python().parent().unwrap().parent().unwrap().join("lib/python3.11/site-packages/torch");
+    assert!(venv_torch.join("include").is_dir(), "{}", venv_torch.display());
+    let libtorch = tempfile::tempdir().unwrap();
+    for part in ["include", "lib"] {
+        std::os::unix::fs::symlink(venv_torch.join(part), libtorch.path().join(part)).unwrap();
+    }
+    std::fs::write(libtorch.path().join("build-version"), "2.9.1+cpu\n").unwrap();
+    let app = Fixture::new("renamed");
+    // A target directory of its own: LIBTORCH reruns the runtime's build script, which a
+    // concurrent test in the shared one expects to stay fresh.
+    let target = ptm_tests::repo().join("target/fixtures-libtorch");
+    let build = app.build(&[("LIBTORCH", libtorch.path()), ("CARGO_TARGET_DIR", &target)]);
+    assert!(!build.success, "{}", build.stderr);
+    assert!(build.stderr.contains("model `tiny` was converted and verified with torch 2.11.0") && build.stderr.contains("but the ptm runtime links torch 2.9.1+cpu (LIBTORCH="), "{}", build.stderr);
+    assert!(build.stderr.contains("set PTM_PYTHON for the whole build"), "{}", build.stderr);
+}
