@@ -20,6 +20,14 @@ fn run() -> Result<(), ptm_build::Error> {
         println!("cargo:rerun-if-env-changed={name}");
     }
     println!("cargo:rerun-if-changed=shim");
+    println!("cargo:rerun-if-env-changed=DOCS_RS");
+    // docs.rs (DOCS_RS) and the `doc-only` feature document the crate with no libtorch
+    // and no Python: nothing is compiled or linked, so such a build documents and
+    // type-checks but cannot link a binary.
+    if std::env::var_os("DOCS_RS").is_some() || std::env::var_os("CARGO_FEATURE_DOC_ONLY").is_some() {
+        println!("cargo:rustc-env=PTM_LIBTORCH_ORIGIN=none (a documentation build: DOCS_RS or the doc-only feature)");
+        return Ok(());
+    }
     let torch = libtorch::locate(&target, &out_dir)?;
     for path in &torch.watch {
         println!("cargo:rerun-if-changed={}", path.display());
