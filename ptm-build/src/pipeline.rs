@@ -146,8 +146,8 @@ pub fn key_of(decl: &ModelDecl, crate_dir: &Path, torch_version: &str) -> Result
     hasher.field("torch", torch_version.as_bytes());
     let mut canonical = serde_json::to_value(decl).unwrap_or_default();
     if let Some(fields) = canonical.as_object_mut() {
-        // The name and embed mode change the wrapper, not the .ptl.
-        fields.remove("name");
+        // The embed mode changes the wrapper, not the .ptl. The name stays: the .ptl
+        // carries it in its identity record.
         fields.remove("embed");
     }
     hasher.field("declaration", canonical.to_string().as_bytes());
@@ -279,7 +279,7 @@ fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Ent
     let scratch = ctx.cache.staging()?;
     let staged: Vec<PathBuf> = todo.iter().map(|_| ctx.cache.staging()).collect::<Result<_, _>>()?;
     let jobs: Vec<Job<'_>> =
-        todo.iter().zip(&staged).zip(samples).map(|((&i, dir), calibration_files)| Job { decl: &planned[i].decl, out: dir.join("model.ptl"), calibration_files }).collect();
+        todo.iter().zip(&staged).zip(samples).map(|((&i, dir), calibration_files)| Job { decl: &planned[i].decl, out: dir.join("model.ptl"), calibration_files, key: &planned[i].key }).collect();
     let results = worker::run(python, &ctx.crate_dir, &jobs, &scratch);
     let _ = std::fs::remove_dir_all(&scratch);
     let results = results.inspect_err(|_| staged.iter().for_each(|dir| drop(std::fs::remove_dir_all(dir))))?;
@@ -289,7 +289,7 @@ fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Ent
             Ok(converted) => {
                 let key = &planned[index].key;
                 let entry = ctx.cache.publish(key, dir, &serde_json::to_string_pretty(&converted).unwrap_or_default())?;
-                // Models declared twice alike share the key, and so the entry.
+                // Every slot planned under this key gets the entry.
                 for (slot, plan) in entries.iter_mut().zip(planned) {
                     if &plan.key == key {
                         *slot = Some(entry.clone());

@@ -75,6 +75,8 @@ pub struct Job<'a> {
     pub out: PathBuf,
     /// The calibration samples to read, relative to the crate: the files the key hashed.
     pub calibration_files: Vec<String>,
+    /// The declaration's key, written into the .ptl's identity record.
+    pub key: &'a str,
 }
 
 #[derive(Serialize)]
@@ -90,6 +92,8 @@ struct RequestModel<'a> {
     decl: &'a ModelDecl,
     out: &'a Path,
     calibration_files: &'a [String],
+    key: &'a str,
+    ptm_build: &'static str,
 }
 
 #[derive(Deserialize)]
@@ -119,7 +123,10 @@ pub fn run(python: &Interpreter, crate_dir: &Path, jobs: &[Job<'_>], scratch: &P
     let request = Request {
         crate_dir,
         jobs: parallel_jobs(),
-        models: jobs.iter().map(|j| RequestModel { decl: j.decl, out: &j.out, calibration_files: &j.calibration_files }).collect(),
+        models: jobs
+            .iter()
+            .map(|j| RequestModel { decl: j.decl, out: &j.out, calibration_files: &j.calibration_files, key: j.key, ptm_build: env!("CARGO_PKG_VERSION") })
+            .collect(),
     };
     crate::fsutil::write_atomic(&request_path, serde_json::to_string_pretty(&request).unwrap_or_default().as_bytes())?;
 

@@ -32,13 +32,21 @@ STORAGE_KEY = re.compile(r"^\d+\.storage$")
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def rewrite(data):
-    """Returns the normalized, deduplicated archive for the .ptl bytes `data`."""
+IDENTITY = "extra/ptm_identity"
+
+
+def rewrite(data, identity=None):
+    """Returns the normalized, deduplicated archive for the .ptl bytes `data`; with
+    `identity` (text), an `extra/ptm_identity` record the runtime reads when it loads
+    the file (an extra file, in PyTorch's terms), replacing any there was."""
     source = zipfile.ZipFile(io.BytesIO(data))
     entries = []
     for info in source.infolist():
         _, _, rest = info.filename.partition("/")
-        entries.append([rest, source.read(info)])
+        if rest != IDENTITY:
+            entries.append([rest, source.read(info)])
+    if identity is not None:
+        entries.append([IDENTITY, identity.encode("utf-8")])
     renames = duplicate_storages(entries)
     kept = []
     for name, body in entries:

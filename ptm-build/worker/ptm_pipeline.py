@@ -25,6 +25,8 @@ class Pipeline(Inputs, TraceGate):
     def __init__(self, torch, job, crate_dir, on_stage=lambda stage: None):
         self.torch, self.decl, self.crate_dir, self.out = torch, job["decl"], crate_dir, job["out"]
         self.calibration_files = job.get("calibration_files", [])
+        self.key, self.ptm_build = job.get("key", ""), job.get("ptm_build", "")
+        self.output_specs_seen = []
         self.name = self.decl["name"]
         self.on_stage = on_stage
         self.timings = []  # seconds per stage, for the cache entry's report (not models.json)
@@ -51,6 +53,16 @@ class Pipeline(Inputs, TraceGate):
         self._stage, self._since = stage, now
         self.on_stage(stage)
 
+    def identity(self, outputs):
+        """What the .ptl says of itself, read by the runtime when it loads: the model's
+        name, its declaration's key, its signature and the ptm-build that wrote it. One
+        `field value` per line; the key makes the file's bytes no less reproducible."""
+        def signature(specs):
+            return "; ".join(f"{s['name']} {s['dtype']} [{', '.join(str(d if isinstance(d, int) else d['name']) for d in s['shape'])}]"
+                             for s in specs)
+        return (f"ptm-identity 1\nmodel {self.name}\nkey {self.key}\nptm-build {self.ptm_build}\n"
+                f"inputs {signature(self.decl['inputs'])}\noutputs {signature(outputs)}\n")
+
     def path(self, relative):
         return os.path.join(self.crate_dir, relative)
 
@@ -68,6 +80,7 @@ class Pipeline(Inputs, TraceGate):
             outputs = self.output_specs(references[0])
             self.output_names = [o["name"] for o in outputs]
             self.mark_dynamic_outputs(model, outputs)
+            self.output_specs_seen = outputs
 
             self.sizes.append({"stage": "source", "bytes": state_bytes(model)})
             if decl["quantize"] == "dynamic" and not isinstance(model, torch.jit.ScriptModule):
@@ -92,7 +105,7 @@ class Pipeline(Inputs, TraceGate):
             if decl["optimize"]:
                 self.stage = "optimize"
                 current = self.optimize(current)
-                rewritten = ptm_archive.rewrite(current._save_to_buffer_for_lite_interpreter())
+                rewritten = ptm_archive.rewrite(current._save_to_buffer_for_lite_interpreter(), self.identity(outputs))
                 self.sizes.append({"stage": "optimized", "bytes": len(rewritten)})
                 self.measure("optimized", current, check, references)
 
@@ -101,7 +114,7 @@ class Pipeline(Inputs, TraceGate):
 
             self.stage = "save"
             log(self.name, "saving for the Lite Interpreter")
-            rewritten = rewritten or ptm_archive.rewrite(current._save_to_buffer_for_lite_interpreter())
+            rewritten = rewritten or ptm_archive.rewrite(current._save_to_buffer_for_lite_interpreter(), self.identity(outputs))
             with open(self.out, "wb") as f:
                 f.write(rewritten)
             if decl["max_bytecode"] is not None:
@@ -298,7 +311,7 @@ class Pipeline(Inputs, TraceGate):
                           "update the app's PyTorch Mobile library and declare its release as runtime, "
                           "or convert with the torch release the app's runtime comes from")
         with open(older, "rb") as f:
-            data = ptm_archive.rewrite(f.read())
+            data = ptm_archive.rewrite(f.read(), self.identity(self.output_specs_seen))
         os.remove(older)
         with open(self.out, "wb") as f:
             f.write(data)

@@ -31,6 +31,8 @@ struct ptm_module {
   // Whether an operator of the model may write a tensor in place: inputs are then
   // copied before each run, since the caller lends them read-only.
   bool copies_inputs;
+  // The .ptl's identity record (extra/ptm_identity), empty when it has none.
+  std::string identity;
   // Looked up once: the Method points into `module`, which never moves. (The type is
   // c10::optional in libtorch-lite 1.x releases and std::optional in 2.x.)
   decltype(std::declval<const torch::jit::mobile::Module&>().find_method(std::string())) forward;
@@ -161,7 +163,9 @@ char* load(const char* engine, ptm_module** out, Load&& loader) {
       hold.emplace(holder->engine);
     }
     c10::InferenceMode guard;
-    holder->module = loader();
+    torch::jit::ExtraFilesMap extra{{"ptm_identity", ""}};
+    holder->module = loader(extra);
+    holder->identity = extra["ptm_identity"];
     holder->forward = holder->module.find_method("forward");
     holder->copies_inputs = writes_in_place(holder->module);
     *out = holder.release();
@@ -239,16 +243,20 @@ struct ptm_pending {
 extern "C" {
 
 char* ptm_module_load_bytes(const uint8_t* data, size_t len, const char* engine, ptm_module** out) {
-  return load(engine, out, [&] {
+  return load(engine, out, [&](torch::jit::ExtraFilesMap& extra) {
     MemoryStream buffer(data, len);
     std::istream in(&buffer);
-    return torch::jit::_load_for_mobile(in, c10::Device(c10::kCPU));
+    return torch::jit::_load_for_mobile(in, c10::Device(c10::kCPU), extra);
   });
 }
 
 char* ptm_module_load_file(const char* path, const char* engine, ptm_module** out) {
-  return load(engine, out, [&] { return torch::jit::_load_for_mobile(std::string(path), c10::Device(c10::kCPU)); });
+  return load(engine, out, [&](torch::jit::ExtraFilesMap& extra) {
+    return torch::jit::_load_for_mobile(std::string(path), c10::Device(c10::kCPU), extra);
+  });
 }
+
+const char* ptm_module_identity(const ptm_module* module) { return module->identity.c_str(); }
 
 void ptm_module_free(ptm_module* module) { delete module; }
 

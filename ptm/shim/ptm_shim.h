@@ -43,6 +43,9 @@ char* ptm_module_load_bytes(const uint8_t* data, size_t len, const char* engine,
 char* ptm_module_load_file(const char* path, const char* engine, ptm_module** out);
 void ptm_module_free(ptm_module* module);
 
+/* The .ptl's identity record ("" when it has none), valid while the module lives. */
+const char* ptm_module_identity(const ptm_module* module);
+
 /* 1 when an operator of the model may write a tensor in place, so inputs are copied
  * before each run (the caller lends them read-only); else 0. */
 int ptm_module_copies_inputs(const ptm_module* module);

@@ -81,6 +81,25 @@ pub enum ErrorKind {
         /// torch's message.
         message: String,
     },
+    /// The file or bytes are not a Lite Interpreter archive (empty, truncated, not a zip,
+    /// or a full TorchScript file).
+    NotLite {
+        /// The file, or `embedded bytes of <model>`.
+        what: String,
+        /// What it is instead.
+        problem: String,
+    },
+    /// The .ptl is another model than the wrapper was generated for.
+    WrongModel {
+        /// The file, or `embedded bytes of <model>`.
+        what: String,
+        /// The model the wrapper expected.
+        expected: String,
+        /// The key of the declaration the wrapper was generated from.
+        expected_key: String,
+        /// What the file says of itself.
+        found: String,
+    },
 }
 
 impl fmt::Display for ErrorKind {
@@ -99,6 +118,12 @@ impl fmt::Display for ErrorKind {
                 write!(f, "ptm: model `{model}` returned {found} tensors, its report lists {expected} outputs; rebuild so the wrapper matches the model")
             }
             ErrorKind::Setting { message } => write!(f, "ptm: {}", message.trim_end()),
+            ErrorKind::NotLite { what, problem } => write!(f, "ptm: could not load {what}: {problem}"),
+            ErrorKind::WrongModel { what, expected, expected_key, found } => write!(
+                f,
+                "ptm: {what} holds {found}, not model `{expected}` (key {}...) that this wrapper was generated for: load the .ptl the build wrote for `{expected}`",
+                &expected_key[..expected_key.len().min(12)]
+            ),
         }
     }
 }

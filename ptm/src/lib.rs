@@ -37,7 +37,7 @@ pub mod __private;
 pub use dtype::{DType, Element};
 pub use error::{Error, ErrorKind};
 pub use info::{Drift, ModelInfo, OutputDrift};
-pub use module::{num_threads, set_num_threads, Engine, Module, Options, PTM_NUM_THREADS};
+pub use module::{num_threads, set_num_threads, Engine, Identity, Module, Options, PTM_NUM_THREADS};
 pub use tensor::{Input, Output, Tensor, TensorRef, MAX_RANK};
 
 /// Generates a typed wrapper per model of this crate's `[package.metadata.models]`.

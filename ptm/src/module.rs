@@ -51,12 +51,20 @@ impl Engine {
 pub struct Options {
     name: Option<String>,
     engine: Option<Engine>,
+    key: Option<String>,
 }
 
 impl Options {
     /// Options for the model called `name` in messages.
     pub fn new(name: impl Into<String>) -> Options {
-        Options { name: Some(name.into()), engine: None }
+        Options { name: Some(name.into()), engine: None, key: None }
+    }
+
+    /// Refuses a .ptl whose identity record does not name the declaration `key` (the
+    /// generated wrappers pass the key of the model they were generated for).
+    pub fn identified_by(mut self, key: impl Into<String>) -> Options {
+        self.key = Some(key.into());
+        self
     }
 
     /// Selects `engine` while loading and running: packed INT8 weights are made for the
@@ -67,6 +75,52 @@ impl Options {
     }
 }
 
+/// What a .ptl written by ptm-build says of itself (its `extra/ptm_identity` record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The model's declared name.
+    pub model: String,
+    /// The key of its declaration (models.json's `cache_key`).
+    pub key: String,
+    /// The ptm-build version that wrote it.
+    pub ptm_build: String,
+    /// Its inputs: `name dtype [dims]`, separated by `; `.
+    pub inputs: String,
+    /// Its outputs, likewise.
+    pub outputs: String,
+}
+
+impl Identity {
+    fn parse(text: &str) -> Option<Identity> {
+        let field = |name: &str| text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ').map(str::to_string));
+        text.starts_with("ptm-identity ").then_some(())?;
+        Some(Identity { model: field("model")?, key: field("key")?, ptm_build: field("ptm-build")?, inputs: field("inputs")?, outputs: field("outputs")? })
+    }
+
+    fn describe(&self) -> String {
+        format!("model `{}` (key {}..., inputs {}, outputs {}, written by ptm-build {})", self.model, &self.key[..self.key.len().min(12)], self.inputs, self.outputs, self.ptm_build)
+    }
+}
+
+/// Why `head`, `tail` and `len` (the first bytes, the last up to 64 KiB, the size) are
+/// not a zip archive as a .ptl is.
+fn archive_problem(head: &[u8], tail: &[u8], len: u64) -> Option<String> {
+    if len == 0 {
+        return Some("it is empty (0 bytes), not a .ptl".into());
+    }
+    if !head.starts_with(b"PK\x03\x04") {
+        return Some(format!("its {len} bytes are not a .ptl, which is a zip archive (they do not start as one)"));
+    }
+    // The end-of-central-directory record closes every zip, within its last 64 KiB.
+    if !tail.windows(4).any(|w| w == b"PK\x05\x06") {
+        return Some(format!("the archive is truncated: its {len} bytes lack the zip's closing record"));
+    }
+    None
+}
+
+/// How far from the end the closing record of a zip can be.
+const TAIL: u64 = 65_557;
+
 /// A model loaded in the Lite Interpreter.
 ///
 /// A `Module` is `Send` and `Sync`: every call gets its own interpreter state, and the
@@ -74,6 +128,7 @@ impl Options {
 pub struct Module {
     raw: NonNull<ffi::Module>,
     name: String,
+    identity: Option<Identity>,
 }
 
 // SAFETY: see the type's documentation; `concurrent_forwards_agree` in ptm-tests runs
@@ -89,6 +144,10 @@ impl Module {
             Some(name) => format!("the embedded bytes of model `{name}`"),
             None => format!("{} bytes of a .ptl", bytes.len()),
         };
+        let tail = &bytes[bytes.len().saturating_sub(TAIL as usize)..];
+        if let Some(problem) = archive_problem(bytes, tail, bytes.len() as u64) {
+            return Err(ErrorKind::NotLite { what, problem }.into());
+        }
         // SAFETY: the shim reads `len` bytes from `data` during the call only.
         Module::load(what, options, |engine, out| unsafe { ffi::ptm_module_load_bytes(bytes.as_ptr(), bytes.len(), engine, out) })
     }
@@ -102,8 +161,25 @@ impl Module {
         };
         let c_path = CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| Error::from(ErrorKind::Load { what: what.clone(), message: "the path contains a NUL byte".into() }))?;
+        if let Some(problem) = Module::file_problem(path) {
+            return Err(ErrorKind::NotLite { what, problem }.into());
+        }
         // SAFETY: a valid C string for the duration of the call.
         Module::load(what, options, |engine, out| unsafe { ffi::ptm_module_load_file(c_path.as_ptr(), engine, out) })
+    }
+
+    /// [`archive_problem`] of a file, reading only its ends; `None` when it cannot be
+    /// read either, which libtorch then reports.
+    fn file_problem(path: &Path) -> Option<String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = std::fs::File::open(path).ok()?;
+        let len = file.metadata().ok()?.len();
+        let mut head = [0u8; 4];
+        let read = file.read(&mut head).ok()?;
+        let mut tail = Vec::new();
+        file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
+        file.read_to_end(&mut tail).ok()?;
+        archive_problem(&head[..read], &tail, len)
     }
 
     fn load(what: String, options: &Options, call: impl FnOnce(*const c_char, *mut *mut ffi::Module) -> *mut c_char) -> Result<Module, Error> {
@@ -111,10 +187,28 @@ impl Module {
         let engine = options.engine.map_or(ptr::null(), |e| e.c_name().as_ptr());
         let mut raw = ptr::null_mut();
         if let Some(message) = ffi::take_message(call(engine, &mut raw)) {
+            if message.contains("bytecode.pkl") {
+                let problem = "it is a full TorchScript file (torch.jit.save), not a Lite Interpreter archive: declare it as the `source` of a model in [package.metadata.models] and let ptm-build convert it".into();
+                return Err(ErrorKind::NotLite { what, problem }.into());
+            }
             return Err(ErrorKind::Load { what, message }.into());
         }
         let raw = NonNull::new(raw).ok_or_else(|| Error::from(ErrorKind::Load { what: what.clone(), message: "libtorch returned no module".into() }))?;
-        Ok(Module { raw, name: options.name.clone().unwrap_or_else(|| "unnamed".into()) })
+        // SAFETY: a NUL-terminated string the module owns; copied before anything frees it.
+        let identity = Identity::parse(&unsafe { std::ffi::CStr::from_ptr(ffi::ptm_module_identity(raw.as_ptr())) }.to_string_lossy());
+        let module = Module { raw, name: options.name.clone().unwrap_or_else(|| "unnamed".into()), identity };
+        if let Some(key) = &options.key {
+            if module.identity.as_ref().is_none_or(|found| &found.key != key) {
+                let found = module.identity.as_ref().map_or_else(|| "a .ptl without ptm's identity record (not written by ptm-build)".to_string(), Identity::describe);
+                return Err(ErrorKind::WrongModel { what, expected: module.name.clone(), expected_key: key.clone(), found }.into());
+            }
+        }
+        Ok(module)
+    }
+
+    /// What the .ptl says of itself, when ptm-build wrote it.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
     }
 
     /// The name used in error messages.
