@@ -168,6 +168,7 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded, krate: &T
     let ty = Ident::new(type_name, Span::call_site());
     let output_ty = Ident::new(&format!("{type_name}Output"), Span::call_site());
     let name = &model.name;
+    let key = &model.cache_key;
     let artifact = path_text(&loaded.dir.join(&model.artifact))?;
     let configure = engine_tokens(model, krate)?;
     let arguments = model.inputs.iter().map(|spec| argument(model, spec, krate)).collect::<Result<Vec<_>, _>>()?;
@@ -209,7 +210,7 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded, krate: &T
 
             /// Loads the embedded .ptl into the Lite Interpreter.
             pub fn load() -> ::core::result::Result<Self, #krate::Error> {
-                let #options = #krate::Options::new(#name);
+                let #options = #krate::Options::new(#name).identified_by(#key);
                 let #options = #configure;
                 ::core::result::Result::Ok(Self { module: #krate::Module::from_bytes(Self::BYTES, &#options)? })
             }
@@ -238,6 +239,10 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded, krate: &T
             /// The model's name as declared in Cargo.toml.
             pub const NAME: &'static str = #name;
 
+            /// The key of the model's declaration; the .ptl's identity record names the
+            /// same, and `load`/`load_from` refuse a file that names another.
+            pub const KEY: &'static str = #key;
+
             /// What the build knew about the model: sizes per stage, drift, operators.
             pub const INFO: #krate::ModelInfo = #info;
 
@@ -248,7 +253,7 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded, krate: &T
 
             /// Loads the .ptl at `path` (an app asset, say) into the Lite Interpreter.
             pub fn load_from(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, #krate::Error> {
-                let #options = #krate::Options::new(#name);
+                let #options = #krate::Options::new(#name).identified_by(#key);
                 let #options = #configure;
                 ::core::result::Result::Ok(Self { module: #krate::Module::from_file(path, &#options)? })
             }

@@ -89,9 +89,9 @@ fn broken_files_are_load_errors_with_torchs_message() {
     let mut bytes = std::fs::read(Classifier::BUILD_ARTIFACT).unwrap();
     bytes.truncate(bytes.len() / 2);
     let error = ptm::Module::from_bytes(&bytes, &ptm::Options::new("half")).unwrap_err();
-    assert!(matches!(error.kind(), ptm::ErrorKind::Load { what, message } if what.contains("model `half`") && !message.is_empty()), "{error}");
+    assert!(matches!(error.kind(), ptm::ErrorKind::NotLite { what, problem } if what.contains("model `half`") && problem.contains("truncated")), "{error}");
     let error = ptm::Module::from_bytes(b"not a zip archive", &ptm::Options::default()).unwrap_err();
-    assert!(error.to_string().starts_with("ptm: could not load 17 bytes of a .ptl: "), "{error}");
+    assert!(error.to_string().starts_with("ptm: could not load 17 bytes of a .ptl: its 17 bytes are not a .ptl"), "{error}");
 }
 
 #[test]
@@ -254,4 +254,45 @@ fn a_model_that_writes_its_input_in_place_runs_on_a_copy() {
         assert_eq!(out.doubled.data(), [4.0, 6.0, 8.0, 10.0]);
     }
     assert_eq!(x, [1.0, 2.0, 3.0, 4.0], "the caller's input is unchanged");
+}
+
+#[test]
+fn a_ptl_knows_which_model_it_is_and_another_is_refused_naming_both() {
+    let classifier = Classifier::load_from(Classifier::BUILD_ARTIFACT).unwrap();
+    let identity = classifier.module().identity().expect("ptm-build writes an identity record");
+    assert_eq!(identity.model, "classifier");
+    assert_eq!(identity.inputs, "features float32 [1, 16]");
+    assert_eq!(identity.outputs, "logits float32 [1, 4]");
+    assert_eq!(identity.key, Classifier::KEY);
+
+    let error = Classifier::load_from(Pair::BUILD_ARTIFACT).unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error.kind(), ptm::ErrorKind::WrongModel { .. }), "{text}");
+    assert!(text.contains("holds model `pair`") && text.contains("inputs x float32 [batch, 4]; ids int64 [batch, 5]"), "{text}");
+    assert!(text.contains("not model `classifier`"), "{text}");
+}
+
+#[test]
+fn files_that_are_not_lite_archives_are_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full.pt");
+    let script = format!("import torch\ntorch.jit.save(torch.jit.script(torch.nn.Linear(16, 4)), r'{}')", full.display());
+    assert!(std::process::Command::new(ptm_tests::venv_python()).args(["-c", &script]).status().unwrap().success());
+    let text = Classifier::load_from(&full).unwrap_err().to_string();
+    assert!(text.contains("full TorchScript file (torch.jit.save), not a Lite Interpreter archive") && text.contains("ptm-build"), "{text}");
+
+    let bytes = std::fs::read(Classifier::BUILD_ARTIFACT).unwrap();
+    let cases: [(&str, &[u8], &str); 3] = [
+        ("empty.ptl", &[], "it is empty (0 bytes)"),
+        ("three.ptl", b"abc", "its 3 bytes are not a .ptl"),
+        ("half.ptl", &bytes[..bytes.len() / 2], "the archive is truncated"),
+    ];
+    for (name, content, expected) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        let from_file = Classifier::load_from(&path).unwrap_err();
+        assert!(matches!(from_file.kind(), ptm::ErrorKind::NotLite { .. }) && from_file.to_string().contains(expected), "{name}: {from_file}");
+        let from_bytes = ptm::Module::from_bytes(content, &ptm::Options::new("classifier")).unwrap_err();
+        assert!(from_bytes.to_string().contains(expected), "{name}: {from_bytes}");
+    }
 }

@@ -16,6 +16,9 @@ pub struct ClassifierOutput {
 impl Classifier {
     /// The model's name as declared in Cargo.toml.
     pub const NAME: &'static str = "classifier";
+    /// The key of the model's declaration; the .ptl's identity record names the
+    /// same, and `load`/`load_from` refuse a file that names another.
+    pub const KEY: &'static str = "b37af37d7ac9ba339c53c4edcb43be34323cc10c344ef9464ca42febcad3ec2a";
     /// What the build knew about the model: sizes per stage, drift, operators.
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
         name: "classifier",
@@ -82,7 +85,10 @@ impl Classifier {
     pub fn load_from(
         path: impl ::core::convert::AsRef<::std::path::Path>,
     ) -> ::core::result::Result<Self, ::ptm::Error> {
-        let options = ::ptm::Options::new("classifier");
+        let options = ::ptm::Options::new("classifier")
+            .identified_by(
+                "b37af37d7ac9ba339c53c4edcb43be34323cc10c344ef9464ca42febcad3ec2a",
+            );
         let options = options.engine(::ptm::Engine::Qnnpack);
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_file(path, &options)?,
@@ -137,6 +143,9 @@ pub struct ClassifierFbgemmOutput {
 impl ClassifierFbgemm {
     /// The model's name as declared in Cargo.toml.
     pub const NAME: &'static str = "classifier_fbgemm";
+    /// The key of the model's declaration; the .ptl's identity record names the
+    /// same, and `load`/`load_from` refuse a file that names another.
+    pub const KEY: &'static str = "8cf50920284be82b24c7409a00d1d8d4d12f4f29e5f84774749026d83e1b7a5e";
     /// What the build knew about the model: sizes per stage, drift, operators.
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
         name: "classifier_fbgemm",
@@ -205,7 +214,10 @@ impl ClassifierFbgemm {
     );
     /// Loads the embedded .ptl into the Lite Interpreter.
     pub fn load() -> ::core::result::Result<Self, ::ptm::Error> {
-        let options = ::ptm::Options::new("classifier_fbgemm");
+        let options = ::ptm::Options::new("classifier_fbgemm")
+            .identified_by(
+                "8cf50920284be82b24c7409a00d1d8d4d12f4f29e5f84774749026d83e1b7a5e",
+            );
         let options = options.engine(::ptm::Engine::Fbgemm);
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_bytes(Self::BYTES, &options)?,
@@ -215,7 +227,10 @@ impl ClassifierFbgemm {
     pub fn load_from(
         path: impl ::core::convert::AsRef<::std::path::Path>,
     ) -> ::core::result::Result<Self, ::ptm::Error> {
-        let options = ::ptm::Options::new("classifier_fbgemm");
+        let options = ::ptm::Options::new("classifier_fbgemm")
+            .identified_by(
+                "8cf50920284be82b24c7409a00d1d8d4d12f4f29e5f84774749026d83e1b7a5e",
+            );
         let options = options.engine(::ptm::Engine::Fbgemm);
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_file(path, &options)?,
@@ -272,6 +287,9 @@ pub struct HygieneOutput {
 impl Hygiene {
     /// The model's name as declared in Cargo.toml.
     pub const NAME: &'static str = "hygiene";
+    /// The key of the model's declaration; the .ptl's identity record names the
+    /// same, and `load`/`load_from` refuse a file that names another.
+    pub const KEY: &'static str = "511f80d1edec5c3857341efce8e3ecc378968b9c1123bc6463e7e4a75d46a5b7";
     /// What the build knew about the model: sizes per stage, drift, operators.
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
         name: "hygiene",
@@ -340,7 +358,10 @@ impl Hygiene {
     );
     /// Loads the embedded .ptl into the Lite Interpreter.
     pub fn load() -> ::core::result::Result<Self, ::ptm::Error> {
-        let options = ::ptm::Options::new("hygiene");
+        let options = ::ptm::Options::new("hygiene")
+            .identified_by(
+                "511f80d1edec5c3857341efce8e3ecc378968b9c1123bc6463e7e4a75d46a5b7",
+            );
         let options = options;
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_bytes(Self::BYTES, &options)?,
@@ -350,7 +371,10 @@ impl Hygiene {
     pub fn load_from(
         path: impl ::core::convert::AsRef<::std::path::Path>,
     ) -> ::core::result::Result<Self, ::ptm::Error> {
-        let options = ::ptm::Options::new("hygiene");
+        let options = ::ptm::Options::new("hygiene")
+            .identified_by(
+                "511f80d1edec5c3857341efce8e3ecc378968b9c1123bc6463e7e4a75d46a5b7",
+            );
         let options = options;
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_file(path, &options)?,
@@ -440,6 +464,9 @@ pub struct ManyOutput {
 impl Many {
     /// The model's name as declared in Cargo.toml.
     pub const NAME: &'static str = "many";
+    /// The key of the model's declaration; the .ptl's identity record names the
+    /// same, and `load`/`load_from` refuse a file that names another.
+    pub const KEY: &'static str = "cf00647dfae426bf7abbe90774b8f2858aa0cecdbe2b222d1b041119d65bdc1f";
     /// What the build knew about the model: sizes per stage, drift, operators.
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
         name: "many",
@@ -558,7 +585,10 @@ impl Many {
     pub const BYTES: &'static [u8] = ::core::include_bytes!("/build/out/ptm/many.ptl");
     /// Loads the embedded .ptl into the Lite Interpreter.
     pub fn load() -> ::core::result::Result<Self, ::ptm::Error> {
-        let options = ::ptm::Options::new("many");
+        let options = ::ptm::Options::new("many")
+            .identified_by(
+                "cf00647dfae426bf7abbe90774b8f2858aa0cecdbe2b222d1b041119d65bdc1f",
+            );
         let options = options;
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_bytes(Self::BYTES, &options)?,
@@ -568,7 +598,10 @@ impl Many {
     pub fn load_from(
         path: impl ::core::convert::AsRef<::std::path::Path>,
     ) -> ::core::result::Result<Self, ::ptm::Error> {
-        let options = ::ptm::Options::new("many");
+        let options = ::ptm::Options::new("many")
+            .identified_by(
+                "cf00647dfae426bf7abbe90774b8f2858aa0cecdbe2b222d1b041119d65bdc1f",
+            );
         let options = options;
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_file(path, &options)?,
@@ -621,6 +654,9 @@ pub struct PairOutput {
 impl Pair {
     /// The model's name as declared in Cargo.toml.
     pub const NAME: &'static str = "pair";
+    /// The key of the model's declaration; the .ptl's identity record names the
+    /// same, and `load`/`load_from` refuse a file that names another.
+    pub const KEY: &'static str = "8f890581a3d04676508d96168d0266f943719bbf6da2ebd126f7e43220afb06f";
     /// What the build knew about the model: sizes per stage, drift, operators.
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
         name: "pair",
@@ -718,7 +754,10 @@ impl Pair {
     pub const BYTES: &'static [u8] = ::core::include_bytes!("/build/out/ptm/pair.ptl");
     /// Loads the embedded .ptl into the Lite Interpreter.
     pub fn load() -> ::core::result::Result<Self, ::ptm::Error> {
-        let options = ::ptm::Options::new("pair");
+        let options = ::ptm::Options::new("pair")
+            .identified_by(
+                "8f890581a3d04676508d96168d0266f943719bbf6da2ebd126f7e43220afb06f",
+            );
         let options = options;
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_bytes(Self::BYTES, &options)?,
@@ -728,7 +767,10 @@ impl Pair {
     pub fn load_from(
         path: impl ::core::convert::AsRef<::std::path::Path>,
     ) -> ::core::result::Result<Self, ::ptm::Error> {
-        let options = ::ptm::Options::new("pair");
+        let options = ::ptm::Options::new("pair")
+            .identified_by(
+                "8f890581a3d04676508d96168d0266f943719bbf6da2ebd126f7e43220afb06f",
+            );
         let options = options;
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_file(path, &options)?,
@@ -801,6 +843,9 @@ pub struct WriterOutput {
 impl Writer {
     /// The model's name as declared in Cargo.toml.
     pub const NAME: &'static str = "writer";
+    /// The key of the model's declaration; the .ptl's identity record names the
+    /// same, and `load`/`load_from` refuse a file that names another.
+    pub const KEY: &'static str = "4688430d392099e2402d8d725699d404a9c6b87da23ab76c42c2c6cb0b2c777b";
     /// What the build knew about the model: sizes per stage, drift, operators.
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
         name: "writer",
@@ -867,7 +912,10 @@ impl Writer {
     pub const BYTES: &'static [u8] = ::core::include_bytes!("/build/out/ptm/writer.ptl");
     /// Loads the embedded .ptl into the Lite Interpreter.
     pub fn load() -> ::core::result::Result<Self, ::ptm::Error> {
-        let options = ::ptm::Options::new("writer");
+        let options = ::ptm::Options::new("writer")
+            .identified_by(
+                "4688430d392099e2402d8d725699d404a9c6b87da23ab76c42c2c6cb0b2c777b",
+            );
         let options = options;
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_bytes(Self::BYTES, &options)?,
@@ -877,7 +925,10 @@ impl Writer {
     pub fn load_from(
         path: impl ::core::convert::AsRef<::std::path::Path>,
     ) -> ::core::result::Result<Self, ::ptm::Error> {
-        let options = ::ptm::Options::new("writer");
+        let options = ::ptm::Options::new("writer")
+            .identified_by(
+                "4688430d392099e2402d8d725699d404a9c6b87da23ab76c42c2c6cb0b2c777b",
+            );
         let options = options;
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_file(path, &options)?,
