@@ -188,6 +188,7 @@ fn link_remedies() -> Vec<String> {
         format!("set {LIBTORCH} to an unpacked desktop libtorch: a directory with include/torch/csrc/jit/mobile/import.h and lib/ holding libtorch_cpu and libc10"),
         "or point PTM_PYTHON at a Python whose torch package has them (its include/ and lib/), activate such a virtual environment, or create the workspace's .venv with the ptm checkout's tools/setup".into(),
         format!("for Android and iOS, set {PTM_LIBTORCH_LITE_DIR} to a mobile libtorch-lite with include/ and lib/ (docs/device.md)"),
+        "only documenting or checking? enable ptm's `doc-only` feature (or set DOCS_RS=1): nothing is compiled or linked".into(),
     ]
 }
 
@@ -202,7 +203,7 @@ mod tests {
         assert!(!text.contains("PTM_OFFLINE"), "a store gives no libtorch: {text}");
         assert!(text.contains("found no libtorch to link: no Python found"), "{text}");
         assert!(text.contains("LIBTORCH") && text.contains("include/torch/csrc/jit/mobile/import.h") && text.contains("libtorch_cpu"), "{text}");
-        assert!(text.contains("PTM_LIBTORCH_LITE_DIR") && text.contains("PTM_PYTHON"), "{text}");
+        assert!(text.contains("PTM_LIBTORCH_LITE_DIR") && text.contains("PTM_PYTHON") && text.contains("`doc-only` feature"), "{text}");
     }
 
     #[test]
