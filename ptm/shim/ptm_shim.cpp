@@ -218,6 +218,23 @@ void collect(c10::IValue&& value, Tensors& tensors) {
   }
 }
 
+// The Lite Interpreter does not check how many arguments a method gets: more than its
+// schema declares read past its stack and crashed the process (found by tests/tests/
+// fuzz.rs). The schema counts `self`; arguments with defaults may be left out.
+void check_arity(const torch::jit::mobile::Function& function, size_t given) {
+  if (!function.hasSchema()) return;
+  const auto& arguments = function.getSchema().arguments();
+  size_t most = arguments.empty() ? 0 : arguments.size() - 1;
+  size_t least = 0;
+  for (size_t i = 1; i < arguments.size(); ++i) {
+    if (!arguments[i].default_value()) least = i;
+  }
+  if (given < least || given > most) {
+    std::string wanted = least == most ? std::to_string(most) : std::to_string(least) + " to " + std::to_string(most);
+    throw std::runtime_error("`" + function.name() + "` takes " + wanted + " input(s), " + std::to_string(given) + " were given");
+  }
+}
+
 // Hands each tensor's reference to the caller. Nothing here throws: every output is
 // handed over, or none.
 void hand_over(Tensors& tensors, ptm_output* outputs) {
@@ -282,8 +299,9 @@ char* ptm_module_run(const ptm_module* module, const char* method, const ptm_inp
       stack.emplace_back(module->copies_inputs ? tensor.clone() : std::move(tensor));
     }
     if (method == nullptr && !module->forward) throw std::runtime_error("the model has no forward method");
-    auto result = method == nullptr ? (*module->forward)(std::move(stack))
-                                    : module->module.get_method(method)(std::move(stack));
+    auto callee = method == nullptr ? *module->forward : module->module.get_method(method);
+    check_arity(callee.function(), n_inputs);
+    auto result = callee(std::move(stack));
     Tensors tensors;
     collect(std::move(result), tensors);
     for (const auto& t : tensors) {

@@ -111,8 +111,12 @@ fn archive_problem(head: &[u8], tail: &[u8], len: u64) -> Option<String> {
     if !head.starts_with(b"PK\x03\x04") {
         return Some(format!("its {len} bytes are not a .ptl, which is a zip archive (they do not start as one)"));
     }
-    // The end-of-central-directory record closes every zip, within its last 64 KiB.
-    if !tail.windows(4).any(|w| w == b"PK\x05\x06") {
+    // The end-of-central-directory record closes every zip: 22 bytes and its comment,
+    // which end the file exactly.
+    let closed = (0..tail.len().saturating_sub(21)).any(|at| {
+        tail[at..].starts_with(b"PK\x05\x06") && at + 22 + usize::from(u16::from_le_bytes([tail[at + 20], tail[at + 21]])) == tail.len()
+    });
+    if !closed {
         return Some(format!("the archive is truncated: its {len} bytes lack the zip's closing record"));
     }
     None
