@@ -39,7 +39,6 @@ pub struct Output {
 
 extern "C" {
     pub fn ptm_module_load_bytes(data: *const u8, len: usize, engine: *const c_char, out: *mut *mut Module) -> *mut c_char;
-    pub fn ptm_module_load_file(path: *const c_char, engine: *const c_char, out: *mut *mut Module) -> *mut c_char;
     pub fn ptm_module_free(module: *mut Module);
     pub fn ptm_module_identity(module: *const Module) -> *const c_char;
     pub fn ptm_module_copies_inputs(module: *const Module) -> i32;

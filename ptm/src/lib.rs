@@ -24,6 +24,7 @@
 //! libtorch-lite from `PTM_LIBTORCH_LITE_DIR` (see docs/device.md).
 #![deny(missing_docs)]
 
+mod archive;
 mod dtype;
 mod error;
 mod ffi;

@@ -102,29 +102,6 @@ impl Identity {
     }
 }
 
-/// Why `head`, `tail` and `len` (the first bytes, the last up to 64 KiB, the size) are
-/// not a zip archive as a .ptl is.
-fn archive_problem(head: &[u8], tail: &[u8], len: u64) -> Option<String> {
-    if len == 0 {
-        return Some("it is empty (0 bytes), not a .ptl".into());
-    }
-    if !head.starts_with(b"PK\x03\x04") {
-        return Some(format!("its {len} bytes are not a .ptl, which is a zip archive (they do not start as one)"));
-    }
-    // The end-of-central-directory record closes every zip: 22 bytes and its comment,
-    // which end the file exactly.
-    let closed = (0..tail.len().saturating_sub(21)).any(|at| {
-        tail[at..].starts_with(b"PK\x05\x06") && at + 22 + usize::from(u16::from_le_bytes([tail[at + 20], tail[at + 21]])) == tail.len()
-    });
-    if !closed {
-        return Some(format!("the archive is truncated: its {len} bytes lack the zip's closing record"));
-    }
-    None
-}
-
-/// How far from the end the closing record of a zip can be.
-const TAIL: u64 = 65_557;
-
 /// A model loaded in the Lite Interpreter.
 ///
 /// A `Module` is `Send` and `Sync`: every call gets its own interpreter state, and the
@@ -148,8 +125,12 @@ impl Module {
             Some(name) => format!("the embedded bytes of model `{name}`"),
             None => format!("{} bytes of a .ptl", bytes.len()),
         };
-        let tail = &bytes[bytes.len().saturating_sub(TAIL as usize)..];
-        if let Some(problem) = archive_problem(bytes, tail, bytes.len() as u64) {
+        Module::load_checked(what, bytes, options)
+    }
+
+    /// Loads `bytes` once [`crate::archive`] found them whole.
+    fn load_checked(what: String, bytes: &[u8], options: &Options) -> Result<Module, Error> {
+        if let Some(problem) = crate::archive::problem(bytes) {
             return Err(ErrorKind::NotLite { what, problem }.into());
         }
         // SAFETY: the shim reads `len` bytes from `data` during the call only.
@@ -163,27 +144,10 @@ impl Module {
             Some(name) => format!("{} (model `{name}`)", path.display()),
             None => path.display().to_string(),
         };
-        let c_path = CString::new(path.as_os_str().as_encoded_bytes())
-            .map_err(|_| Error::from(ErrorKind::Load { what: what.clone(), message: "the path contains a NUL byte".into() }))?;
-        if let Some(problem) = Module::file_problem(path) {
-            return Err(ErrorKind::NotLite { what, problem }.into());
-        }
-        // SAFETY: a valid C string for the duration of the call.
-        Module::load(what, options, |engine, out| unsafe { ffi::ptm_module_load_file(c_path.as_ptr(), engine, out) })
-    }
-
-    /// [`archive_problem`] of a file, reading only its ends; `None` when it cannot be
-    /// read either, which libtorch then reports.
-    fn file_problem(path: &Path) -> Option<String> {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut file = std::fs::File::open(path).ok()?;
-        let len = file.metadata().ok()?.len();
-        let mut head = [0u8; 4];
-        let read = file.read(&mut head).ok()?;
-        let mut tail = Vec::new();
-        file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
-        file.read_to_end(&mut tail).ok()?;
-        archive_problem(&head[..read], &tail, len)
+        // Read whole, so that it is checked before libtorch reads a byte of it; loading
+        // from memory then reads it once more, from the cache.
+        let bytes = std::fs::read(path).map_err(|e| Error::from(ErrorKind::Load { what: what.clone(), message: e.to_string() }))?;
+        Module::load_checked(what, &bytes, options)
     }
 
     fn load(what: String, options: &Options, call: impl FnOnce(*const c_char, *mut *mut ffi::Module) -> *mut c_char) -> Result<Module, Error> {
