@@ -98,7 +98,9 @@ impl Identity {
     }
 
     fn describe(&self) -> String {
-        format!("model `{}` (key {}..., inputs {}, outputs {}, written by ptm-build {})", self.model, &self.key[..self.key.len().min(12)], self.inputs, self.outputs, self.ptm_build)
+        // The record comes from the file: cut by characters, never inside one.
+        let key: String = self.key.chars().take(12).collect();
+        format!("model `{}` (key {key}..., inputs {}, outputs {}, written by ptm-build {})", self.model, self.inputs, self.outputs, self.ptm_build)
     }
 }
 
@@ -352,4 +354,19 @@ fn apply_default_threads() -> Result<(), Error> {
         apply_threads(threads).map_err(|e| e.to_string())
     });
     applied.clone().map_err(|message| ErrorKind::Setting { message }.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_identity_record_is_parsed_and_described_without_trusting_it() {
+        let text = "ptm-identity 1\nmodel review\nkey ééééééééééééééé\nptm-build 0.1.0\ninputs input_ids int64 [1, 128]\noutputs logits float32 [1, 2]\n";
+        let identity = Identity::parse(text).unwrap();
+        assert_eq!(identity.model, "review");
+        assert!(identity.describe().starts_with("model `review` (key éééééééééééé..., inputs input_ids int64 [1, 128]"), "{}", identity.describe());
+        assert_eq!(Identity::parse("model review\n"), None, "not an identity record");
+        assert_eq!(Identity::parse("ptm-identity 1\nmodel review\n"), None, "fields missing");
+    }
 }
