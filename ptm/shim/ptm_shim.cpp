@@ -23,6 +23,13 @@
 #include <string>
 #include <vector>
 
+// How many inputs a method takes: its schema's arguments less `self`; those with
+// defaults may be left out. Without a schema, unchecked.
+struct Arity {
+  size_t least = 0;
+  size_t most = SIZE_MAX;
+};
+
 struct ptm_module {
   torch::jit::mobile::Module module;
   // The quantized engine the model's packed weights were made for, if any.
@@ -31,6 +38,7 @@ struct ptm_module {
   // Whether an operator of the model may write a tensor in place: inputs are then
   // copied before each run, since the caller lends them read-only.
   bool copies_inputs;
+  Arity forward_arity;
   // The .ptl's identity record (extra/ptm_identity), empty when it has none.
   std::string identity;
   // Looked up once: the Method points into `module`, which never moves. (The type is
@@ -133,6 +141,26 @@ class EngineHold {
   std::shared_lock<std::shared_mutex> lock_;
 };
 
+// The Lite Interpreter does not check how many arguments a method gets: more than its
+// schema declares read past its stack and crashed the process (found by tests/tests/
+// fuzz.rs). The schema counts `self`; arguments with defaults may be left out.
+Arity arity_of(const torch::jit::mobile::Function& function) {
+  Arity arity;
+  if (!function.hasSchema()) return arity;
+  const auto& arguments = function.getSchema().arguments();
+  arity.most = arguments.empty() ? 0 : arguments.size() - 1;
+  for (size_t i = 1; i < arguments.size(); ++i) {
+    if (!arguments[i].default_value()) arity.least = i;
+  }
+  return arity;
+}
+
+void check_arity(const Arity& arity, const char* name, size_t given) {
+  if (given >= arity.least && given <= arity.most) return;
+  std::string wanted = arity.least == arity.most ? std::to_string(arity.most) : std::to_string(arity.least) + " to " + std::to_string(arity.most);
+  throw std::runtime_error("`" + std::string(name) + "` takes " + wanted + " input(s), " + std::to_string(given) + " were given");
+}
+
 // True when any operator writes a tensor in place (`aten::add_`) or into an `out=`
 // argument. Conservative: most such writes land on the model's own intermediates, but
 // which ones reach an input is not known from the bytecode's operator list.
@@ -167,6 +195,7 @@ char* load(const char* engine, ptm_module** out, Load&& loader) {
     holder->module = loader(extra);
     holder->identity = extra["ptm_identity"];
     holder->forward = holder->module.find_method("forward");
+    if (holder->forward) holder->forward_arity = arity_of(holder->forward->function());
     holder->copies_inputs = writes_in_place(holder->module);
     *out = holder.release();
   });
@@ -215,23 +244,6 @@ void collect(c10::IValue&& value, Tensors& tensors) {
   } else {
     throw std::runtime_error("the model returned a " + value.tagKind() +
                              "; ptm supports a tensor or a tuple or list of tensors");
-  }
-}
-
-// The Lite Interpreter does not check how many arguments a method gets: more than its
-// schema declares read past its stack and crashed the process (found by tests/tests/
-// fuzz.rs). The schema counts `self`; arguments with defaults may be left out.
-void check_arity(const torch::jit::mobile::Function& function, size_t given) {
-  if (!function.hasSchema()) return;
-  const auto& arguments = function.getSchema().arguments();
-  size_t most = arguments.empty() ? 0 : arguments.size() - 1;
-  size_t least = 0;
-  for (size_t i = 1; i < arguments.size(); ++i) {
-    if (!arguments[i].default_value()) least = i;
-  }
-  if (given < least || given > most) {
-    std::string wanted = least == most ? std::to_string(most) : std::to_string(least) + " to " + std::to_string(most);
-    throw std::runtime_error("`" + function.name() + "` takes " + wanted + " input(s), " + std::to_string(given) + " were given");
   }
 }
 
@@ -299,9 +311,15 @@ char* ptm_module_run(const ptm_module* module, const char* method, const ptm_inp
       stack.emplace_back(module->copies_inputs ? tensor.clone() : std::move(tensor));
     }
     if (method == nullptr && !module->forward) throw std::runtime_error("the model has no forward method");
-    auto callee = method == nullptr ? *module->forward : module->module.get_method(method);
-    check_arity(callee.function(), n_inputs);
-    auto result = callee(std::move(stack));
+    c10::IValue result;
+    if (method == nullptr) {
+      check_arity(module->forward_arity, "forward", n_inputs);
+      result = (*module->forward)(std::move(stack));
+    } else {
+      auto callee = module->module.get_method(method);
+      check_arity(arity_of(callee.function()), method, n_inputs);
+      result = callee(std::move(stack));
+    }
     Tensors tensors;
     collect(std::move(result), tensors);
     for (const auto& t : tensors) {
