@@ -38,6 +38,11 @@ struct ptm_module {
   // Whether an operator of the model may write a tensor in place: inputs are then
   // copied before each run, since the caller lends them read-only.
   bool copies_inputs;
+  // XNNPACK's prepacked ops (prepacked::linear_clamp_run, conv2d...) set up one shared
+  // operator object on every call, so concurrent calls race inside libtorch (a segfault
+  // under tests/tests/runtime.rs): such a module runs one call at a time.
+  bool serialize_runs;
+  mutable std::mutex run_mutex;
   Arity forward_arity;
   // The .ptl's identity record (extra/ptm_identity), empty when it has none.
   std::string identity;
@@ -161,6 +166,14 @@ void check_arity(const Arity& arity, const char* name, size_t given) {
   throw std::runtime_error("`" + std::string(name) + "` takes " + wanted + " input(s), " + std::to_string(given) + " were given");
 }
 
+// True when any operator is one of XNNPACK's prepacked ops, which keep state per call.
+bool has_stateful_ops(torch::jit::mobile::Module& module) {
+  for (const std::string& name : torch::jit::mobile::_export_operator_list(module)) {
+    if (name.rfind("prepacked::", 0) == 0) return true;
+  }
+  return false;
+}
+
 // True when any operator writes a tensor in place (`aten::add_`) or into an `out=`
 // argument. Conservative: most such writes land on the model's own intermediates, but
 // which ones reach an input is not known from the bytecode's operator list.
@@ -197,6 +210,7 @@ char* load(const char* engine, ptm_module** out, Load&& loader) {
     holder->forward = holder->module.find_method("forward");
     if (holder->forward) holder->forward_arity = arity_of(holder->forward->function());
     holder->copies_inputs = writes_in_place(holder->module);
+    holder->serialize_runs = has_stateful_ops(holder->module);
     *out = holder.release();
   });
 }
@@ -296,6 +310,8 @@ char* ptm_module_run(const ptm_module* module, const char* method, const ptm_inp
   *count = 0;
   *pending = nullptr;
   return guarded([&] {
+    std::unique_lock<std::mutex> serial;
+    if (module->serialize_runs) serial = std::unique_lock<std::mutex>(module->run_mutex);
     std::optional<EngineHold> hold;
     if (module->has_engine) hold.emplace(module->engine);
     c10::InferenceMode guard;

@@ -106,8 +106,11 @@ impl Identity {
 
 /// A model loaded in the Lite Interpreter.
 ///
-/// A `Module` is `Send` and `Sync`: every call gets its own interpreter state, and the
-/// model's weights are only read, so one handle serves many threads at once.
+/// A `Module` is `Send` and `Sync`: every call gets its own interpreter state and the
+/// model's weights are only read, so one handle serves many threads at once. A model
+/// with XNNPACK's prepacked operators (what `optimize_for_mobile` makes of float Linear
+/// and Conv layers) keeps per-call state in them, so its handle runs one call at a
+/// time; load a handle per thread to run such a model in parallel.
 pub struct Module {
     raw: NonNull<ffi::Module>,
     name: String,

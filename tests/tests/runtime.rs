@@ -296,3 +296,25 @@ fn files_that_are_not_lite_archives_are_named_as_such() {
         assert!(from_bytes.to_string().contains(expected), "{name}: {from_bytes}");
     }
 }
+
+#[test]
+fn one_handle_of_an_xnnpack_model_serves_many_threads() {
+    // `pair`'s Linear became XNNPACK's prepacked op, which sets up one shared operator
+    // object on every call: calls from several threads at once raced inside libtorch.
+    let pair = Arc::new(Pair::load().unwrap());
+    let threads: Vec<_> = (0..4)
+        .map(|thread| {
+            let pair = pair.clone();
+            std::thread::spawn(move || {
+                for round in 0..3000 {
+                    let x = [(thread * 10 + round % 7) as f32; 8];
+                    let out = pair.forward(TensorRef::new(&x, &[2, 4]), TensorRef::new(&[1i64; 10], &[2, 5])).unwrap();
+                    assert_eq!(out.doubled.data(), [x[0] * 2.0; 8].as_slice(), "thread {thread} round {round}");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
