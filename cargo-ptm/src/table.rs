@@ -12,6 +12,7 @@ pub struct Row {
     before: Option<u64>,
     after: u64,
     drift: Option<(f64, Option<f64>)>,
+    worst_layer: Option<(String, f64)>,
     seconds: Option<f64>,
     origin: &'static str,
 }
@@ -29,6 +30,7 @@ impl Row {
             before: report.sizes.first().filter(|s| s.stage != "ptl").map(|s| s.bytes),
             after: report.sizes.last().map_or(0, |s| s.bytes),
             drift: lite.map(|d| (d.worst_relative().unwrap_or(0.0), d.worst_top1())),
+            worst_layer: report.layers.first().map(|l| (l.name.clone(), l.sqnr_db)),
             seconds: if origin == Origin::Converted { seconds } else { None },
             origin: match origin {
                 Origin::Cache => "cache",
@@ -44,6 +46,7 @@ impl Row {
             "crate": self.krate, "model": self.model, "target": self.target, "source": self.source,
             "quantize": self.quantize, "bytes_before": self.before, "bytes_after": self.after,
             "lite_relative_error": self.drift.map(|d| d.0), "lite_top1": self.drift.and_then(|d| d.1),
+            "worst_layer": self.worst_layer.as_ref().map(|(name, sqnr)| serde_json::json!({"name": name, "sqnr_db": sqnr})),
             "seconds": self.seconds, "from": self.origin,
         })
     }
@@ -61,6 +64,7 @@ impl Row {
                 Some(t) => format!("{rel:.2e}, top-1 {:.1}%", t * 100.0),
                 None => format!("{rel:.2e}"),
             }),
+            self.worst_layer.as_ref().map_or("-".into(), |(name, sqnr)| format!("{name} {sqnr:.1} dB")),
             self.seconds.map_or("-".into(), |s| format!("{s:.1} s")),
             self.origin.to_string(),
         ]
@@ -69,7 +73,7 @@ impl Row {
 
 /// Rows as an aligned text table.
 pub fn render(rows: &[Row]) -> String {
-    let header: Vec<String> = ["model", "target", "source", "quantize", "before", ".ptl", "drift (lite)", "time", "from"].iter().map(|s| s.to_string()).collect();
+    let header: Vec<String> = ["model", "target", "source", "quantize", "before", ".ptl", "drift (lite)", "worst INT8 layer", "time", "from"].iter().map(|s| s.to_string()).collect();
     let lines: Vec<Vec<String>> = std::iter::once(header).chain(rows.iter().map(Row::cells)).collect();
     let widths: Vec<usize> = (0..lines[0].len()).map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();

@@ -47,6 +47,9 @@ fn prepare_fills_the_store_and_prints_a_summary() {
     assert_eq!(rows[0]["from"], "cache");
     assert_eq!(rows[0]["quantize"], "dynamic (qnnpack)");
     assert!(rows[0]["bytes_after"].as_u64().unwrap() > 0 && rows[0]["lite_relative_error"].as_f64().is_some(), "{rows}");
+    // The quantized layer that loses the most, from torch's numeric suite.
+    assert!(rows[0]["worst_layer"]["name"].is_string() && rows[0]["worst_layer"]["sqnr_db"].as_f64().unwrap() > 10.0, "{rows}");
+    assert!(text(&cargo_ptm(&fixture, &["prepare"], cache.path())).contains("worst INT8 layer"));
     let check = cargo_ptm(&fixture, &["prepare", "--check"], cache.path());
     assert!(check.status.success(), "{}", text(&check));
     assert!(text(&check).contains("the store is current (1 model(s))"), "{}", text(&check));

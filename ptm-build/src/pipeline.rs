@@ -287,6 +287,10 @@ fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Ent
     for ((&index, dir), result) in todo.iter().zip(&staged).zip(results) {
         match result {
             Ok(converted) => {
+                if let Some(risk) = &converted.trace_risk {
+                    // Once, when it converts: the report keeps it for the wrapper's docs.
+                    env::warning(&format!("model `{}`: {risk}", planned[index].decl.name));
+                }
                 let key = &planned[index].key;
                 let entry = ctx.cache.publish(key, dir, &serde_json::to_string_pretty(&converted).unwrap_or_default())?;
                 // Every slot planned under this key gets the entry.
@@ -371,6 +375,9 @@ fn report_of(plan: &Planned, artifact: String, entry: &Entry, c: Converted) -> M
         cache_key: plan.key.clone(),
         calibration_samples: c.calibration_samples,
         warnings: c.warnings,
+        trace_risk: c.trace_risk,
+        layers: c.layers,
+        layers_unavailable: c.layers_unavailable,
     }
 }
 

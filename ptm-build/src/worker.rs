@@ -10,7 +10,7 @@
 use crate::manifest::ModelDecl;
 use crate::python::Interpreter;
 use crate::Error;
-use ptm_report::{StageDrift, StageSize, TensorSpec};
+use ptm_report::{LayerDrift, StageDrift, StageSize, TensorSpec};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -22,6 +22,8 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("ptm_common.py", include_str!("../worker/ptm_common.py")),
     ("ptm_pipeline.py", include_str!("../worker/ptm_pipeline.py")),
     ("ptm_inputs.py", include_str!("../worker/ptm_inputs.py")),
+    ("ptm_adapt.py", include_str!("../worker/ptm_adapt.py")),
+    ("ptm_layers.py", include_str!("../worker/ptm_layers.py")),
     ("ptm_trace.py", include_str!("../worker/ptm_trace.py")),
     ("ptm_compare.py", include_str!("../worker/ptm_compare.py")),
     ("ptm_archive.py", include_str!("../worker/ptm_archive.py")),
@@ -53,9 +55,18 @@ pub struct Converted {
     /// which must not vary between builds).
     #[serde(default)]
     pub stage_seconds: Vec<StageSeconds>,
-    /// Findings that do not fail the build: accepted trace risks, mobile lints.
+    /// Findings that do not fail the build: mobile lints, observers without data.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// What an accepted trace risk accepted.
+    #[serde(default)]
+    pub trace_risk: Option<String>,
+    /// Each quantized layer against the float model, worst first.
+    #[serde(default)]
+    pub layers: Vec<LayerDrift>,
+    /// Why a quantized model has no per-layer figures.
+    #[serde(default)]
+    pub layers_unavailable: Option<String>,
 }
 
 /// How long one stage of a conversion took.

@@ -223,3 +223,24 @@ fn paths_inside_the_workspace_but_outside_the_crate_are_fine_and_others_warn() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("`package.metadata.models.tiny.weights`") && warnings[0].contains("is absolute") && warnings[0].contains("`cargo package` leaves it out"), "{warnings:?}");
 }
+
+#[test]
+fn quantize_skip_takes_module_names_once_and_only_with_quantization() {
+    let decls = Project::new(&model("quantize = \"dynamic\"\nquantize_skip = [\"classifier\", \"features.0\"]")).file("tiny.py", TINY_MODEL).parse().unwrap();
+    assert_eq!(decls[0].quantize_skip, ["classifier", "features.0"]);
+
+    let text = parse_error(&model("quantize_skip = [\"classifier\"]"));
+    assert!(text.contains("`package.metadata.models.tiny.quantize_skip`") && text.contains("1 module(s) with quantize = \"none\""), "{text}");
+    assert!(text.contains("remove quantize_skip, or declare the quantization it refines"), "{text}");
+    for bad in ["features..0", "head[0]", ""] {
+        let text = parse_error(&model(&format!("quantize = \"dynamic\"\nquantize_skip = [\"{bad}\"]")));
+        assert!(text.contains("module names as model.named_modules() spells them"), "{bad}: {text}");
+    }
+    let text = parse_error(&model("quantize = \"dynamic\"\nquantize_skip = [\"head\", \"head\"]"));
+    assert!(text.contains("\"head\" a second time"), "{text}");
+
+    // A target that turns quantization off keeps nothing to skip.
+    let table = model("quantize = \"dynamic\"\nquantize_skip = [\"head\"]") + "\n[package.metadata.models.tiny.target.x86_64]\nquantize = \"none\"\n";
+    let decls = Project::new(&table).file("tiny.py", TINY_MODEL).parse_for("x86_64-unknown-linux-gnu").unwrap();
+    assert!(decls[0].quantize_skip.is_empty());
+}

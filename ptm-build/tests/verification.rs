@@ -109,12 +109,113 @@ fn a_degenerate_source_output_is_named_as_such() {
     assert!(text.contains("untrained") && text.contains("trained weights"), "{text}");
 }
 
+fn output_names(bundle: &ptm_build::Bundle) -> Vec<String> {
+    bundle.models[0].outputs.iter().map(|o| o.name.clone()).collect()
+}
+
 #[test]
-fn a_nested_tuple_is_named_by_its_inner_item() {
-    let source = TINY_MODEL.replace("return self.fc(x)", "y = self.fc(x)\n        return y, (y, y)");
-    let text = error_text(Project::new(&model("")).file("tiny.py", &source).build());
-    assert!(text.contains("forward returned a tuple of 2 whose item 1 is a tuple of 2"), "{text}");
-    assert!(text.contains("flat tuple"), "{text}");
+fn nested_tuples_and_dicts_become_named_outputs() {
+    let nested = TINY_MODEL.replace("-> torch.Tensor:\n        return self.fc(x)", ":\n        y = self.fc(x)\n        return y, (y * 2, {\"top\": y.argmax(-1)})");
+    let bundle = Project::new(&model("export = \"trace\"")).file("tiny.py", &nested).build().unwrap();
+    assert_eq!(output_names(&bundle), ["output0", "output1_0", "output1_1_top"]);
+    assert_eq!(bundle.models[0].outputs[2].dtype, "int64");
+
+    // `outputs` selects and orders by those names; a None entry (a loss without labels)
+    // is left out.
+    let keyed = TINY_MODEL.replace("-> torch.Tensor:\n        return self.fc(x)", ":\n        y = self.fc(x)\n        return {\"loss\": None, \"logits\": y, \"hidden\": (x, y * 2)}");
+    let bundle = Project::new(&model("export = \"trace\"\noutputs = [\"hidden_1\", \"logits\"]")).file("tiny.py", &keyed).build().unwrap();
+    assert_eq!(output_names(&bundle), ["hidden_1", "logits"]);
+    let lite = bundle.models[0].drift.iter().find(|d| d.stage == "lite").unwrap();
+    assert!(lite.outputs.iter().all(|o| o.relative.unwrap() < 1e-5), "{lite:?}");
+
+    // Scripted, the adapter is compiled by TorchScript too.
+    let scripted = nested.replace("(x: torch.Tensor):", "(self, x: torch.Tensor):").replace("def forward(self, self,", "def forward(self,");
+    let bundle = Project::new(&model("outputs = [\"output1_1_top\"]")).file("tiny.py", &scripted).build().unwrap();
+    assert_eq!(output_names(&bundle), ["output1_1_top"]);
+}
+
+#[test]
+fn an_output_name_the_result_lacks_is_named_with_what_it_holds() {
+    let keyed = TINY_MODEL.replace("-> torch.Tensor:\n        return self.fc(x)", ":\n        return {\"logits\": self.fc(x)}");
+    let text = error_text(Project::new(&model("outputs = [\"scores\"]")).file("tiny.py", &keyed).build());
+    assert!(text.contains("`outputs` names `scores`, which forward's result (a dict (keys: logits)) does not hold; its tensors are: logits"), "{text}");
+    assert!(text.contains("list names from those in package.metadata.models.tiny.outputs"), "{text}");
+}
+
+const TWO_LAYERS: &str = r#"
+import torch
+from torch import nn
+
+class TwoLayers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(16, 32), nn.ReLU())
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+def build_model():
+    torch.manual_seed(3)
+    return TwoLayers()
+"#;
+
+fn two_layers(extra: &str) -> Project {
+    let metadata = format!("[package.metadata.models.two]\nsource = \"two.py:build_model\"\n{extra}\n\n[[package.metadata.models.two.inputs]]\nname = \"x\"\ndtype = \"float32\"\nshape = [1, 16]\n");
+    Project::new(&metadata).file("two.py", TWO_LAYERS)
+}
+
+#[test]
+fn the_report_ranks_quantized_layers_and_quantize_skip_keeps_one_in_float() {
+    let bundle = two_layers("quantize = \"dynamic\"").build().unwrap();
+    let layers = &bundle.models[0].layers;
+    let names: std::collections::BTreeSet<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["body.0", "head"].into(), "{layers:?}");
+    assert!(layers.windows(2).all(|w| w[0].sqnr_db <= w[1].sqnr_db), "worst first: {layers:?}");
+    assert!(layers.iter().all(|l| l.kind == "Linear" && l.sqnr_db > 10.0 && l.relative > 0.0), "{layers:?}");
+
+    let skipped = two_layers("quantize = \"dynamic\"\nquantize_skip = [\"head\"]").build().unwrap();
+    let names: Vec<&str> = skipped.models[0].layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["body.0"]);
+    assert_ne!(skipped.models[0].cache_key, bundle.models[0].cache_key, "quantize_skip is in the key");
+    // The float head makes the .ptl larger than the all-INT8 one.
+    let size = |b: &ptm_build::Bundle| b.models[0].sizes.last().unwrap().bytes;
+    assert!(size(&skipped) > size(&bundle), "{} vs {}", size(&skipped), size(&bundle));
+}
+
+#[test]
+fn a_failing_int8_build_names_the_layers_that_lose_the_most() {
+    let text = error_text(two_layers("quantize = \"dynamic\"\ntolerance = { relative = 1e-6 }").build());
+    assert!(text.contains("layers that lose the most (torch.ao.ns: each quantized layer's output, float against INT8"), "{text}");
+    assert!(text.contains("  head (Linear): SQNR ") && text.contains("  body.0 (Linear): SQNR "), "{text}");
+    assert!(text.contains("with quantize_skip = [\""), "{text}");
+}
+
+#[test]
+fn static_int8_layers_are_measured_and_a_skipped_module_stays_float() {
+    let project = two_layers("quantize = \"static\"\ncalibration = \"cal\"");
+    save(&project, &samples(8, "torch.randn(1, 16)"));
+    let bundle = project.build().unwrap();
+    let names: std::collections::BTreeSet<&str> = bundle.models[0].layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["body.0", "head"].into(), "{:?}", bundle.models[0].layers);
+    assert_eq!(bundle.models[0].layers_unavailable, None);
+    let ops = |b: &ptm_build::Bundle| b.models[0].operators.clone();
+    assert!(ops(&bundle).iter().any(|op| op == "quantized::linear"), "{:?}", ops(&bundle));
+
+    let project = two_layers("quantize = \"static\"\ncalibration = \"cal\"\nquantize_skip = [\"head\"]");
+    save(&project, &samples(8, "torch.randn(1, 16)"));
+    let bundle = project.build().unwrap();
+    let names: Vec<&str> = bundle.models[0].layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["body.0"]);
+    // The shipped graph runs the head as a float linear (XNNPACK's, after optimize_for_mobile).
+    assert!(!ops(&bundle).iter().any(|op| op == "quantized::linear"), "{:?}", ops(&bundle));
+    assert!(ops(&bundle).iter().any(|op| op == "prepacked::linear_clamp_run"), "{:?}", ops(&bundle));
+}
+
+#[test]
+fn a_skipped_module_the_model_lacks_is_named_with_the_modules_it_has() {
+    let text = error_text(two_layers("quantize = \"dynamic\"\nquantize_skip = [\"classifier\"]").build());
+    assert!(text.contains("`quantize_skip` names `classifier`, which the model does not have; its modules with weights are: body.0, head"), "{text}");
 }
 
 /// Saves each (file, Python expression) with torch in one interpreter, each value drawn

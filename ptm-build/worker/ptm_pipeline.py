@@ -8,7 +8,9 @@ import warnings
 import ptm_archive
 import ptm_compare
 from ptm_common import SEED, Failure, describe, last_frames, log, native_stderr
+from ptm_adapt import Adapt
 from ptm_inputs import Inputs
+from ptm_layers import LayerDrift
 from ptm_trace import TraceGate
 
 # Intermediate stages are diagnostic: on a passing build they are measured on this many
@@ -19,7 +21,7 @@ MAX_CALIBRATION_SAMPLES = 256
 UNOBSERVED = "must run observer before calling calculate_qparams"
 
 
-class Pipeline(Inputs, TraceGate):
+class Pipeline(Inputs, Adapt, TraceGate, LayerDrift):
     """Converts one declared model into self.out and reports what it measured."""
 
     def __init__(self, torch, job, crate_dir, on_stage=lambda stage: None):
@@ -38,6 +40,9 @@ class Pipeline(Inputs, TraceGate):
         self.warnings = []  # findings that do not fail the build; become cargo warnings
         self.output_names = []
         self.calibration_count = 0
+        self.trace_risk = None  # what an accepted trace risk accepted
+        self.quantized_eager = None  # the dynamic model as quantized, before export
+        self.layers, self.layers_unavailable = [], None
         self.unobserved = 0  # observers that saw no calibration data
 
     @property
@@ -73,7 +78,8 @@ class Pipeline(Inputs, TraceGate):
         with torch.no_grad():
             model = self.load()
             samples = self.example_samples()
-            calibration = self.calibration_samples()
+            model = self.float_model = self.adapt(model, samples[0])
+            calibration = self.calibration = self.calibration_samples()
             self.calibration_count = len(calibration)
             check = samples + calibration[:MAX_CALIBRATION_SAMPLES]
             references = [self.outputs_of(model, s, "load") for s in check]
@@ -87,9 +93,11 @@ class Pipeline(Inputs, TraceGate):
                 # Eager dynamic quantization comes before export: the first TorchScript
                 # module is already INT8, so there is no float `exported` stage.
                 self.stage = "quantize"
-                current = self.export(self.quantize_eager(model), samples[0], "exporting the quantized model")
+                self.quantized_eager = self.quantize_eager(model)
+                current = self.export(self.quantized_eager, samples[0], "exporting the quantized model")
                 self.record_size("quantized", current)
                 self.measure("quantized", current, check, references)
+                self.layers, self.layers_unavailable = self.measure_layers(calibration or samples)
             else:
                 self.stage = "export"
                 current = self.export(model, samples[0])
@@ -100,6 +108,7 @@ class Pipeline(Inputs, TraceGate):
                     current = self.quantize_graph(current, calibration)
                     self.record_size("quantized", current)
                     self.measure("quantized", current, check, references)
+                    self.layers, self.layers_unavailable = self.measure_layers(calibration or samples)
 
             rewritten = None
             if decl["optimize"]:
@@ -141,6 +150,9 @@ class Pipeline(Inputs, TraceGate):
             "seconds": 0.0,
             "stage_seconds": self.timings,
             "warnings": self.warnings,
+            "trace_risk": self.trace_risk,
+            "layers": self.layers,
+            "layers_unavailable": self.layers_unavailable,
         }
 
     def load(self):
@@ -228,7 +240,7 @@ class Pipeline(Inputs, TraceGate):
                       "return a tensor, or a flat tuple of tensors, from forward()")
 
     def output_specs(self, outputs):
-        names = self.decl["outputs"] or [f"output{i}" for i in range(len(outputs))]
+        names = self.selected_names
         if len(names) != len(outputs):
             raise Failure("load", f"`outputs` names {len(names)} output(s) but forward returns {len(outputs)}",
                           f"list {len(outputs)} name(s) in package.metadata.models.{self.name}.outputs")
@@ -342,6 +354,8 @@ class Pipeline(Inputs, TraceGate):
                 torch.nn.GRU: q.default_dynamic_qconfig,
                 torch.nn.Embedding: q.float_qparams_weight_only_qconfig,
                 torch.nn.EmbeddingBag: q.float_qparams_weight_only_qconfig}
+        for name in self.skipped_modules(model):
+            spec[name] = None  # a name overrides its type: this module and its children stay float
         try:
             return q.quantize_dynamic(model, spec, dtype=torch.qint8)  # copies the model
         except Exception as e:
@@ -355,18 +369,37 @@ class Pipeline(Inputs, TraceGate):
         printed = []
         with warnings.catch_warnings(record=True) as caught, native_stderr(printed):
             try:
+                skipped = {name: None for name in self.skipped_modules(exported)}
                 if kind == "dynamic":
-                    quantized = q.quantize_dynamic_jit(exported, {"": q.default_dynamic_qconfig})
+                    quantized = q.quantize_dynamic_jit(exported, {"": q.default_dynamic_qconfig, **skipped})
                 else:
                     def calibrate(module, samples):
                         for sample in samples:
                             module(*sample)
 
-                    quantized = q.quantize_jit(exported, {"": q.get_default_qconfig(engine)}, calibrate, [calibration])
+                    quantized = q.quantize_jit(exported, {"": q.get_default_qconfig(engine), **skipped}, calibrate, [calibration])
             except Exception as e:
                 raise self.quantize_failure(e)
         self.explain_quantize_warnings([str(w.message) for w in caught] + printed, len(calibration))
         return quantized
+
+    def skipped_modules(self, model):
+        """`quantize_skip`'s names as they are inside `model`; every one must be a module."""
+        skip = self.decl.get("quantize_skip", [])
+        if not skip:
+            return []
+        modules = {name for name, _ in model.named_modules()}
+        names = [self.inner_prefix + name for name in skip]
+        missing = [name for name, inner in zip(skip, names) if inner not in modules]
+        if missing:
+            weighted = [n.removeprefix(self.inner_prefix) for n, m in model.named_modules()
+                        if n.startswith(self.inner_prefix) and n and any(True for _ in m.parameters(recurse=False))]
+            raise Failure("quantize", f"`quantize_skip` names {', '.join(f'`{n}`' for n in missing)}, which the model does not "
+                          f"have; its modules with weights are: {', '.join(weighted[:40]) or 'none'}"
+                          + (" ..." if len(weighted) > 40 else ""),
+                          f"name modules as model.named_modules() does in package.metadata.models.{self.name}.quantize_skip")
+        log(self.name, f"keeping {', '.join(skip)} in float (quantize_skip)")
+        return names
 
     def explain_quantize_warnings(self, messages, samples):
         """torch warns once per observer that saw no data; that becomes one explained line.
@@ -447,6 +480,8 @@ class Pipeline(Inputs, TraceGate):
                 lines.append(f"output `{o['name']}` is degenerate in the source model: its values reach only "
                              f"{o['source_max_abs']:.3g}, so any difference is a large relative error; the model looks "
                              "untrained (random weights, or BatchNorm statistics at their initial values)")
+        if self.decl["quantize"] != "none" and d["stage"] != "exported":
+            lines += self.layers_message(self.layers, self.layers_unavailable)
         if self.decl["quantize"] == "static" and d["stage"] != "exported":
             lines.append(f"static INT8 was calibrated on {self.calibration_count} sample(s) from {self.decl['calibration']}")
             if self.unobserved:
@@ -467,10 +502,14 @@ class Pipeline(Inputs, TraceGate):
             return f"optimize_for_mobile changed the outputs: skip passes with optimize_blocklist = [\"...\"] or set optimize = false; {accept}"
         if stage == "lite":
             return f"the Lite Interpreter computes the saved model differently from the module it was saved from: try optimize = false; {accept}"
+        skip = ""
+        if self.layers:
+            skip = (f"keep the worst layers in float with quantize_skip = [\"{self.layers[0]['name']}\"] "
+                    f"(package.metadata.models.{self.name}), ")
         if self.decl["quantize"] == "static":
-            return (f"add calibration samples that cover the inputs the app sees ({self.calibration_count} now), try "
+            return (f"{skip}add calibration samples that cover the inputs the app sees ({self.calibration_count} now), try "
                     f"quantize = \"dynamic\" (weights only, no calibration), or keep the model in float with quantize = \"none\"; {accept}")
-        return f"keep the model in float with quantize = \"none\"; {accept}"
+        return f"{skip}keep the model in float with quantize = \"none\"; {accept}"
 
 
 def state_bytes(model):

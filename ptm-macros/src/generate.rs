@@ -158,8 +158,16 @@ fn summary(model: &ModelReport) -> String {
             .collect();
         format!("\n\nIn the Lite Interpreter its outputs differ from the source model's over {} samples: {}.", d.samples, outputs.join("; "))
     });
+    let layer = model.layers.first().map_or_else(String::new, |l| {
+        format!("\n\nThe quantized layer that loses the most is `{}` ({}): SQNR {:.1} dB.", l.name, l.kind, l.sqnr_db)
+    });
+    // An accepted risk is part of what the caller must know about the wrapper.
+    let risk = model.trace_risk.as_ref().map_or_else(String::new, |risk| {
+        let findings: Vec<&str> = risk.lines().skip(1).collect();
+        format!("\n\n**Trace risk accepted** (`accept_trace_risk = true`): the trace may not hold for every valid input.\n{}", findings.join("\n"))
+    });
     format!(
-        "Model `{}`, from `{}` ({} export), {quantization}{size}{source_size}, bytecode v{}, converted by torch {}.{lite}",
+        "Model `{}`, from `{}` ({} export), {quantization}{size}{source_size}, bytecode v{}, converted by torch {}.{lite}{layer}{risk}",
         model.name, model.source, model.export, model.bytecode_version, model.torch
     )
 }

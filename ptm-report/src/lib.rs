@@ -66,10 +66,38 @@ pub struct ModelReport {
     /// Calibration samples static quantization read (0 without static quantization).
     #[serde(default)]
     pub calibration_samples: u32,
-    /// Findings that did not fail the build (accepted trace risks, mobile lints); the
+    /// Findings that did not fail the build (mobile lints, observers without data); the
     /// build repeats them as cargo warnings, also when the model comes from the cache.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// What `accept_trace_risk = true` accepted: the trace gate's findings. Printed when
+    /// the model converts and shown in the wrapper's docs, not repeated on every build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_risk: Option<String>,
+    /// Each quantized layer's output, float against INT8 (torch's numeric suite), worst
+    /// first; empty for float models.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerDrift>,
+    /// Why a quantized model has no per-layer figures (a TorchScript source, a model
+    /// torch.fx cannot trace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers_unavailable: Option<String>,
+}
+
+/// One quantized layer's output in the quantized model against the float model, on the
+/// same samples (torch.ao.ns).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LayerDrift {
+    /// The module's name in the source model (`model.named_modules()`), the name
+    /// `quantize_skip` takes.
+    pub name: String,
+    /// The quantized module's type (`Linear`, `Conv2d`, `ConvReLU2d`, ...).
+    pub kind: String,
+    /// Signal-to-quantization-noise ratio of its output in dB, worst sample: higher is
+    /// better; below about 20 dB a layer loses visibly.
+    pub sqnr_db: f64,
+    /// Largest absolute difference over the largest float value, worst sample.
+    pub relative: f64,
 }
 
 /// An input or output tensor.

@@ -88,14 +88,60 @@ fn scripting_the_same_model_keeps_the_branch_and_builds() {
 }
 
 #[test]
-fn an_accepted_trace_risk_builds_with_a_warning() {
-    let build = gates("build_branchy", "trace", "accept_trace_risk = true").build(&[]);
+fn an_accepted_trace_risk_warns_once_when_it_converts_and_stays_in_the_report_and_docs() {
+    let fixture = gates("build_branchy", "trace", "accept_trace_risk = true");
+    let build = fixture.build(&[]);
     assert!(build.success, "{}", build.stderr);
     let warned = build.stderr.lines().filter(|l| l.starts_with("warning:") && l.contains("ptm: model `branchy`: trace risk accepted")).count();
     assert_eq!(warned, 1, "{}", build.stderr);
     assert!(build.stderr.contains("ptm: - torch warned: Converting a tensor to a Python boolean"), "{}", build.stderr);
     let report = report_of(&build);
-    assert!(report["models"][0]["warnings"][0].as_str().unwrap().starts_with("trace risk accepted"), "{report}");
+    assert!(report["models"][0]["trace_risk"].as_str().unwrap().starts_with("trace risk accepted"), "{report}");
+    assert_eq!(report["models"][0]["warnings"], serde_json::json!([]), "not repeated as a warning of every build");
+
+    // A change that reruns the build script but not the conversion: no warning again.
+    fixture.touch("build.rs");
+    let again = fixture.build(&[]);
+    assert!(again.success && again.ran_build_script(), "{}", again.stderr);
+    assert!(!again.stderr.contains("trace risk"), "{}", again.stderr);
+    assert_eq!(report_of(&again)["models"][0]["trace_risk"], report["models"][0]["trace_risk"]);
+}
+
+#[test]
+fn a_branch_on_values_fails_although_every_shape_is_fixed() {
+    let fixture = gates("build_value_branch", "trace", "");
+    fixture.replace("shape = [\"batch=4\", 8]", "shape = [4, 8]");
+    let build = fixture.build(&[]);
+    assert!(!build.success);
+    let text = &build.stderr;
+    assert!(text.contains("model `branchy` failed at stage `export`") && text.contains("at models/gates.py:29: `if x.sum() > 0:`"), "{text}");
+    assert!(text.contains("torch.export, which sees what a trace cannot, found: forward depends on a tensor's values, not only its sizes"), "{text}");
+    assert!(text.contains("torch.where"), "{text}");
+}
+
+#[test]
+fn a_branch_on_a_dynamic_dimension_fails_where_no_tried_size_reaches_it() {
+    // Sizes 1, 3, 5 and 9 all take the same path as the example's 4: only torch.export
+    // sees that `batch` above 20 takes the other one, and the source model runs there.
+    let build = gates("build_large_batch", "trace", "").build(&[]);
+    assert!(!build.success);
+    let text = &build.stderr;
+    assert!(text.contains("at models/gates.py:43: `if x.shape[0] > 20:`"), "{text}");
+    assert!(text.contains("torch.export, which sees what a trace cannot, found: Constraints violated (batch)!"), "{text}");
+    assert!(!text.contains("differs from the source model"), "no tried size diverges: {text}");
+}
+
+#[test]
+fn the_seeds_batch_branch_with_a_fixed_batch_of_one_traces_without_a_warning() {
+    let fixture = gates("build_branchy", "trace", "");
+    fixture.replace("shape = [\"batch=4\", 8]", "shape = [1, 8]");
+    let build = fixture.build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    assert!(build.stderr.contains("torch.export: what torch warned about depends on no input value and on no size the declaration lets vary"), "{}", build.stderr);
+    assert!(!build.stderr.contains("warning: ptm"), "{}", build.stderr);
+    let model = &report_of(&build)["models"][0];
+    assert_eq!(model["trace_risk"], serde_json::Value::Null);
+    assert_eq!(model["warnings"], serde_json::json!([]));
 }
 
 #[test]

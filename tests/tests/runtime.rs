@@ -318,3 +318,30 @@ fn one_handle_of_an_xnnpack_model_serves_many_threads() {
         thread.join().unwrap();
     }
 }
+
+/// transformers' model as its library builds it, called through the typed wrapper at
+/// several token counts, against the same model run eagerly by keyword in Python.
+#[test]
+fn a_hugging_face_model_runs_as_built_and_matches_eager_pytorch() {
+    let bert = models::Bert::load().unwrap();
+    let mut script = String::from("import json, sys, torch\nsys.path.insert(0, 'models')\nfrom hf import build_bert\nmodel = build_bert().eval()\nout = []\n");
+    let mut rust = Vec::new();
+    for tokens in [1usize, 7, 12, 40] {
+        let ids: Vec<i64> = (0..tokens).map(|i| (i * 37 % 100) as i64).collect();
+        let types: Vec<i64> = (0..tokens).map(|i| (i >= tokens / 2) as i64).collect();
+        let logits = bert.forward(TensorRef::new(&ids, &[1, tokens]), TensorRef::new(&types, &[1, tokens])).unwrap().logits;
+        assert_eq!(logits.shape(), [1, 3]);
+        rust.push(logits.data().to_vec());
+        script += &format!(
+            "with torch.no_grad():\n    out.append(model(input_ids=torch.tensor([{ids:?}]), token_type_ids=torch.tensor([{types:?}])).logits[0].tolist())\n"
+        );
+    }
+    script += "print(json.dumps(out))\n";
+    let output = std::process::Command::new(ptm_tests::venv_python()).args(["-c", &script]).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let eager: Vec<Vec<f32>> = serde_json::from_slice(&output.stdout).unwrap();
+    for (tokens, (r, e)) in [1, 7, 12, 40].iter().zip(rust.iter().zip(&eager)) {
+        let diff = r.iter().zip(e).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(diff < 1e-4, "{tokens} tokens: Rust {r:?}, eager {e:?}");
+    }
+}

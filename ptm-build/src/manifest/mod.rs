@@ -32,6 +32,8 @@ pub struct ModelDecl {
     pub quantize: Quantize,
     /// Directory of calibration samples, relative to the crate.
     pub calibration: Option<PathBuf>,
+    /// Modules kept in float by INT8 quantization (`named_modules()` names).
+    pub quantize_skip: Vec<String>,
     /// Quantized engine: `qnnpack` (ARM) or `fbgemm` (x86 only).
     pub engine: Engine,
     /// Whether `optimize_for_mobile` runs.

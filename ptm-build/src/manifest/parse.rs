@@ -10,7 +10,7 @@ use toml::{Table, Value};
 const MODEL_KEYS: &[&str] = &[
     "source", "weights", "depends", "export", "quantize", "calibration", "engine", "optimize",
     "optimize_blocklist", "preserved_methods", "embed", "outputs", "inputs", "tolerance", "target",
-    "accept_trace_risk", "lints", "runtime", "max_bytecode",
+    "accept_trace_risk", "lints", "runtime", "max_bytecode", "quantize_skip",
 ];
 /// Keys a `[...models.<name>.target.<triple or arch>]` table may override.
 const TARGET_KEYS: &[&str] = &["engine", "quantize", "optimize"];
@@ -242,6 +242,7 @@ impl Ctx<'_> {
         let (runtime, max_bytecode) = self.runtime(table, &prefix)?;
         let overrides = self.target_tables(table, &prefix)?;
         let mut quantize = self.choice(table, &prefix, "quantize", QUANTIZE, Quantize::None)?;
+        let declared_quantize = quantize;
         let mut engine = self.choice(table, &prefix, "engine", ENGINES, Engine::Qnnpack)?;
         let mut engine_key = format!("{prefix}.engine");
         let mut optimize = self.boolean(table, &prefix, "optimize", true)?;
@@ -275,6 +276,7 @@ impl Ctx<'_> {
                 return Err(self.error(&format!("{prefix}.calibration"), format!("the file {}", dir.display()), "a directory of .pt samples", "point `calibration` at the directory that holds the samples"));
             }
         }
+        let quantize_skip = self.quantize_skip(table, &prefix, declared_quantize, quantize)?;
         let optimize_blocklist = self.strings(table, &prefix, "optimize_blocklist")?;
         for pass in &optimize_blocklist {
             if !BLOCKLIST.contains(&pass.as_str()) {
@@ -304,6 +306,7 @@ impl Ctx<'_> {
             accept_trace_risk,
             quantize,
             calibration,
+            quantize_skip,
             engine,
             optimize,
             optimize_blocklist,
@@ -317,6 +320,27 @@ impl Ctx<'_> {
             tolerance,
             warnings: self.warnings.take(),
         })
+    }
+
+    /// `quantize_skip = ["classifier", "features.0"]`: module names as
+    /// `named_modules()` spells them, kept in float. Empty when this target does not
+    /// quantize (a target table may turn quantization off for one architecture).
+    fn quantize_skip(&self, table: &Table, prefix: &str, declared: Quantize, quantize: Quantize) -> Result<Vec<String>, Error> {
+        let skip = self.strings(table, prefix, "quantize_skip")?;
+        let key = format!("{prefix}.quantize_skip");
+        if !skip.is_empty() && declared == Quantize::None && quantize == Quantize::None {
+            return Err(self.error(&key, format!("{} module(s) with quantize = \"none\"", skip.len()), "quantize_skip only with quantize = \"dynamic\" or \"static\"", "remove quantize_skip, or declare the quantization it refines"));
+        }
+        for (index, name) in skip.iter().enumerate() {
+            let valid = !name.is_empty() && name.split('.').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+            if !valid {
+                return Err(self.error(&key, format!("\"{name}\""), "module names as model.named_modules() spells them (`classifier`, `features.0`)", "write the module's dotted name"));
+            }
+            if skip[..index].contains(name) {
+                return Err(self.error(&key, format!("\"{name}\" a second time"), "each module once", "remove the repeated name"));
+            }
+        }
+        Ok(if quantize == Quantize::None { Vec::new() } else { skip })
     }
 
     /// `runtime = "<release>"` or `max_bytecode = <n>`: the newest bytecode the app's
