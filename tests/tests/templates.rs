@@ -39,32 +39,52 @@ fn the_mobile_library_template_builds_as_a_cdylib_and_its_c_entry_point_runs() {
     assert!(text.contains("the_c_entry_point_scores_and_refuses_bad_arguments ... ok"), "{text}");
 }
 
+/// The template's Models.kt, compiled by a real Kotlin compiler and called from a
+/// desktop JVM against the cdylib, with PyTorch's JNI library played by a stand-in
+/// (tests/jvm/) that says whether Models.kt loaded it before the app's library.
 #[test]
-fn the_jni_entry_point_answers_a_jvm() {
-    let has = |tool: &str| std::process::Command::new(tool).arg("-version").output().is_ok_and(|o| o.status.success());
-    if !has("javac") || !has("java") {
-        eprintln!("SKIPPED the JNI check: no javac/java on PATH");
+fn the_kotlin_binding_compiles_and_answers_from_a_jvm() {
+    let has = |tool: &str, flag: &str| std::process::Command::new(tool).arg(flag).output().is_ok_and(|o| o.status.success());
+    if !has("kotlinc", "-version") || !has("java", "-version") || !has("cc", "--version") {
+        eprintln!("SKIPPED the Kotlin check: it needs kotlinc, java and cc on PATH (apt-get install kotlin default-jdk-headless gcc)");
         return;
     }
-    let lib = Fixture::template("mobile-lib", "my-mobile-jni");
+    let lib = Fixture::template("mobile-lib", "my-mobile-kt");
     let build = lib.build(&[]);
     assert!(build.success, "{}", build.stderr);
-    let classes = tempfile::tempdir().unwrap();
-    let source = lib.path().join("android/check/com/example/myapp/Models.java");
-    let javac = std::process::Command::new("javac").arg("-d").arg(classes.path()).arg(&source).output().unwrap();
-    assert!(javac.status.success(), "{}", String::from_utf8_lossy(&javac.stderr));
-    let java = std::process::Command::new("java")
-        .arg(format!("-Djava.library.path={}", ptm_tests::repo().join("target/fixtures/debug").display()))
-        .arg("-cp")
-        .arg(classes.path())
-        .arg("com.example.myapp.Models")
+    let work = tempfile::tempdir().unwrap();
+    let jvm = ptm_tests::repo().join("tests/jvm");
+    let standin = work.path().join("libpytorch_jni_lite.so");
+    let cc = std::process::Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&standin).arg(jvm.join("pytorch_jni_lite_standin.c")).arg("-ldl").output().unwrap();
+    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    let jar = work.path().join("check.jar");
+    let kotlinc = std::process::Command::new("kotlinc")
+        .arg(lib.path().join("android/Models.kt"))
+        .arg(jvm.join("ModelsCheck.kt"))
+        .arg("-include-runtime")
+        .arg("-d")
+        .arg(&jar)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&java.stdout);
-    assert!(java.status.success(), "{stdout}{}", String::from_utf8_lossy(&java.stderr));
-    let scores: Vec<f32> = stdout.lines().find_map(|l| l.strip_prefix("scores ")).unwrap().split(' ').map(|v| v.parse().unwrap()).collect();
+    assert!(kotlinc.status.success() && jar.is_file(), "{}", String::from_utf8_lossy(&kotlinc.stderr));
+
+    let run = |library_path: String| {
+        let out = std::process::Command::new("java").arg(format!("-Djava.library.path={library_path}")).arg("-cp").arg(&jar).arg("com.example.myapp.ModelsCheckKt").output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let rust = ptm_tests::repo().join("target/fixtures/debug");
+    let (ok, stdout, stderr) = run(format!("{}:{}", work.path().display(), rust.display()));
+    assert!(ok, "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&"pytorch_jni_lite stand-in loaded before the app's library"), "{stdout}");
+    let scores: Vec<f32> = lines.iter().find_map(|l| l.strip_prefix("scores ")).unwrap().split(' ').map(|v| v.parse().unwrap()).collect();
     assert_eq!(scores.len(), 4);
+    assert!(scores.iter().all(|s| s.is_finite()), "{scores:?}");
     assert!(stdout.contains("RuntimeException: features must hold 16 floats, not 3"), "{stdout}");
+
+    // Without it, Models.kt stops at PyTorch's library, before touching the app's.
+    let (ok, stdout, stderr) = run(rust.display().to_string());
+    assert!(!ok && stderr.contains("UnsatisfiedLinkError") && stderr.contains("pytorch_jni_lite"), "{stdout}{stderr}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 // Kotlin side of templates/mobile-lib (app/src/main/java/com/example/myapp/Models.kt).
-// Not compiled here (no Kotlin compiler on this project's machine); written against
-// the JNI naming rules the Rust function Java_com_example_myapp_Models_classify follows.
+// `Models.classify` is the Rust function Java_com_example_myapp_Models_classify. The
+// project's tests compile this file with Kotlin 1.3 and call it from a desktop JVM
+// (tests/tests/templates.rs); it uses nothing newer, so current Kotlin compiles it too.
 package com.example.myapp
 
 object Models {
