@@ -327,3 +327,26 @@ fn a_worker_death_in_one_model_leaves_the_others_converted() {
     let entries = std::fs::read_dir(project.path().join("cache/v1")).unwrap().count();
     assert_eq!(entries, 1, "the model that converted is cached");
 }
+
+/// torchvision's pattern: a convolution without bias, then a BatchNorm with statistics
+/// that are not their initial values. optimize_for_mobile folds it wrongly into a traced
+/// convolution (pytorch/pytorch#76807); the build gives the convolution a zero bias.
+#[test]
+fn a_traced_convolution_without_bias_keeps_its_batchnorm_through_optimization() {
+    const CONV_BN: &str = r#"
+import torch
+from torch import nn
+
+def build_model():
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 2.0)
+    return model
+"#;
+    let metadata = "[package.metadata.models.conv]\nsource = \"conv.py:build_model\"\nexport = \"trace\"\n\n[[package.metadata.models.conv.inputs]]\nname = \"image\"\ndtype = \"float32\"\nshape = [1, 3, 8, 8]\n";
+    let bundle = Project::new(metadata).file("conv.py", CONV_BN).build().unwrap();
+    let lite = bundle.models[0].drift.iter().find(|d| d.stage == "lite").unwrap();
+    assert!(lite.outputs[0].relative.unwrap() < 1e-4, "{lite:?}");
+}

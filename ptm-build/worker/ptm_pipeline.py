@@ -281,6 +281,7 @@ class Pipeline(Inputs, Adapt, TraceGate, LayerDrift):
         try:
             if how == "script":
                 return torch.jit.script(model)
+            self.give_convolutions_a_bias(model)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", torch.jit.TracerWarning)
                 traced = torch.jit.trace(model, example, check_trace=False)
@@ -294,6 +295,23 @@ class Pipeline(Inputs, Adapt, TraceGate, LayerDrift):
         tracer = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
         self.check_trace(model, traced, example, tracer)
         return traced
+
+    def give_convolutions_a_bias(self, model):
+        """optimize_for_mobile folds a BatchNorm into a traced convolution without bias
+        wrongly: the running mean is lost (pytorch/pytorch#76807, still so in torch
+        2.11), so a traced torchvision ResNet or MobileNet drifts by its full scale. A
+        zero bias is the same function and folds correctly."""
+        if not self.decl["optimize"] or "conv_bn_fusion" in self.decl["optimize_blocklist"]:
+            return
+        torch = self.torch
+        count = 0
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.conv._ConvNd) and module.bias is None:
+                module.bias = torch.nn.Parameter(torch.zeros(module.out_channels, dtype=module.weight.dtype))
+                count += 1
+        if count:
+            log(self.name, f"gave {count} convolution(s) without bias a zero bias, which optimize_for_mobile folds "
+                           "BatchNorm into correctly (pytorch/pytorch#76807)")
 
     # -- runtime compatibility --------------------------------------------------------------
 
