@@ -1,6 +1,7 @@
 """The trace gate: a trace records one execution, so the build checks it froze nothing
 that depends on the input."""
 import contextlib
+import inspect
 import io
 import linecache
 import os
@@ -25,29 +26,16 @@ class TraceGate:
         warned = list(problems)
         accepted = []
         for label, sample in self.other_inputs(example):
-            try:
-                expected = self.outputs_of(model, sample, "export")
-            except Failure:
-                continue  # the source model itself does not take these inputs
-            accepted.append(sample)
-            try:
-                with self.torch.jit.optimized_execution(False):
-                    produced = self.outputs_of(traced, sample, "export")
-            except Failure as f:
-                problems.append(f"the traced model fails on {label}: {f.message.splitlines()[0]}")
-                continue
-            for index, (want, got) in enumerate(zip(expected, produced)):
-                want, got = plain(want).float(), plain(got).float()
-                if want.shape != got.shape:
-                    problems.append(f"on {label}, output {index} has shape {list(got.shape)} traced, {list(want.shape)} in the source model")
-                elif not self.torch.allclose(got, want, rtol=1e-4, atol=1e-5):
-                    diff = (got - want).abs().max().item()
-                    problems.append(f"on {label}, output {index} differs from the source model by up to {diff:.4g}")
+            runs, problem = self.divergence(model, traced, label, sample)
+            if runs:
+                accepted.append(sample)
+            if problem:
+                problems.append(problem)
         problems += self.torch_trace_check(model, example, accepted)
         if problems and len(problems) == len(warned):
             # Only torch's warnings, and no input told the trace from the model: ask an
             # oracle whether anything the warnings point at can vary.
-            problems = self.export_oracle(example, warned)
+            problems = self.export_oracle(traced, example, warned)
         if not problems:
             return
         detail = "\n".join(f"- {p}" for p in problems)
@@ -62,14 +50,37 @@ class TraceGate:
                       f"if these inputs never occur in the app, accept the risk with "
                       f"package.metadata.models.{self.name}.accept_trace_risk = true")
 
-    def export_oracle(self, example, warned):
+    def divergence(self, model, traced, label, sample):
+        """(whether the source model takes `sample`, what differs in the trace on it)."""
+        try:
+            expected = self.outputs_of(model, sample, "export")
+        except Failure:
+            return False, None  # the source model itself does not take these inputs
+        try:
+            with self.torch.jit.optimized_execution(False):
+                produced = self.outputs_of(traced, sample, "export")
+        except Failure as f:
+            return True, f"the traced model fails on {label}: {f.message.splitlines()[0]}"
+        for index, (want, got) in enumerate(zip(expected, produced)):
+            want, got = plain(want).float(), plain(got).float()
+            if want.shape != got.shape:
+                return True, f"on {label}, output {index} has shape {list(got.shape)} traced, {list(want.shape)} in the source model"
+            if not self.torch.allclose(got, want, rtol=1e-4, atol=1e-5):
+                diff = (got - want).abs().max().item()
+                return True, f"on {label}, output {index} differs from the source model by up to {diff:.4g}"
+        return True, None
+
+    def export_oracle(self, traced, example, warned):
         """torch.export (non-strict) runs forward with symbolic sizes: declared fixed
         dimensions are constants, declared dynamic ones are `Dim`s, and it raises where
-        a branch depends on a tensor's values or narrows a dynamic dimension. When it
-        passes and reads no value into Python, the TracerWarnings were shape arithmetic
-        over sizes the declaration fixes, and the trace holds. Its one blind spot, a
-        dynamic size of 0 or 1 (it assumes sizes of at least 2), is covered by the
-        value check at size 1 in other_inputs. Returns what is left to report."""
+        a branch depends on a tensor's values, or where the program holds only for some
+        sizes of a dynamic dimension. Those sizes are found by evaluating its guard, and
+        each is then tried: one the source model cannot run is the model's own limit (a
+        table of 64 positions), one where the trace matches the source model is no
+        branch (a size export excludes only because it assumes sizes of at least 2),
+        one where it differs is a branch. When nothing is left and the program reads no
+        tensor value into Python, the TracerWarnings were shape arithmetic over sizes
+        that cannot vary, and the trace holds. Returns what is left to report."""
         torch = self.torch
         model = self.float_model
         dims, shapes = {}, []
@@ -80,39 +91,42 @@ class TraceGate:
                     dims.setdefault(d["name"], torch.export.Dim(d["name"], min=1))
                     shape[index] = dims[d["name"]]
             shapes.append(shape or None)
-        sample = example
-        if dims:
-            # At least 2 in every dynamic dimension: export specialises sizes 0 and 1.
-            generator = torch.Generator().manual_seed(SEED + 3)
-            sample = tuple(self.random_tensor(dict(spec, shape=[d if isinstance(d, int) else dict(d, example=max(2, d["example"]))
-                                                                for d in spec["shape"]]), generator)
-                           for spec in self.decl["inputs"])
+        # At least 2 in every dynamic dimension: export specialises sizes 0 and 1.
+        sample = self.sample_at({name: max(2, self.example_size(name)) for name in dims}, SEED + 3) if dims else example
         log(self.name, f"{len(warned)} TracerWarning(s): asking torch.export whether they can vary")
-        for _ in range(len(dims) + 1):
+        try:
+            program = self.export_quietly(model, sample, tuple(shapes) if dims else None)
+        except Exception as e:
+            found = self.guarded_sizes(e, model, dims)
+            if found is None:
+                return warned + [f"torch.export, which sees what a trace cannot, found: {export_reason(e)}"]
+            problems = []
+            for name, sizes in found.items():
+                for size in sizes:
+                    runs, problem = self.divergence(model, traced, f"`{name}` = {size}", self.sample_at({name: size}, SEED + 4))
+                    if problem:
+                        problems.append(f"torch.export found that the program holds only for some sizes of `{name}`, "
+                                        f"and {problem}")
+                        break
+                    if not runs:
+                        log(self.name, f"`{name}` = {size}: the source model itself fails there (its own limit)")
+                        break  # larger sizes fail alike
+                    log(self.name, f"`{name}` = {size}, which torch.export's guard excludes: the trace matches the source model")
+            if problems:
+                return warned + problems
             try:
-                program = self.export_quietly(model, sample, tuple(shapes) if dims else None)
-                break
-            except Exception as e:
-                # A largest size is no branch when the source model itself fails above
-                # it (a position table's length): the dimension is bounded, and export
-                # runs again with that bound.
-                bounds = self.model_limits(model, suggested_maxima(e, dims))
-                if not bounds:
-                    return warned + [f"torch.export, which sees what a trace cannot, found: {export_reason(e)}"]
-                for name, largest in bounds.items():
-                    log(self.name, f"`{name}` is at most {largest}: the model itself fails above that size")
-                    bounded = torch.export.Dim(name, min=1, max=largest)
-                    shapes = [{i: bounded if d is dims[name] else d for i, d in shape.items()} if shape else None
-                              for shape in shapes]
-                    dims[name] = bounded
-        else:
-            return warned
+                # Every excluded size checked: the graph, with sizes left free, for value reads.
+                auto = [{i: torch.export.Dim.AUTO for i in shape} if shape else None for shape in shapes]
+                program = self.export_quietly(model, sample, tuple(auto))
+            except Exception as again:
+                return warned + [f"torch.export, which sees what a trace cannot, found: {export_reason(again)}"]
         reads = sorted({str(n.target) for n in program.graph.nodes
                         if n.op == "call_function" and str(n.target) in VALUE_READS})
         if reads:
             return warned + [f"torch.export found the model reading tensor values into Python ({', '.join(reads)}), "
                              "which a trace records as constants"]
-        log(self.name, "torch.export: what torch warned about depends on no input value and on no size the declaration lets vary; the trace holds")
+        log(self.name, "torch.export: what torch warned about depends on no input value, and the trace matches the model "
+                       "at every size where the program could differ; the trace holds")
         return []
 
     def export_quietly(self, model, sample, dynamic_shapes):
@@ -122,21 +136,47 @@ class TraceGate:
             warnings.simplefilter("ignore")
             return torch.export.export(model, sample, dynamic_shapes=dynamic_shapes, strict=False)
 
-    def model_limits(self, model, maxima):
-        """Of {dimension: largest size torch.export suggests}, those the source model
-        cannot run one past: its own limits, not branches."""
-        limits = {}
-        generator = self.torch.Generator().manual_seed(SEED + 4)
-        for name, largest in maxima.items():
-            specs = [dict(spec, shape=[dict(d, example=largest + 1) if not isinstance(d, int) and d["name"] == name else d
-                                       for d in spec["shape"]]) for spec in self.decl["inputs"]]
-            try:
-                model(*(self.random_tensor(spec, generator) for spec in specs))
-            except Exception:
-                limits[name] = largest
-            else:
-                return {}  # the model runs beyond the bound: the guard is a branch
-        return limits
+    def example_size(self, name):
+        return next(d["example"] for spec in self.decl["inputs"] for d in spec["shape"]
+                    if not isinstance(d, int) and d["name"] == name)
+
+    def sample_at(self, sizes, seed):
+        """One input per declared input, with the named dynamic dimensions at `sizes`."""
+        generator = self.torch.Generator().manual_seed(seed)
+        return tuple(self.random_tensor(dict(spec, shape=[dict(d, example=sizes[d["name"]])
+                                                          if not isinstance(d, int) and d["name"] in sizes else d
+                                                          for d in spec["shape"]]), generator)
+                     for spec in self.decl["inputs"])
+
+    def guarded_sizes(self, error, model, dims):
+        """{dimension: sizes its guard excludes, smallest first, a few of them} from a
+        constraint violation; None when the error is something else or a guard cannot
+        be read."""
+        text = str(error)
+        if "Constraints violated" not in text:
+            return None
+        guards = re.findall(r"Not all values of (\w+) = .*? satisfy the generated guard (.+?)\.?$", text, re.MULTILINE)
+        if not guards:
+            return None
+        try:
+            parameters = list(inspect.signature(model.forward).parameters)
+        except (TypeError, ValueError):
+            return None
+        found = {}
+        for name, guard in guards:
+            if name not in dims:
+                return None
+            excluded = []
+            for size in range(1, max(256, 4 * self.example_size(name)) + 1):
+                holds = evaluate_guard(guard, parameters, self.decl["inputs"], {name: size})
+                if holds is None:
+                    return None
+                if not holds:
+                    excluded.append(size)
+                    if len(excluded) == GUARDED_SIZES_TRIED:
+                        break
+            found[name] = excluded
+        return found
 
     def torch_trace_check(self, model, example, others):
         """torch's own check: traces again on each input and compares the graphs."""
@@ -190,18 +230,28 @@ def export_reason(error):
     return found if len(found) <= 400 else found[:397] + "..."
 
 
-def suggested_maxima(error, dims):
-    """{dimension: largest size} from a torch.export constraint violation whose only
-    suggested fixes are largest sizes of declared dimensions; {} for anything else."""
-    text = str(error)
-    if "Suggested fixes:" not in text:
-        return {}
-    fixes = [l.strip() for l in text.split("Suggested fixes:", 1)[1].splitlines() if l.strip()]
-    fixes = [l for l in fixes if " = " in l and not l.startswith("The error above")]
-    maxima = {}
-    for fix in fixes:
-        found = re.fullmatch(r"(\w+) = Dim\('(\w+)', max=(\d+)\)", fix)
-        if not found or found.group(1) not in dims:
-            return {}
-        maxima[found.group(1)] = int(found.group(3))
-    return maxima
+# Sizes tried of those a guard excludes: the smallest ones, where a limit or a branch
+# shows first.
+GUARDED_SIZES_TRIED = 4
+
+
+def evaluate_guard(guard, parameters, inputs, sizes):
+    """Whether torch.export's guard (Python syntax over `L['<parameter>'].size()[i]`)
+    holds with the named dimensions at `sizes` and the others at their example; None
+    when it cannot be read."""
+    class Shape:
+        def __init__(self, dims):
+            self.dims = dims
+
+        def size(self, index=None):
+            return self.dims if index is None else self.dims[index]
+
+    shapes = {}
+    for parameter, spec in zip(parameters, inputs):
+        shapes[parameter] = Shape([d if isinstance(d, int) else sizes.get(d["name"], d["example"]) for d in spec["shape"]])
+    functions = {"L": shapes, "IntInfinity": lambda: float("inf"), "Max": max, "Min": min,
+                 "Mod": lambda a, b: a % b, "FloorDiv": lambda a, b: a // b, "__builtins__": {}}
+    try:
+        return bool(eval(guard, functions))
+    except Exception:
+        return None

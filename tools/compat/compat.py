@@ -135,7 +135,9 @@ fn main() {{
 
 
 def failure_text(stderr):
-    """The model's error as the build printed it, without cargo's wrapping."""
+    """The model's error as the build printed it, without cargo's wrapping and with
+    paths that do not depend on this checkout."""
+    stderr = re.sub(r"/\S*/site-packages/", "site-packages/", stderr).replace(REPO + "/", "")
     lines = [re.sub(r"^\s*(warning|error): [^:]*: ", "", l) for l in stderr.splitlines()]
     start = next((i for i, l in enumerate(lines) if "failed at stage" in l), None)
     if start is None:
@@ -249,7 +251,7 @@ def render(rows, seconds):
            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            first = r["error"].splitlines()[0] if r["error"] else "failed"
+            first = summary_line(r["error"])
             out.append(f"| {r['architecture']} | {r['library']} | {r['export']} | {r['quantize']} | no: {escape(first)} | - | - | - | - | - |")
             continue
         layer = r.get("worst_layer")
@@ -264,6 +266,18 @@ def render(rows, seconds):
         for r in failures:
             out += ["", f"### {r['architecture']}, quantize = \"{r['quantize']}\"", "", "```text", r["error"], "```"]
     return "\n".join(out) + "\n"
+
+
+def summary_line(error):
+    """The stage and the line that says what went wrong: the drifting output, what
+    torch.export found, or the message's first line."""
+    lines = [l.strip() for l in error.splitlines() if l.strip()]
+    stage = re.search(r"failed at stage `(\w+)`", error)
+    message = [l for l in lines if not l.startswith(("Error:", "fix:", "every output"))]
+    picked = (next((l for l in message if l.startswith("- output")), None)
+              or next((l for l in message if "torch.export" in l or "differs from the source" in l), None)
+              or (message[0] if message else "failed"))
+    return (f"`{stage.group(1)}` " if stage else "") + picked.lstrip("- ")
 
 
 def escape(text):
