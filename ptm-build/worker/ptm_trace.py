@@ -35,7 +35,7 @@ class TraceGate:
         if problems and len(problems) == len(warned):
             # Only torch's warnings, and no input told the trace from the model: ask an
             # oracle whether anything the warnings point at can vary.
-            problems = self.export_oracle(traced, example, warned)
+            problems = self.export_oracle(model, traced, example, warned)
         if not problems:
             return
         detail = "\n".join(f"- {p}" for p in problems)
@@ -70,7 +70,7 @@ class TraceGate:
                 return True, f"on {label}, output {index} differs from the source model by up to {diff:.4g}"
         return True, None
 
-    def export_oracle(self, traced, example, warned):
+    def export_oracle(self, source, traced, example, warned):
         """torch.export (non-strict) runs forward with symbolic sizes: declared fixed
         dimensions are constants, declared dynamic ones are `Dim`s, and it raises where
         a branch depends on a tensor's values, or where the program holds only for some
@@ -103,7 +103,8 @@ class TraceGate:
             problems = []
             for name, sizes in found.items():
                 for size in sizes:
-                    runs, problem = self.divergence(model, traced, f"`{name}` = {size}", self.sample_at({name: size}, SEED + 4))
+                    # Against what was traced (the INT8 module for dynamic INT8), not the float model.
+                    runs, problem = self.divergence(source, traced, f"`{name}` = {size}", self.sample_at({name: size}, SEED + 4))
                     if problem:
                         problems.append(f"torch.export found that the program holds only for some sizes of `{name}`, "
                                         f"and {problem}")
