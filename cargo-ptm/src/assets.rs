@@ -2,23 +2,15 @@
 //! build picks up files (an Android `assets/` folder, an Xcode resource folder).
 //! Build scripts only write inside OUT_DIR; this command is the step that copies out.
 
-use crate::args::Args;
-use crate::crates;
+use crate::crates::Workspace;
 use ptm_build::Builder;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 
-pub fn run(args: &Args) -> Result<ExitCode, String> {
-    let platform = args.value("--platform").ok_or("cargo ptm assets: say --platform android or --platform ios")?;
-    let default_target = match platform {
-        "android" => "aarch64-linux-android",
-        "ios" => "aarch64-apple-ios",
-        other => return Err(format!("cargo ptm assets: unknown platform `{other}`: say android or ios")),
-    };
-    let out = PathBuf::from(args.value("--out").ok_or("cargo ptm assets: say --out <dir> (android: app/src/main/assets/models; ios: a folder in the app target's resources)")?);
-    let target = args.value("--target").unwrap_or(default_target).to_string();
-    let workspace = crates::find(args)?;
-    std::fs::create_dir_all(&out).map_err(|e| format!("could not create {}: {e}", out.display()))?;
+pub fn run(workspace: &Workspace, platform: &str, out: &Path, target: Option<&str>) -> Result<ExitCode, String> {
+    let default_target = if platform == "ios" { "aarch64-apple-ios" } else { "aarch64-linux-android" };
+    let target = target.unwrap_or(default_target).to_string();
+    std::fs::create_dir_all(out).map_err(|e| format!("could not create {}: {e}", out.display()))?;
     let mut listed = Vec::new();
     for krate in &workspace.crates {
         let build_dir = workspace.target_dir.join("ptm-assets").join(&krate.name).join(&target);

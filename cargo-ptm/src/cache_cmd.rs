@@ -1,7 +1,6 @@
 //! `cargo ptm cache size` and `cargo ptm cache prune`.
 
-use crate::args::Args;
-use crate::crates;
+use crate::crates::Workspace;
 use ptm_build::Cache;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
@@ -10,21 +9,19 @@ fn mb(bytes: u64) -> String {
     format!("{:.2} MB", bytes as f64 / 1e6)
 }
 
-pub fn size(args: &Args) -> Result<ExitCode, String> {
-    let cache = Cache::new(crates::find(args)?.cache_dir());
+pub fn size(workspace: &Workspace) -> Result<ExitCode, String> {
+    let cache = Cache::new(workspace.cache_dir());
     let entries = cache.entries();
     let total: u64 = entries.iter().map(|(_, bytes, _)| bytes).sum();
     println!("{}: {} entries, {}", cache.root().display(), entries.len(), mb(total));
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn prune(args: &Args) -> Result<ExitCode, String> {
-    let older_than = args.number("--older-than")?;
-    let max_size = args.number("--max-size")?;
-    if older_than.is_none() && max_size.is_none() {
-        return Err("cargo ptm cache prune: say --older-than <days>, --max-size <MB>, or both".into());
+pub fn prune(workspace: &Workspace, older_than: Option<f64>, max_size: Option<f64>) -> Result<ExitCode, String> {
+    if [older_than, max_size].into_iter().flatten().any(|n| n.is_nan() || n < 0.0) {
+        return Err("cargo ptm cache prune: --older-than and --max-size take numbers >= 0".into());
     }
-    let cache = Cache::new(crates::find(args)?.cache_dir());
+    let cache = Cache::new(workspace.cache_dir());
     let mut entries = cache.entries();
     // Oldest first: both rules remove from the front.
     entries.sort_by_key(|(_, _, published)| *published);

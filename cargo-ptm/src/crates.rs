@@ -1,8 +1,10 @@
-//! The crates `cargo ptm` works on: the one at --manifest-path, or every member of its
-//! workspace that declares models, found with `cargo metadata`.
+//! The crates `cargo ptm` works on, chosen as cargo chooses packages: `-p`, `--workspace`,
+//! the package of the manifest at hand, or a virtual workspace's default members; of
+//! those, the ones that declare models. Read with `cargo metadata`.
 
-use crate::args::Args;
-use std::path::PathBuf;
+use crate::cli::CrateSelection;
+use cargo_metadata::{Metadata, MetadataCommand, Package};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A crate that declares models.
@@ -28,38 +30,58 @@ impl Workspace {
     }
 }
 
-/// Reads the workspace with `cargo metadata`.
-pub fn find(args: &Args) -> Result<Workspace, String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.args(["metadata", "--no-deps", "--format-version", "1"]);
-    if let Some(path) = args.value("--manifest-path") {
-        command.args(["--manifest-path", path]);
+/// Reads the workspace and selects its crates.
+pub fn find(selection: &CrateSelection) -> Result<Workspace, String> {
+    let manifest = match &selection.manifest_path {
+        Some(path) => std::fs::canonicalize(path).map_err(|e| format!("--manifest-path {}: {e}", path.display()))?,
+        None => nearest_manifest()?,
+    };
+    let mut command = MetadataCommand::new();
+    command.no_deps().manifest_path(&manifest);
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        command.cargo_path(cargo);
     }
-    let output = command.output().map_err(|e| format!("could not run cargo metadata: {e}"))?;
-    if !output.status.success() {
-        return Err(format!("cargo metadata failed:\n{}", String::from_utf8_lossy(&output.stderr).trim_end()));
-    }
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|e| format!("cargo metadata printed something else than JSON: {e}"))?;
-    let only = args.value("--manifest-path").map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p)));
-    let mut crates = Vec::new();
-    for package in metadata["packages"].as_array().into_iter().flatten() {
-        let manifest = PathBuf::from(package["manifest_path"].as_str().unwrap_or_default());
-        let is_member = metadata["workspace_members"].as_array().into_iter().flatten().any(|m| m == &package["id"]);
-        // A crate's own manifest selects that crate; a workspace manifest, every member.
-        let workspace_manifest = metadata["workspace_root"].as_str().map(|r| PathBuf::from(r).join("Cargo.toml"));
-        let selected = match &only {
-            Some(path) if Some(path) == workspace_manifest.as_ref() => is_member,
-            Some(path) => path == &manifest,
-            None => is_member,
-        };
-        if selected && package["metadata"]["models"].is_object() {
-            let dir = manifest.parent().map(PathBuf::from).unwrap_or_default();
-            crates.push(Crate { name: package["name"].as_str().unwrap_or_default().to_string(), dir });
+    let metadata = command.exec().map_err(|e| format!("cargo metadata failed: {e}"))?;
+    let members: Vec<&Package> = metadata.packages.iter().filter(|p| metadata.workspace_members.contains(&p.id)).collect();
+    let chosen = choose(&metadata, &members, selection, &manifest)?;
+    let crates = chosen
+        .into_iter()
+        .filter(|p| p.metadata["models"].is_object())
+        .map(|p| Crate { name: p.name.to_string(), dir: p.manifest_path.parent().map(|d| d.as_std_path().to_path_buf()).unwrap_or_default() })
+        .collect();
+    Ok(Workspace { crates, target_dir: metadata.target_directory.clone().into_std_path_buf() })
+}
+
+fn choose<'a>(metadata: &Metadata, members: &[&'a Package], selection: &CrateSelection, manifest: &Path) -> Result<Vec<&'a Package>, String> {
+    if !selection.package.is_empty() {
+        let mut chosen = Vec::new();
+        for spec in &selection.package {
+            let found = members.iter().find(|p| p.name.as_str() == spec).ok_or_else(|| {
+                let names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
+                format!("package `{spec}` is not a member of the workspace (members: {})", names.join(", "))
+            })?;
+            chosen.push(*found);
         }
+        return Ok(chosen);
     }
-    let target_dir = PathBuf::from(metadata["target_directory"].as_str().unwrap_or("target"));
-    Ok(Workspace { crates, target_dir })
+    if selection.workspace {
+        return Ok(members.to_vec());
+    }
+    // The package whose manifest this is; at a virtual workspace's root, its default members.
+    if let Some(package) = members.iter().find(|p| p.manifest_path.as_std_path() == manifest) {
+        return Ok(vec![*package]);
+    }
+    let defaults: Vec<&Package> = members.iter().filter(|p| metadata.workspace_default_members.contains(&p.id)).copied().collect();
+    Ok(if defaults.is_empty() { members.to_vec() } else { defaults })
+}
+
+/// The Cargo.toml cargo would use from the current directory: the nearest one upward.
+fn nearest_manifest() -> Result<PathBuf, String> {
+    let here = std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?;
+    here.ancestors()
+        .map(|dir| dir.join("Cargo.toml"))
+        .find(|manifest| manifest.is_file())
+        .ok_or_else(|| format!("no Cargo.toml in {} or any parent directory; pass --manifest-path", here.display()))
 }
 
 /// The host's target triple (`rustc -vV`), the default `--target`.

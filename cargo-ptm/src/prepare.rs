@@ -1,6 +1,5 @@
 //! `cargo ptm prepare`: fill the committed store; `--check`: is it current?
 
-use crate::args::Args;
 use crate::crates::{self, Workspace};
 use crate::table::{self, Row};
 use ptm_build::store::Store;
@@ -8,19 +7,15 @@ use ptm_build::Builder;
 use std::process::ExitCode;
 use std::time::Instant;
 
-pub fn run(args: &Args) -> Result<ExitCode, String> {
-    let workspace = crates::find(args)?;
-    let mut targets = args.values("--target");
-    if targets.is_empty() {
-        targets.push(crates::host_triple()?);
-    }
+pub fn run(workspace: &Workspace, targets: &[String], check_only: bool, json: bool) -> Result<ExitCode, String> {
     if workspace.crates.is_empty() {
         eprintln!("ptm: no crate here declares [package.metadata.models]");
         return Ok(ExitCode::SUCCESS);
     }
-    if args.has("--check") {
-        return check(&workspace, &targets);
+    if check_only {
+        return check(workspace, targets);
     }
+    let targets = if targets.is_empty() { vec![crates::host_triple()?] } else { targets.to_vec() };
     let mut rows = Vec::new();
     for krate in &workspace.crates {
         let mut stored = Vec::new();
@@ -50,7 +45,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         store.write(&stored).map_err(|e| e.to_string())?;
         eprintln!("ptm prepare: wrote {}", store.root().display());
     }
-    if args.has("--json") {
+    if json {
         println!("{}", serde_json::to_string_pretty(&rows.iter().map(Row::json).collect::<Vec<_>>()).unwrap_or_default());
     } else {
         print!("{}", table::render(&rows));
@@ -58,13 +53,15 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Every model's store entry against today's files, without Python.
+/// Every model's store entry against today's files, without Python: for the targets
+/// given, else for every target the store records (the host's when it records none).
 fn check(workspace: &Workspace, targets: &[String]) -> Result<ExitCode, String> {
     let mut problems = Vec::new();
     let mut current = 0;
     for krate in &workspace.crates {
         let store = Store::of(&krate.dir);
-        for target in targets {
+        let targets = if targets.is_empty() { recorded_targets(&store, &krate.dir)? } else { targets.to_vec() };
+        for target in &targets {
             let decls = ptm_build::manifest::read(&krate.dir.join("Cargo.toml"), Some(target)).map_err(|e| e.to_string())?;
             for decl in decls {
                 match store.find(&decl, &krate.dir, None) {
@@ -80,4 +77,16 @@ fn check(workspace: &Workspace, targets: &[String]) -> Result<ExitCode, String> 
     }
     println!("ptm: the store is not current:\n{}\n  fix: run `cargo ptm prepare` and commit the .ptm/ directories", problems.join("\n"));
     Ok(ExitCode::from(1))
+}
+
+/// The targets a crate's store index records for any of its models.
+fn recorded_targets(store: &Store, crate_dir: &std::path::Path) -> Result<Vec<String>, String> {
+    let decls = ptm_build::manifest::read(&crate_dir.join("Cargo.toml"), None).map_err(|e| e.to_string())?;
+    let mut targets: Vec<String> = decls.iter().flat_map(|d| store.indexed(&d.name).unwrap_or_default()).map(|record| record.target).collect();
+    targets.sort();
+    targets.dedup();
+    if targets.is_empty() {
+        targets.push(crates::host_triple()?);
+    }
+    Ok(targets)
 }

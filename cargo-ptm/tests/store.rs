@@ -53,6 +53,21 @@ fn prepare_fills_the_store_and_prints_a_summary() {
     let check = cargo_ptm(&fixture, &["prepare", "--check"], cache.path());
     assert!(check.status.success(), "{}", text(&check));
     assert!(text(&check).contains("the store is current (1 model(s))"), "{}", text(&check));
+
+    // What that build measured, for people and as JSON.
+    let report = cargo_ptm(&fixture, &["report", "tiny"], cache.path());
+    assert!(report.status.success(), "{}", text(&report));
+    let page = String::from_utf8_lossy(&report.stdout);
+    for line in ["  input       features float32 [1, 16]", "  output      scores float32 [1, 4]", "  drift       lite (8 samples):", "  INT8 layers (torch.ao.ns, worst first):"] {
+        assert!(page.contains(line), "{line}: {page}");
+    }
+    let json = cargo_ptm(&fixture, &["report", "--json"], cache.path());
+    let models: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(models[0]["report"]["name"], "tiny");
+    assert_eq!(models[0]["report"]["layers"][0]["kind"], "Linear");
+    let missing = cargo_ptm(&fixture, &["report", "nope"], cache.path());
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing).contains("no crate here declares a model named `nope`"), "{}", text(&missing));
 }
 
 #[test]
@@ -184,6 +199,7 @@ fn preparing_another_target_keeps_the_targets_already_stored() {
     assert_eq!(targets, expected);
     let check = cargo_ptm(&fixture, &["prepare", "--check"], cache.path());
     assert!(check.status.success(), "the host's entry survived: {}", text(&check));
+    assert!(text(&check).contains("the store is current (2 model(s))"), "both recorded targets are checked: {}", text(&check));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! prints the same text as `Display`, so `fn main() -> Result<(), ptm_build::Error>`
 //! in build.rs ends with the message, never a panic backtrace.
 
+use crate::manifest::Location;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -23,6 +24,8 @@ pub enum Error {
         expected: String,
         /// What to write instead.
         fix: String,
+        /// Where the key is in the file (or where it belongs, when it is missing).
+        location: Option<Location>,
     },
     /// A file the manifest names does not exist or cannot be read.
     MissingFile {
@@ -34,7 +37,11 @@ pub enum Error {
         path: PathBuf,
         /// What to do.
         fix: String,
+        /// Where the key is in the file.
+        location: Option<Location>,
     },
+    /// Several declarations are wrong: each error, in declaration order.
+    Declarations(Vec<Error>),
     /// No usable Python with torch was found.
     Python {
         /// What went wrong, with the interpreter tried.
@@ -101,19 +108,44 @@ impl Error {
     }
 }
 
+/// `path:line:column`, as rustc and cargo name a place, or the path alone.
+fn place(manifest: &std::path::Path, location: &Option<Location>) -> String {
+    match location {
+        Some(at) => format!("{}:{}:{}", manifest.display(), at.line, at.column),
+        None => manifest.display().to_string(),
+    }
+}
+
+/// The line with a caret under the key, as rustc shows source.
+fn snippet(f: &mut fmt::Formatter<'_>, location: &Option<Location>) -> fmt::Result {
+    let Some(at) = location else { return Ok(()) };
+    let gutter = " ".repeat(at.line.to_string().len());
+    writeln!(f, "{gutter} |")?;
+    writeln!(f, "{} | {}", at.line, at.text)?;
+    writeln!(f, "{gutter} | {}{}", " ".repeat(at.column - 1), "^".repeat(at.width))
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Manifest { manifest, key, found, expected, fix } => {
-                writeln!(f, "ptm: invalid model declaration: `{key}` in {}", manifest.display())?;
+            Error::Manifest { manifest, key, found, expected, fix, location } => {
+                writeln!(f, "ptm: invalid model declaration: `{key}` in {}", place(manifest, location))?;
+                snippet(f, location)?;
                 writeln!(f, "  found:    {found}")?;
                 writeln!(f, "  expected: {expected}")?;
                 write!(f, "  fix:      {fix}")
             }
-            Error::MissingFile { manifest, key, path, fix } => {
-                writeln!(f, "ptm: `{key}` in {} names a file that does not exist", manifest.display())?;
+            Error::MissingFile { manifest, key, path, fix, location } => {
+                writeln!(f, "ptm: `{key}` in {} names a file that does not exist", place(manifest, location))?;
+                snippet(f, location)?;
                 writeln!(f, "  path:     {}", path.display())?;
                 write!(f, "  fix:      {fix}")
+            }
+            Error::Declarations(errors) => {
+                for (index, error) in errors.iter().enumerate() {
+                    write!(f, "{}{error}", if index == 0 { "" } else { "\n\n" })?;
+                }
+                write!(f, "\n\nptm: {} model declarations are wrong; each is named above", errors.len())
             }
             Error::Python { problem, remedies } => {
                 writeln!(f, "ptm: {problem}")?;

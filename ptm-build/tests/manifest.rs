@@ -244,3 +244,37 @@ fn quantize_skip_takes_module_names_once_and_only_with_quantization() {
     let decls = Project::new(&table).file("tiny.py", TINY_MODEL).parse_for("x86_64-unknown-linux-gnu").unwrap();
     assert!(decls[0].quantize_skip.is_empty());
 }
+
+#[test]
+fn an_error_points_at_the_line_and_column_of_its_key() {
+    let text = parse_error(&model("quantize = \"dynamc\""));
+    // [package] takes 4 lines, the model table header is line 5, its source line 6.
+    let manifest_line = text.lines().next().unwrap();
+    assert!(manifest_line.ends_with("Cargo.toml:7:12"), "{text}");
+    assert!(text.contains("  |\n7 | quantize = \"dynamc\"\n  |            ^^^^^^^^\n"), "{text}");
+    // An unknown key is pointed at itself.
+    let text = parse_error(&model("quantise = \"dynamic\""));
+    assert!(text.lines().next().unwrap().ends_with("Cargo.toml:7:1") && text.contains("7 | quantise = \"dynamic\"\n  | ^^^^^^^^\n"), "{text}");
+
+    let text = parse_error(&model("").replace("float32", "flaot32"));
+    assert!(text.lines().next().unwrap().ends_with(":11:9"), "{text}");
+    assert!(text.contains("11 | dtype = \"flaot32\"\n   |         ^^^^^^^^^\n"), "{text}");
+
+    // A missing key points at the table it belongs in.
+    let text = error_text(Project::new("[package.metadata.models.tiny]\nquantize = \"static\"\nsource = \"tiny.py:build_model\"\n").file("tiny.py", TINY_MODEL).parse());
+    assert!(text.contains("`package.metadata.models.tiny.calibration`") && text.contains(":5:"), "{text}");
+}
+
+#[test]
+fn every_models_first_mistake_is_reported_at_once() {
+    let two = model("quantize = \"dynamc\"") + "\n[package.metadata.models.other]\nsource = \"tiny.py:build_model\"\nexport = \"jit\"\n\n[[package.metadata.models.other.inputs]]\nname = \"x\"\ndtype = \"float32\"\nshape = [1, 4]\n";
+    let text = parse_error(&two);
+    let tiny = text.find("`package.metadata.models.tiny.quantize`").expect("tiny's error");
+    let other = text.find("`package.metadata.models.other.export`").expect("other's error");
+    assert!(tiny < other, "in the order of the file: {text}");
+    assert!(text.ends_with("ptm: 2 model declarations are wrong; each is named above"), "{text}");
+    // A valid model beside a wrong one does not hide the error.
+    let one = model("") + "\n[package.metadata.models.other]\nsource = \"tiny.py:build_model\"\nexport = \"jit\"\n";
+    let text = parse_error(&one);
+    assert!(text.starts_with("ptm: invalid model declaration: `package.metadata.models.other.export`"), "{text}");
+}

@@ -12,6 +12,8 @@ const MODEL_KEYS: &[&str] = &[
     "optimize_blocklist", "preserved_methods", "embed", "outputs", "inputs", "tolerance", "target",
     "accept_trace_risk", "lints", "runtime", "max_bytecode", "quantize_skip",
 ];
+/// What an error says it found for a key ptm does not know.
+const UNKNOWN_KEY: &str = "an unknown key";
 /// Keys a `[...models.<name>.target.<triple or arch>]` table may override.
 const TARGET_KEYS: &[&str] = &["engine", "quantize", "optimize"];
 const INPUT_KEYS: &[&str] = &["name", "dtype", "shape", "range"];
@@ -47,6 +49,7 @@ pub fn parse(manifest: &Path, text: &str, target: Option<&str>) -> Result<Vec<Mo
         found: e.message().to_string(),
         expected: "valid TOML".into(),
         fix: "correct the TOML syntax".into(),
+        location: e.span().and_then(|span| super::locate::at(text, span)),
     })?;
     let crate_dir = manifest.parent().unwrap_or(Path::new("."));
     let Some(models) = document
@@ -58,8 +61,41 @@ pub fn parse(manifest: &Path, text: &str, target: Option<&str>) -> Result<Vec<Mo
     };
     let workspace = workspace_root(crate_dir);
     let ctx = Ctx { manifest, crate_dir, workspace: &workspace, target, warnings: Default::default() };
-    let models = ctx.table(models, "package.metadata.models", "a table of models, one `[package.metadata.models.<name>]` each")?;
-    models.iter().map(|(name, value)| ctx.model(name, value)).collect()
+    let models = ctx.table(models, "package.metadata.models", "a table of models, one `[package.metadata.models.<name>]` each").map_err(|e| located(e, text))?;
+    // Every model's first mistake at once, each pointing at its line.
+    let mut decls = Vec::new();
+    let mut errors = Vec::new();
+    for (name, value) in models {
+        match ctx.model(name, value) {
+            Ok(decl) => decls.push(decl),
+            Err(error) => errors.push(located(error, text)),
+        }
+    }
+    errors.sort_by_key(|e| match e {
+        Error::Manifest { location: Some(at), .. } | Error::MissingFile { location: Some(at), .. } => at.line,
+        _ => usize::MAX,
+    });
+    match errors.len() {
+        0 => Ok(decls),
+        1 => Err(errors.remove(0)),
+        _ => Err(Error::Declarations(errors)),
+    }
+}
+
+/// The error with the place of its key in `text`.
+fn located(error: Error, text: &str) -> Error {
+    match error {
+        Error::Manifest { manifest, key, found, expected, fix, location: None } => {
+            // A wrong value is pointed at; an unknown key, itself.
+            let location = super::locate::locate(text, &key, found == UNKNOWN_KEY);
+            Error::Manifest { manifest, key, found, expected, fix, location }
+        }
+        Error::MissingFile { manifest, key, path, fix, location: None } => {
+            let location = super::locate::locate(text, &key, false);
+            Error::MissingFile { manifest, key, path, fix, location }
+        }
+        other => other,
+    }
 }
 
 struct Ctx<'a> {
@@ -117,6 +153,7 @@ impl Ctx<'_> {
             found,
             expected: expected.into(),
             fix: fix.into(),
+            location: None,
         }
     }
 
@@ -135,7 +172,7 @@ impl Ctx<'_> {
                     Some(near) => format!("did you mean `{near}`? rename `{key}` to `{near}`"),
                     None => format!("remove `{key}`"),
                 };
-                return Err(self.error(&format!("{prefix}.{key}"), "an unknown key".into(), format!("one of: {}", allowed.join(", ")), fix));
+                return Err(self.error(&format!("{prefix}.{key}"), UNKNOWN_KEY.into(), format!("one of: {}", allowed.join(", ")), fix));
             }
         }
         Ok(())
@@ -193,7 +230,7 @@ impl Ctx<'_> {
         let path = PathBuf::from(relative);
         let resolved = self.crate_dir.join(&path);
         if !resolved.exists() {
-            return Err(Error::MissingFile { manifest: self.manifest.to_path_buf(), key: key.into(), path: resolved, fix: fix.into() });
+            return Err(Error::MissingFile { manifest: self.manifest.to_path_buf(), key: key.into(), path: resolved, fix: fix.into(), location: None });
         }
         let outside = if path.is_absolute() {
             Some("is absolute")

@@ -1,0 +1,112 @@
+//! The command line, as cargo's own subcommands spell it: `cargo ptm <command>`, with
+//! `--manifest-path`, `-p/--package`, `--workspace` and `--target`. clap prints help and
+//! versions (exit 0) and usage errors (exit 2); a command that fails exits 1.
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// `cargo ptm`: the models a crate declares in `[package.metadata.models]`, outside a build.
+#[derive(Parser, Debug)]
+#[command(name = "cargo-ptm", bin_name = "cargo ptm", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What `cargo ptm` does.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Convert every declared model (cache first) and write artifact and report to
+    /// `.ptm/` beside each Cargo.toml, for committing.
+    Prepare {
+        #[command(flatten)]
+        crates: CrateSelection,
+        /// Target triples to prepare for (repeatable); default: the host, or with
+        /// --check the targets the store records.
+        #[arg(long, value_name = "TRIPLE")]
+        target: Vec<String>,
+        /// Only tell whether the store is current (exit 1 naming what is not); needs no Python.
+        #[arg(long)]
+        check: bool,
+        /// Print the summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a model's report from the last build: inputs, outputs, sizes, drift per
+    /// stage and output, per-layer INT8 figures, operators, warnings.
+    Report {
+        /// The model's name (every model when omitted).
+        model: Option<String>,
+        #[command(flatten)]
+        crates: CrateSelection,
+        /// The target triple whose build to read (default: the host's).
+        #[arg(long, value_name = "TRIPLE")]
+        target: Option<String>,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the `embed = false` models, converted for a platform, where its app build
+    /// picks up files.
+    Assets {
+        /// `android` or `ios`.
+        #[arg(long, value_parser = ["android", "ios"])]
+        platform: String,
+        /// Where to write them (android: app/src/main/assets/models).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The target triple (default: aarch64-linux-android or aarch64-apple-ios).
+        #[arg(long, value_name = "TRIPLE")]
+        target: Option<String>,
+        #[command(flatten)]
+        crates: CrateSelection,
+    },
+    /// The conversion cache: its size, or pruning it.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+/// `cargo ptm cache ...`.
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// Entries and bytes of the cache.
+    Size {
+        #[command(flatten)]
+        crates: CrateSelection,
+    },
+    /// Remove entries, oldest first.
+    #[command(group(ArgGroup::new("rule").required(true).multiple(true).args(["older_than", "max_size"])))]
+    Prune {
+        /// Remove entries published more than this many days ago.
+        #[arg(long, value_name = "DAYS")]
+        older_than: Option<f64>,
+        /// Then remove the oldest until the cache holds at most this many MB.
+        #[arg(long, value_name = "MB")]
+        max_size: Option<f64>,
+        #[command(flatten)]
+        crates: CrateSelection,
+    },
+}
+
+/// Which crates, as cargo selects packages.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CrateSelection {
+    /// Path to Cargo.toml (a crate's, or a workspace's for every member).
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Only these packages (repeatable).
+    #[arg(short, long, value_name = "SPEC")]
+    pub package: Vec<String>,
+    /// Every member of the workspace (the default at a workspace root is its default members).
+    #[arg(long)]
+    pub workspace: bool,
+}
+
+/// The arguments after `cargo-ptm`: `cargo ptm x` runs `cargo-ptm ptm x`.
+pub fn parse() -> Cli {
+    let mut words: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if words.get(1).is_some_and(|w| w == "ptm") {
+        words.remove(1);
+    }
+    Cli::parse_from(words)
+}
