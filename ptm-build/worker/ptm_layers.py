@@ -1,5 +1,6 @@
 """Where INT8 loses: torch's numeric suite (torch.ao.ns) compares each quantized layer's
 output in the float model and in the quantized one, on the same samples."""
+import contextlib
 import copy
 import warnings
 
@@ -71,15 +72,17 @@ class LayerDrift:
         mapping = q.QConfigMapping().set_global(q.get_default_qconfig(self.decl["engine"]))
         for name in self.decl.get("quantize_skip", []):
             mapping.set_module_name(self.inner_prefix + name, None)
-        try:
-            prepared = prepare_fx(copy.deepcopy(self.float_model), mapping, samples[0])
-        except Exception as e:
-            raise Unreadable(f"per-layer figures need a model torch.fx can trace, and this one stops it: "
-                             f"{type(e).__name__}: {str(e).strip().splitlines()[0]}")
-        for sample in self.calibration or samples:
-            prepared(*(t.clone() for t in sample))
-        quantized = convert_fx(prepared)
-        float_logged, quantized_logged = ns.add_loggers("fp32", copy.deepcopy(self.float_model), "int8", quantized, ns.OutputLogger)
+        with without_stack_traces():
+            try:
+                prepared = prepare_fx(copy.deepcopy(self.float_model), mapping, samples[0])
+            except Exception as e:
+                raise Unreadable(f"per-layer figures need a model torch.fx can trace, and this one stops it: "
+                                 f"{type(e).__name__}: {str(e).strip().splitlines()[0]}")
+            for sample in self.calibration or samples:
+                prepared(*(t.clone() for t in sample))
+            quantized = convert_fx(prepared)
+            float_logged, quantized_logged = ns.add_loggers("fp32", copy.deepcopy(self.float_model), "int8", quantized,
+                                                            ns.OutputLogger)
         for sample in samples:
             float_logged(*(t.clone() for t in sample))
             quantized_logged(*(t.clone() for t in sample))
@@ -126,6 +129,25 @@ class LayerDrift:
         lines += [f"  {r['name']} ({r['kind']}): SQNR {r['sqnr_db']:.1f} dB, relative error {r['relative']:.3g}"
                   for r in rows[:NAMED_IN_ERRORS]]
         return lines
+
+
+@contextlib.contextmanager
+def without_stack_traces():
+    """FX quantization's tracer records a stack trace per node, and filtering them
+    imports torch._dynamo and sympy (about 1,200 modules, 1.5 to 2.2 s here) in every
+    process that traces; the figures need no stack traces."""
+    from torch.ao.quantization.fx import tracer
+    original = tracer.QuantizationTracer.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.record_stack_traces = False
+
+    tracer.QuantizationTracer.__init__ = init
+    try:
+        yield
+    finally:
+        tracer.QuantizationTracer.__init__ = original
 
 
 class Unreadable(Exception):
