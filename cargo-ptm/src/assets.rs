@@ -44,6 +44,7 @@ pub fn run(workspace: &Workspace, platform: &str, out: &Path, target: Option<&st
         "files": listed.iter().map(|(file, sha256, bytes)| serde_json::json!({"file": file, "sha256": sha256, "bytes": bytes})).collect::<Vec<_>>(),
     });
     let path = out.join("ptm-assets.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap_or_default() + "\n").map_err(|e| format!("could not write {}: {e}", path.display()))?;
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap_or_default() + "\n")
+        .map_err(|e| format!("could not write {}: {e}", path.display()))?;
     Ok(ExitCode::SUCCESS)
 }

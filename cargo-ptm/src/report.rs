@@ -12,8 +12,9 @@ pub fn run(workspace: &Workspace, model: Option<&str>, target: Option<&str>, jso
     let host = crates::host_triple()?;
     let mut shown = Vec::new();
     for krate in &workspace.crates {
-        let report = last_report(&workspace.target_dir, &krate.name, target.filter(|t| *t != host), &host)
-            .ok_or_else(|| format!("no build of `{}` has written a report under {} yet; run `cargo build` first", krate.name, workspace.target_dir.display()))?;
+        let report = last_report(&workspace.target_dir, &krate.name, target.filter(|t| *t != host), &host).ok_or_else(|| {
+            format!("no build of `{}` has written a report under {} yet; run `cargo build` first", krate.name, workspace.target_dir.display())
+        })?;
         let text = std::fs::read_to_string(&report).map_err(|e| format!("could not read {}: {e}", report.display()))?;
         let bundle = Bundle::from_json(&text).map_err(|e| format!("{} is not a report this cargo-ptm reads: {e}", report.display()))?;
         for m in bundle.models.into_iter().filter(|m| model.is_none_or(|name| m.name == name)) {
@@ -61,10 +62,14 @@ fn last_report(target_dir: &Path, package: &str, target: Option<&str>, host: &st
 }
 
 fn shape(spec: &TensorSpec) -> String {
-    let dims: Vec<String> = spec.shape.iter().map(|d| match d {
-        Dim::Fixed(n) => n.to_string(),
-        Dim::Dynamic { name, example } => format!("{name} (built at {example})"),
-    }).collect();
+    let dims: Vec<String> = spec
+        .shape
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => n.to_string(),
+            Dim::Dynamic { name, example } => format!("{name} (built at {example})"),
+        })
+        .collect();
     format!("{} {} [{}]", spec.name, spec.dtype, dims.join(", "))
 }
 
@@ -74,7 +79,14 @@ fn page(krate: &str, path: &Path, m: &ModelReport) -> String {
     let _ = writeln!(out, "{krate}/{}  ({})", m.name, path.display());
     let quantization = if m.quantize == "none" { "float".to_string() } else { format!("{} INT8 ({})", m.quantize, m.engine) };
     let _ = writeln!(out, "  source      {} ({} export), {quantization}, torch {}", m.source, m.export, m.torch);
-    let _ = writeln!(out, "  artifact    {} ({}), bytecode v{}, sha256 {}", m.artifact, if m.embed { "embedded" } else { "asset file" }, m.bytecode_version, m.artifact_sha256);
+    let _ = writeln!(
+        out,
+        "  artifact    {} ({}), bytecode v{}, sha256 {}",
+        m.artifact,
+        if m.embed { "embedded" } else { "asset file" },
+        m.bytecode_version,
+        m.artifact_sha256
+    );
     for input in &m.inputs {
         let _ = writeln!(out, "  input       {}", shape(input));
     }

@@ -73,7 +73,8 @@ impl Row {
 
 /// Rows as an aligned text table.
 pub fn render(rows: &[Row]) -> String {
-    let header: Vec<String> = ["model", "target", "source", "quantize", "before", ".ptl", "drift (lite)", "worst INT8 layer", "time", "from"].iter().map(|s| s.to_string()).collect();
+    let header: Vec<String> =
+        ["model", "target", "source", "quantize", "before", ".ptl", "drift (lite)", "worst INT8 layer", "time", "from"].iter().map(|s| s.to_string()).collect();
     let lines: Vec<Vec<String>> = std::iter::once(header).chain(rows.iter().map(Row::cells)).collect();
     let widths: Vec<usize> = (0..lines[0].len()).map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();

@@ -49,14 +49,24 @@ fn help_and_version_print_and_exit_zero() {
     for command in ["prepare", "report", "assets", "cache"] {
         assert!(help.contains(command), "{help}");
     }
-    assert!(stdout(&cargo_ptm(&["prepare", "--help"], &here)).contains("--manifest-path") && stdout(&cargo_ptm(&["prepare", "--help"], &here)).contains("--workspace"));
+    assert!(
+        stdout(&cargo_ptm(&["prepare", "--help"], &here)).contains("--manifest-path")
+            && stdout(&cargo_ptm(&["prepare", "--help"], &here)).contains("--workspace")
+    );
     assert_eq!(stdout(&cargo_ptm(&["--version"], &here)).trim(), format!("cargo-ptm {}", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
 fn usage_errors_exit_two_and_failures_exit_one() {
     let here = std::env::temp_dir();
-    for args in [&[][..], &["convert"], &["prepare", "--frobnicate"], &["cache", "prune"], &["assets", "--platform", "windows", "--out", "x"], &["cache", "prune", "--max-size", "lots"]] {
+    for args in [
+        &[][..],
+        &["convert"],
+        &["prepare", "--frobnicate"],
+        &["cache", "prune"],
+        &["assets", "--platform", "windows", "--out", "x"],
+        &["cache", "prune", "--max-size", "lots"],
+    ] {
         let out = cargo_ptm(args, &here);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("--help"), "{args:?}: {}", stderr(&out));

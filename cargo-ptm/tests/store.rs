@@ -58,7 +58,12 @@ fn prepare_fills_the_store_and_prints_a_summary() {
     let report = cargo_ptm(&fixture, &["report", "tiny"], cache.path());
     assert!(report.status.success(), "{}", text(&report));
     let page = String::from_utf8_lossy(&report.stdout);
-    for line in ["  input       features float32 [1, 16]", "  output      scores float32 [1, 4]", "  drift       lite (8 samples):", "  INT8 layers (torch.ao.ns, worst first):"] {
+    for line in [
+        "  input       features float32 [1, 16]",
+        "  output      scores float32 [1, 4]",
+        "  drift       lite (8 samples):",
+        "  INT8 layers (torch.ao.ns, worst first):",
+    ] {
         assert!(page.contains(line), "{line}: {page}");
     }
     let json = cargo_ptm(&fixture, &["report", "--json"], cache.path());
@@ -211,7 +216,11 @@ fn a_damaged_store_entry_is_a_warning_when_python_converts_instead() {
     let scratch = tempfile::tempdir().unwrap();
     let build = fixture.build(&[("PTM_CACHE_DIR", &scratch.path().join("cache"))]);
     assert!(build.success, "{}", build.stderr);
-    assert!(build.stderr.contains("warning: fixture-") && build.stderr.contains("ptm: model `tiny`: the committed store's entry is damaged"), "{}", build.stderr);
+    assert!(
+        build.stderr.contains("warning: fixture-") && build.stderr.contains("ptm: model `tiny`: the committed store's entry is damaged"),
+        "{}",
+        build.stderr
+    );
     assert!(build.stderr.contains(&ptl.display().to_string()), "the warning names the file: {}", build.stderr);
     assert_eq!(std::fs::read(&ptl).unwrap(), b"not a model", "the store is reported, never repaired behind the user's back");
 }
@@ -257,5 +266,9 @@ fn a_store_from_the_same_torch_release_with_another_build_tag_is_not_converted_a
     let scratch = tempfile::tempdir().unwrap();
     let build = fixture.build(&[("PTM_CACHE_DIR", &scratch.path().join("cache"))]);
     assert!(build.success, "{}", build.stderr);
-    assert!(build.stderr.contains(&format!("prepared with torch {other} and this build has torch {ours}")) && build.stderr.contains("PTM_OFFLINE=1"), "{}", build.stderr);
+    assert!(
+        build.stderr.contains(&format!("prepared with torch {other} and this build has torch {ours}")) && build.stderr.contains("PTM_OFFLINE=1"),
+        "{}",
+        build.stderr
+    );
 }

@@ -75,7 +75,12 @@ fn review(asset: &str) -> Result<(), Box<dyn Error>> {
     let info = &Review::INFO;
     let source = info.size("source").unwrap_or(0) as f64 / 1e6;
     let ptl = info.artifact_bytes() as f64 / 1e6;
-    println!("review: BERT-like classifier, 128 tokens, {} INT8 ({}), asset file loaded with load_from in {:.1} ms", info.quantize, info.engine, load.as_secs_f64() * 1e3);
+    println!(
+        "review: BERT-like classifier, 128 tokens, {} INT8 ({}), asset file loaded with load_from in {:.1} ms",
+        info.quantize,
+        info.engine,
+        load.as_secs_f64() * 1e3
+    );
     println!("  fp32 parameters {source:.2} MB -> .ptl {ptl:.2} MB ({:.2}x)", ptl / source);
     println!("  (its weights are seeded, not trained: what it shows is size and speed, not sentiment)");
     for sequence in 0..4u64 {
@@ -98,7 +103,7 @@ fn review(asset: &str) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// A token sequence as a WordPiece tokenizer lays it out: [CLS] words [SEP], then padding.
+/// A token sequence as a WordPiece tokenizer lays it out: `[CLS]` words `[SEP]`, then padding.
 fn tokens(sequence: u64) -> [i64; 128] {
     let words = 24 + 30 * sequence as usize;
     let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ sequence;

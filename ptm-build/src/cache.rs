@@ -145,8 +145,10 @@ impl Cache {
     /// The entry, or the first of its files that is missing or does not match.
     fn verify(&self, key: &str, dir: &Path) -> Result<Entry, PathBuf> {
         let (entry_json, report_json, ptl) = (dir.join("entry.json"), dir.join("report.json"), dir.join("model.ptl"));
-        let manifest: Manifest = std::fs::read(&entry_json).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).filter(|m: &Manifest| m.key == key).ok_or(entry_json)?;
-        let report = std::fs::read_to_string(&report_json).ok().filter(|r| crate::hash::hex_sha256(r.as_bytes()) == manifest.report_sha256).ok_or(report_json)?;
+        let manifest: Manifest =
+            std::fs::read(&entry_json).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).filter(|m: &Manifest| m.key == key).ok_or(entry_json)?;
+        let report =
+            std::fs::read_to_string(&report_json).ok().filter(|r| crate::hash::hex_sha256(r.as_bytes()) == manifest.report_sha256).ok_or(report_json)?;
         if file_sha256(&ptl).ok().as_ref() != Some(&manifest.ptl_sha256) {
             return Err(ptl);
         }
@@ -183,11 +185,7 @@ impl Cache {
     /// under `key` and returns the entry now there (ours, or an earlier publisher's).
     pub fn publish(&self, key: &str, staged: &Path, report: &str) -> Result<Entry, Error> {
         let ptl = staged.join("model.ptl");
-        let manifest = Manifest {
-            key: key.to_string(),
-            ptl_sha256: file_sha256(&ptl)?,
-            report_sha256: crate::hash::hex_sha256(report.as_bytes()),
-        };
+        let manifest = Manifest { key: key.to_string(), ptl_sha256: file_sha256(&ptl)?, report_sha256: crate::hash::hex_sha256(report.as_bytes()) };
         write_atomic(&staged.join("report.json"), report.as_bytes())?;
         write_atomic(&staged.join("entry.json"), serde_json::to_string_pretty(&manifest).unwrap_or_default().as_bytes())?;
         let dir = self.entry_dir(key);

@@ -9,7 +9,9 @@ use crate::manifest::Location;
 use std::fmt;
 use std::path::PathBuf;
 
-/// Why a build could not produce its models.
+/// Why a build could not produce its models. Kept under 128 bytes (boxed strings where
+/// a variant would outgrow it), so that `fn main() -> Result<(), ptm_build::Error>` in a
+/// build script passes clippy's `result_large_err`.
 #[non_exhaustive]
 pub enum Error {
     /// A value under `[package.metadata.models]` is wrong.
@@ -19,13 +21,14 @@ pub enum Error {
         /// Full dotted key, e.g. `package.metadata.models.review.dtype`.
         key: String,
         /// What the file says (or that it says nothing).
-        found: String,
+        found: Box<str>,
         /// What ptm accepts there.
-        expected: String,
+        expected: Box<str>,
         /// What to write instead.
-        fix: String,
-        /// Where the key is in the file (or where it belongs, when it is missing).
-        location: Option<Location>,
+        fix: Box<str>,
+        /// Where the key is in the file (or where it belongs, when it is missing);
+        /// boxed to keep `Result<_, Error>` small in every build script.
+        location: Option<Box<Location>>,
     },
     /// A file the manifest names does not exist or cannot be read.
     MissingFile {
@@ -38,7 +41,7 @@ pub enum Error {
         /// What to do.
         fix: String,
         /// Where the key is in the file.
-        location: Option<Location>,
+        location: Option<Box<Location>>,
     },
     /// Several declarations are wrong: each error, in declaration order.
     Declarations(Vec<Error>),
@@ -60,7 +63,7 @@ pub enum Error {
         /// What to try.
         hint: Option<String>,
         /// Last frames of the Python traceback, when there is one.
-        traceback: String,
+        traceback: Box<str>,
     },
     /// The Python worker died without a result.
     Worker {
@@ -109,7 +112,7 @@ impl Error {
 }
 
 /// `path:line:column`, as rustc and cargo name a place, or the path alone.
-fn place(manifest: &std::path::Path, location: &Option<Location>) -> String {
+fn place(manifest: &std::path::Path, location: &Option<Box<Location>>) -> String {
     match location {
         Some(at) => format!("{}:{}:{}", manifest.display(), at.line, at.column),
         None => manifest.display().to_string(),
@@ -117,7 +120,7 @@ fn place(manifest: &std::path::Path, location: &Option<Location>) -> String {
 }
 
 /// The line with a caret under the key, as rustc shows source.
-fn snippet(f: &mut fmt::Formatter<'_>, location: &Option<Location>) -> fmt::Result {
+fn snippet(f: &mut fmt::Formatter<'_>, location: &Option<Box<Location>>) -> fmt::Result {
     let Some(at) = location else { return Ok(()) };
     let gutter = " ".repeat(at.line.to_string().len());
     writeln!(f, "{gutter} |")?;

@@ -99,7 +99,8 @@ pub fn files_below(path: &Path) -> Result<Vec<PathBuf>, Error> {
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let walk = walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name().into_iter().filter_entry(|entry| entry.depth() == 0 || !skipped(entry.file_name()));
+    let walk =
+        walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name().into_iter().filter_entry(|entry| entry.depth() == 0 || !skipped(entry.file_name()));
     let mut files = Vec::new();
     for entry in walk {
         let entry = entry.map_err(|e| walk_error(path, e))?;
@@ -118,7 +119,8 @@ fn skipped(name: &std::ffi::OsStr) -> bool {
 fn walk_error(root: &Path, error: walkdir::Error) -> Error {
     let at = error.path().unwrap_or(root).to_path_buf();
     if let Some(ancestor) = error.loop_ancestor() {
-        let loop_error = std::io::Error::other(format!("it is a symbolic link back to {}, above it; remove the link or point it elsewhere", ancestor.display()));
+        let loop_error =
+            std::io::Error::other(format!("it is a symbolic link back to {}, above it; remove the link or point it elsewhere", ancestor.display()));
         return Error::io("walk into", at, loop_error);
     }
     let io = error.into_io_error().unwrap_or_else(|| std::io::Error::other("directory walk failed"));

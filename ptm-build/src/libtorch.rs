@@ -198,7 +198,8 @@ mod tests {
 
     #[test]
     fn a_missing_python_is_explained_for_linking_not_for_converting() {
-        let converting = Error::Python { problem: "no Python found".into(), remedies: vec!["build from a committed model store instead (PTM_OFFLINE=1)".into()] };
+        let converting =
+            Error::Python { problem: "no Python found".into(), remedies: vec!["build from a committed model store instead (PTM_OFFLINE=1)".into()] };
         let text = for_linking(converting).to_string();
         assert!(!text.contains("PTM_OFFLINE"), "a store gives no libtorch: {text}");
         assert!(text.contains("found no libtorch to link: no Python found"), "{text}");
@@ -211,7 +212,10 @@ mod tests {
         let converted = vec![("review".to_string(), "2.11.0+cu130".to_string()), ("digits".to_string(), "2.11.0+cu130".to_string())];
         assert!(same_torch(&converted, "2.11.0+cpu", "LIBTORCH=/x").is_ok(), "the same release with another build tag");
         let text = same_torch(&converted, "2.9.1", "LIBTORCH=/x").unwrap_err().to_string();
-        assert!(text.contains("model `review`, `digits` were converted and verified with torch 2.11.0+cu130, but the ptm runtime links torch 2.9.1 (LIBTORCH=/x)"), "{text}");
+        assert!(
+            text.contains("model `review`, `digits` were converted and verified with torch 2.11.0+cu130, but the ptm runtime links torch 2.9.1 (LIBTORCH=/x)"),
+            "{text}"
+        );
         assert!(text.contains("PTM_PYTHON") && text.contains("LIBTORCH") && text.contains("2.11.0") && text.contains("cargo ptm prepare"), "{text}");
     }
 

@@ -7,10 +7,10 @@
 //! ```
 
 use crate::cache::{Cache, Entry};
-use crate::store::{Miss, Store};
 use crate::hash::{files_below, KeyHasher};
 use crate::manifest::{ModelDecl, Source};
 use crate::python::{self, Interpreter, Torch};
+use crate::store::{Miss, Store};
 use crate::worker::{self, Converted, Job};
 use crate::{env, fsutil, Error};
 use ptm_report::{Bundle, ModelReport};
@@ -214,7 +214,9 @@ pub fn build(ctx: &Context) -> Result<Outcome, Error> {
 /// and a store from another build of the same torch release converts every time.
 fn report_store_miss(store: &Store, model: &str, miss: &Miss, torch: &str, corrupt_reported: &mut bool) {
     match miss {
-        Miss::Damaged(_) => env::warning(&format!("model `{model}`: the committed store's entry is {miss}; converting it instead (run `cargo ptm prepare` to repair the store)")),
+        Miss::Damaged(_) => env::warning(&format!(
+            "model `{model}`: the committed store's entry is {miss}; converting it instead (run `cargo ptm prepare` to repair the store)"
+        )),
         Miss::Corrupt { .. } if !*corrupt_reported => {
             *corrupt_reported = true;
             env::warning(&format!("{miss}; converting instead"));
@@ -278,8 +280,12 @@ fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Ent
     let samples: Vec<Vec<String>> = todo.iter().map(|&i| calibration_files(&planned[i].decl, &ctx.crate_dir)).collect::<Result<_, _>>()?;
     let scratch = ctx.cache.staging()?;
     let staged: Vec<PathBuf> = todo.iter().map(|_| ctx.cache.staging()).collect::<Result<_, _>>()?;
-    let jobs: Vec<Job<'_>> =
-        todo.iter().zip(&staged).zip(samples).map(|((&i, dir), calibration_files)| Job { decl: &planned[i].decl, out: dir.join("model.ptl"), calibration_files, key: &planned[i].key }).collect();
+    let jobs: Vec<Job<'_>> = todo
+        .iter()
+        .zip(&staged)
+        .zip(samples)
+        .map(|((&i, dir), calibration_files)| Job { decl: &planned[i].decl, out: dir.join("model.ptl"), calibration_files, key: &planned[i].key })
+        .collect();
     let results = worker::run(python, &ctx.crate_dir, &jobs, &scratch);
     let _ = std::fs::remove_dir_all(&scratch);
     let results = results.inspect_err(|_| staged.iter().for_each(|dir| drop(std::fs::remove_dir_all(dir))))?;
@@ -342,7 +348,9 @@ pub const SELECTED_OPERATORS: &str = "selected_operators.yaml";
 /// `SELECTED_OP_LIST` takes (what `yaml.dump(sorted(ops))` writes).
 fn selected_operators(models: &[ModelReport]) -> String {
     let all: std::collections::BTreeSet<&str> = models.iter().flat_map(|m| m.operators.iter().map(String::as_str)).collect();
-    let mut text = String::from("# Operators of every model in this crate, for a selective libtorch-lite build\n# (SELECTED_OP_LIST, see docs/device.md). Written by ptm-build.\n");
+    let mut text = String::from(
+        "# Operators of every model in this crate, for a selective libtorch-lite build\n# (SELECTED_OP_LIST, see docs/device.md). Written by ptm-build.\n",
+    );
     for op in all {
         text.push_str(&format!("- {op}\n"));
     }

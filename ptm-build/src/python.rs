@@ -107,15 +107,23 @@ pub fn find(crate_dir: &Path) -> Result<Interpreter, Error> {
 }
 
 fn venv_python(venv: &Path) -> PathBuf {
-    if cfg!(windows) { venv.join("Scripts").join("python.exe") } else { venv.join("bin").join("python") }
+    if cfg!(windows) {
+        venv.join("Scripts").join("python.exe")
+    } else {
+        venv.join("bin").join("python")
+    }
 }
 
 fn conda_python(prefix: &Path) -> PathBuf {
-    if cfg!(windows) { prefix.join("python.exe") } else { prefix.join("bin").join("python") }
+    if cfg!(windows) {
+        prefix.join("python.exe")
+    } else {
+        prefix.join("bin").join("python")
+    }
 }
 
 /// Tells cargo to rerun the build when what chose `python`, or its torch, changes (the
-/// variables themselves are watched by [`env::watch_all`]).
+/// variables themselves are watched by `env::watch_all`).
 pub fn watch(python: &Interpreter, torch: &Torch) {
     if python.from_path {
         env::rerun_if_env_changed("PATH");
@@ -155,13 +163,18 @@ pub fn torch(python: &Interpreter, cache_dir: &Path) -> Result<Torch, Error> {
             return Ok(probe.torch);
         }
     }
-    let output = Command::new(&python.path)
-        .args(["-B", "-c", PROBE])
-        .output()
-        .map_err(|e| Error::Python { problem: format!("could not start {} (chosen by {}): {e}", python.path.display(), python.origin), remedies: remedies() })?;
+    let output = Command::new(&python.path).args(["-B", "-c", PROBE]).output().map_err(|e| Error::Python {
+        problem: format!("could not start {} (chosen by {}): {e}", python.path.display(), python.origin),
+        remedies: remedies(),
+    })?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let answer: serde_json::Value = stdout.lines().last().and_then(|line| serde_json::from_str(line).ok()).ok_or_else(|| Error::Python {
-        problem: format!("{} (chosen by {}) did not answer the torch probe: {}", python.path.display(), python.origin, String::from_utf8_lossy(&output.stderr).trim()),
+        problem: format!(
+            "{} (chosen by {}) did not answer the torch probe: {}",
+            python.path.display(),
+            python.origin,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ),
         remedies: remedies(),
     })?;
     if let Some(error) = answer.get("error").and_then(|e| e.as_str()) {

@@ -171,7 +171,10 @@ impl Store {
     /// no record uses any more. An unreadable index is replaced (see [`Store::index_problem`]).
     pub fn write(&self, entries: &[(String, String, String, String, Entry)]) -> Result<(), Error> {
         std::fs::create_dir_all(&self.root).map_err(|e| Error::io("create directory", &self.root, e))?;
-        write_if_changed(&self.root.join(".gitignore"), b"# The cache's working directories; everything else here is meant to be committed.\nlocks/\nstaging/\n")?;
+        write_if_changed(
+            &self.root.join(".gitignore"),
+            b"# The cache's working directories; everything else here is meant to be committed.\nlocks/\nstaging/\n",
+        )?;
         let mut index = Index { schema: 1, models: BTreeMap::new() };
         let written = |model: &str, target: &str| entries.iter().any(|(m, t, ..)| m == model && t == target);
         for (model, records) in self.index().unwrap_or_default().models {

@@ -157,7 +157,10 @@ pub fn run(python: &Interpreter, crate_dir: &Path, jobs: &[Job<'_>], scratch: &P
         .stdout(std::io::stderr())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Python { problem: format!("could not start {} (chosen by {}): {e}", python.path.display(), python.origin), remedies: vec!["set PTM_PYTHON to a working Python with torch".into()] })?;
+        .map_err(|e| Error::Python {
+            problem: format!("could not start {} (chosen by {}): {e}", python.path.display(), python.origin),
+            remedies: vec!["set PTM_PYTHON to a working Python with torch".into()],
+        })?;
 
     let mut tail: Vec<String> = Vec::new();
     if let Some(stderr) = child.stderr.take() {
@@ -184,7 +187,7 @@ pub fn run(python: &Interpreter, crate_dir: &Path, jobs: &[Job<'_>], scratch: &P
                 stage: m.stage.unwrap_or_else(|| "unknown".into()),
                 message: m.message.unwrap_or_default(),
                 hint: m.hint,
-                traceback: m.traceback.unwrap_or_default(),
+                traceback: m.traceback.unwrap_or_default().into(),
             }),
         })
         .collect())

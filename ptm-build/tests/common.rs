@@ -57,12 +57,7 @@ impl Project {
 
     /// Builds with the workspace's .venv Python, or the given interpreter.
     pub fn build_with(&self, python: &Path) -> Result<ptm_build::Bundle, ptm_build::Error> {
-        ptm_build::Builder::new()
-            .crate_dir(self.path())
-            .out_dir(self.path().join("out"))
-            .cache_dir(self.path().join("cache"))
-            .python(python)
-            .bundle()
+        ptm_build::Builder::new().crate_dir(self.path()).out_dir(self.path().join("out")).cache_dir(self.path().join("cache")).python(python).bundle()
     }
 
     pub fn build(&self) -> Result<ptm_build::Bundle, ptm_build::Error> {

@@ -63,11 +63,8 @@ fn python_not_found_lists_every_remedy() {
 #[test]
 fn a_python_without_torch_is_named() {
     // The machine's own python3 has no torch; the project's .venv does.
-    let bare = ["/usr/bin/python3", "/usr/local/bin/python3"]
-        .into_iter()
-        .map(std::path::PathBuf::from)
-        .chain(which_python3())
-        .find(|p| p.is_file() && !has_torch(p));
+    let bare =
+        ["/usr/bin/python3", "/usr/local/bin/python3"].into_iter().map(std::path::PathBuf::from).chain(which_python3()).find(|p| p.is_file() && !has_torch(p));
     let Some(bare) = bare else {
         panic!("this test needs a python3 without torch on the machine");
     };

@@ -141,7 +141,8 @@ fn per_target_tables_override_by_arch_then_by_triple() {
 #[test]
 fn a_target_override_changes_the_cache_key_only_where_it_applies() {
     let plain = Project::new(&model("quantize = \"dynamic\"")).file("tiny.py", TINY_MODEL);
-    let overridden = Project::new(&model("quantize = \"dynamic\"\n\n[package.metadata.models.tiny.target.x86_64]\nengine = \"fbgemm\"")).file("tiny.py", TINY_MODEL);
+    let overridden =
+        Project::new(&model("quantize = \"dynamic\"\n\n[package.metadata.models.tiny.target.x86_64]\nengine = \"fbgemm\"")).file("tiny.py", TINY_MODEL);
     let key = |project: &Project, target: &str| ptm_build::key_of(&project.parse_for(target).unwrap()[0], project.path(), "2.11.0").unwrap();
     assert_eq!(key(&plain, "aarch64-linux-android"), key(&overridden, "aarch64-linux-android"));
     assert_ne!(key(&plain, "x86_64-unknown-linux-gnu"), key(&overridden, "x86_64-unknown-linux-gnu"));
@@ -175,7 +176,10 @@ fn runtimes_map_to_bytecode_versions_and_unknown_ones_say_what_exists() {
 #[test]
 fn an_output_named_twice_is_an_error() {
     let text = parse_error(&model("outputs = [\"logits\", \"hidden\", \"logits\"]"));
-    assert!(text.contains("`package.metadata.models.tiny.outputs`") && text.contains("\"logits\" a second time") && text.contains("rename one of them"), "{text}");
+    assert!(
+        text.contains("`package.metadata.models.tiny.outputs`") && text.contains("\"logits\" a second time") && text.contains("rename one of them"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -192,7 +196,10 @@ fn a_shape_too_large_to_allocate_is_an_error() {
 fn an_integer_range_must_hold_an_integer_the_type_can_hold() {
     let int_input = |range: &str| model("").replace("dtype = \"float32\"", "dtype = \"int64\"") + &format!("range = {range}\n");
     let text = parse_error(&int_input("[0.2, 0.7]"));
-    assert!(text.contains("inputs[0].range") && text.contains("a range holding at least one integer, for int64") && text.contains("write range = [0, 1]"), "{text}");
+    assert!(
+        text.contains("inputs[0].range") && text.contains("a range holding at least one integer, for int64") && text.contains("write range = [0, 1]"),
+        "{text}"
+    );
     let uint8 = model("").replace("dtype = \"float32\"", "dtype = \"uint8\"") + "range = [0, 1000]\n";
     let text = parse_error(&uint8);
     assert!(text.contains("values uint8 can hold, from 0 to 255") && text.contains("write range = [0, 256]"), "{text}");
@@ -211,7 +218,11 @@ fn paths_inside_the_workspace_but_outside_the_crate_are_fine_and_others_warn() {
     std::fs::write(workspace.path().join("shared/tiny.py"), TINY_MODEL).unwrap();
     let app = workspace.path().join("app");
     std::fs::create_dir_all(&app).unwrap();
-    std::fs::write(app.join("Cargo.toml"), format!("[package]\nname = \"app\"\nversion = \"0.1.0\"\n\n{}", model("").replace("tiny.py:", "../shared/tiny.py:"))).unwrap();
+    std::fs::write(
+        app.join("Cargo.toml"),
+        format!("[package]\nname = \"app\"\nversion = \"0.1.0\"\n\n{}", model("").replace("tiny.py:", "../shared/tiny.py:")),
+    )
+    .unwrap();
     let decls = ptm_build::manifest::read(&app.join("Cargo.toml"), None).unwrap();
     assert!(decls[0].warnings.is_empty(), "{:?}", decls[0].warnings);
 
@@ -221,7 +232,12 @@ fn paths_inside_the_workspace_but_outside_the_crate_are_fine_and_others_warn() {
     let project = Project::new(&model(&format!("weights = \"{absolute}\""))).file("tiny.py", TINY_MODEL);
     let warnings = &project.parse().unwrap()[0].warnings;
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(warnings[0].contains("`package.metadata.models.tiny.weights`") && warnings[0].contains("is absolute") && warnings[0].contains("`cargo package` leaves it out"), "{warnings:?}");
+    assert!(
+        warnings[0].contains("`package.metadata.models.tiny.weights`")
+            && warnings[0].contains("is absolute")
+            && warnings[0].contains("`cargo package` leaves it out"),
+        "{warnings:?}"
+    );
 }
 
 #[test]
@@ -261,7 +277,9 @@ fn an_error_points_at_the_line_and_column_of_its_key() {
     assert!(text.contains("11 | dtype = \"flaot32\"\n   |         ^^^^^^^^^\n"), "{text}");
 
     // A missing key points at the table it belongs in.
-    let text = error_text(Project::new("[package.metadata.models.tiny]\nquantize = \"static\"\nsource = \"tiny.py:build_model\"\n").file("tiny.py", TINY_MODEL).parse());
+    let text = error_text(
+        Project::new("[package.metadata.models.tiny]\nquantize = \"static\"\nsource = \"tiny.py:build_model\"\n").file("tiny.py", TINY_MODEL).parse(),
+    );
     assert!(text.contains("`package.metadata.models.tiny.calibration`") && text.contains(":5:"), "{text}");
 }
 

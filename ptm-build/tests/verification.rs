@@ -115,14 +115,18 @@ fn output_names(bundle: &ptm_build::Bundle) -> Vec<String> {
 
 #[test]
 fn nested_tuples_and_dicts_become_named_outputs() {
-    let nested = TINY_MODEL.replace("-> torch.Tensor:\n        return self.fc(x)", ":\n        y = self.fc(x)\n        return y, (y * 2, {\"top\": y.argmax(-1)})");
+    let nested =
+        TINY_MODEL.replace("-> torch.Tensor:\n        return self.fc(x)", ":\n        y = self.fc(x)\n        return y, (y * 2, {\"top\": y.argmax(-1)})");
     let bundle = Project::new(&model("export = \"trace\"")).file("tiny.py", &nested).build().unwrap();
     assert_eq!(output_names(&bundle), ["output0", "output1_0", "output1_1_top"]);
     assert_eq!(bundle.models[0].outputs[2].dtype, "int64");
 
     // `outputs` selects and orders by those names; a None entry (a loss without labels)
     // is left out.
-    let keyed = TINY_MODEL.replace("-> torch.Tensor:\n        return self.fc(x)", ":\n        y = self.fc(x)\n        return {\"loss\": None, \"logits\": y, \"hidden\": (x, y * 2)}");
+    let keyed = TINY_MODEL.replace(
+        "-> torch.Tensor:\n        return self.fc(x)",
+        ":\n        y = self.fc(x)\n        return {\"loss\": None, \"logits\": y, \"hidden\": (x, y * 2)}",
+    );
     let bundle = Project::new(&model("export = \"trace\"\noutputs = [\"hidden_1\", \"logits\"]")).file("tiny.py", &keyed).build().unwrap();
     assert_eq!(output_names(&bundle), ["hidden_1", "logits"]);
     let lite = bundle.models[0].drift.iter().find(|d| d.stage == "lite").unwrap();
@@ -293,13 +297,17 @@ def build_model():
 
 #[test]
 fn observers_that_saw_no_calibration_data_become_one_explained_warning() {
-    let project = Project::new(&model("quantize = \"static\"\ncalibration = \"cal\"\ntolerance = { relative = 0.5, top1 = 0.5 }")).file("tiny.py", BRANCHY_MODEL);
+    let project =
+        Project::new(&model("quantize = \"static\"\ncalibration = \"cal\"\ntolerance = { relative = 0.5, top1 = 0.5 }")).file("tiny.py", BRANCHY_MODEL);
     save(&project, &samples(16, "2 * torch.randn(1, 4)"));
     let bundle = project.build().unwrap();
     let warnings = &bundle.models[0].warnings;
     let observer: Vec<&String> = warnings.iter().filter(|w| w.contains("observer")).collect();
     assert_eq!(observer.len(), 1, "{warnings:?}");
-    assert!(observer[0].contains("saw no data while calibrating on 16 sample(s)") && observer[0].contains("must run observer before calling calculate_qparams"), "{observer:?}");
+    assert!(
+        observer[0].contains("saw no data while calibrating on 16 sample(s)") && observer[0].contains("must run observer before calling calculate_qparams"),
+        "{observer:?}"
+    );
 }
 
 #[test]

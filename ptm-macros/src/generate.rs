@@ -27,7 +27,9 @@ pub fn all(loaded: &Loaded, krate: &TokenStream) -> Result<TokenStream, String> 
 }
 
 fn path_text(path: &std::path::Path) -> Result<String, String> {
-    path.to_str().map(str::to_string).ok_or_else(|| format!("{} is not valid UTF-8, which include_bytes! needs; build in a directory with a UTF-8 path", path.display()))
+    path.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("{} is not valid UTF-8, which include_bytes! needs; build in a directory with a UTF-8 path", path.display()))
 }
 
 fn mb(bytes: u64) -> String {
@@ -35,13 +37,29 @@ fn mb(bytes: u64) -> String {
 }
 
 fn shape_text(shape: &[Dim]) -> String {
-    let dims: Vec<String> = shape.iter().map(|d| match d { Dim::Fixed(n) => n.to_string(), Dim::Dynamic { name, .. } => name.clone() }).collect();
+    let dims: Vec<String> = shape
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => n.to_string(),
+            Dim::Dynamic { name, .. } => name.clone(),
+        })
+        .collect();
     format!("[{}]", dims.join(", "))
 }
 
 fn dynamic_note(shape: &[Dim]) -> String {
-    let notes: Vec<String> = shape.iter().filter_map(|d| match d { Dim::Dynamic { name, example } => Some(format!("`{name}` is chosen at run time (the build used {example})")), Dim::Fixed(_) => None }).collect();
-    if notes.is_empty() { String::new() } else { format!("; {}", notes.join(", ")) }
+    let notes: Vec<String> = shape
+        .iter()
+        .filter_map(|d| match d {
+            Dim::Dynamic { name, example } => Some(format!("`{name}` is chosen at run time (the build used {example})")),
+            Dim::Fixed(_) => None,
+        })
+        .collect();
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", notes.join(", "))
+    }
 }
 
 fn engine_tokens(model: &ModelReport, krate: &TokenStream) -> Result<TokenStream, String> {
@@ -54,7 +72,12 @@ fn engine_tokens(model: &ModelReport, krate: &TokenStream) -> Result<TokenStream
         "fbgemm" => quote!(Fbgemm),
         "x86" => quote!(X86),
         "onednn" => quote!(Onednn),
-        other => return Err(format!("model `{}` was converted for quantized engine \"{other}\", which ptm cannot select; rebuild with a current ptm-build", model.name)),
+        other => {
+            return Err(format!(
+                "model `{}` was converted for quantized engine \"{other}\", which ptm cannot select; rebuild with a current ptm-build",
+                model.name
+            ))
+        }
     };
     let options = local("options");
     Ok(quote!(#options.engine(#krate::Engine::#engine)))
@@ -78,11 +101,21 @@ fn argument(model: &ModelReport, spec: &TensorSpec, krate: &TokenStream) -> Resu
     let elem = element(&spec.dtype, &model.name, &spec.name)?;
     let label = &spec.name;
     let model_name = &model.name;
-    let fixed: Option<Vec<usize>> = spec.shape.iter().map(|d| match d { Dim::Fixed(n) => usize::try_from(*n).ok(), Dim::Dynamic { .. } => None }).collect();
+    let fixed: Option<Vec<usize>> = spec
+        .shape
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => usize::try_from(*n).ok(),
+            Dim::Dynamic { .. } => None,
+        })
+        .collect();
     let doc = format!("- `{label}`: {} {}{}", spec.dtype, shape_text(&spec.shape), dynamic_note(&spec.shape));
     Ok(match fixed {
         Some(dims) => {
-            let len = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| format!("input `{label}` of model `{model_name}` has more elements than memory can hold"))?;
+            let len = dims
+                .iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .ok_or_else(|| format!("input `{label}` of model `{model_name}` has more elements than memory can hold"))?;
             Argument {
                 param: quote!(#name: &[#elem; #len]),
                 wrap: quote!(#krate::__private::fixed(#model_name, #label, #name, &[#(#dims),*])?),
@@ -158,9 +191,10 @@ fn summary(model: &ModelReport) -> String {
             .collect();
         format!("\n\nIn the Lite Interpreter its outputs differ from the source model's over {} samples: {}.", d.samples, outputs.join("; "))
     });
-    let layer = model.layers.first().map_or_else(String::new, |l| {
-        format!("\n\nThe quantized layer that loses the most is `{}` ({}): SQNR {:.1} dB.", l.name, l.kind, l.sqnr_db)
-    });
+    let layer = model
+        .layers
+        .first()
+        .map_or_else(String::new, |l| format!("\n\nThe quantized layer that loses the most is `{}` ({}): SQNR {:.1} dB.", l.name, l.kind, l.sqnr_db));
     // An accepted risk is part of what the caller must know about the wrapper.
     let risk = model.trace_risk.as_ref().map_or_else(String::new, |risk| {
         let findings: Vec<&str> = risk.lines().skip(1).collect();
@@ -224,7 +258,8 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded, krate: &T
             }
         }
     });
-    let not_embedded_note = if model.embed { "" } else { " This model is not embedded (`embed = false`): ship the file as an asset and load it with `load_from`." };
+    let not_embedded_note =
+        if model.embed { "" } else { " This model is not embedded (`embed = false`): ship the file as an asset and load it with `load_from`." };
     let artifact_doc = format!("Where the build wrote the .ptl. Valid on the build machine (host runs and tests); on a device pass the path the platform gives to `load_from`.{not_embedded_note}");
 
     Ok(quote! {
@@ -305,12 +340,17 @@ mod snapshots {
         for entry in std::fs::read_dir(root.join("reports")).unwrap() {
             let report = entry.unwrap().path();
             let snapshot = root.join("snapshots").join(report.file_stem().unwrap()).with_extension("rs");
-            let code = format!("// @generated by ptm-macros' snapshot test from tests/reports/{}\n{}", report.file_name().unwrap().to_string_lossy(), expand(&report));
+            let code =
+                format!("// @generated by ptm-macros' snapshot test from tests/reports/{}\n{}", report.file_name().unwrap().to_string_lossy(), expand(&report));
             if std::env::var_os("PTM_BLESS").is_some() {
                 std::fs::write(&snapshot, &code).unwrap();
             }
             let expected = std::fs::read_to_string(&snapshot).unwrap_or_default();
-            assert!(code == expected, "{} differs from the generated code; if the change is intended, run PTM_BLESS=1 cargo test -p ptm-macros", snapshot.display());
+            assert!(
+                code == expected,
+                "{} differs from the generated code; if the change is intended, run PTM_BLESS=1 cargo test -p ptm-macros",
+                snapshot.display()
+            );
             compared += 1;
         }
         assert!(compared > 0, "no reports under {}", root.display());

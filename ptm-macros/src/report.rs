@@ -20,13 +20,13 @@ fn manifest() -> String {
 
 pub fn load() -> Result<Loaded, String> {
     let how = "add `ptm-build` under [build-dependencies] and a build.rs whose main calls `ptm_build::bundle()`";
-    let out_dir = std::env::var_os("OUT_DIR")
-        .ok_or_else(|| format!("ptm::include_models!() found no build script output (OUT_DIR is not set): {how}"))?;
+    let out_dir = std::env::var_os("OUT_DIR").ok_or_else(|| format!("ptm::include_models!() found no build script output (OUT_DIR is not set): {how}"))?;
     let dir = PathBuf::from(out_dir).join("ptm");
     let file = dir.join(REPORT_FILE);
     let text = std::fs::read_to_string(&file)
         .map_err(|e| format!("ptm::include_models!() found no {} ({e}): the build script did not call ptm_build::bundle(); {how}", file.display()))?;
-    let header: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON ({e}); rebuild with `cargo clean -p <crate>`", file.display()))?;
+    let header: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON ({e}); rebuild with `cargo clean -p <crate>`", file.display()))?;
     let writer = header.get("ptm_build").and_then(|v| v.as_str()).unwrap_or("unknown");
     let schema = header.get("schema").and_then(|v| v.as_u64()).unwrap_or(0);
     if writer != VERSION || schema != u64::from(SCHEMA) {
@@ -35,7 +35,8 @@ pub fn load() -> Result<Loaded, String> {
             file.display()
         ));
     }
-    let bundle = Bundle::from_json(&text).map_err(|e| format!("{} does not match report schema {SCHEMA} ({e}); rebuild with `cargo clean -p <crate>`", file.display()))?;
+    let bundle = Bundle::from_json(&text)
+        .map_err(|e| format!("{} does not match report schema {SCHEMA} ({e}); rebuild with `cargo clean -p <crate>`", file.display()))?;
     if bundle.models.is_empty() {
         return Err(format!(
             "no models declared: add a [package.metadata.models.<name>] table to {} (see ptm-build's documentation) or remove ptm::include_models!()",

@@ -225,16 +225,9 @@ mod tests {
 
     #[test]
     fn dims_round_trip_as_number_or_object() {
-        let spec = TensorSpec {
-            name: "ids".into(),
-            dtype: "int64".into(),
-            shape: vec![Dim::Fixed(1), Dim::Dynamic { name: "tokens".into(), example: 128 }],
-        };
+        let spec = TensorSpec { name: "ids".into(), dtype: "int64".into(), shape: vec![Dim::Fixed(1), Dim::Dynamic { name: "tokens".into(), example: 128 }] };
         let text = serde_json::to_string(&spec).unwrap();
-        assert_eq!(
-            text,
-            r#"{"name":"ids","dtype":"int64","shape":[1,{"name":"tokens","example":128}]}"#
-        );
+        assert_eq!(text, r#"{"name":"ids","dtype":"int64","shape":[1,{"name":"tokens","example":128}]}"#);
         assert_eq!(serde_json::from_str::<TensorSpec>(&text).unwrap(), spec);
         assert_eq!(spec.shape[1].example(), 128);
     }

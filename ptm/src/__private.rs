@@ -19,14 +19,21 @@ pub struct Bindings {
 }
 
 fn expected(spec: &[Dim]) -> String {
-    let dims: Vec<String> = spec.iter().map(|d| match d { Dim::Fixed(n) => n.to_string(), Dim::Dynamic(name) => (*name).to_string() }).collect();
+    let dims: Vec<String> = spec
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => n.to_string(),
+            Dim::Dynamic(name) => (*name).to_string(),
+        })
+        .collect();
     format!("[{}]", dims.join(", "))
 }
 
 /// Checks a dynamic input against its declaration and wraps it.
 pub fn dynamic<'a, T: Element>(model: &str, input: &str, spec: &[Dim], tensor: TensorRef<'a, T>, bindings: &mut Bindings) -> Result<Input<'a>, Error> {
     let shape = tensor.shape();
-    let fail = |problem: String| Error::from(ErrorKind::Shape { model: model.into(), input: input.into(), expected: expected(spec), given: shape.to_vec(), problem });
+    let fail =
+        |problem: String| Error::from(ErrorKind::Shape { model: model.into(), input: input.into(), expected: expected(spec), given: shape.to_vec(), problem });
     if shape.len() != spec.len() {
         return Err(fail(format!("{} dimensions instead of {}", shape.len(), spec.len())));
     }
@@ -48,15 +55,16 @@ pub fn dynamic<'a, T: Element>(model: &str, input: &str, spec: &[Dim], tensor: T
 
 /// Wraps a fixed-shape input; its length was checked by the compiler.
 pub fn fixed<'a, T: Element, const N: usize>(model: &str, input: &str, data: &'a [T; N], shape: &'a [usize]) -> Result<Input<'a>, Error> {
-    Input::new(data.as_slice(), shape).map_err(|problem| {
-        Error::from(ErrorKind::Shape { model: model.into(), input: input.into(), expected: format!("{shape:?}"), given: vec![N], problem })
-    })
+    Input::new(data.as_slice(), shape)
+        .map_err(|problem| Error::from(ErrorKind::Shape { model: model.into(), input: input.into(), expected: format!("{shape:?}"), given: vec![N], problem }))
 }
 
 /// Types one output as the report says it is.
 pub fn output<T: Element>(model: &str, name: &str, output: Output) -> Result<Tensor<T>, Error> {
     output.typed::<T>().map_err(|other| ErrorKind::OutputType { model: model.into(), output: name.into(), expected: T::DTYPE, found: other.dtype() }.into())
 }
+
+pub use ptm_macros::include_models;
 
 #[cfg(test)]
 mod tests {
@@ -86,4 +94,3 @@ mod tests {
         assert!(error.to_string().ends_with("`batch` is 2 here but 3 in an earlier input"), "{error}");
     }
 }
-pub use ptm_macros::include_models;

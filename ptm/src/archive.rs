@@ -55,15 +55,18 @@ struct Directory {
 
 fn directory(bytes: &[u8], end: usize) -> Result<Directory, String> {
     let broken = || "its closing record is cut short".to_string();
-    let (mut entries, mut size, mut offset) = (u16_at(bytes, end + 10).ok_or_else(broken)?, u32_at(bytes, end + 12).ok_or_else(broken)?, u32_at(bytes, end + 16).ok_or_else(broken)?);
+    let (mut entries, mut size, mut offset) =
+        (u16_at(bytes, end + 10).ok_or_else(broken)?, u32_at(bytes, end + 12).ok_or_else(broken)?, u32_at(bytes, end + 16).ok_or_else(broken)?);
     // zip64: a locator just before the closing record points at the zip64 record.
     if end >= 20 && bytes[end - 20..].starts_with(b"PK\x06\x07") {
         let record = u64_at(bytes, end - 20 + 8).ok_or_else(broken)?;
-        let record = usize::try_from(record).ok().filter(|&r| bytes.get(r..).is_some_and(|b| b.starts_with(b"PK\x06\x06"))).ok_or("its zip64 locator points nowhere")?;
+        let record =
+            usize::try_from(record).ok().filter(|&r| bytes.get(r..).is_some_and(|b| b.starts_with(b"PK\x06\x06"))).ok_or("its zip64 locator points nowhere")?;
         let field = |at: usize| u64_at(bytes, record + at).ok_or_else(|| "its zip64 record is cut short".to_string());
         (entries, size, offset) = (field(32)?, field(40)?, field(48)?);
     }
-    let (offset, size) = (usize::try_from(offset).map_err(|_| "its directory offset is too large")?, usize::try_from(size).map_err(|_| "its directory size is too large")?);
+    let (offset, size) =
+        (usize::try_from(offset).map_err(|_| "its directory offset is too large")?, usize::try_from(size).map_err(|_| "its directory size is too large")?);
     if offset.checked_add(size).is_none_or(|stop| stop > end) {
         return Err(format!("its central directory ({size} bytes at {offset}) does not lie before its closing record"));
     }
@@ -87,7 +90,8 @@ fn check_records(bytes: &[u8], directory: Directory) -> Result<(), String> {
         let name = bytes.get(at + 46..at + 46 + name_len).ok_or(format!("directory entry {index} is cut short"))?;
         let shown = String::from_utf8_lossy(name).into_owned();
         if compressed == 0xFFFF_FFFF || local == 0xFFFF_FFFF {
-            (compressed, local) = zip64_sizes(bytes, at + 46 + name_len, extra_len, entry(24)?, compressed, local).ok_or(format!("record {shown} has a broken zip64 field"))?;
+            (compressed, local) =
+                zip64_sizes(bytes, at + 46 + name_len, extra_len, entry(24)?, compressed, local).ok_or(format!("record {shown} has a broken zip64 field"))?;
         }
         let local = usize::try_from(local).map_err(|_| format!("record {shown} lies beyond the file"))?;
         if !bytes.get(local..).is_some_and(|b| b.starts_with(b"PK\x03\x04")) {
@@ -99,7 +103,10 @@ fn check_records(bytes: &[u8], directory: Directory) -> Result<(), String> {
             return Err(format!("record {shown} is named otherwise in its local header"));
         }
         let start = local + 30 + local_name + local_extra;
-        let data = usize::try_from(compressed).ok().and_then(|n| bytes.get(start..start.checked_add(n)?)).filter(|_| start as u64 + compressed <= directory.offset as u64);
+        let data = usize::try_from(compressed)
+            .ok()
+            .and_then(|n| bytes.get(start..start.checked_add(n)?))
+            .filter(|_| start as u64 + compressed <= directory.offset as u64);
         let data = data.ok_or(format!("record {shown} runs past its end"))?;
         if method == 0 && u64::from(crc32fast::hash(data)) != crc {
             return Err(format!("record {shown} does not match its checksum"));

@@ -172,7 +172,8 @@ impl Module {
         let module = Module { raw, name: options.name.clone().unwrap_or_else(|| "unnamed".into()), identity };
         if let Some(key) = &options.key {
             if module.identity.as_ref().is_none_or(|found| &found.key != key) {
-                let found = module.identity.as_ref().map_or_else(|| "a .ptl without ptm's identity record (not written by ptm-build)".to_string(), Identity::describe);
+                let found =
+                    module.identity.as_ref().map_or_else(|| "a .ptl without ptm's identity record (not written by ptm-build)".to_string(), Identity::describe);
                 return Err(ErrorKind::WrongModel { what, expected: module.name.clone(), expected_key: key.clone(), found }.into());
             }
         }
@@ -350,7 +351,11 @@ fn apply_default_threads() -> Result<(), Error> {
             Ok(text) => match text.trim().parse::<usize>() {
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
-                Err(_) => return Err(format!("{PTM_NUM_THREADS}={text:?} is not a number of threads: set it to a count, or 0 for libtorch's default (a thread per core)")),
+                Err(_) => {
+                    return Err(format!(
+                        "{PTM_NUM_THREADS}={text:?} is not a number of threads: set it to a count, or 0 for libtorch's default (a thread per core)"
+                    ))
+                }
             },
             Err(std::env::VarError::NotUnicode(_)) => return Err(format!("{PTM_NUM_THREADS} is not valid UTF-8: set it to a count")),
         };

@@ -91,10 +91,7 @@ fn a_changed_weights_file_reconverts() {
     let before = first.report().models[0].clone();
 
     let weights = fixture.path().join("models/tiny.pth");
-    let script = format!(
-        "import torch; s = torch.load(r'{0}', weights_only=True); s['out.bias'] += 1.0; torch.save(s, r'{0}')",
-        weights.display()
-    );
+    let script = format!("import torch; s = torch.load(r'{0}', weights_only=True); s['out.bias'] += 1.0; torch.save(s, r'{0}')", weights.display());
     assert!(std::process::Command::new(venv_python()).args(["-c", &script]).status().unwrap().success());
     let second = fixture.build(&[]);
     assert_built(&second);

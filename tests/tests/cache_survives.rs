@@ -25,7 +25,11 @@ fn concurrent_builds_sharing_a_cache_convert_each_model_once() {
             let manifest = fixture.path().join("Cargo.toml");
             let text = std::fs::read_to_string(&manifest).unwrap();
             let text = match text.find("tolerance = ") {
-                Some(_) => text.lines().map(|l| if l.starts_with("tolerance = ") { format!("tolerance = {{ relative = 0.{} }}", 30 + round) } else { l.to_string() }).collect::<Vec<_>>().join("\n"),
+                Some(_) => text
+                    .lines()
+                    .map(|l| if l.starts_with("tolerance = ") { format!("tolerance = {{ relative = 0.{} }}", 30 + round) } else { l.to_string() })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
                 None => text.replace("quantize = \"dynamic\"\n", &format!("quantize = \"dynamic\"\ntolerance = {{ relative = 0.{} }}\n", 30 + round)),
             };
             std::fs::write(&manifest, text).unwrap();
@@ -55,11 +59,7 @@ fn concurrent_builds_sharing_a_cache_convert_each_model_once() {
 fn build_in_background(fixture: &Fixture, scratch: &Path) -> (std::process::Child, PathBuf) {
     let pids = scratch.join("worker.pid");
     let python = scratch.join("python");
-    let body = format!(
-        "#!/bin/sh\ncase \"$*\" in *ptm_worker.py*) echo $$ >> '{}';; esac\nexec '{}' \"$@\"\n",
-        pids.display(),
-        venv_python().display()
-    );
+    let body = format!("#!/bin/sh\ncase \"$*\" in *ptm_worker.py*) echo $$ >> '{}';; esac\nexec '{}' \"$@\"\n", pids.display(), venv_python().display());
     std::fs::write(&python, body).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -144,7 +144,11 @@ fn a_truncated_cache_entry_is_detected_and_converted_again() {
     fixture.touch("Cargo.toml");
     let second = fixture.build(&[]);
     assert!(second.success, "{}", second.stderr);
-    assert!(second.stderr.contains("is damaged (") && second.stderr.contains("model.ptl does not match its recorded hash); converting again"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("is damaged (") && second.stderr.contains("model.ptl does not match its recorded hash); converting again"),
+        "{}",
+        second.stderr
+    );
     assert_eq!(conversions(&second.stderr), 1);
     assert_eq!(std::fs::read(&ptl).unwrap(), bytes, "the entry was rebuilt whole");
 }

@@ -127,7 +127,10 @@ fn a_branch_on_a_dynamic_dimension_fails_where_no_tried_size_reaches_it() {
     assert!(!build.success);
     let text = &build.stderr;
     assert!(text.contains("at models/gates.py:43: `if x.shape[0] > 20:`"), "{text}");
-    assert!(text.contains("torch.export found that the program holds only for some sizes of `batch`, and on `batch` = 21, output 0 differs from the source model"), "{text}");
+    assert!(
+        text.contains("torch.export found that the program holds only for some sizes of `batch`, and on `batch` = 21, output 0 differs from the source model"),
+        "{text}"
+    );
     for size in [1, 3, 5, 9] {
         assert!(!text.contains(&format!("on `batch` = {size},")), "size {size} takes the traced path: {text}");
     }
@@ -217,7 +220,11 @@ fn a_current_runtime_keeps_the_bytecode_and_an_impossible_one_fails() {
     let build = impossible.build(&[]);
     assert!(!build.success);
     let text = &build.stderr;
-    assert!(text.contains("model `tiny` failed at stage `backport`") && text.contains("cannot backport this model from bytecode v8 to v3, which max_bytecode = 3 reads"), "{text}");
+    assert!(
+        text.contains("model `tiny` failed at stage `backport`")
+            && text.contains("cannot backport this model from bytecode v8 to v3, which max_bytecode = 3 reads"),
+        "{text}"
+    );
     assert!(text.contains("update the app's PyTorch Mobile library"), "{text}");
 }
 

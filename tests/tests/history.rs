@@ -190,7 +190,11 @@ fn paths_outside_the_workspace_or_absolute_build_with_a_warning() {
     fixture.replace("weights = \"models/tiny.pth\"", &format!("weights = \"{relative}\""));
     let build = fixture.build(&[]);
     assert!(build.success, "{}", build.stderr);
-    assert!(build.stderr.contains("ptm: model `tiny`: `package.metadata.models.tiny.weights`") && build.stderr.contains("lies outside the workspace"), "{}", build.stderr);
+    assert!(
+        build.stderr.contains("ptm: model `tiny`: `package.metadata.models.tiny.weights`") && build.stderr.contains("lies outside the workspace"),
+        "{}",
+        build.stderr
+    );
 
     let absolute = outside.path().join("tiny.pth").display().to_string();
     fixture.replace(&format!("weights = \"{relative}\""), &format!("weights = \"{absolute}\""));

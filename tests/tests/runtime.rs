@@ -1,8 +1,8 @@
 //! The runtime and the generated wrappers on models this crate declares in its
 //! Cargo.toml, converted by its build script like an app's.
 
-use ptm::TensorRef;
 use models::{Classifier, Pair};
+use ptm::TensorRef;
 use std::sync::Arc;
 
 /// The wrappers of the models this crate declares in its Cargo.toml. The lint proves
@@ -150,10 +150,12 @@ fn rustc_tracks_the_report_so_a_rebuilt_model_recompiles_the_crate() {
 fn the_selective_build_list_is_the_union_of_every_models_operators() {
     let dir = std::path::Path::new(env!("OUT_DIR")).join("ptm");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("models.json")).unwrap()).unwrap();
-    let mut expected: Vec<String> = report["models"].as_array().unwrap().iter().flat_map(|m| m["operators"].as_array().unwrap().iter().map(|o| o.as_str().unwrap().to_string())).collect();
+    let mut expected: Vec<String> =
+        report["models"].as_array().unwrap().iter().flat_map(|m| m["operators"].as_array().unwrap().iter().map(|o| o.as_str().unwrap().to_string())).collect();
     expected.sort();
     expected.dedup();
-    let listed: Vec<String> = std::fs::read_to_string(dir.join("selected_operators.yaml")).unwrap().lines().filter_map(|l| l.strip_prefix("- ").map(str::to_string)).collect();
+    let listed: Vec<String> =
+        std::fs::read_to_string(dir.join("selected_operators.yaml")).unwrap().lines().filter_map(|l| l.strip_prefix("- ").map(str::to_string)).collect();
     assert_eq!(listed, expected);
     assert!(listed.iter().any(|op| op.starts_with("quantized::linear_dynamic")) && listed.iter().any(|op| op.starts_with("aten::embedding")), "{listed:?}");
 }

@@ -55,7 +55,13 @@ fn the_kotlin_binding_compiles_and_answers_from_a_jvm() {
     let work = tempfile::tempdir().unwrap();
     let jvm = ptm_tests::repo().join("tests/jvm");
     let standin = work.path().join("libpytorch_jni_lite.so");
-    let cc = std::process::Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&standin).arg(jvm.join("pytorch_jni_lite_standin.c")).arg("-ldl").output().unwrap();
+    let cc = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&standin)
+        .arg(jvm.join("pytorch_jni_lite_standin.c"))
+        .arg("-ldl")
+        .output()
+        .unwrap();
     assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
     let jar = work.path().join("check.jar");
     let kotlinc = std::process::Command::new("kotlinc")
@@ -69,7 +75,13 @@ fn the_kotlin_binding_compiles_and_answers_from_a_jvm() {
     assert!(kotlinc.status.success() && jar.is_file(), "{}", String::from_utf8_lossy(&kotlinc.stderr));
 
     let run = |library_path: String| {
-        let out = std::process::Command::new("java").arg(format!("-Djava.library.path={library_path}")).arg("-cp").arg(&jar).arg("com.example.myapp.ModelsCheckKt").output().unwrap();
+        let out = std::process::Command::new("java")
+            .arg(format!("-Djava.library.path={library_path}"))
+            .arg("-cp")
+            .arg(&jar)
+            .arg("com.example.myapp.ModelsCheckKt")
+            .output()
+            .unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     let rust = ptm_tests::repo().join("target/fixtures/debug");
@@ -141,6 +153,11 @@ fn models_verified_with_another_torch_release_than_the_runtime_links_fail_the_bu
     let target = ptm_tests::repo().join("target/fixtures-libtorch");
     let build = app.build(&[("LIBTORCH", libtorch.path()), ("CARGO_TARGET_DIR", &target)]);
     assert!(!build.success, "{}", build.stderr);
-    assert!(build.stderr.contains("model `tiny` was converted and verified with torch 2.11.0") && build.stderr.contains("but the ptm runtime links torch 2.9.1+cpu (LIBTORCH="), "{}", build.stderr);
+    assert!(
+        build.stderr.contains("model `tiny` was converted and verified with torch 2.11.0")
+            && build.stderr.contains("but the ptm runtime links torch 2.9.1+cpu (LIBTORCH="),
+        "{}",
+        build.stderr
+    );
     assert!(build.stderr.contains("set PTM_PYTHON for the whole build"), "{}", build.stderr);
 }

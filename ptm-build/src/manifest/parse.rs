@@ -8,9 +8,26 @@ use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 
 const MODEL_KEYS: &[&str] = &[
-    "source", "weights", "depends", "export", "quantize", "calibration", "engine", "optimize",
-    "optimize_blocklist", "preserved_methods", "embed", "outputs", "inputs", "tolerance", "target",
-    "accept_trace_risk", "lints", "runtime", "max_bytecode", "quantize_skip",
+    "source",
+    "weights",
+    "depends",
+    "export",
+    "quantize",
+    "calibration",
+    "engine",
+    "optimize",
+    "optimize_blocklist",
+    "preserved_methods",
+    "embed",
+    "outputs",
+    "inputs",
+    "tolerance",
+    "target",
+    "accept_trace_risk",
+    "lints",
+    "runtime",
+    "max_bytecode",
+    "quantize_skip",
 ];
 /// What an error says it found for a key ptm does not know.
 const UNKNOWN_KEY: &str = "an unknown key";
@@ -20,16 +37,12 @@ const INPUT_KEYS: &[&str] = &["name", "dtype", "shape", "range"];
 const TOLERANCE_KEYS: &[&str] = &["relative", "top1"];
 const QUANTIZE: &[(&str, Quantize)] = &[("none", Quantize::None), ("dynamic", Quantize::Dynamic), ("static", Quantize::Static)];
 const ENGINES: &[(&str, Engine)] = &[("qnnpack", Engine::Qnnpack), ("fbgemm", Engine::Fbgemm)];
-const BLOCKLIST: &[&str] = &[
-    "conv_bn_fusion", "insert_fold_prepack_ops", "remove_dropout", "fuse_add_relu",
-    "hoist_conv_packed_params", "vulkan_automatic_gpu_transfer",
-];
+const BLOCKLIST: &[&str] =
+    &["conv_bn_fusion", "insert_fold_prepack_ops", "remove_dropout", "fuse_add_relu", "hoist_conv_packed_params", "vulkan_automatic_gpu_transfer"];
 const KEYWORDS: &[&str] = &[
-    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if",
-    "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "static",
-    "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "async", "await",
-    "dyn", "abstract", "become", "box", "do", "final", "macro", "override", "priv", "typeof",
-    "unsized", "virtual", "yield", "try", "gen",
+    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move",
+    "mut", "pub", "ref", "return", "self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "async", "await", "dyn",
+    "abstract", "become", "box", "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
 ];
 
 /// Reads `manifest` and parses its model declarations for `target` (a Rust target
@@ -46,22 +59,19 @@ pub fn parse(manifest: &Path, text: &str, target: Option<&str>) -> Result<Vec<Mo
     let document: Table = text.parse().map_err(|e: toml::de::Error| Error::Manifest {
         manifest: manifest.to_path_buf(),
         key: "(the file)".into(),
-        found: e.message().to_string(),
+        found: e.message().into(),
         expected: "valid TOML".into(),
         fix: "correct the TOML syntax".into(),
-        location: e.span().and_then(|span| super::locate::at(text, span)),
+        location: e.span().and_then(|span| super::locate::at(text, span)).map(Box::new),
     })?;
     let crate_dir = manifest.parent().unwrap_or(Path::new("."));
-    let Some(models) = document
-        .get("package")
-        .and_then(|p| p.get("metadata"))
-        .and_then(|m| m.get("models"))
-    else {
+    let Some(models) = document.get("package").and_then(|p| p.get("metadata")).and_then(|m| m.get("models")) else {
         return Ok(Vec::new());
     };
     let workspace = workspace_root(crate_dir);
     let ctx = Ctx { manifest, crate_dir, workspace: &workspace, target, warnings: Default::default() };
-    let models = ctx.table(models, "package.metadata.models", "a table of models, one `[package.metadata.models.<name>]` each").map_err(|e| located(e, text))?;
+    let models =
+        ctx.table(models, "package.metadata.models", "a table of models, one `[package.metadata.models.<name>]` each").map_err(|e| located(e, text))?;
     // Every model's first mistake at once, each pointing at its line.
     let mut decls = Vec::new();
     let mut errors = Vec::new();
@@ -87,11 +97,11 @@ fn located(error: Error, text: &str) -> Error {
     match error {
         Error::Manifest { manifest, key, found, expected, fix, location: None } => {
             // A wrong value is pointed at; an unknown key, itself.
-            let location = super::locate::locate(text, &key, found == UNKNOWN_KEY);
+            let location = super::locate::locate(text, &key, &*found == UNKNOWN_KEY).map(Box::new);
             Error::Manifest { manifest, key, found, expected, fix, location }
         }
         Error::MissingFile { manifest, key, path, fix, location: None } => {
-            let location = super::locate::locate(text, &key, false);
+            let location = super::locate::locate(text, &key, false).map(Box::new);
             Error::MissingFile { manifest, key, path, fix, location }
         }
         other => other,
@@ -150,9 +160,9 @@ impl Ctx<'_> {
         Error::Manifest {
             manifest: self.manifest.to_path_buf(),
             key: key.to_string(),
-            found,
-            expected: expected.into(),
-            fix: fix.into(),
+            found: found.into(),
+            expected: expected.into().into(),
+            fix: fix.into().into(),
             location: None,
         }
     }
@@ -254,7 +264,12 @@ impl Ctx<'_> {
         let prefix = format!("package.metadata.models.{name}");
         if !is_identifier(name) {
             let fixed = snake_case(name);
-            return Err(self.error(&prefix, format!("the name \"{name}\""), "a snake_case Rust identifier (a-z, 0-9, _; not a keyword), the wrapper type is its CamelCase form", format!("rename the table to [package.metadata.models.{fixed}]")));
+            return Err(self.error(
+                &prefix,
+                format!("the name \"{name}\""),
+                "a snake_case Rust identifier (a-z, 0-9, _; not a keyword), the wrapper type is its CamelCase form",
+                format!("rename the table to [package.metadata.models.{fixed}]"),
+            ));
         }
         let table = self.table(value, &prefix, "a table with at least `source` and `inputs`")?;
         self.check_keys(table, &prefix, MODEL_KEYS)?;
@@ -262,7 +277,11 @@ impl Ctx<'_> {
 
         let source = self.source(table, &prefix)?;
         let weights = match self.string(table, &prefix, "weights")? {
-            Some(w) => Some(self.existing_path(&format!("{prefix}.weights"), w, "point `weights` at a state_dict saved with torch.save(model.state_dict(), path), or remove the key")?),
+            Some(w) => Some(self.existing_path(
+                &format!("{prefix}.weights"),
+                w,
+                "point `weights` at a state_dict saved with torch.save(model.state_dict(), path), or remove the key",
+            )?),
             None => None,
         };
         let depends = self
@@ -273,7 +292,12 @@ impl Ctx<'_> {
         let export = self.choice(table, &prefix, "export", &[("script", Export::Script), ("trace", Export::Trace)], Export::Script)?;
         let accept_trace_risk = self.boolean(table, &prefix, "accept_trace_risk", false)?;
         if accept_trace_risk && export == Export::Script {
-            return Err(self.error(&format!("{prefix}.accept_trace_risk"), "true with export = \"script\"".into(), "accept_trace_risk only with export = \"trace\"", "remove accept_trace_risk: a scripted model keeps its control flow"));
+            return Err(self.error(
+                &format!("{prefix}.accept_trace_risk"),
+                "true with export = \"script\"".into(),
+                "accept_trace_risk only with export = \"trace\"",
+                "remove accept_trace_risk: a scripted model keeps its control flow",
+            ));
         }
         let lints = self.boolean(table, &prefix, "lints", true)?;
         let (runtime, max_bytecode) = self.runtime(table, &prefix)?;
@@ -302,15 +326,28 @@ impl Ctx<'_> {
             }
         }
         let calibration = match self.string(table, &prefix, "calibration")? {
-            Some(c) => Some(self.existing_path(&format!("{prefix}.calibration"), c, "point `calibration` at a directory of .pt samples (each a tensor or a tuple of tensors, one per input)")?),
+            Some(c) => Some(self.existing_path(
+                &format!("{prefix}.calibration"),
+                c,
+                "point `calibration` at a directory of .pt samples (each a tensor or a tuple of tensors, one per input)",
+            )?),
             None if quantize == Quantize::Static => {
-                return Err(self.missing(&format!("{prefix}.calibration"), "a directory of calibration samples: static quantization measures activation ranges on real data", "add calibration = \"data/<dir>\" with .pt samples, or use quantize = \"dynamic\", which needs none"));
+                return Err(self.missing(
+                    &format!("{prefix}.calibration"),
+                    "a directory of calibration samples: static quantization measures activation ranges on real data",
+                    "add calibration = \"data/<dir>\" with .pt samples, or use quantize = \"dynamic\", which needs none",
+                ));
             }
             None => None,
         };
         if let Some(dir) = &calibration {
             if !self.crate_dir.join(dir).is_dir() {
-                return Err(self.error(&format!("{prefix}.calibration"), format!("the file {}", dir.display()), "a directory of .pt samples", "point `calibration` at the directory that holds the samples"));
+                return Err(self.error(
+                    &format!("{prefix}.calibration"),
+                    format!("the file {}", dir.display()),
+                    "a directory of .pt samples",
+                    "point `calibration` at the directory that holds the samples",
+                ));
             }
         }
         let quantize_skip = self.quantize_skip(table, &prefix, declared_quantize, quantize)?;
@@ -326,10 +363,20 @@ impl Ctx<'_> {
         let outputs = self.strings(table, &prefix, "outputs")?;
         for (index, output) in outputs.iter().enumerate() {
             if !is_identifier(output) {
-                return Err(self.error(&format!("{prefix}.outputs"), format!("\"{output}\""), "snake_case Rust identifiers, one per output", format!("write \"{}\"", snake_case(output))));
+                return Err(self.error(
+                    &format!("{prefix}.outputs"),
+                    format!("\"{output}\""),
+                    "snake_case Rust identifiers, one per output",
+                    format!("write \"{}\"", snake_case(output)),
+                ));
             }
             if outputs[..index].contains(output) {
-                return Err(self.error(&format!("{prefix}.outputs"), format!("\"{output}\" a second time"), "a different name for every output: each becomes a field of the generated output struct", "rename one of them"));
+                return Err(self.error(
+                    &format!("{prefix}.outputs"),
+                    format!("\"{output}\" a second time"),
+                    "a different name for every output: each becomes a field of the generated output struct",
+                    "rename one of them",
+                ));
             }
         }
         let inputs = self.inputs(table, &prefix)?;
@@ -366,12 +413,22 @@ impl Ctx<'_> {
         let skip = self.strings(table, prefix, "quantize_skip")?;
         let key = format!("{prefix}.quantize_skip");
         if !skip.is_empty() && declared == Quantize::None && quantize == Quantize::None {
-            return Err(self.error(&key, format!("{} module(s) with quantize = \"none\"", skip.len()), "quantize_skip only with quantize = \"dynamic\" or \"static\"", "remove quantize_skip, or declare the quantization it refines"));
+            return Err(self.error(
+                &key,
+                format!("{} module(s) with quantize = \"none\"", skip.len()),
+                "quantize_skip only with quantize = \"dynamic\" or \"static\"",
+                "remove quantize_skip, or declare the quantization it refines",
+            ));
         }
         for (index, name) in skip.iter().enumerate() {
             let valid = !name.is_empty() && name.split('.').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
             if !valid {
-                return Err(self.error(&key, format!("\"{name}\""), "module names as model.named_modules() spells them (`classifier`, `features.0`)", "write the module's dotted name"));
+                return Err(self.error(
+                    &key,
+                    format!("\"{name}\""),
+                    "module names as model.named_modules() spells them (`classifier`, `features.0`)",
+                    "write the module's dotted name",
+                ));
             }
             if skip[..index].contains(name) {
                 return Err(self.error(&key, format!("\"{name}\" a second time"), "each module once", "remove the repeated name"));
@@ -388,20 +445,34 @@ impl Ctx<'_> {
         let max = match table.get("max_bytecode") {
             None => None,
             Some(Value::Integer(n)) if (1..=u32::MAX as i64).contains(n) => Some(*n as u32),
-            Some(other) => return Err(self.error(&format!("{prefix}.max_bytecode"), describe(other), "a bytecode version, a positive integer", "write max_bytecode = 7")),
+            Some(other) => {
+                return Err(self.error(&format!("{prefix}.max_bytecode"), describe(other), "a bytecode version, a positive integer", "write max_bytecode = 7"))
+            }
         };
         match (runtime, max) {
-            (Some(_), Some(_)) => Err(self.error(&format!("{prefix}.max_bytecode"), "both runtime and max_bytecode".into(), "one of them", "keep runtime = \"<release>\" for a PyTorch Mobile release, or max_bytecode for a runtime of your own")),
+            (Some(_), Some(_)) => Err(self.error(
+                &format!("{prefix}.max_bytecode"),
+                "both runtime and max_bytecode".into(),
+                "one of them",
+                "keep runtime = \"<release>\" for a PyTorch Mobile release, or max_bytecode for a runtime of your own",
+            )),
             (Some(release), None) => match RUNTIMES.iter().find(|(r, _)| *r == release) {
                 Some((r, version)) => Ok((Some(r.to_string()), Some(*version))),
                 None => {
                     let names: Vec<&str> = RUNTIMES.iter().map(|(r, _)| *r).collect();
                     let fix = match closest(release, &names) {
                         Some(near) if release.starts_with("1.") => format!("write runtime = \"{near}\""),
-                        _ if release.starts_with("2.") || release.starts_with("3.") => "remove runtime: PyTorch Mobile releases ended with 1.13, and newer runtimes read what ptm writes (bytecode 8)".to_string(),
+                        _ if release.starts_with("2.") || release.starts_with("3.") => {
+                            "remove runtime: PyTorch Mobile releases ended with 1.13, and newer runtimes read what ptm writes (bytecode 8)".to_string()
+                        }
                         _ => format!("write one of: {known}, or max_bytecode = <n> for a runtime of your own"),
                     };
-                    Err(self.error(&format!("{prefix}.runtime"), format!("\"{release}\""), format!("a PyTorch Mobile release: {known} (bytecode before v4, for releases before 1.8, cannot be written by torch 2.x)"), fix))
+                    Err(self.error(
+                        &format!("{prefix}.runtime"),
+                        format!("\"{release}\""),
+                        format!("a PyTorch Mobile release: {known} (bytecode before v4, for releases before 1.8, cannot be written by torch 2.x)"),
+                        fix,
+                    ))
                 }
             },
             (None, max) => Ok((None, max)),
@@ -424,7 +495,13 @@ impl Ctx<'_> {
             self.choice(values, &spec_prefix, "quantize", QUANTIZE, Quantize::None)?;
             self.boolean(values, &spec_prefix, "optimize", true)?;
             if let Some(target) = self.target {
-                let rank = if spec == target { 2 } else if spec == arch(target) { 1 } else { 0 };
+                let rank = if spec == target {
+                    2
+                } else if spec == arch(target) {
+                    1
+                } else {
+                    0
+                };
                 if rank > 0 {
                     found.push((rank, spec_prefix, values));
                 }
@@ -437,30 +514,53 @@ impl Ctx<'_> {
     fn source(&self, table: &Table, prefix: &str) -> Result<Source, Error> {
         let key = format!("{prefix}.source");
         let Some(text) = self.string(table, prefix, "source")? else {
-            return Err(self.missing(&key, "\"<file>.py:<callable>\" or \"<file>.pt\"", "add source = \"models/<file>.py:build_model\" (a callable returning the nn.Module) or a TorchScript archive \"models/<file>.pt\""));
+            return Err(self.missing(
+                &key,
+                "\"<file>.py:<callable>\" or \"<file>.pt\"",
+                "add source = \"models/<file>.py:build_model\" (a callable returning the nn.Module) or a TorchScript archive \"models/<file>.pt\"",
+            ));
         };
         if let Some((file, callable)) = text.rsplit_once(':').filter(|(file, _)| file.ends_with(".py")) {
             if !is_python_name(callable) {
-                return Err(self.error(&key, format!("\"{text}\""), "\"<file>.py:<callable>\" where <callable> is a Python name", format!("write source = \"{file}:build_model\" with your function's name")));
+                return Err(self.error(
+                    &key,
+                    format!("\"{text}\""),
+                    "\"<file>.py:<callable>\" where <callable> is a Python name",
+                    format!("write source = \"{file}:build_model\" with your function's name"),
+                ));
             }
             let file = self.existing_path(&key, file, "point `source` at the Python file that defines the model, relative to Cargo.toml")?;
             return Ok(Source::Python { file, callable: callable.to_string() });
         }
         if text.ends_with(".py") {
-            return Err(self.error(&key, format!("\"{text}\""), "\"<file>.py:<callable>\": a Python source names the callable that returns the nn.Module", format!("write source = \"{text}:build_model\" with your function's name")));
+            return Err(self.error(
+                &key,
+                format!("\"{text}\""),
+                "\"<file>.py:<callable>\": a Python source names the callable that returns the nn.Module",
+                format!("write source = \"{text}:build_model\" with your function's name"),
+            ));
         }
         if text.ends_with(".pt") || text.ends_with(".pth") || text.ends_with(".ptl") || text.ends_with(".zip") {
             let file = self.existing_path(&key, text, "point `source` at a TorchScript archive saved with torch.jit.save, relative to Cargo.toml")?;
             return Ok(Source::TorchScript { file });
         }
-        Err(self.error(&key, format!("\"{text}\""), "\"<file>.py:<callable>\" or a TorchScript archive \"<file>.pt\"", "write source = \"models/<file>.py:build_model\" or source = \"models/<file>.pt\""))
+        Err(self.error(
+            &key,
+            format!("\"{text}\""),
+            "\"<file>.py:<callable>\" or a TorchScript archive \"<file>.pt\"",
+            "write source = \"models/<file>.py:build_model\" or source = \"models/<file>.pt\"",
+        ))
     }
 
     fn inputs(&self, table: &Table, prefix: &str) -> Result<Vec<InputDecl>, Error> {
         let key = format!("{prefix}.inputs");
         let example = format!("add, per forward() argument:\n            [[{prefix}.inputs]]\n            name = \"x\"\n            dtype = \"float32\"\n            shape = [1, 3, 224, 224]");
         let Some(value) = table.get("inputs") else {
-            return Err(self.missing(&key, "one [[...inputs]] table per forward() argument: the build makes example inputs from them to export, check and type the model", &example));
+            return Err(self.missing(
+                &key,
+                "one [[...inputs]] table per forward() argument: the build makes example inputs from them to export, check and type the model",
+                &example,
+            ));
         };
         let Some(array) = value.as_array().filter(|a| !a.is_empty()) else {
             return Err(self.error(&key, describe(value), "a non-empty array of tables ([[...inputs]])", &example));
@@ -470,12 +570,23 @@ impl Ctx<'_> {
             let prefix = format!("{key}[{index}]");
             let input = self.table(item, &prefix, "a table with name, dtype and shape")?;
             self.check_keys(input, &prefix, INPUT_KEYS)?;
-            let name = self.string(input, &prefix, "name")?.ok_or_else(|| self.missing(&format!("{prefix}.name"), "the argument's name", "add name = \"x\""))?;
+            let name =
+                self.string(input, &prefix, "name")?.ok_or_else(|| self.missing(&format!("{prefix}.name"), "the argument's name", "add name = \"x\""))?;
             if !is_identifier(name) {
-                return Err(self.error(&format!("{prefix}.name"), format!("\"{name}\""), "a snake_case Rust identifier", format!("write name = \"{}\"", snake_case(name))));
+                return Err(self.error(
+                    &format!("{prefix}.name"),
+                    format!("\"{name}\""),
+                    "a snake_case Rust identifier",
+                    format!("write name = \"{}\"", snake_case(name)),
+                ));
             }
             if inputs.iter().any(|other| other.name == name) {
-                return Err(self.error(&format!("{prefix}.name"), format!("\"{name}\" a second time"), "a different name for every input", "rename one of the inputs"));
+                return Err(self.error(
+                    &format!("{prefix}.name"),
+                    format!("\"{name}\" a second time"),
+                    "a different name for every input",
+                    "rename one of the inputs",
+                ));
             }
             let dtype_key = format!("{prefix}.dtype");
             let dtype = self.string(input, &prefix, "dtype")?.ok_or_else(|| self.missing(&dtype_key, "an element type", "add dtype = \"float32\""))?;
@@ -503,7 +614,12 @@ impl Ctx<'_> {
                     Some((name, example)) if is_identifier(name.trim()) && example.trim().parse::<u64>().is_ok_and(|n| n > 0) => {
                         Ok(Dim::Dynamic { name: name.trim().to_string(), example: example.trim().parse().unwrap_or(1) })
                     }
-                    _ => Err(self.error(&key, format!("\"{s}\""), expected, format!("write \"{}=<size used at build time>\", e.g. \"tokens=128\"", s.split('=').next().unwrap_or("n").trim()))),
+                    _ => Err(self.error(
+                        &key,
+                        format!("\"{s}\""),
+                        expected,
+                        format!("write \"{}=<size used at build time>\", e.g. \"tokens=128\"", s.split('=').next().unwrap_or("n").trim()),
+                    )),
                 },
                 other => Err(self.error(&key, describe(other), expected, "use positive integers, e.g. shape = [1, 128]")),
             })
@@ -514,7 +630,10 @@ impl Ctx<'_> {
             return Err(self.error(
                 &key,
                 format!("{} ({size} of {dtype} at the example sizes)", describe(value)),
-                format!("an input of at most {} GiB: the build allocates several example inputs of this shape, and a phone could not hold one", MAX_INPUT_BYTES >> 30),
+                format!(
+                    "an input of at most {} GiB: the build allocates several example inputs of this shape, and a phone could not hold one",
+                    MAX_INPUT_BYTES >> 30
+                ),
                 "declare the size the model really takes; a size known only at run time is written \"<name>=<example size>\" with a small example",
             ));
         }
@@ -524,12 +643,17 @@ impl Ctx<'_> {
     fn range(&self, input: &Table, prefix: &str, dtype: &str) -> Result<Option<[f64; 2]>, Error> {
         let key = format!("{prefix}.range");
         let Some(value) = input.get("range") else { return Ok(None) };
-        let numbers: Option<Vec<f64>> = value.as_array().map(|a| {
-            a.iter().filter_map(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))).collect()
-        });
+        let numbers: Option<Vec<f64>> = value.as_array().map(|a| a.iter().filter_map(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))).collect());
         let [low, high] = match numbers.as_deref() {
             Some([low, high]) if low < high && value.as_array().map(Vec::len) == Some(2) => [*low, *high],
-            _ => return Err(self.error(&key, describe(value), "[low, high] with low < high: generated values lie in [low, high)", "write range = [0, 30522] (token ids below the vocabulary size)")),
+            _ => {
+                return Err(self.error(
+                    &key,
+                    describe(value),
+                    "[low, high] with low < high: generated values lie in [low, high)",
+                    "write range = [0, 30522] (token ids below the vocabulary size)",
+                ))
+            }
         };
         if dtype == "bool" {
             return Err(self.error(&key, describe(value), "no range: a bool input takes false and true", "remove `range`"));
@@ -538,10 +662,20 @@ impl Ctx<'_> {
             // Generated values are the integers in [ceil(low), ceil(high)).
             let (first, end) = (low.ceil(), high.ceil());
             if first >= end {
-                return Err(self.error(&key, describe(value), format!("a range holding at least one integer, for {dtype}: values are drawn from [low, high)"), format!("write range = [{}, {}]", low.floor(), low.floor() + 1.0)));
+                return Err(self.error(
+                    &key,
+                    describe(value),
+                    format!("a range holding at least one integer, for {dtype}: values are drawn from [low, high)"),
+                    format!("write range = [{}, {}]", low.floor(), low.floor() + 1.0),
+                ));
             }
             if first < min || end - 1.0 > max {
-                return Err(self.error(&key, describe(value), format!("values {dtype} can hold, from {min} to {max}"), format!("write range = [{}, {}]", first.max(min), (end - 1.0).min(max) + 1.0)));
+                return Err(self.error(
+                    &key,
+                    describe(value),
+                    format!("values {dtype} can hold, from {min} to {max}"),
+                    format!("write range = [{}, {}]", first.max(min), (end - 1.0).min(max) + 1.0),
+                ));
             }
         }
         Ok(Some([low, high]))
@@ -601,14 +735,16 @@ fn describe(value: &Value) -> String {
         Value::Table(_) => "a table",
     };
     let text = value.to_string();
-    if text.len() > 60 { kind.to_string() } else { format!("{text} ({kind})") }
+    if text.len() > 60 {
+        kind.to_string()
+    } else {
+        format!("{text} ({kind})")
+    }
 }
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !KEYWORDS.contains(&name)
+    chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') && !KEYWORDS.contains(&name)
 }
 
 fn is_python_name(name: &str) -> bool {

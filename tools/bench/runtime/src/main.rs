@@ -22,7 +22,11 @@ const LOADS_PER_ROUND: usize = 5;
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
-    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
 }
 
 /// The 1-minute load average, from /proc/loadavg (0 where there is none).
@@ -59,7 +63,11 @@ fn forward_overhead(rounds: usize) -> Result<(), Box<dyn std::error::Error>> {
         let mut sink = 0f32;
         // SAFETY: a live handle and a 16-float input.
         let seconds = unsafe { ptm_bench_direct_run(direct, features.as_ptr(), iterations, &mut sink) };
-        if seconds < 0.0 { Err("the direct C++ forward failed".into()) } else { Ok((seconds, sink)) }
+        if seconds < 0.0 {
+            Err("the direct C++ forward failed".into())
+        } else {
+            Ok((seconds, sink))
+        }
     };
     // PTM_BENCH_SELF_CHECK=1 times the direct loop against itself: the method's own bias.
     let self_check = std::env::var_os("PTM_BENCH_SELF_CHECK").is_some_and(|v| v == "1");
