@@ -46,6 +46,23 @@ pub fn var(name: &str) -> Option<OsString> {
     std::env::var_os(name).filter(|value| !value.is_empty())
 }
 
+/// `name` for one target, as the cc crate reads `CC`: `<name>_<target>`, then the same
+/// with `-` as `_`, then `<name>`; with the variable that gave it. Each is watched, so
+/// one `cargo ndk` call can give every ABI its own directory.
+pub fn var_for_target(name: &str, target: &str) -> Option<(OsString, String)> {
+    debug_assert!(WATCHED.contains(&name), "{name} is read but not watched");
+    let names = [format!("{name}_{target}"), format!("{name}_{}", target.replace('-', "_")), name.to_string()];
+    for candidate in &names[..2] {
+        rerun_if_env_changed(candidate);
+    }
+    first_set(&names, |candidate| std::env::var_os(candidate))
+}
+
+/// The first of `names` that `get` finds set to something non-empty.
+fn first_set(names: &[String], get: impl Fn(&str) -> Option<OsString>) -> Option<(OsString, String)> {
+    names.iter().find_map(|name| get(name).filter(|value| !value.is_empty()).map(|value| (value, name.clone())))
+}
+
 /// True when a variable is set to something other than `0`, `false` or empty.
 pub fn flag(name: &str) -> bool {
     var(name).is_some_and(|value| value != "0" && value != "false")
@@ -80,5 +97,22 @@ pub fn warning(message: &str) {
         }
     } else {
         eprintln!("warning: ptm: {message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_specific_variable_comes_before_the_general_one() {
+        let names = ["X_aarch64-linux-android".to_string(), "X_aarch64_linux_android".to_string(), "X".to_string()];
+        let set = |pairs: &'static [(&'static str, &'static str)]| move |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| OsString::from(v));
+        let found = first_set(&names, set(&[("X", "/all"), ("X_aarch64_linux_android", "/arm64")]));
+        assert_eq!(found, Some((OsString::from("/arm64"), "X_aarch64_linux_android".to_string())));
+        let found = first_set(&names, set(&[("X", "/all"), ("X_aarch64-linux-android", "/dash"), ("X_aarch64_linux_android", "/arm64")]));
+        assert_eq!(found.unwrap().1, "X_aarch64-linux-android");
+        assert_eq!(first_set(&names, set(&[("X", "/all"), ("X_aarch64_linux_android", "")])).unwrap().0, "/all", "empty is unset");
+        assert_eq!(first_set(&names, set(&[])), None);
     }
 }

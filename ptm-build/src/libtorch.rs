@@ -45,14 +45,15 @@ pub fn is_mobile(target: &str) -> bool {
 /// Finds the libtorch for `target`; `out_dir` is the runtime's OUT_DIR, whose
 /// ancestors hold the workspace's `.venv` and target directory.
 pub fn locate(target: &str, out_dir: &Path) -> Result<Libtorch, Error> {
-    if let Some(dir) = env::var(PTM_LIBTORCH_LITE_DIR) {
-        return lite(target, Path::new(&dir));
+    if let Some((dir, variable)) = env::var_for_target(PTM_LIBTORCH_LITE_DIR, target) {
+        return lite(target, Path::new(&dir), &variable);
     }
     if is_mobile(target) {
         return Err(Error::Environment {
             variable: PTM_LIBTORCH_LITE_DIR.into(),
             fix: format!(
-                "{target} runs PyTorch's mobile libtorch-lite, not the host's: unpack it and set {PTM_LIBTORCH_LITE_DIR} to a directory with include/ and lib/ (docs/device.md has the steps for the pytorch_android_lite AAR and the LibTorch-Lite pod)"
+                "{target} runs PyTorch's mobile libtorch-lite, not the host's: unpack it and set {PTM_LIBTORCH_LITE_DIR}_{} (or {PTM_LIBTORCH_LITE_DIR} for every target) to a directory with include/ and lib/ (docs/device.md has the steps for the pytorch_android_lite AAR and the LibTorch-Lite pod)",
+                target.replace('-', "_")
             ),
         });
     }
@@ -89,8 +90,8 @@ fn full(dir: &Path, cxx11_abi: Option<bool>, watch: Vec<PathBuf>, origin: String
 
 /// A mobile libtorch-lite: the AAR's `headers/` and `jni/<abi>/` or the pod's
 /// `install/include` and `install/lib`, linked or copied to `include/` and `lib/`.
-fn lite(target: &str, dir: &Path) -> Result<Libtorch, Error> {
-    let origin = format!("{PTM_LIBTORCH_LITE_DIR}={}", dir.display());
+fn lite(target: &str, dir: &Path, variable: &str) -> Result<Libtorch, Error> {
+    let origin = format!("{variable}={}", dir.display());
     let include = dir.join("include");
     let lib_dir = dir.join("lib");
     require(&include.join("torch/csrc/jit/mobile/import.h"), &origin)?;
@@ -243,14 +244,14 @@ mod tests {
     fn a_lite_directory_without_headers_is_refused_with_its_path() {
         let dir = std::env::temp_dir().join(format!("ptm-lite-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("lib")).unwrap();
-        let text = lite("aarch64-linux-android", &dir).unwrap_err().to_string();
+        let text = lite("aarch64-linux-android", &dir, PTM_LIBTORCH_LITE_DIR).unwrap_err().to_string();
         assert!(text.contains("has no") && text.contains("include/torch/csrc/jit/mobile/import.h"), "{text}");
         std::fs::create_dir_all(dir.join("include/torch/csrc/jit/mobile")).unwrap();
         std::fs::write(dir.join("include/torch/csrc/jit/mobile/import.h"), "").unwrap();
-        let found = lite("aarch64-linux-android", &dir).unwrap();
+        let found = lite("aarch64-linux-android", &dir, PTM_LIBTORCH_LITE_DIR).unwrap();
         assert_eq!(found.dylibs, ["pytorch_jni_lite"]);
         assert!(!found.rpath);
-        let ios = lite("aarch64-apple-ios", &dir).unwrap();
+        let ios = lite("aarch64-apple-ios", &dir, PTM_LIBTORCH_LITE_DIR).unwrap();
         assert!(ios.dylibs.is_empty(), "Xcode links the pod's archives: {:?}", ios.dylibs);
         std::fs::remove_dir_all(&dir).unwrap();
     }
