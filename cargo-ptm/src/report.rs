@@ -77,7 +77,7 @@ fn shape(spec: &TensorSpec) -> String {
 fn page(krate: &str, path: &Path, m: &ModelReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{krate}/{}  ({})", m.name, path.display());
-    let quantization = if m.quantize == "none" { "float".to_string() } else { format!("{} INT8 ({})", m.quantize, m.engine) };
+    let quantization = if m.quantize == ptm_report::Quantize::None { "float".to_string() } else { format!("{} INT8 ({})", m.quantize, m.engine) };
     let _ = writeln!(out, "  source      {} ({} export), {quantization}, torch {}", m.source, m.export, m.torch);
     let _ = writeln!(
         out,

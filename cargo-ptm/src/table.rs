@@ -1,6 +1,7 @@
 //! The summary `cargo ptm prepare` prints: one row per model and target.
 
 use ptm_build::{ModelReport, Origin};
+use ptm_report::{Quantize, Stage};
 
 /// One model's line.
 pub struct Row {
@@ -20,14 +21,14 @@ pub struct Row {
 impl Row {
     /// From what the build reported and where the artifact came from.
     pub fn new(krate: &str, target: &str, report: &ModelReport, origin: Origin, seconds: Option<f64>) -> Row {
-        let lite = report.drift.iter().find(|d| d.stage == "lite");
+        let lite = report.drift.iter().find(|d| d.stage == Stage::Lite);
         Row {
             krate: krate.to_string(),
             model: report.name.clone(),
             target: target.to_string(),
             source: report.source.clone(),
-            quantize: if report.quantize == "none" { "none".into() } else { format!("{} ({})", report.quantize, report.engine) },
-            before: report.sizes.first().filter(|s| s.stage != "ptl").map(|s| s.bytes),
+            quantize: if report.quantize == Quantize::None { "none".into() } else { format!("{} ({})", report.quantize, report.engine) },
+            before: report.sizes.first().filter(|s| s.stage != Stage::Ptl).map(|s| s.bytes),
             after: report.sizes.last().map_or(0, |s| s.bytes),
             drift: lite.map(|d| (d.worst_relative().unwrap_or(0.0), d.worst_top1())),
             worst_layer: report.layers.first().map(|l| (l.name.clone(), l.sqnr_db)),

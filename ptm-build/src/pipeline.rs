@@ -369,9 +369,9 @@ fn report_of(plan: &Planned, artifact: String, entry: &Entry, c: Converted) -> M
         artifact,
         artifact_sha256: entry.ptl_sha256.clone(),
         embed: decl.embed,
-        export: word(&decl.export),
-        quantize: word(&decl.quantize),
-        engine: word(&decl.engine),
+        export: decl.export,
+        quantize: decl.quantize,
+        engine: decl.engine,
         optimize: decl.optimize,
         inputs: c.inputs,
         outputs: c.outputs,
@@ -387,11 +387,6 @@ fn report_of(plan: &Planned, artifact: String, entry: &Entry, c: Converted) -> M
         layers: c.layers,
         layers_unavailable: c.layers_unavailable,
     }
-}
-
-/// The snake_case word serde writes for a unit enum variant, as in Cargo.toml.
-fn word<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 fn remove_stale_artifacts(dir: &Path, models: &[ModelReport]) {

@@ -3,7 +3,7 @@
 use crate::report::Loaded;
 use crate::rust_types::{element, ident};
 use proc_macro2::{Ident, Span, TokenStream};
-use ptm_report::{Dim, ModelReport, TensorSpec};
+use ptm_report::{Dim, Engine, ModelReport, Quantize, Stage, TensorSpec};
 use quote::quote;
 use std::collections::BTreeMap;
 
@@ -63,21 +63,13 @@ fn dynamic_note(shape: &[Dim]) -> String {
 }
 
 fn engine_tokens(model: &ModelReport, krate: &TokenStream) -> Result<TokenStream, String> {
-    if model.quantize == "none" {
+    if model.quantize == Quantize::None {
         let options = local("options");
         return Ok(quote!(#options));
     }
-    let engine = match model.engine.as_str() {
-        "qnnpack" => quote!(Qnnpack),
-        "fbgemm" => quote!(Fbgemm),
-        "x86" => quote!(X86),
-        "onednn" => quote!(Onednn),
-        other => {
-            return Err(format!(
-                "model `{}` was converted for quantized engine \"{other}\", which ptm cannot select; rebuild with a current ptm-build",
-                model.name
-            ))
-        }
+    let engine = match model.engine {
+        Engine::Qnnpack => quote!(Qnnpack),
+        Engine::Fbgemm => quote!(Fbgemm),
     };
     let options = local("options");
     Ok(quote!(#options.engine(#krate::Engine::#engine)))
@@ -140,9 +132,10 @@ fn argument(model: &ModelReport, spec: &TensorSpec, krate: &TokenStream) -> Resu
 }
 
 fn info_tokens(model: &ModelReport, krate: &TokenStream) -> TokenStream {
-    let ModelReport { name, source, export, quantize, engine, embed, artifact_sha256, bytecode_version, torch, .. } = model;
+    let ModelReport { name, source, embed, artifact_sha256, bytecode_version, torch, .. } = model;
+    let (export, quantize, engine) = (model.export.as_str(), model.quantize.as_str(), model.engine.as_str());
     let sizes = model.sizes.iter().map(|s| {
-        let (stage, bytes) = (&s.stage, s.bytes);
+        let (stage, bytes) = (s.stage.as_str(), s.bytes);
         quote!((#stage, #bytes))
     });
     fn option<T: quote::ToTokens>(value: Option<T>) -> TokenStream {
@@ -152,7 +145,7 @@ fn info_tokens(model: &ModelReport, krate: &TokenStream) -> TokenStream {
         }
     }
     let drift = model.drift.iter().map(|d| {
-        let (stage, samples) = (&d.stage, d.samples);
+        let (stage, samples) = (d.stage.as_str(), d.samples);
         let outputs = d.outputs.iter().map(|o| {
             let (name, max_abs) = (&o.name, o.max_abs);
             let (relative, top1, mismatched) = (option(o.relative), option(o.top1), option(o.mismatched));
@@ -171,13 +164,13 @@ fn info_tokens(model: &ModelReport, krate: &TokenStream) -> TokenStream {
 }
 
 fn summary(model: &ModelReport) -> String {
-    let quantization = match model.quantize.as_str() {
-        "none" => "float32 (not quantized)".to_string(),
+    let quantization = match model.quantize {
+        Quantize::None => "float32 (not quantized)".to_string(),
         q => format!("{q} INT8 for {}", model.engine),
     };
     let size = model.sizes.last().map_or_else(String::new, |s| format!(", .ptl {}", mb(s.bytes)));
     let source_size = model.sizes.first().filter(|_| model.sizes.len() > 1).map_or_else(String::new, |s| format!(" ({} at `{}`)", mb(s.bytes), s.stage));
-    let lite = model.drift.iter().find(|d| d.stage == "lite").map_or_else(String::new, |d| {
+    let lite = model.drift.iter().find(|d| d.stage == Stage::Lite).map_or_else(String::new, |d| {
         let outputs: Vec<String> = d
             .outputs
             .iter()

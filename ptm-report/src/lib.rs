@@ -37,12 +37,12 @@ pub struct ModelReport {
     pub artifact_sha256: String,
     /// Whether the app embeds the .ptl (`include_bytes!`) or loads it from a path.
     pub embed: bool,
-    /// `"script"` or `"trace"`.
-    pub export: String,
-    /// `"none"`, `"dynamic"` or `"static"`.
-    pub quantize: String,
-    /// The quantized engine the model was converted for (`qnnpack`, `fbgemm`).
-    pub engine: String,
+    /// How the model became TorchScript.
+    pub export: Export,
+    /// Which INT8 quantization ran.
+    pub quantize: Quantize,
+    /// The quantized engine the model was converted for.
+    pub engine: Engine,
     /// Whether `optimize_for_mobile` ran.
     pub optimize: bool,
     /// The model's inputs, in call order.
@@ -100,6 +100,90 @@ pub struct LayerDrift {
     pub relative: f64,
 }
 
+/// Declares a closed set of words as an enum that serializes as its snake_case word
+/// (what Cargo.toml and models.json say) and displays the same.
+macro_rules! words {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $word:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $word)] $variant,)+
+        }
+
+        impl $name {
+            /// The word Cargo.toml and models.json use.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        /// Compares with the word, as Cargo.toml spells it.
+        impl PartialEq<&str> for $name {
+            fn eq(&self, word: &&str) -> bool {
+                self.as_str() == *word
+            }
+        }
+    };
+}
+
+words!(
+    /// How the model becomes TorchScript.
+    Export {
+        /// `torch.jit.script`: keeps control flow; needs type-annotated code.
+        Script = "script",
+        /// `torch.jit.trace` on the example inputs: records one execution path.
+        Trace = "trace",
+    }
+);
+
+words!(
+    /// Which INT8 quantization runs.
+    Quantize {
+        /// Float model as exported.
+        None = "none",
+        /// Dynamic INT8 weights for Linear/LSTM/GRU, 8-bit weight-only embeddings.
+        Dynamic = "dynamic",
+        /// Post-training static INT8 with calibration samples.
+        Static = "static",
+    }
+);
+
+words!(
+    /// Quantized kernel library the model is converted for.
+    Engine {
+        /// ARM (and x86) kernels; what Android and iOS run.
+        Qnnpack = "qnnpack",
+        /// x86-only kernels.
+        Fbgemm = "fbgemm",
+    }
+);
+
+words!(
+    /// A step of the conversion, after which sizes and drift are measured.
+    Stage {
+        /// The source model (its parameters and buffers).
+        Source = "source",
+        /// After export to TorchScript.
+        Exported = "exported",
+        /// After INT8 quantization.
+        Quantized = "quantized",
+        /// After `optimize_for_mobile`.
+        Optimized = "optimized",
+        /// The saved .ptl.
+        Ptl = "ptl",
+        /// The .ptl as the Lite Interpreter runs it.
+        Lite = "lite",
+    }
+);
+
 /// An input or output tensor.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TensorSpec {
@@ -139,8 +223,8 @@ impl Dim {
 /// Size of the model after one pipeline step.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StageSize {
-    /// `source`, `exported`, `quantized`, `optimized` or `ptl`.
-    pub stage: String,
+    /// The step it was measured after.
+    pub stage: Stage,
     /// Bytes of the model serialized at that step.
     pub bytes: u64,
 }
@@ -148,8 +232,8 @@ pub struct StageSize {
 /// How far the outputs moved from the source model's after one stage.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StageDrift {
-    /// `exported`, `quantized`, `optimized` or `lite`.
-    pub stage: String,
+    /// The stage whose module was measured.
+    pub stage: Stage,
     /// How many input samples were compared.
     pub samples: u32,
     /// Each output against its own source output, in output order.

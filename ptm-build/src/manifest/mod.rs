@@ -9,6 +9,8 @@ mod suggest;
 
 pub use locate::Location;
 pub use parse::{is_arm, parse, read};
+// The closed sets a declaration chooses from; the report uses the same types.
+pub use ptm_report::{Engine, Export, Quantize};
 
 use serde::Serialize;
 use std::path::PathBuf;
@@ -89,38 +91,6 @@ impl Source {
             Source::Python { file, .. } | Source::TorchScript { file } => file,
         }
     }
-}
-
-/// How the model becomes TorchScript.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Export {
-    /// `torch.jit.script`: keeps control flow; needs type-annotated code.
-    Script,
-    /// `torch.jit.trace` on the example inputs: records one execution path.
-    Trace,
-}
-
-/// Which INT8 quantization runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Quantize {
-    /// Float model as exported.
-    None,
-    /// Dynamic INT8 weights for Linear/LSTM/GRU, 8-bit weight-only embeddings.
-    Dynamic,
-    /// Post-training static INT8 with calibration samples.
-    Static,
-}
-
-/// Quantized kernel library the model is converted for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Engine {
-    /// ARM (and x86) kernels; what Android and iOS run.
-    Qnnpack,
-    /// x86-only kernels.
-    Fbgemm,
 }
 
 /// One input of `forward`.
