@@ -2,6 +2,12 @@
 //! app that depends on the runtime under another name.
 
 use ptm_tests::Fixture;
+use std::sync::Mutex;
+
+/// Both mobile-lib tests build `libmy_mobile_lib.so` into the shared fixture target
+/// directory, one with the `jni` feature and one without: one at a time, so that each
+/// checks and loads its own build.
+static MOBILE_LIB: Mutex<()> = Mutex::new(());
 
 #[test]
 fn the_new_app_template_builds_and_runs_its_model() {
@@ -19,11 +25,16 @@ fn the_new_app_template_builds_and_runs_its_model() {
 
 #[test]
 fn the_mobile_library_template_builds_as_a_cdylib_and_its_c_entry_point_runs() {
+    let _one_at_a_time = MOBILE_LIB.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let lib = Fixture::template("mobile-lib", "my-mobile-lib");
     let build = lib.build(&[]);
     assert!(build.success, "{}", build.stderr);
     let so = ptm_tests::repo().join("target/fixtures/debug/libmy_mobile_lib.so");
     assert!(so.is_file(), "no cdylib at {}", so.display());
+    let bytes = std::fs::read(&so).unwrap();
+    let has = |symbol: &[u8]| bytes.windows(symbol.len()).any(|w| w == symbol);
+    assert!(has(b"my_app_classify"), "the C entry point is exported");
+    assert!(!has(b"Java_com_example_myapp_Models_classify"), "off Android, the JNI entry point needs the `jni` feature");
     // The crate's own test calls the C entry point Swift uses.
     let test = std::process::Command::new(env!("CARGO"))
         .args(["test", "--lib"])
@@ -49,8 +60,10 @@ fn the_kotlin_binding_compiles_and_answers_from_a_jvm() {
         eprintln!("SKIPPED the Kotlin check: it needs kotlinc, java and cc on PATH (apt-get install kotlin default-jdk-headless gcc)");
         return;
     }
+    let _one_at_a_time = MOBILE_LIB.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let lib = Fixture::template("mobile-lib", "my-mobile-kt");
-    let build = lib.build(&[]);
+    // Off Android the JNI entry point needs the template's `jni` feature.
+    let build = lib.build_with_args(&["--features", "jni"], &[]);
     assert!(build.success, "{}", build.stderr);
     let work = tempfile::tempdir().unwrap();
     let jvm = ptm_tests::repo().join("tests/jvm");

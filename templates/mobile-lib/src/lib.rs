@@ -19,7 +19,8 @@ pub fn classify(features: &[f32; 16]) -> Result<Vec<f32>, ptm::Error> {
 }
 
 /// C entry point: reads `len` (16) features, writes up to `capacity` scores. Returns
-/// the number of scores, or -1 on an error (the message goes to stderr / logcat).
+/// the number of scores, or -1 on an error (the message goes to stderr, which an
+/// Android app does not show in logcat unless it redirects it).
 ///
 /// # Safety
 /// `features` must point to `len` floats and `scores` to `capacity` writable floats.
@@ -45,7 +46,9 @@ pub unsafe extern "C" fn my_app_classify(features: *const f32, len: usize, score
 }
 
 /// JNI entry point for `com.example.myapp.Models.classify(FloatArray): FloatArray`;
-/// errors become a `RuntimeException` with ptm's message.
+/// errors become a `RuntimeException` with ptm's message. Compiled for Android, and
+/// elsewhere only with `--features jni`.
+#[cfg(any(target_os = "android", feature = "jni"))]
 #[no_mangle]
 pub extern "system" fn Java_com_example_myapp_Models_classify<'local>(
     mut env: jni::JNIEnv<'local>,
