@@ -74,7 +74,6 @@ def select(result, declared, model_name, torch):
     found = list(leaves(result))
     notes = [f"output {path_text(p)} is None and is left out" for p, v in found if v is None]
     found = [(p, v) for p, v in found if v is not None]
-    bad = [(p, v) for p, v in found if not isinstance(v, torch.Tensor)]
     if not found:
         raise Failure("load", f"forward returned {describe(result)} with no tensor in it",
                       "return the model's tensors (a Tensor, a tuple, or a dict of them)")
@@ -96,8 +95,7 @@ def select(result, declared, model_name, torch):
     if wrong:
         p, v = wrong[0]
         raise Failure("load", f"forward's result at {path_text(p)} is {describe(v)}, not a tensor; ptm's outputs are tensors",
-                      f"select tensor outputs by name in {table}" if bad and keyed else
-                      "return tensors only from forward()")
+                      f"select tensor outputs by name in {table}" if keyed else "return tensors only from forward()")
     names = list(declared) if declared else [path_name(p) for p in paths]
     return Selection(paths, names, notes)
 

@@ -67,7 +67,6 @@ class LayerDrift:
             raise Unreadable("per-layer figures need a Python source: torch.ao.ns reads eager or FX modules, not TorchScript")
         import torch.ao.ns._numeric_suite_fx as ns
         from torch.ao import quantization as q
-        from torch.ao.ns.fx.utils import compute_sqnr  # noqa: F401  (fails early on a torch without it)
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
         mapping = q.QConfigMapping().set_global(q.get_default_qconfig(self.decl["engine"]))
         for name in self.decl.get("quantize_skip", []):

@@ -240,11 +240,9 @@ class Pipeline(Inputs, Adapt, TraceGate, LayerDrift):
                       "return a tensor, or a flat tuple of tensors, from forward()")
 
     def output_specs(self, outputs):
-        names = self.selected_names
-        if len(names) != len(outputs):
-            raise Failure("load", f"`outputs` names {len(names)} output(s) but forward returns {len(outputs)}",
-                          f"list {len(outputs)} name(s) in package.metadata.models.{self.name}.outputs")
-        return [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)} for n, t in zip(names, outputs)]
+        # adapt() chose these names for exactly these outputs.
+        return [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
+                for n, t in zip(self.selected_names, outputs)]
 
     def mark_dynamic_outputs(self, model, outputs):
         """Runs once more with every dynamic input dimension at another size; output
