@@ -1,7 +1,7 @@
 //! `cargo ptm prepare`, the committed store and offline builds, on fixture crates built
 //! by cargo with real torch.
 
-use ptm_tests::{logging_python, starts, venv_python, Fixture};
+use ptm_harness::{logging_python, starts, venv_python, Fixture};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -137,6 +137,11 @@ fn a_damaged_store_entry_is_reported_not_used() {
     assert!(!build.success);
     assert!(build.stderr.contains("`tiny`: damaged"), "{}", build.stderr);
     assert!(ptl.exists(), "the store is reported, never repaired behind the user's back");
+
+    let prepare = cargo_ptm(&fixture, &["prepare"], cache.path());
+    assert!(prepare.status.success(), "prepare repairs the entry: {}", text(&prepare));
+    assert_eq!(std::fs::read(&ptl).unwrap(), bytes);
+    assert_eq!(cargo_ptm(&fixture, &["prepare", "--check"], cache.path()).status.code(), Some(0));
 }
 
 #[test]
@@ -175,7 +180,7 @@ fn assets_writes_the_models_that_are_not_embedded_for_the_platform() {
     let listing: serde_json::Value = serde_json::from_slice(&std::fs::read(assets.join("ptm-assets.json")).unwrap()).unwrap();
     assert_eq!(listing["target"], "aarch64-linux-android");
     assert_eq!(listing["files"][0]["file"], "tiny.ptl");
-    assert_eq!(listing["files"][0]["sha256"], ptm_tests::sha256_of(&assets.join("tiny.ptl")));
+    assert_eq!(listing["files"][0]["sha256"], ptm_harness::sha256_of(&assets.join("tiny.ptl")));
 
     // An embedded model is not shipped as a file.
     let embedded = Fixture::new("python-dynamic");

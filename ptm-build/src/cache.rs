@@ -142,6 +142,11 @@ impl Cache {
         self.discard(dir);
     }
 
+    /// Removes whatever is stored under `key`, so that it can be published again.
+    pub(crate) fn remove_key(&self, key: &str) {
+        self.discard(&self.entry_dir(key));
+    }
+
     /// The entry, or the first of its files that is missing or does not match.
     fn verify(&self, key: &str, dir: &Path) -> Result<Entry, PathBuf> {
         let (entry_json, report_json, ptl) = (dir.join("entry.json"), dir.join("report.json"), dir.join("model.ptl"));

@@ -186,7 +186,13 @@ impl Store {
             }
         }
         for (model, target, key, torch, entry) in entries {
-            if !matches!(self.entries.inspect(key), Lookup::Intact(_)) {
+            let found = self.entries.inspect(key);
+            if !matches!(found, Lookup::Intact(_)) {
+                if matches!(found, Lookup::Damaged(_)) {
+                    // A build only reports a damaged entry; preparing replaces it (a
+                    // publish never overwrites an existing directory).
+                    self.entries.remove_key(key);
+                }
                 let staged = self.entries.staging()?;
                 crate::fsutil::copy_if_changed(&entry.ptl, &staged.join("model.ptl"))?;
                 self.entries.publish(key, &staged, &entry.report)?;
@@ -207,5 +213,98 @@ impl Store {
         let _ = std::fs::remove_dir_all(self.root.join("staging"));
         let _ = std::fs::remove_dir_all(self.root.join("locks"));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cache entry holding `bytes` as its artifact, as a conversion would publish it.
+    fn converted(cache: &Cache, key: &str, bytes: &[u8]) -> Entry {
+        let staged = cache.staging().unwrap();
+        std::fs::write(staged.join("model.ptl"), bytes).unwrap();
+        cache.publish(key, &staged, "{\"seconds\": 1.0}").unwrap()
+    }
+
+    fn record(model: &str, target: &str, key: &str, entry: &Entry) -> (String, String, String, String, Entry) {
+        (model.into(), target.into(), key.into(), "2.11.0+cu130".into(), entry.clone())
+    }
+
+    #[test]
+    fn entries_are_found_by_model_and_key_per_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("cache"));
+        let (arm, x86) = (converted(&cache, "k-arm", b"arm bytes"), converted(&cache, "k-x86", b"x86 bytes"));
+        let store = Store::of(dir.path());
+        assert!(!store.exists());
+        store.write(&[record("review", "x86_64-unknown-linux-gnu", "k-x86", &x86), record("review", "aarch64-linux-android", "k-arm", &arm)]).unwrap();
+
+        assert!(store.exists());
+        assert_eq!(std::fs::read(store.get("review", "k-arm").unwrap().ptl).unwrap(), b"arm bytes");
+        assert_eq!(std::fs::read(store.get("review", "k-x86").unwrap().ptl).unwrap(), b"x86 bytes");
+        assert_eq!(store.get("review", "k-changed").unwrap_err(), Miss::Stale);
+        assert_eq!(store.get("digits", "k-x86").unwrap_err(), Miss::NotPrepared);
+        let targets: Vec<String> = store.indexed("review").unwrap().into_iter().map(|r| r.target).collect();
+        assert_eq!(targets, ["aarch64-linux-android", "x86_64-unknown-linux-gnu"], "sorted, so the index diffs cleanly");
+        let ignored = std::fs::read_to_string(store.root().join(".gitignore")).unwrap();
+        assert!(ignored.contains("locks/") && ignored.contains("staging/"));
+    }
+
+    #[test]
+    fn preparing_one_target_keeps_the_others_and_drops_what_nothing_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("cache"));
+        let (arm, x86, x86_new) = (converted(&cache, "k-arm", b"arm"), converted(&cache, "k-x86", b"x86"), converted(&cache, "k-x86-2", b"x86 v2"));
+        let digits = converted(&cache, "k-digits", b"digits");
+        let store = Store::of(dir.path());
+        store.write(&[record("review", "arm", "k-arm", &arm), record("review", "x86", "k-x86", &x86), record("digits", "x86", "k-digits", &digits)]).unwrap();
+
+        // The next prepare covers x86 only and no longer declares `digits`.
+        store.write(&[record("review", "x86", "k-x86-2", &x86_new)]).unwrap();
+        let keys: Vec<String> = store.indexed("review").unwrap().into_iter().map(|r| r.key).collect();
+        assert_eq!(keys, ["k-arm", "k-x86-2"]);
+        assert_eq!(store.indexed("digits").unwrap(), []);
+        let stored: Vec<String> = std::fs::read_dir(store.root().join("v1")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut stored = stored;
+        stored.sort();
+        assert_eq!(stored, ["k-arm", "k-x86-2"], "entries no record uses are removed");
+    }
+
+    #[test]
+    fn a_damaged_entry_and_a_corrupt_index_are_named_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("cache"));
+        let entry = converted(&cache, "k", b"model bytes");
+        let store = Store::of(dir.path());
+        store.write(&[record("review", "x86", "k", &entry)]).unwrap();
+
+        let stored = store.get("review", "k").unwrap().ptl;
+        std::fs::write(&stored, b"model bytez").unwrap();
+        assert_eq!(store.get("review", "k").unwrap_err(), Miss::Damaged(stored.clone()));
+        // Writing again repairs it from the cache entry.
+        store.write(&[record("review", "x86", "k", &entry)]).unwrap();
+        assert_eq!(std::fs::read(store.get("review", "k").unwrap().ptl).unwrap(), b"model bytes");
+
+        std::fs::write(store.root().join("index.json"), b"{ not json").unwrap();
+        let miss = store.get("review", "k").unwrap_err();
+        assert!(matches!(&miss, Miss::Corrupt { index, .. } if index.ends_with("index.json")), "{miss:?}");
+        assert!(miss.to_string().contains("cargo ptm prepare"), "{miss}");
+        assert!(store.index_problem().is_some());
+        store.write(&[record("review", "x86", "k", &entry)]).unwrap();
+        assert!(store.index_problem().is_none());
+        assert!(store.get("review", "k").is_ok());
+    }
+
+    #[test]
+    fn another_build_of_the_same_torch_release_is_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("cache"));
+        let entry = converted(&cache, "k", b"bytes");
+        let store = Store::of(dir.path());
+        store.write(&[record("review", "x86", "k", &entry)]).unwrap();
+        assert_eq!(store.same_release_other_build("review", "2.11.0+cpu").as_deref(), Some("2.11.0+cu130"));
+        assert_eq!(store.same_release_other_build("review", "2.11.0+cu130"), None);
+        assert_eq!(store.same_release_other_build("review", "2.12.0+cpu"), None);
     }
 }
