@@ -1,6 +1,6 @@
 //! Compiles the C++ shim against the chosen libtorch and links it.
 
-use ptm_build::libtorch;
+use ptm_build::tooling::libtorch;
 use std::path::PathBuf;
 
 fn main() {

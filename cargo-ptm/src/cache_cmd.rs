@@ -1,7 +1,7 @@
 //! `cargo ptm cache size` and `cargo ptm cache prune`.
 
 use crate::crates::Workspace;
-use ptm_build::Cache;
+use ptm_build::tooling::Cache;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 

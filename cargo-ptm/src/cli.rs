@@ -28,9 +28,12 @@ pub enum Command {
         /// Only tell whether the store is current (exit 1 naming what is not); needs no Python.
         #[arg(long)]
         check: bool,
-        /// Print the summary as JSON on stdout.
+        /// Print the summary as JSON on stdout (progress on stderr as plain lines).
         #[arg(long)]
         json: bool,
+        /// Show no progress, only warnings, errors and the summary.
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Print a model's report from the last build: inputs, outputs, sizes, drift per
     /// stage and output, per-layer INT8 figures, operators, warnings.

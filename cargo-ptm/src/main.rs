@@ -6,6 +6,7 @@ mod cache_cmd;
 mod cli;
 mod crates;
 mod prepare;
+mod progress;
 mod report;
 mod table;
 
@@ -15,7 +16,10 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = cli::parse();
     let result = match &cli.command {
-        Command::Prepare { crates, target, check, json } => crates::find(crates).and_then(|w| prepare::run(&w, target, *check, *json)),
+        Command::Prepare { crates, target, check, json, quiet } => {
+            let mode = progress::Mode::choose(*quiet, *json);
+            crates::find(crates).and_then(|w| prepare::run(&w, target, *check, *json, mode))
+        }
         Command::Report { model, crates, target, json } => crates::find(crates).and_then(|w| report::run(&w, model.as_deref(), target.as_deref(), *json)),
         Command::Assets { platform, out, target, crates } => crates::find(crates).and_then(|w| assets::run(&w, platform, out, target.as_deref())),
         Command::Cache(CacheCommand::Size { crates }) => crates::find(crates).and_then(|w| cache_cmd::size(&w)),

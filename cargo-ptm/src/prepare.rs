@@ -1,13 +1,15 @@
 //! `cargo ptm prepare`: fill the committed store; `--check`: is it current?
 
 use crate::crates::{self, Workspace};
+use crate::progress::{Display, Mode};
 use crate::table::{self, Row};
-use ptm_build::store::Store;
+use ptm_build::tooling::store::Store;
 use ptm_build::Builder;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
-pub fn run(workspace: &Workspace, targets: &[String], check_only: bool, json: bool) -> Result<ExitCode, String> {
+pub fn run(workspace: &Workspace, targets: &[String], check_only: bool, json: bool, mode: Mode) -> Result<ExitCode, String> {
     if workspace.crates.is_empty() {
         eprintln!("ptm: no crate here declares [package.metadata.models]");
         return Ok(ExitCode::SUCCESS);
@@ -16,18 +18,21 @@ pub fn run(workspace: &Workspace, targets: &[String], check_only: bool, json: bo
         return check(workspace, targets);
     }
     let targets = if targets.is_empty() { vec![crates::host_triple()?] } else { targets.to_vec() };
+    let display = Arc::new(Display::new(mode));
     let mut rows = Vec::new();
     for krate in &workspace.crates {
         let mut stored = Vec::new();
         for target in &targets {
             let started = Instant::now();
-            eprintln!("ptm prepare: {} for {target} ...", krate.name);
+            display.note(&format!("ptm prepare: {} for {target} ...", krate.name));
+            let shown = Arc::clone(&display);
             let out_dir = workspace.target_dir.join("ptm-prepare").join(&krate.name).join(target);
             let outcome = Builder::new()
                 .crate_dir(&krate.dir)
                 .out_dir(&out_dir)
                 .cache_dir(workspace.cache_dir())
                 .target(target.clone())
+                .progress(move |event| shown.show(event))
                 .build()
                 .map_err(|e| e.to_string())?;
             for model in &outcome.models {
@@ -36,14 +41,14 @@ pub fn run(workspace: &Workspace, targets: &[String], check_only: bool, json: bo
                 rows.push(Row::new(&krate.name, target, report, model.origin, converted["seconds"].as_f64()));
                 stored.push((model.name.clone(), target.clone(), model.key.clone(), model.torch.clone(), model.entry.clone()));
             }
-            eprintln!("ptm prepare: {} for {target}: {} model(s) in {:.1} s", krate.name, outcome.models.len(), started.elapsed().as_secs_f64());
+            display.note(&format!("ptm prepare: {} for {target}: {} model(s) in {:.1} s", krate.name, outcome.models.len(), started.elapsed().as_secs_f64()));
         }
         let store = Store::of(&krate.dir);
         if let Some(problem) = store.index_problem() {
-            eprintln!("warning: ptm: {problem}; writing it again with what was prepared now");
+            display.warn(&format!("ptm: {problem}; writing it again with what was prepared now"));
         }
         store.write(&stored).map_err(|e| e.to_string())?;
-        eprintln!("ptm prepare: wrote {}", store.root().display());
+        display.note(&format!("ptm prepare: wrote {}", store.root().display()));
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows.iter().map(Row::json).collect::<Vec<_>>()).unwrap_or_default());

@@ -28,6 +28,12 @@ fn prepared() -> (Fixture, tempfile::TempDir) {
     let cache = tempfile::tempdir().unwrap();
     let out = cargo_ptm(&fixture, &["prepare"], cache.path());
     assert!(out.status.success(), "{}", text(&out));
+    // Not a terminal: progress as plain lines, the worker's steps and where it ended.
+    let progress = String::from_utf8_lossy(&out.stderr);
+    for line in ["ptm: tiny: quantizing (dynamic INT8, qnnpack)", "ptm: tiny: verifying in the Lite Interpreter", "ptm: tiny: converted in "] {
+        assert!(progress.contains(line), "{line}: {progress}");
+    }
+    assert!(!progress.contains('\u{1b}'), "no terminal escapes when stderr is a pipe: {progress}");
     (fixture, cache)
 }
 
@@ -43,6 +49,7 @@ fn prepare_fills_the_store_and_prints_a_summary() {
     let out = cargo_ptm(&fixture, &["prepare", "--json"], cache.path());
     assert!(out.status.success(), "{}", text(&out));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ptm: tiny: from the cache"), "{}", text(&out));
     assert_eq!(rows[0]["model"], "tiny");
     assert_eq!(rows[0]["from"], "cache");
     assert_eq!(rows[0]["quantize"], "dynamic (qnnpack)");
@@ -50,6 +57,9 @@ fn prepare_fills_the_store_and_prints_a_summary() {
     // The quantized layer that loses the most, from torch's numeric suite.
     assert!(rows[0]["worst_layer"]["name"].is_string() && rows[0]["worst_layer"]["sqnr_db"].as_f64().unwrap() > 10.0, "{rows}");
     assert!(text(&cargo_ptm(&fixture, &["prepare"], cache.path())).contains("worst INT8 layer"));
+    let quiet = cargo_ptm(&fixture, &["prepare", "--quiet"], cache.path());
+    assert!(quiet.status.success() && String::from_utf8_lossy(&quiet.stdout).contains("worst INT8 layer"), "{}", text(&quiet));
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "", "--quiet shows no progress");
     let check = cargo_ptm(&fixture, &["prepare", "--check"], cache.path());
     assert!(check.status.success(), "{}", text(&check));
     assert!(text(&check).contains("the store is current (1 model(s))"), "{}", text(&check));
@@ -276,4 +286,36 @@ fn a_store_from_the_same_torch_release_with_another_build_tag_is_not_converted_a
         "{}",
         build.stderr
     );
+}
+
+#[test]
+fn prepare_on_a_terminal_draws_a_line_per_model() {
+    let (fixture, cache) = prepared();
+    // `script` gives the command a pseudo-terminal, as an interactive shell would.
+    let command = format!(
+        "PTM_PYTHON='{}' PTM_CACHE_DIR='{}' TERM=xterm '{}' ptm prepare --manifest-path '{}'",
+        venv_python().display(),
+        cache.path().display(),
+        env!("CARGO_BIN_EXE_cargo-ptm"),
+        fixture.path().join("Cargo.toml").display()
+    );
+    let out = Command::new("script").args(["-qec", &command, "/dev/null"]).env_remove("VIRTUAL_ENV").output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains('\u{1b}'), "drawn with terminal escapes: {screen}");
+    assert!(without_escapes(&screen).contains("tiny from the cache"), "{screen}");
+}
+
+/// `text` without its ANSI escape sequences (ESC `[` parameters, then a letter).
+fn without_escapes(text: &str) -> String {
+    let mut plain = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }

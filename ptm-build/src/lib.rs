@@ -59,7 +59,7 @@
 //! # Linking the runtime
 //!
 //! `bundle()` also gives the app's binaries and tests an rpath to the desktop libtorch
-//! the `ptm` runtime linked ([`libtorch::forward_rpath`]), so they run without
+//! the `ptm` runtime linked ([`tooling::libtorch::forward_rpath`]), so they run without
 //! `LD_LIBRARY_PATH`.
 #![deny(missing_docs)]
 
@@ -68,18 +68,43 @@ mod env;
 mod error;
 mod fsutil;
 mod hash;
-pub mod libtorch;
+mod libtorch;
 pub mod manifest;
 mod pipeline;
-pub mod python;
-pub mod store;
+mod progress;
+mod python;
+mod store;
 mod worker;
 
-pub use cache::{Cache, Entry, Lookup};
 pub use error::Error;
-pub use pipeline::{key_of, ModelOutcome, Origin, Outcome, Planned};
+pub use pipeline::Origin;
+pub use progress::Progress;
 pub use ptm_report::{Bundle, ModelReport};
-pub use worker::{Converted, StageSeconds};
+
+/// What ptm's own tools share with a build: `cargo ptm` (the store, the cache, keys,
+/// outcomes) and the `ptm` runtime's build script (finding libtorch). Not for apps: a
+/// build script needs only [`bundle`] or [`Builder`], and this module changes with ptm's
+/// releases as its tools need.
+pub mod tooling {
+    pub use crate::cache::{Cache, Entry, Lookup};
+    pub use crate::pipeline::{key_of, ModelOutcome, Outcome, Planned};
+    pub use crate::worker::{Converted, StageSeconds};
+
+    /// The committed model store, `.ptm/` beside Cargo.toml.
+    pub mod store {
+        pub use crate::store::*;
+    }
+
+    /// Finding the Python interpreter and its torch.
+    pub mod python {
+        pub use crate::python::*;
+    }
+
+    /// Finding and linking the libtorch the `ptm` runtime uses.
+    pub mod libtorch {
+        pub use crate::libtorch::*;
+    }
+}
 
 use std::path::PathBuf;
 
@@ -106,6 +131,7 @@ pub struct Builder {
     python: Option<PathBuf>,
     target: Option<String>,
     offline: bool,
+    progress: Option<progress::Sink>,
 }
 
 impl Builder {
@@ -144,9 +170,17 @@ impl Builder {
         self
     }
 
+    /// Sends what the build does to `callback` instead of printing the worker's lines
+    /// to stderr: each model's steps, where its artifact came from, and every other
+    /// line the conversion printed. `cargo ptm prepare` draws progress bars with it.
+    pub fn progress(&mut self, callback: impl Fn(Progress<'_>) + Send + Sync + 'static) -> &mut Builder {
+        self.progress = Some(progress::Sink::new(callback));
+        self
+    }
+
     /// Converts what the cache and the store lack, like [`Builder::bundle`], and says
     /// where each model came from.
-    pub fn build(&self) -> Result<Outcome, Error> {
+    pub fn build(&self) -> Result<tooling::Outcome, Error> {
         let outcome = pipeline::build(&self.context()?)?;
         let converted: Vec<(String, String)> = outcome.models.iter().map(|m| (m.name.clone(), m.torch.clone())).collect();
         libtorch::check_linked_torch(&converted)?;
@@ -176,9 +210,9 @@ impl Builder {
         let crate_dir = required(&self.crate_dir, "CARGO_MANIFEST_DIR")?;
         let out_dir = required(&self.out_dir, "OUT_DIR")?;
         let cache_dir = self.cache_dir.clone().or_else(|| env::var(env::PTM_CACHE_DIR).map(PathBuf::from));
-        let cache = Cache::locate(cache_dir, &out_dir);
+        let cache = cache::Cache::locate(cache_dir, &out_dir);
         let target = self.target.clone().or_else(|| std::env::var("TARGET").ok().filter(|t| !t.is_empty()));
         let offline = self.offline || env::flag(env::PTM_OFFLINE);
-        Ok(pipeline::Context { crate_dir, out_dir, cache, python: self.python.clone(), target, offline })
+        Ok(pipeline::Context { crate_dir, out_dir, cache, python: self.python.clone(), target, offline, progress: self.progress.clone() })
     }
 }

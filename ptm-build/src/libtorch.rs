@@ -5,7 +5,8 @@
 //! `VIRTUAL_ENV`, `.venv`, `python3`). `LIBTORCH` names an unpacked libtorch instead;
 //! `PTM_LIBTORCH_LITE_DIR` names a mobile libtorch-lite for Android and iOS targets.
 
-use crate::{env, python, Cache, Error};
+use crate::cache::Cache;
+use crate::{env, python, Error};
 use std::path::{Path, PathBuf};
 
 /// Variables that choose the libtorch.

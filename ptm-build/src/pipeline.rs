@@ -9,6 +9,7 @@
 use crate::cache::{Cache, Entry};
 use crate::hash::{files_below, KeyHasher};
 use crate::manifest::{ModelDecl, Source};
+use crate::progress::{self, Progress, Sink};
 use crate::python::{self, Interpreter, Torch};
 use crate::store::{Miss, Store};
 use crate::worker::{self, Converted, Job};
@@ -30,6 +31,23 @@ pub struct Context {
     pub target: Option<String>,
     /// Build only from the cache and the store (`PTM_OFFLINE=1`).
     pub offline: bool,
+    /// Where progress goes, when not to stderr.
+    pub(crate) progress: Option<Sink>,
+}
+
+impl Context {
+    fn emit(&self, event: Progress<'_>) {
+        progress::emit(self.progress.as_ref(), event);
+    }
+
+    /// A warning for the user: cargo's in a build script, else a line of progress.
+    fn warn(&self, message: &str) {
+        if env::in_build_script() || self.progress.is_none() {
+            env::warning(message);
+        } else {
+            self.emit(Progress::Line(&format!("warning: ptm: {message}")));
+        }
+    }
 }
 
 /// A declared model and the key of its artifact.
@@ -186,16 +204,23 @@ pub fn build(ctx: &Context) -> Result<Outcome, Error> {
             None => match store.get(&plan.decl.name, &plan.key) {
                 Ok(entry) => (Some(entry), Origin::Store),
                 Err(miss) => {
-                    report_store_miss(&store, &plan.decl.name, &miss, &torch.version, &mut corrupt_reported);
+                    report_store_miss(ctx, &store, &plan.decl.name, &miss, &torch.version, &mut corrupt_reported);
                     (None, Origin::Converted)
                 }
             },
         };
+        if entry.is_some() {
+            ctx.emit(Progress::Done { model: &plan.decl.name, origin });
+        }
         entries.push(entry);
         origins.push(origin);
     }
     if entries.iter().any(Option::is_none) {
+        let missing: Vec<bool> = entries.iter().map(Option::is_none).collect();
         convert_missing(ctx, &planned, &mut entries, &interpreter, &torch)?;
+        for (plan, _) in planned.iter().zip(missing).filter(|(_, missing)| *missing) {
+            ctx.emit(Progress::Done { model: &plan.decl.name, origin: Origin::Converted });
+        }
     }
     let entries: Vec<Entry> = entries.into_iter().map(|e| e.expect("every miss was converted or returned an error")).collect();
     let bundle = write_outputs(ctx, &planned, &entries)?;
@@ -212,18 +237,18 @@ pub fn build(ctx: &Context) -> Result<Outcome, Error> {
 /// hear about, although converting repairs this build: a damaged entry or a corrupt
 /// index (reported once per build) stays wrong in the repository until prepared again,
 /// and a store from another build of the same torch release converts every time.
-fn report_store_miss(store: &Store, model: &str, miss: &Miss, torch: &str, corrupt_reported: &mut bool) {
+fn report_store_miss(ctx: &Context, store: &Store, model: &str, miss: &Miss, torch: &str, corrupt_reported: &mut bool) {
     match miss {
-        Miss::Damaged(_) => env::warning(&format!(
-            "model `{model}`: the committed store's entry is {miss}; converting it instead (run `cargo ptm prepare` to repair the store)"
-        )),
+        Miss::Damaged(_) => {
+            ctx.warn(&format!("model `{model}`: the committed store's entry is {miss}; converting it instead (run `cargo ptm prepare` to repair the store)"))
+        }
         Miss::Corrupt { .. } if !*corrupt_reported => {
             *corrupt_reported = true;
-            env::warning(&format!("{miss}; converting instead"));
+            ctx.warn(&format!("{miss}; converting instead"));
         }
         Miss::Stale => {
             if let Some(recorded) = store.same_release_other_build(model, torch) {
-                env::warning(&format!("model `{model}`: the committed store was prepared with torch {recorded} and this build has torch {torch}: keys hold the full torch version, build tag included (docs/TOOLCHAIN.md), so it converts again; build with {}=1 to take the store's artifact, or prepare the store with this torch", env::PTM_OFFLINE));
+                ctx.warn(&format!("model `{model}`: the committed store was prepared with torch {recorded} and this build has torch {torch}: keys hold the full torch version, build tag included (docs/TOOLCHAIN.md), so it converts again; build with {}=1 to take the store's artifact, or prepare the store with this torch", env::PTM_OFFLINE));
             }
         }
         _ => {}
@@ -243,6 +268,7 @@ fn without_python(ctx: &Context, decls: Vec<ModelDecl>, why: String) -> Result<O
             .map(|(key, torch, entry, cached)| (key, torch, entry, if cached { Origin::Cache } else { Origin::Store }));
         match found {
             Ok((key, torch, entry, origin)) => {
+                ctx.emit(Progress::Done { model: &decl.name, origin });
                 models.push(ModelOutcome { name: decl.name.clone(), key: key.clone(), torch, origin, entry });
                 planned.push(Planned { decl, key });
             }
@@ -286,7 +312,8 @@ fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Ent
         .zip(samples)
         .map(|((&i, dir), calibration_files)| Job { decl: &planned[i].decl, out: dir.join("model.ptl"), calibration_files, key: &planned[i].key })
         .collect();
-    let results = worker::run(python, &ctx.crate_dir, &jobs, &scratch);
+    let names: Vec<&str> = jobs.iter().map(|job| job.decl.name.as_str()).collect();
+    let results = worker::run(python, &ctx.crate_dir, &jobs, &scratch, &mut |line| ctx.emit(progress::classify(line, &names)));
     let _ = std::fs::remove_dir_all(&scratch);
     let results = results.inspect_err(|_| staged.iter().for_each(|dir| drop(std::fs::remove_dir_all(dir))))?;
     let mut first_error = None;
@@ -295,7 +322,7 @@ fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Ent
             Ok(converted) => {
                 if let Some(risk) = &converted.trace_risk {
                     // Once, when it converts: the report keeps it for the wrapper's docs.
-                    env::warning(&format!("model `{}`: {risk}", planned[index].decl.name));
+                    ctx.warn(&format!("model `{}`: {risk}", planned[index].decl.name));
                 }
                 let key = &planned[index].key;
                 let entry = ctx.cache.publish(key, dir, &serde_json::to_string_pretty(&converted).unwrap_or_default())?;
@@ -309,7 +336,7 @@ fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Ent
             Err(error) => {
                 let _ = std::fs::remove_dir_all(dir);
                 if first_error.is_some() {
-                    eprintln!("{error}");
+                    ctx.emit(Progress::Line(&error.to_string()));
                 }
                 first_error.get_or_insert(error);
             }

@@ -125,7 +125,14 @@ struct ModelResult {
 
 /// Converts `jobs` in one worker process started in `scratch`. The outer error is the
 /// worker failing as a whole; the inner ones are models that failed to convert.
-pub fn run(python: &Interpreter, crate_dir: &Path, jobs: &[Job<'_>], scratch: &Path) -> Result<Vec<Result<Converted, Error>>, Error> {
+/// Each line the worker writes to stderr goes to `on_line` as it comes.
+pub fn run(
+    python: &Interpreter,
+    crate_dir: &Path,
+    jobs: &[Job<'_>],
+    scratch: &Path,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<Vec<Result<Converted, Error>>, Error> {
     for (name, text) in SOURCES {
         crate::fsutil::write_atomic(&scratch.join(name), text.as_bytes())?;
     }
@@ -165,7 +172,7 @@ pub fn run(python: &Interpreter, crate_dir: &Path, jobs: &[Job<'_>], scratch: &P
     let mut tail: Vec<String> = Vec::new();
     if let Some(stderr) = child.stderr.take() {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("{line}");
+            on_line(&line);
             tail.push(line);
             if tail.len() > 40 {
                 tail.remove(0);

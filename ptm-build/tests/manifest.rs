@@ -143,7 +143,7 @@ fn a_target_override_changes_the_cache_key_only_where_it_applies() {
     let plain = Project::new(&model("quantize = \"dynamic\"")).file("tiny.py", TINY_MODEL);
     let overridden =
         Project::new(&model("quantize = \"dynamic\"\n\n[package.metadata.models.tiny.target.x86_64]\nengine = \"fbgemm\"")).file("tiny.py", TINY_MODEL);
-    let key = |project: &Project, target: &str| ptm_build::key_of(&project.parse_for(target).unwrap()[0], project.path(), "2.11.0").unwrap();
+    let key = |project: &Project, target: &str| ptm_build::tooling::key_of(&project.parse_for(target).unwrap()[0], project.path(), "2.11.0").unwrap();
     assert_eq!(key(&plain, "aarch64-linux-android"), key(&overridden, "aarch64-linux-android"));
     assert_ne!(key(&plain, "x86_64-unknown-linux-gnu"), key(&overridden, "x86_64-unknown-linux-gnu"));
 }
