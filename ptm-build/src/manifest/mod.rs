@@ -3,9 +3,12 @@
 //! [`parse`] turns the TOML into [`ModelDecl`]s with every default filled in, or an
 //! [`Error`](crate::Error) that names the key, what was found and what to write.
 
+mod inputs;
 mod locate;
 mod parse;
+mod paths;
 mod suggest;
+mod values;
 
 pub use locate::Location;
 pub use parse::{is_arm, parse, read};

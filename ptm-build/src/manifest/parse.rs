@@ -1,10 +1,13 @@
-//! TOML -> [`ModelDecl`], with an error naming the key for every mistake.
+//! TOML -> [`ModelDecl`]: the model table, its per-target tables, outputs and tolerances,
+//! with an error naming the key for every mistake. `values`, `paths` and `inputs` read
+//! the typed values, the files and the example inputs.
 
+use super::paths::workspace_root;
 use super::suggest::closest;
-use super::{default_tolerance, Engine, Export, InputDecl, ModelDecl, Quantize, Source, Tolerance, DTYPES, RUNTIMES};
+use super::values::{describe, UNKNOWN_KEY};
+use super::{default_tolerance, Engine, Export, ModelDecl, Quantize, Tolerance, RUNTIMES};
 use crate::Error;
-use ptm_report::Dim;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use toml::{Table, Value};
 
 const MODEL_KEYS: &[&str] = &[
@@ -29,11 +32,9 @@ const MODEL_KEYS: &[&str] = &[
     "max_bytecode",
     "quantize_skip",
 ];
-/// What an error says it found for a key ptm does not know.
-const UNKNOWN_KEY: &str = "an unknown key";
 /// Keys a `[...models.<name>.target.<triple or arch>]` table may override.
 const TARGET_KEYS: &[&str] = &["engine", "quantize", "optimize"];
-const INPUT_KEYS: &[&str] = &["name", "dtype", "shape", "range"];
+pub(super) const INPUT_KEYS: &[&str] = &["name", "dtype", "shape", "range"];
 const TOLERANCE_KEYS: &[&str] = &["relative", "top1"];
 const QUANTIZE: &[(&str, Quantize)] = &[("none", Quantize::None), ("dynamic", Quantize::Dynamic), ("static", Quantize::Static)];
 const ENGINES: &[(&str, Engine)] = &[("qnnpack", Engine::Qnnpack), ("fbgemm", Engine::Fbgemm)];
@@ -108,40 +109,14 @@ fn located(error: Error, text: &str) -> Error {
     }
 }
 
-struct Ctx<'a> {
-    manifest: &'a Path,
-    crate_dir: &'a Path,
+pub(super) struct Ctx<'a> {
+    pub(super) manifest: &'a Path,
+    pub(super) crate_dir: &'a Path,
     /// The directory of the workspace's root Cargo.toml (the crate's own when it has none).
-    workspace: &'a Path,
-    target: Option<&'a str>,
+    pub(super) workspace: &'a Path,
+    pub(super) target: Option<&'a str>,
     /// Findings that do not stop the build, for the model being parsed.
-    warnings: std::cell::RefCell<Vec<String>>,
-}
-
-/// The nearest directory at or above `crate_dir` whose Cargo.toml has a `[workspace]`
-/// table, as cargo finds it; `crate_dir` itself when there is none.
-fn workspace_root(crate_dir: &Path) -> PathBuf {
-    let declares_workspace = |dir: &Path| {
-        std::fs::read_to_string(dir.join("Cargo.toml")).ok().and_then(|text| text.parse::<Table>().ok()).is_some_and(|t| t.contains_key("workspace"))
-    };
-    crate_dir.ancestors().find(|dir| declares_workspace(dir)).unwrap_or(crate_dir).to_path_buf()
-}
-
-/// `path` with `.` and `..` taken out by text alone, without touching the file system.
-fn normalized(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    out
+    pub(super) warnings: std::cell::RefCell<Vec<String>>,
 }
 
 /// The architecture of a target triple: `aarch64-linux-android` -> `aarch64`.
@@ -156,110 +131,6 @@ pub fn is_arm(target: &str) -> bool {
 }
 
 impl Ctx<'_> {
-    fn error(&self, key: &str, found: String, expected: impl Into<String>, fix: impl Into<String>) -> Error {
-        Error::Manifest {
-            manifest: self.manifest.to_path_buf(),
-            key: key.to_string(),
-            found: found.into(),
-            expected: expected.into().into(),
-            fix: fix.into().into(),
-            location: None,
-        }
-    }
-
-    fn missing(&self, key: &str, expected: &str, fix: &str) -> Error {
-        self.error(key, "nothing".into(), expected, fix)
-    }
-
-    fn table<'v>(&self, value: &'v Value, key: &str, expected: &str) -> Result<&'v Table, Error> {
-        value.as_table().ok_or_else(|| self.error(key, describe(value), expected, format!("make `{key}` a table")))
-    }
-
-    fn check_keys(&self, table: &Table, prefix: &str, allowed: &[&str]) -> Result<(), Error> {
-        for key in table.keys() {
-            if !allowed.contains(&key.as_str()) {
-                let fix = match closest(key, allowed) {
-                    Some(near) => format!("did you mean `{near}`? rename `{key}` to `{near}`"),
-                    None => format!("remove `{key}`"),
-                };
-                return Err(self.error(&format!("{prefix}.{key}"), UNKNOWN_KEY.into(), format!("one of: {}", allowed.join(", ")), fix));
-            }
-        }
-        Ok(())
-    }
-
-    fn string<'v>(&self, table: &'v Table, prefix: &str, key: &str) -> Result<Option<&'v str>, Error> {
-        match table.get(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(self.error(&format!("{prefix}.{key}"), describe(other), "a string", format!("write {key} = \"...\""))),
-        }
-    }
-
-    fn choice<T: Copy>(&self, table: &Table, prefix: &str, key: &str, options: &[(&str, T)], default: T) -> Result<T, Error> {
-        let Some(found) = self.string(table, prefix, key)? else { return Ok(default) };
-        if let Some((_, value)) = options.iter().find(|(name, _)| *name == found) {
-            return Ok(*value);
-        }
-        let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
-        let fix = match closest(found, &names) {
-            Some(near) => format!("write {key} = \"{near}\""),
-            None => format!("write one of: {}", names.iter().map(|n| format!("{key} = \"{n}\"")).collect::<Vec<_>>().join(", ")),
-        };
-        Err(self.error(&format!("{prefix}.{key}"), format!("\"{found}\""), format!("one of: {}", names.join(", ")), fix))
-    }
-
-    fn boolean(&self, table: &Table, prefix: &str, key: &str, default: bool) -> Result<bool, Error> {
-        match table.get(key) {
-            None => Ok(default),
-            Some(Value::Boolean(b)) => Ok(*b),
-            Some(other) => Err(self.error(&format!("{prefix}.{key}"), describe(other), "true or false", format!("write {key} = {default}"))),
-        }
-    }
-
-    fn number(&self, table: &Table, prefix: &str, key: &str) -> Result<Option<f64>, Error> {
-        match table.get(key) {
-            None => Ok(None),
-            Some(Value::Float(x)) if x.is_finite() && *x >= 0.0 => Ok(Some(*x)),
-            Some(Value::Integer(i)) if *i >= 0 => Ok(Some(*i as f64)),
-            Some(other) => Err(self.error(&format!("{prefix}.{key}"), describe(other), "a number >= 0", format!("write {key} = 0.1"))),
-        }
-    }
-
-    fn strings(&self, table: &Table, prefix: &str, key: &str) -> Result<Vec<String>, Error> {
-        let Some(value) = table.get(key) else { return Ok(Vec::new()) };
-        let bad = || self.error(&format!("{prefix}.{key}"), describe(value), "an array of strings", format!("write {key} = [\"...\"]"));
-        let array = value.as_array().ok_or_else(bad)?;
-        array.iter().map(|item| item.as_str().map(str::to_string).ok_or_else(bad)).collect()
-    }
-
-    /// A path relative to the crate that must exist. One that is absolute or leaves the
-    /// workspace builds, with a warning: `cargo package` leaves it out, and the cache key
-    /// hashes its absolute form, so no other checkout gets the same key.
-    fn existing_path(&self, key: &str, relative: &str, fix: &str) -> Result<PathBuf, Error> {
-        let path = PathBuf::from(relative);
-        let resolved = self.crate_dir.join(&path);
-        if !resolved.exists() {
-            return Err(Error::MissingFile { manifest: self.manifest.to_path_buf(), key: key.into(), path: resolved, fix: fix.into(), location: None });
-        }
-        let outside = if path.is_absolute() {
-            Some("is absolute")
-        } else if !normalized(&resolved).starts_with(normalized(self.workspace)) {
-            Some("lies outside the workspace")
-        } else {
-            None
-        };
-        if let Some(why) = outside {
-            self.warnings.borrow_mut().push(format!(
-                "`{key}` in {}: \"{relative}\" {why} ({}): `cargo package` leaves it out and other checkouts cannot rebuild the same artifact; move it into {} and name it relative to Cargo.toml",
-                self.manifest.display(),
-                self.workspace.display(),
-                self.workspace.display()
-            ));
-        }
-        Ok(path)
-    }
-
     fn model(&self, name: &str, value: &Value) -> Result<ModelDecl, Error> {
         let prefix = format!("package.metadata.models.{name}");
         if !is_identifier(name) {
@@ -511,176 +382,6 @@ impl Ctx<'_> {
         Ok(found.into_iter().map(|(_, prefix, values)| (prefix, values)).collect())
     }
 
-    fn source(&self, table: &Table, prefix: &str) -> Result<Source, Error> {
-        let key = format!("{prefix}.source");
-        let Some(text) = self.string(table, prefix, "source")? else {
-            return Err(self.missing(
-                &key,
-                "\"<file>.py:<callable>\" or \"<file>.pt\"",
-                "add source = \"models/<file>.py:build_model\" (a callable returning the nn.Module) or a TorchScript archive \"models/<file>.pt\"",
-            ));
-        };
-        if let Some((file, callable)) = text.rsplit_once(':').filter(|(file, _)| file.ends_with(".py")) {
-            if !is_python_name(callable) {
-                return Err(self.error(
-                    &key,
-                    format!("\"{text}\""),
-                    "\"<file>.py:<callable>\" where <callable> is a Python name",
-                    format!("write source = \"{file}:build_model\" with your function's name"),
-                ));
-            }
-            let file = self.existing_path(&key, file, "point `source` at the Python file that defines the model, relative to Cargo.toml")?;
-            return Ok(Source::Python { file, callable: callable.to_string() });
-        }
-        if text.ends_with(".py") {
-            return Err(self.error(
-                &key,
-                format!("\"{text}\""),
-                "\"<file>.py:<callable>\": a Python source names the callable that returns the nn.Module",
-                format!("write source = \"{text}:build_model\" with your function's name"),
-            ));
-        }
-        if text.ends_with(".pt") || text.ends_with(".pth") || text.ends_with(".ptl") || text.ends_with(".zip") {
-            let file = self.existing_path(&key, text, "point `source` at a TorchScript archive saved with torch.jit.save, relative to Cargo.toml")?;
-            return Ok(Source::TorchScript { file });
-        }
-        Err(self.error(
-            &key,
-            format!("\"{text}\""),
-            "\"<file>.py:<callable>\" or a TorchScript archive \"<file>.pt\"",
-            "write source = \"models/<file>.py:build_model\" or source = \"models/<file>.pt\"",
-        ))
-    }
-
-    fn inputs(&self, table: &Table, prefix: &str) -> Result<Vec<InputDecl>, Error> {
-        let key = format!("{prefix}.inputs");
-        let example = format!("add, per forward() argument:\n            [[{prefix}.inputs]]\n            name = \"x\"\n            dtype = \"float32\"\n            shape = [1, 3, 224, 224]");
-        let Some(value) = table.get("inputs") else {
-            return Err(self.missing(
-                &key,
-                "one [[...inputs]] table per forward() argument: the build makes example inputs from them to export, check and type the model",
-                &example,
-            ));
-        };
-        let Some(array) = value.as_array().filter(|a| !a.is_empty()) else {
-            return Err(self.error(&key, describe(value), "a non-empty array of tables ([[...inputs]])", &example));
-        };
-        let mut inputs: Vec<InputDecl> = Vec::new();
-        for (index, item) in array.iter().enumerate() {
-            let prefix = format!("{key}[{index}]");
-            let input = self.table(item, &prefix, "a table with name, dtype and shape")?;
-            self.check_keys(input, &prefix, INPUT_KEYS)?;
-            let name =
-                self.string(input, &prefix, "name")?.ok_or_else(|| self.missing(&format!("{prefix}.name"), "the argument's name", "add name = \"x\""))?;
-            if !is_identifier(name) {
-                return Err(self.error(
-                    &format!("{prefix}.name"),
-                    format!("\"{name}\""),
-                    "a snake_case Rust identifier",
-                    format!("write name = \"{}\"", snake_case(name)),
-                ));
-            }
-            if inputs.iter().any(|other| other.name == name) {
-                return Err(self.error(
-                    &format!("{prefix}.name"),
-                    format!("\"{name}\" a second time"),
-                    "a different name for every input",
-                    "rename one of the inputs",
-                ));
-            }
-            let dtype_key = format!("{prefix}.dtype");
-            let dtype = self.string(input, &prefix, "dtype")?.ok_or_else(|| self.missing(&dtype_key, "an element type", "add dtype = \"float32\""))?;
-            if !DTYPES.contains(&dtype) {
-                let fix = closest(dtype, DTYPES).map_or_else(|| "write dtype = \"float32\"".to_string(), |near| format!("write dtype = \"{near}\""));
-                return Err(self.error(&dtype_key, format!("\"{dtype}\""), format!("one of: {}", DTYPES.join(", ")), fix));
-            }
-            let shape = self.shape(input, &prefix, dtype)?;
-            let range = self.range(input, &prefix, dtype)?;
-            inputs.push(InputDecl { name: name.to_string(), dtype: dtype.to_string(), shape, range });
-        }
-        Ok(inputs)
-    }
-
-    fn shape(&self, input: &Table, prefix: &str, dtype: &str) -> Result<Vec<Dim>, Error> {
-        let key = format!("{prefix}.shape");
-        let expected = "an array of sizes: a positive integer, or \"<name>=<example size>\" for a size known only at run time";
-        let value = input.get("shape").ok_or_else(|| self.missing(&key, expected, "add shape = [1, 3, 224, 224]"))?;
-        let array = value.as_array().ok_or_else(|| self.error(&key, describe(value), expected, "write shape = [1, 128]"))?;
-        let shape = array
-            .iter()
-            .map(|dim| match dim {
-                Value::Integer(n) if *n > 0 => Ok(Dim::Fixed(*n as u64)),
-                Value::String(s) => match s.split_once('=') {
-                    Some((name, example)) if is_identifier(name.trim()) && example.trim().parse::<u64>().is_ok_and(|n| n > 0) => {
-                        Ok(Dim::Dynamic { name: name.trim().to_string(), example: example.trim().parse().unwrap_or(1) })
-                    }
-                    _ => Err(self.error(
-                        &key,
-                        format!("\"{s}\""),
-                        expected,
-                        format!("write \"{}=<size used at build time>\", e.g. \"tokens=128\"", s.split('=').next().unwrap_or("n").trim()),
-                    )),
-                },
-                other => Err(self.error(&key, describe(other), expected, "use positive integers, e.g. shape = [1, 128]")),
-            })
-            .collect::<Result<Vec<Dim>, Error>>()?;
-        let bytes = shape.iter().try_fold(dtype_bytes(dtype), |total, dim| total.checked_mul(dim.example()));
-        if bytes.is_none_or(|b| b > MAX_INPUT_BYTES) {
-            let size = bytes.map_or_else(|| "more than 2^64 bytes".to_string(), |b| format!("{b} bytes"));
-            return Err(self.error(
-                &key,
-                format!("{} ({size} of {dtype} at the example sizes)", describe(value)),
-                format!(
-                    "an input of at most {} GiB: the build allocates several example inputs of this shape, and a phone could not hold one",
-                    MAX_INPUT_BYTES >> 30
-                ),
-                "declare the size the model really takes; a size known only at run time is written \"<name>=<example size>\" with a small example",
-            ));
-        }
-        Ok(shape)
-    }
-
-    fn range(&self, input: &Table, prefix: &str, dtype: &str) -> Result<Option<[f64; 2]>, Error> {
-        let key = format!("{prefix}.range");
-        let Some(value) = input.get("range") else { return Ok(None) };
-        let numbers: Option<Vec<f64>> = value.as_array().map(|a| a.iter().filter_map(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))).collect());
-        let [low, high] = match numbers.as_deref() {
-            Some([low, high]) if low < high && value.as_array().map(Vec::len) == Some(2) => [*low, *high],
-            _ => {
-                return Err(self.error(
-                    &key,
-                    describe(value),
-                    "[low, high] with low < high: generated values lie in [low, high)",
-                    "write range = [0, 30522] (token ids below the vocabulary size)",
-                ))
-            }
-        };
-        if dtype == "bool" {
-            return Err(self.error(&key, describe(value), "no range: a bool input takes false and true", "remove `range`"));
-        }
-        if let Some((min, max)) = integer_limits(dtype) {
-            // Generated values are the integers in [ceil(low), ceil(high)).
-            let (first, end) = (low.ceil(), high.ceil());
-            if first >= end {
-                return Err(self.error(
-                    &key,
-                    describe(value),
-                    format!("a range holding at least one integer, for {dtype}: values are drawn from [low, high)"),
-                    format!("write range = [{}, {}]", low.floor(), low.floor() + 1.0),
-                ));
-            }
-            if first < min || end - 1.0 > max {
-                return Err(self.error(
-                    &key,
-                    describe(value),
-                    format!("values {dtype} can hold, from {min} to {max}"),
-                    format!("write range = [{}, {}]", first.max(min), (end - 1.0).min(max) + 1.0),
-                ));
-            }
-        }
-        Ok(Some([low, high]))
-    }
-
     fn tolerance(&self, table: &Table, prefix: &str, quantize: Quantize) -> Result<Tolerance, Error> {
         let mut tolerance = default_tolerance(quantize);
         let Some(value) = table.get("tolerance") else { return Ok(tolerance) };
@@ -700,59 +401,17 @@ impl Ctx<'_> {
     }
 }
 
-/// The largest example input a declaration may ask the build to allocate.
-const MAX_INPUT_BYTES: u64 = 4 << 30;
-
-fn dtype_bytes(dtype: &str) -> u64 {
-    match dtype {
-        "float64" | "int64" => 8,
-        "float32" | "int32" => 4,
-        "float16" | "int16" => 2,
-        _ => 1,
-    }
-}
-
-/// The smallest and largest value of an integer element type.
-fn integer_limits(dtype: &str) -> Option<(f64, f64)> {
-    match dtype {
-        "int64" => Some((i64::MIN as f64, i64::MAX as f64)),
-        "int32" => Some((i32::MIN as f64, i32::MAX as f64)),
-        "int16" => Some((i16::MIN as f64, i16::MAX as f64)),
-        "int8" => Some((i8::MIN as f64, i8::MAX as f64)),
-        "uint8" => Some((0.0, 255.0)),
-        _ => None,
-    }
-}
-
-fn describe(value: &Value) -> String {
-    let kind = match value {
-        Value::String(_) => "a string",
-        Value::Integer(_) => "an integer",
-        Value::Float(_) => "a float",
-        Value::Boolean(_) => "a boolean",
-        Value::Datetime(_) => "a datetime",
-        Value::Array(_) => "an array",
-        Value::Table(_) => "a table",
-    };
-    let text = value.to_string();
-    if text.len() > 60 {
-        kind.to_string()
-    } else {
-        format!("{text} ({kind})")
-    }
-}
-
-fn is_identifier(name: &str) -> bool {
+pub(super) fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') && !KEYWORDS.contains(&name)
 }
 
-fn is_python_name(name: &str) -> bool {
+pub(super) fn is_python_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn snake_case(name: &str) -> String {
+pub(super) fn snake_case(name: &str) -> String {
     let mut out = String::new();
     for (i, c) in name.chars().enumerate() {
         if c.is_ascii_uppercase() {

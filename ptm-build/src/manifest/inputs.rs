@@ -1,0 +1,165 @@
+//! `[[...inputs]]`: names, element types, shapes with their dynamic dimensions, and
+//! value ranges, each checked against what the build can allocate and represent.
+
+use super::parse::{is_identifier, snake_case, Ctx, INPUT_KEYS};
+use super::suggest::closest;
+use super::values::describe;
+use super::{InputDecl, DTYPES};
+use crate::Error;
+use ptm_report::Dim;
+use toml::{Table, Value};
+
+impl Ctx<'_> {
+    pub(super) fn inputs(&self, table: &Table, prefix: &str) -> Result<Vec<InputDecl>, Error> {
+        let key = format!("{prefix}.inputs");
+        let example = format!("add, per forward() argument:\n            [[{prefix}.inputs]]\n            name = \"x\"\n            dtype = \"float32\"\n            shape = [1, 3, 224, 224]");
+        let Some(value) = table.get("inputs") else {
+            return Err(self.missing(
+                &key,
+                "one [[...inputs]] table per forward() argument: the build makes example inputs from them to export, check and type the model",
+                &example,
+            ));
+        };
+        let Some(array) = value.as_array().filter(|a| !a.is_empty()) else {
+            return Err(self.error(&key, describe(value), "a non-empty array of tables ([[...inputs]])", &example));
+        };
+        let mut inputs: Vec<InputDecl> = Vec::new();
+        for (index, item) in array.iter().enumerate() {
+            let prefix = format!("{key}[{index}]");
+            let input = self.table(item, &prefix, "a table with name, dtype and shape")?;
+            self.check_keys(input, &prefix, INPUT_KEYS)?;
+            let name =
+                self.string(input, &prefix, "name")?.ok_or_else(|| self.missing(&format!("{prefix}.name"), "the argument's name", "add name = \"x\""))?;
+            if !is_identifier(name) {
+                return Err(self.error(
+                    &format!("{prefix}.name"),
+                    format!("\"{name}\""),
+                    "a snake_case Rust identifier",
+                    format!("write name = \"{}\"", snake_case(name)),
+                ));
+            }
+            if inputs.iter().any(|other| other.name == name) {
+                return Err(self.error(
+                    &format!("{prefix}.name"),
+                    format!("\"{name}\" a second time"),
+                    "a different name for every input",
+                    "rename one of the inputs",
+                ));
+            }
+            let dtype_key = format!("{prefix}.dtype");
+            let dtype = self.string(input, &prefix, "dtype")?.ok_or_else(|| self.missing(&dtype_key, "an element type", "add dtype = \"float32\""))?;
+            if !DTYPES.contains(&dtype) {
+                let fix = closest(dtype, DTYPES).map_or_else(|| "write dtype = \"float32\"".to_string(), |near| format!("write dtype = \"{near}\""));
+                return Err(self.error(&dtype_key, format!("\"{dtype}\""), format!("one of: {}", DTYPES.join(", ")), fix));
+            }
+            let shape = self.shape(input, &prefix, dtype)?;
+            let range = self.range(input, &prefix, dtype)?;
+            inputs.push(InputDecl { name: name.to_string(), dtype: dtype.to_string(), shape, range });
+        }
+        Ok(inputs)
+    }
+
+    pub(super) fn shape(&self, input: &Table, prefix: &str, dtype: &str) -> Result<Vec<Dim>, Error> {
+        let key = format!("{prefix}.shape");
+        let expected = "an array of sizes: a positive integer, or \"<name>=<example size>\" for a size known only at run time";
+        let value = input.get("shape").ok_or_else(|| self.missing(&key, expected, "add shape = [1, 3, 224, 224]"))?;
+        let array = value.as_array().ok_or_else(|| self.error(&key, describe(value), expected, "write shape = [1, 128]"))?;
+        let shape = array
+            .iter()
+            .map(|dim| match dim {
+                Value::Integer(n) if *n > 0 => Ok(Dim::Fixed(*n as u64)),
+                Value::String(s) => match s.split_once('=') {
+                    Some((name, example)) if is_identifier(name.trim()) && example.trim().parse::<u64>().is_ok_and(|n| n > 0) => {
+                        Ok(Dim::Dynamic { name: name.trim().to_string(), example: example.trim().parse().unwrap_or(1) })
+                    }
+                    _ => Err(self.error(
+                        &key,
+                        format!("\"{s}\""),
+                        expected,
+                        format!("write \"{}=<size used at build time>\", e.g. \"tokens=128\"", s.split('=').next().unwrap_or("n").trim()),
+                    )),
+                },
+                other => Err(self.error(&key, describe(other), expected, "use positive integers, e.g. shape = [1, 128]")),
+            })
+            .collect::<Result<Vec<Dim>, Error>>()?;
+        let bytes = shape.iter().try_fold(dtype_bytes(dtype), |total, dim| total.checked_mul(dim.example()));
+        if bytes.is_none_or(|b| b > MAX_INPUT_BYTES) {
+            let size = bytes.map_or_else(|| "more than 2^64 bytes".to_string(), |b| format!("{b} bytes"));
+            return Err(self.error(
+                &key,
+                format!("{} ({size} of {dtype} at the example sizes)", describe(value)),
+                format!(
+                    "an input of at most {} GiB: the build allocates several example inputs of this shape, and a phone could not hold one",
+                    MAX_INPUT_BYTES >> 30
+                ),
+                "declare the size the model really takes; a size known only at run time is written \"<name>=<example size>\" with a small example",
+            ));
+        }
+        Ok(shape)
+    }
+
+    pub(super) fn range(&self, input: &Table, prefix: &str, dtype: &str) -> Result<Option<[f64; 2]>, Error> {
+        let key = format!("{prefix}.range");
+        let Some(value) = input.get("range") else { return Ok(None) };
+        let numbers: Option<Vec<f64>> = value.as_array().map(|a| a.iter().filter_map(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))).collect());
+        let [low, high] = match numbers.as_deref() {
+            Some([low, high]) if low < high && value.as_array().map(Vec::len) == Some(2) => [*low, *high],
+            _ => {
+                return Err(self.error(
+                    &key,
+                    describe(value),
+                    "[low, high] with low < high: generated values lie in [low, high)",
+                    "write range = [0, 30522] (token ids below the vocabulary size)",
+                ))
+            }
+        };
+        if dtype == "bool" {
+            return Err(self.error(&key, describe(value), "no range: a bool input takes false and true", "remove `range`"));
+        }
+        if let Some((min, max)) = integer_limits(dtype) {
+            // Generated values are the integers in [ceil(low), ceil(high)).
+            let (first, end) = (low.ceil(), high.ceil());
+            if first >= end {
+                return Err(self.error(
+                    &key,
+                    describe(value),
+                    format!("a range holding at least one integer, for {dtype}: values are drawn from [low, high)"),
+                    format!("write range = [{}, {}]", low.floor(), low.floor() + 1.0),
+                ));
+            }
+            if first < min || end - 1.0 > max {
+                return Err(self.error(
+                    &key,
+                    describe(value),
+                    format!("values {dtype} can hold, from {min} to {max}"),
+                    format!("write range = [{}, {}]", first.max(min), (end - 1.0).min(max) + 1.0),
+                ));
+            }
+        }
+        Ok(Some([low, high]))
+    }
+}
+
+/// The largest example input a declaration may ask the build to allocate.
+const MAX_INPUT_BYTES: u64 = 4 << 30;
+
+fn dtype_bytes(dtype: &str) -> u64 {
+    match dtype {
+        "float64" | "int64" => 8,
+        "float32" | "int32" => 4,
+        "float16" | "int16" => 2,
+        _ => 1,
+    }
+}
+
+/// The smallest and largest value of an integer element type.
+fn integer_limits(dtype: &str) -> Option<(f64, f64)> {
+    match dtype {
+        "int64" => Some((i64::MIN as f64, i64::MAX as f64)),
+        "int32" => Some((i32::MIN as f64, i32::MAX as f64)),
+        "int16" => Some((i16::MIN as f64, i16::MAX as f64)),
+        "int8" => Some((i8::MIN as f64, i8::MAX as f64)),
+        "uint8" => Some((0.0, 255.0)),
+        _ => None,
+    }
+}
