@@ -4,6 +4,7 @@
 //! $OUT_DIR/ptm/
 //!   models.json      ptm_report::Bundle, read by ptm::include_models!()
 //!   <name>.ptl       one Lite Interpreter file per declared model
+//!   selected_operators.yaml   every operator the models use, for a selective libtorch-lite
 //! ```
 
 use crate::cache::{Cache, Entry};
