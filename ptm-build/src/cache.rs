@@ -2,9 +2,9 @@
 //!
 //! ```text
 //! <cache>/                         PTM_CACHE_DIR, else <target dir>/ptm-cache
-//!   v1/<key>/model.ptl             the artifact
+//!   v1/<key>/model.ptl|model.pte   the artifact (a Lite Interpreter or ExecuTorch file)
 //!   v1/<key>/report.json           what the worker measured (ptm_build::tooling::Converted)
-//!   v1/<key>/entry.json            sha256 of both, checked on every read
+//!   v1/<key>/entry.json            the artifact's name and the sha256 of both, checked on every read
 //!   locks/<key>.lock               held (flock) while a build converts <key>
 //!   staging/<unique>/              where a conversion writes before it is published
 //!   probes/<python>.json           the torch version of each interpreter seen
@@ -23,6 +23,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 const LAYOUT: &str = "v1";
+/// The artifact names an entry may hold.
+const ARTIFACT_FILES: [&str; 2] = ["model.ptl", "model.pte"];
 
 /// The cache directory.
 #[derive(Debug, Clone)]
@@ -33,19 +35,35 @@ pub struct Cache {
 /// A verified cache entry.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// The .ptl inside the entry.
-    pub ptl: PathBuf,
-    /// sha256 of the .ptl.
-    pub ptl_sha256: String,
+    /// The artifact inside the entry (`model.ptl` or `model.pte`).
+    pub artifact: PathBuf,
+    /// sha256 of the artifact.
+    pub artifact_sha256: String,
     /// The worker's report, as JSON text.
     pub report: String,
+}
+
+/// The name of the artifact in an entry, per format.
+pub fn artifact_file(format: ptm_report::Format) -> &'static str {
+    match format {
+        ptm_report::Format::Ptl => "model.ptl",
+        ptm_report::Format::Pte => "model.pte",
+    }
 }
 
 #[derive(Serialize, Deserialize)]
 struct Manifest {
     key: String,
-    ptl_sha256: String,
+    /// Entries written before `.pte` existed name no file: theirs is `model.ptl`.
+    #[serde(default = "ptl_file")]
+    file: String,
+    #[serde(alias = "ptl_sha256")]
+    artifact_sha256: String,
     report_sha256: String,
+}
+
+fn ptl_file() -> String {
+    artifact_file(ptm_report::Format::Ptl).into()
 }
 
 /// What [`Cache::inspect`] found under a key.
@@ -149,15 +167,19 @@ impl Cache {
 
     /// The entry, or the first of its files that is missing or does not match.
     fn verify(&self, key: &str, dir: &Path) -> Result<Entry, PathBuf> {
-        let (entry_json, report_json, ptl) = (dir.join("entry.json"), dir.join("report.json"), dir.join("model.ptl"));
-        let manifest: Manifest =
-            std::fs::read(&entry_json).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).filter(|m: &Manifest| m.key == key).ok_or(entry_json)?;
+        let (entry_json, report_json) = (dir.join("entry.json"), dir.join("report.json"));
+        let manifest: Manifest = std::fs::read(&entry_json)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .filter(|m: &Manifest| m.key == key && ARTIFACT_FILES.contains(&m.file.as_str()))
+            .ok_or(entry_json)?;
         let report =
             std::fs::read_to_string(&report_json).ok().filter(|r| crate::hash::hex_sha256(r.as_bytes()) == manifest.report_sha256).ok_or(report_json)?;
-        if file_sha256(&ptl).ok().as_ref() != Some(&manifest.ptl_sha256) {
-            return Err(ptl);
+        let artifact = dir.join(&manifest.file);
+        if file_sha256(&artifact).ok().as_ref() != Some(&manifest.artifact_sha256) {
+            return Err(artifact);
         }
-        Ok(Entry { ptl, ptl_sha256: manifest.ptl_sha256, report })
+        Ok(Entry { artifact, artifact_sha256: manifest.artifact_sha256, report })
     }
 
     fn discard(&self, dir: &Path) {
@@ -186,11 +208,17 @@ impl Cache {
         Ok(dir)
     }
 
-    /// Moves a staged conversion (`model.ptl` in `staged`, plus `report`) into place
-    /// under `key` and returns the entry now there (ours, or an earlier publisher's).
+    /// Moves a staged conversion (`model.ptl` or `model.pte` in `staged`, plus
+    /// `report`) into place under `key` and returns the entry now there (ours, or an
+    /// earlier publisher's).
     pub fn publish(&self, key: &str, staged: &Path, report: &str) -> Result<Entry, Error> {
-        let ptl = staged.join("model.ptl");
-        let manifest = Manifest { key: key.to_string(), ptl_sha256: file_sha256(&ptl)?, report_sha256: crate::hash::hex_sha256(report.as_bytes()) };
+        let file = ARTIFACT_FILES.iter().find(|name| staged.join(name).is_file()).copied().unwrap_or(ARTIFACT_FILES[0]);
+        let manifest = Manifest {
+            key: key.to_string(),
+            file: file.into(),
+            artifact_sha256: file_sha256(&staged.join(file))?,
+            report_sha256: crate::hash::hex_sha256(report.as_bytes()),
+        };
         write_atomic(&staged.join("report.json"), report.as_bytes())?;
         write_atomic(&staged.join("entry.json"), serde_json::to_string_pretty(&manifest).unwrap_or_default().as_bytes())?;
         let dir = self.entry_dir(key);
@@ -198,7 +226,7 @@ impl Cache {
         std::fs::create_dir_all(&parent).map_err(|e| Error::io("create directory", &parent, e))?;
         if std::fs::rename(staged, &dir).is_ok() {
             // Ours, hashed just above: no need to read it back.
-            return Ok(Entry { ptl: dir.join("model.ptl"), ptl_sha256: manifest.ptl_sha256, report: report.to_string() });
+            return Ok(Entry { artifact: dir.join(file), artifact_sha256: manifest.artifact_sha256, report: report.to_string() });
         }
         // Someone published first; theirs is as good as ours once verified.
         let _ = std::fs::remove_dir_all(staged);
@@ -222,11 +250,11 @@ mod tests {
         let cache = Cache::new(root.path());
         assert!(cache.get("k").is_none());
         let entry = cache.publish("k", &stage(&cache, b"ptl bytes"), "{}").unwrap();
-        assert_eq!(std::fs::read(&entry.ptl).unwrap(), b"ptl bytes");
+        assert_eq!(std::fs::read(&entry.artifact).unwrap(), b"ptl bytes");
         assert_eq!(cache.get("k").unwrap().report, "{}");
 
         // Truncating the artifact makes the entry disappear instead of being used.
-        std::fs::write(&entry.ptl, b"ptl").unwrap();
+        std::fs::write(&entry.artifact, b"ptl").unwrap();
         assert!(cache.get("k").is_none());
         assert!(!root.path().join("v1/k").exists());
     }
@@ -239,7 +267,7 @@ mod tests {
         let second = stage(&cache, b"second");
         cache.publish("k", &first, "{}").unwrap();
         let entry = cache.publish("k", &second, "{}").unwrap();
-        assert_eq!(std::fs::read(entry.ptl).unwrap(), b"first");
+        assert_eq!(std::fs::read(entry.artifact).unwrap(), b"first");
         assert!(!second.exists(), "the losing staging directory is cleaned up");
     }
 

@@ -88,7 +88,7 @@ pub use ptm_report::{Bundle, ModelReport};
 pub mod tooling {
     pub use crate::cache::{Cache, Entry, Lookup};
     pub use crate::pipeline::{key_of, ModelOutcome, Outcome, Planned};
-    pub use crate::worker::{Converted, StageSeconds};
+    pub use crate::worker::{Converted, StageSeconds, EXECUTORCH_SHIM};
 
     /// The committed model store, `.ptm/` beside Cargo.toml.
     pub mod store {

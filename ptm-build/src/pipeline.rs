@@ -311,10 +311,18 @@ fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Ent
         .iter()
         .zip(&staged)
         .zip(samples)
-        .map(|((&i, dir), calibration_files)| Job { decl: &planned[i].decl, out: dir.join("model.ptl"), calibration_files, key: &planned[i].key })
+        .map(|((&i, dir), calibration_files)| Job {
+            decl: &planned[i].decl,
+            out: dir.join(crate::cache::artifact_file(planned[i].decl.format)),
+            calibration_files,
+            key: &planned[i].key,
+        })
         .collect();
     let names: Vec<&str> = jobs.iter().map(|job| job.decl.name.as_str()).collect();
-    let results = worker::run(python, &ctx.crate_dir, &jobs, &scratch, &mut |line| ctx.emit(progress::classify(line, &names)));
+    let runners = ctx.cache.root().join("runners");
+    // The worker runs in the crate's directory.
+    let runners = std::path::absolute(&runners).unwrap_or(runners);
+    let results = worker::run(python, &ctx.crate_dir, &jobs, &scratch, &runners, &mut |line| ctx.emit(progress::classify(line, &names)));
     let _ = std::fs::remove_dir_all(&scratch);
     let results = results.inspect_err(|_| staged.iter().for_each(|dir| drop(std::fs::remove_dir_all(dir))))?;
     let mut first_error = None;
@@ -351,9 +359,10 @@ fn write_outputs(ctx: &Context, planned: &[Planned], entries: &[Entry]) -> Resul
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
     let mut models = Vec::new();
     for (plan, entry) in planned.iter().zip(entries) {
-        let artifact = format!("{}.ptl", plan.decl.name);
-        fsutil::copy_if_changed(&entry.ptl, &dir.join(&artifact))?;
-        let converted: Converted = serde_json::from_str(&entry.report).map_err(|e| Error::io("parse cache report of", &entry.ptl, std::io::Error::other(e)))?;
+        let artifact = format!("{}.{}", plan.decl.name, plan.decl.format);
+        fsutil::copy_if_changed(&entry.artifact, &dir.join(&artifact))?;
+        let converted: Converted =
+            serde_json::from_str(&entry.report).map_err(|e| Error::io("parse cache report of", &entry.artifact, std::io::Error::other(e)))?;
         models.push(report_of(plan, artifact, entry, converted));
     }
     models.sort_by(|a, b| a.name.cmp(&b.name));
@@ -394,8 +403,9 @@ fn report_of(plan: &Planned, artifact: String, entry: &Entry, c: Converted) -> M
     ModelReport {
         name: decl.name.clone(),
         source,
+        format: decl.format,
         artifact,
-        artifact_sha256: entry.ptl_sha256.clone(),
+        artifact_sha256: entry.artifact_sha256.clone(),
         embed: decl.embed,
         export: decl.export,
         quantize: decl.quantize,
@@ -421,7 +431,7 @@ fn remove_stale_artifacts(dir: &Path, models: &[ModelReport]) {
     let Ok(listing) = std::fs::read_dir(dir) else { return };
     for entry in listing.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".ptl") && !models.iter().any(|m| m.artifact == name) {
+        if (name.ends_with(".ptl") || name.ends_with(".pte")) && !models.iter().any(|m| m.artifact == name) {
             let _ = std::fs::remove_file(entry.path());
         }
     }

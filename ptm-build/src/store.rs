@@ -194,7 +194,8 @@ impl Store {
                     self.entries.remove_key(key);
                 }
                 let staged = self.entries.staging()?;
-                crate::fsutil::copy_if_changed(&entry.ptl, &staged.join("model.ptl"))?;
+                let file = entry.artifact.file_name().unwrap_or_default();
+                crate::fsutil::copy_if_changed(&entry.artifact, &staged.join(file))?;
                 self.entries.publish(key, &staged, &entry.report)?;
             }
             index.models.entry(model.clone()).or_default().push(Indexed { target: target.clone(), key: key.clone(), torch: torch.clone() });
@@ -241,8 +242,8 @@ mod tests {
         store.write(&[record("review", "x86_64-unknown-linux-gnu", "k-x86", &x86), record("review", "aarch64-linux-android", "k-arm", &arm)]).unwrap();
 
         assert!(store.exists());
-        assert_eq!(std::fs::read(store.get("review", "k-arm").unwrap().ptl).unwrap(), b"arm bytes");
-        assert_eq!(std::fs::read(store.get("review", "k-x86").unwrap().ptl).unwrap(), b"x86 bytes");
+        assert_eq!(std::fs::read(store.get("review", "k-arm").unwrap().artifact).unwrap(), b"arm bytes");
+        assert_eq!(std::fs::read(store.get("review", "k-x86").unwrap().artifact).unwrap(), b"x86 bytes");
         assert_eq!(store.get("review", "k-changed").unwrap_err(), Miss::Stale);
         assert_eq!(store.get("digits", "k-x86").unwrap_err(), Miss::NotPrepared);
         let targets: Vec<String> = store.indexed("review").unwrap().into_iter().map(|r| r.target).collect();
@@ -279,12 +280,12 @@ mod tests {
         let store = Store::of(dir.path());
         store.write(&[record("review", "x86", "k", &entry)]).unwrap();
 
-        let stored = store.get("review", "k").unwrap().ptl;
+        let stored = store.get("review", "k").unwrap().artifact;
         std::fs::write(&stored, b"model bytez").unwrap();
         assert_eq!(store.get("review", "k").unwrap_err(), Miss::Damaged(stored.clone()));
         // Writing again repairs it from the cache entry.
         store.write(&[record("review", "x86", "k", &entry)]).unwrap();
-        assert_eq!(std::fs::read(store.get("review", "k").unwrap().ptl).unwrap(), b"model bytes");
+        assert_eq!(std::fs::read(store.get("review", "k").unwrap().artifact).unwrap(), b"model bytes");
 
         std::fs::write(store.root().join("index.json"), b"{ not json").unwrap();
         let miss = store.get("review", "k").unwrap_err();

@@ -30,7 +30,17 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("ptm_trace.py", include_str!("../worker/ptm_trace.py")),
     ("ptm_compare.py", include_str!("../worker/ptm_compare.py")),
     ("ptm_archive.py", include_str!("../worker/ptm_archive.py")),
+    ("ptm_pte.py", include_str!("../worker/ptm_pte.py")),
+    (EXECUTORCH_SHIM[0].0, EXECUTORCH_SHIM[0].1),
+    (EXECUTORCH_SHIM[1].0, EXECUTORCH_SHIM[1].1),
+    ("ptm_executorch_runner.cpp", include_str!("../executorch/ptm_executorch_runner.cpp")),
 ];
+
+/// The C++ over ExecuTorch's runtime (header, source) that the build-time runner and
+/// the `ptm` runtime's `executorch` backend both compile, so a `.pte` is verified in the
+/// code that runs it.
+pub const EXECUTORCH_SHIM: [(&str, &str); 2] =
+    [("ptm_executorch.h", include_str!("../executorch/ptm_executorch.h")), ("ptm_executorch.cpp", include_str!("../executorch/ptm_executorch.cpp"))];
 
 /// What the worker measured for one converted model.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -108,6 +118,8 @@ struct RequestModel<'a> {
     calibration_files: &'a [String],
     key: &'a str,
     ptm_build: &'static str,
+    /// Where the runner that verifies `.pte` files is compiled, once per ExecuTorch.
+    runner_dir: &'a Path,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +146,7 @@ pub fn run(
     crate_dir: &Path,
     jobs: &[Job<'_>],
     scratch: &Path,
+    runner_dir: &Path,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<Vec<Result<Converted, Error>>, Error> {
     for (name, text) in SOURCES {
@@ -146,7 +159,14 @@ pub fn run(
         jobs: parallel_jobs(),
         models: jobs
             .iter()
-            .map(|j| RequestModel { decl: j.decl, out: &j.out, calibration_files: &j.calibration_files, key: j.key, ptm_build: env!("CARGO_PKG_VERSION") })
+            .map(|j| RequestModel {
+                decl: j.decl,
+                out: &j.out,
+                calibration_files: &j.calibration_files,
+                key: j.key,
+                ptm_build: env!("CARGO_PKG_VERSION"),
+                runner_dir,
+            })
             .collect(),
     };
     crate::fsutil::write_atomic(&request_path, serde_json::to_string_pretty(&request).unwrap_or_default().as_bytes())?;

@@ -4,9 +4,11 @@ import ptm_compare
 from ptm_common import Failure, describe, last_frames
 
 # Intermediate stages are diagnostic: on a passing build they are measured on this many
-# example inputs; the Lite Interpreter stage, which decides, always sees every sample.
+# example inputs; the runtime stage (the Lite Interpreter's, or ExecuTorch's), which
+# decides, always sees every sample.
 # When a check fails, every stage is measured again on every sample.
 QUICK_SAMPLES = 2
+RUNTIME_STAGES = ("lite", "executorch")
 
 
 class Verify:
@@ -34,7 +36,7 @@ class Verify:
 
     def measure(self, stage, module, samples, references):
         self.stages.append((stage, module))
-        if stage != "lite":
+        if stage not in RUNTIME_STAGES:
             samples, references = samples[:QUICK_SAMPLES], references[:QUICK_SAMPLES]
         self.drift.append(self.compare(stage, module, samples, references))
 
@@ -92,6 +94,9 @@ class Verify:
                     f"inputs (dtype, shape, range) are valid for the model; {accept}")
         if stage == "optimized":
             return f"optimize_for_mobile changed the outputs: skip passes with optimize_blocklist = [\"...\"] or set optimize = false; {accept}"
+        if stage == "executorch":
+            return (f"ExecuTorch's runtime computes the program differently from the graph it was lowered from: try "
+                    f"optimize = false, which leaves the graph to ExecuTorch's own kernels instead of the XNNPACK delegate; {accept}")
         if stage == "lite":
             return f"the Lite Interpreter computes the saved model differently from the module it was saved from: try optimize = false; {accept}"
         skip = ""

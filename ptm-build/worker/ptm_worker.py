@@ -1,11 +1,13 @@
-"""ptm's torch worker: converts the models of one build request to Lite Interpreter files.
+"""ptm's torch worker: converts the models of one build request to Lite Interpreter files
+(.ptl) or ExecuTorch programs (.pte).
 
 ptm-build starts it once per build for every model that missed the cache:
 
     python -B -u ptm_worker.py REQUEST.json RESULT.json
 
 REQUEST.json: {"crate_dir": str, "jobs": int,
-               "models": [{"decl": <ptm_build::ModelDecl as JSON>, "out": str, "calibration_files": [str]}]}
+               "models": [{"decl": <ptm_build::ModelDecl as JSON>, "out": str, "calibration_files": [str],
+                           "runner_dir": str}]}
 RESULT.json:  {"torch": str, "models": [{"name", "ok": true, "report": {...}}
                                        | {"name", "ok": false, "stage", "message", "hint", "traceback"}]}
 
@@ -37,10 +39,11 @@ CRASHES = {"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"}
 def convert(torch, job, crate_dir, on_stage=lambda stage: None):
     """One model's result record; never raises."""
     from ptm_pipeline import Pipeline  # imported by the parent already, before forking
+    from ptm_pte import PtePipeline
 
     name = job["decl"]["name"]
     started = time.perf_counter()
-    pipeline = Pipeline(torch, job, crate_dir, on_stage)
+    pipeline = (PtePipeline if job["decl"].get("format") == "pte" else Pipeline)(torch, job, crate_dir, on_stage)
     try:
         report = pipeline.run()
     except Failure as f:
@@ -200,11 +203,19 @@ def import_torch():
     return torch
 
 
+def import_executorch():
+    # Before forking, like torch: each child would otherwise pay its import (seconds).
+    import ptm_pte  # noqa: F401
+    import executorch.exir  # noqa: F401
+
+
 def main(argv):
     request_path, result_path = argv[0], argv[1]
     with open(request_path) as f:
         request = json.load(f)
     torch = import_torch()
+    if any(m["decl"].get("format") == "pte" for m in request["models"]):
+        import_executorch()
     if argv[2:3] == ["--only"]:
         child(torch, request, int(argv[3]), Paths(result_path, int(argv[3])), os.getppid())
         return

@@ -63,15 +63,16 @@ fn dynamic_note(shape: &[Dim]) -> String {
 }
 
 fn engine_tokens(model: &ModelReport, krate: &TokenStream) -> Result<TokenStream, String> {
+    let options = local("options");
     if model.quantize == Quantize::None {
-        let options = local("options");
         return Ok(quote!(#options));
     }
     let engine = match model.engine {
         Engine::Qnnpack => quote!(Qnnpack),
         Engine::Fbgemm => quote!(Fbgemm),
+        // ExecuTorch picks its kernels from the program itself.
+        Engine::Xnnpack => return Ok(quote!(#options)),
     };
-    let options = local("options");
     Ok(quote!(#options.engine(#krate::Engine::#engine)))
 }
 

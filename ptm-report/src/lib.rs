@@ -31,19 +31,23 @@ pub struct ModelReport {
     pub name: String,
     /// The `source` value as declared, relative to the crate.
     pub source: String,
-    /// File name of the .ptl, relative to the directory holding models.json.
+    /// The artifact's format: a Lite Interpreter `.ptl` or an ExecuTorch `.pte`.
+    #[serde(default)]
+    pub format: Format,
+    /// File name of the artifact, relative to the directory holding models.json.
     pub artifact: String,
-    /// sha256 of the .ptl, hex.
+    /// sha256 of the artifact, hex.
     pub artifact_sha256: String,
-    /// Whether the app embeds the .ptl (`include_bytes!`) or loads it from a path.
+    /// Whether the app embeds the artifact (`include_bytes!`) or loads it from a path.
     pub embed: bool,
-    /// How the model became TorchScript.
+    /// How the model left Python: TorchScript (script, trace) or torch.export.
     pub export: Export,
     /// Which INT8 quantization ran.
     pub quantize: Quantize,
-    /// The quantized engine the model was converted for.
+    /// The quantized kernels the model was converted for (XNNPACK for a `.pte`).
     pub engine: Engine,
-    /// Whether `optimize_for_mobile` ran.
+    /// Whether `optimize_for_mobile` ran (`.ptl`), or the XNNPACK delegate took the
+    /// graph (`.pte`).
     pub optimize: bool,
     /// The model's inputs, in call order.
     pub inputs: Vec<TensorSpec>,
@@ -53,9 +57,12 @@ pub struct ModelReport {
     /// (normalized, without source-range records), so the figures do not depend on
     /// the machine or directory that converted.
     pub sizes: Vec<StageSize>,
-    /// Operators the Lite Interpreter needs (`_export_operator_list`), sorted.
+    /// Operators the runtime itself must provide, sorted: for a `.ptl` every operator
+    /// the Lite Interpreter runs (`_export_operator_list`); for a `.pte` those left
+    /// outside the XNNPACK delegate.
     pub operators: Vec<String>,
-    /// Bytecode version of the saved .ptl.
+    /// Bytecode version of the saved .ptl (0 for a `.pte`).
+    #[serde(default)]
     pub bytecode_version: u32,
     /// Output drift against the source model after each stage.
     pub drift: Vec<StageDrift>,
@@ -141,6 +148,9 @@ words!(
         Script = "script",
         /// `torch.jit.trace` on the example inputs: records one execution path.
         Trace = "trace",
+        /// `torch.export` (how every `.pte` leaves Python): guards on shapes, fails on
+        /// control flow that depends on values.
+        TorchExport = "torch.export",
     }
 );
 
@@ -163,6 +173,8 @@ words!(
         Qnnpack = "qnnpack",
         /// x86-only kernels.
         Fbgemm = "fbgemm",
+        /// ExecuTorch's XNNPACK delegate (every `.pte`).
+        Xnnpack = "xnnpack",
     }
 );
 
@@ -181,8 +193,55 @@ words!(
         Ptl = "ptl",
         /// The .ptl as the Lite Interpreter runs it.
         Lite = "lite",
+        /// The saved .pte.
+        Pte = "pte",
+        /// The .pte as ExecuTorch's native runtime runs it.
+        Executorch = "executorch",
     }
 );
+
+words!(
+    /// The artifact a model ships as.
+    Format {
+        /// A PyTorch Mobile Lite Interpreter file.
+        Ptl = "ptl",
+        /// An ExecuTorch program with the XNNPACK delegate.
+        Pte = "pte",
+    }
+);
+
+impl Default for Format {
+    /// What a declaration without `format` gets, and what reports before it recorded.
+    fn default() -> Format {
+        Format::Ptl
+    }
+}
+
+impl Format {
+    /// The stage at which the artifact ran in the runtime an app links.
+    pub fn runtime_stage(self) -> Stage {
+        match self {
+            Format::Ptl => Stage::Lite,
+            Format::Pte => Stage::Executorch,
+        }
+    }
+
+    /// What runs it, for messages and docs.
+    pub fn runtime_name(self) -> &'static str {
+        match self {
+            Format::Ptl => "the Lite Interpreter",
+            Format::Pte => "ExecuTorch",
+        }
+    }
+}
+
+impl ModelReport {
+    /// The drift measured in the runtime an app links, if the report has it.
+    pub fn runtime_drift(&self) -> Option<&StageDrift> {
+        let stage = self.format.runtime_stage();
+        self.drift.iter().find(|d| d.stage == stage)
+    }
+}
 
 /// An input or output tensor.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

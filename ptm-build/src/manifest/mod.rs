@@ -13,7 +13,7 @@ mod values;
 pub use locate::Location;
 pub use parse::{is_arm, parse, read};
 // The closed sets a declaration chooses from; the report uses the same types.
-pub use ptm_report::{Engine, Export, Quantize};
+pub use ptm_report::{Engine, Export, Format, Quantize};
 
 use serde::Serialize;
 use std::path::PathBuf;
@@ -24,13 +24,15 @@ use std::path::PathBuf;
 pub struct ModelDecl {
     /// snake_case name; the generated wrapper type is its CamelCase form.
     pub name: String,
+    /// What the model ships as: a Lite Interpreter `.ptl` or an ExecuTorch `.pte`.
+    pub format: Format,
     /// Where the model comes from.
     pub source: Source,
     /// Optional state_dict, relative to the crate.
     pub weights: Option<PathBuf>,
     /// Extra files or directories the Python source imports; hashed and tracked.
     pub depends: Vec<PathBuf>,
-    /// How the module becomes TorchScript.
+    /// How the module leaves Python (torch.export for every `.pte`).
     pub export: Export,
     /// Build a trace that torch warned about or that diverged on other inputs anyway,
     /// with a warning instead of an error.
@@ -41,9 +43,10 @@ pub struct ModelDecl {
     pub calibration: Option<PathBuf>,
     /// Modules kept in float by INT8 quantization (`named_modules()` names).
     pub quantize_skip: Vec<String>,
-    /// Quantized engine: `qnnpack` (ARM) or `fbgemm` (x86 only).
+    /// Quantized engine: `qnnpack` (ARM) or `fbgemm` (x86 only); XNNPACK for a `.pte`.
     pub engine: Engine,
-    /// Whether `optimize_for_mobile` runs.
+    /// Whether `optimize_for_mobile` runs (`.ptl`), or the XNNPACK delegate takes the
+    /// graph (`.pte`).
     pub optimize: bool,
     /// `optimize_for_mobile` passes to skip (MobileOptimizerType names, lower case).
     pub optimize_blocklist: Vec<String>,

@@ -5,7 +5,7 @@
 use super::paths::workspace_root;
 use super::suggest::closest;
 use super::values::{describe, UNKNOWN_KEY};
-use super::{default_tolerance, Engine, Export, ModelDecl, Quantize, Tolerance, RUNTIMES};
+use super::{default_tolerance, Engine, Export, Format, ModelDecl, Quantize, Tolerance, RUNTIMES};
 use crate::Error;
 use std::path::Path;
 use toml::{Table, Value};
@@ -31,9 +31,21 @@ const MODEL_KEYS: &[&str] = &[
     "runtime",
     "max_bytecode",
     "quantize_skip",
+    "format",
 ];
 /// Keys a `[...models.<name>.target.<triple or arch>]` table may override.
-const TARGET_KEYS: &[&str] = &["engine", "quantize", "optimize"];
+const TARGET_KEYS: &[&str] = &["engine", "quantize", "optimize", "format"];
+const FORMATS: &[(&str, Format)] = &[("ptl", Format::Ptl), ("pte", Format::Pte)];
+/// Keys of the Lite Interpreter path that mean nothing to an ExecuTorch program, and why.
+const PTL_ONLY: &[(&str, &str)] = &[
+    ("export", "every .pte leaves Python through torch.export"),
+    ("accept_trace_risk", "torch.export fails on value-dependent control flow instead of tracing one branch"),
+    ("runtime", "it names a Lite Interpreter release"),
+    ("max_bytecode", "it is a Lite Interpreter bytecode version"),
+    ("optimize_blocklist", "it names optimize_for_mobile passes; a .pte is lowered to XNNPACK instead"),
+    ("preserved_methods", "a .pte holds forward only"),
+    ("lints", "the mobile lints read TorchScript"),
+];
 pub(super) const INPUT_KEYS: &[&str] = &["name", "dtype", "shape", "range"];
 const TOLERANCE_KEYS: &[&str] = &["relative", "top1"];
 const QUANTIZE: &[(&str, Quantize)] = &[("none", Quantize::None), ("dynamic", Quantize::Dynamic), ("static", Quantize::Static)];
@@ -178,13 +190,22 @@ impl Ctx<'_> {
         let mut engine = self.choice(table, &prefix, "engine", ENGINES, Engine::Qnnpack)?;
         let mut engine_key = format!("{prefix}.engine");
         let mut optimize = self.boolean(table, &prefix, "optimize", true)?;
+        let mut format = self.choice(table, &prefix, "format", FORMATS, Format::Ptl)?;
+        let mut format_key = format!("{prefix}.format");
         for (override_prefix, values) in &overrides {
             quantize = self.choice(values, override_prefix, "quantize", QUANTIZE, quantize)?;
+            if values.contains_key("format") {
+                format = self.choice(values, override_prefix, "format", FORMATS, format)?;
+                format_key = format!("{override_prefix}.format");
+            }
             optimize = self.boolean(values, override_prefix, "optimize", optimize)?;
             if values.contains_key("engine") {
                 engine = self.choice(values, override_prefix, "engine", ENGINES, engine)?;
                 engine_key = format!("{override_prefix}.engine");
             }
+        }
+        if format == Format::Pte {
+            self.check_pte_keys(table, &prefix, &overrides, &format_key, engine, &engine_key)?;
         }
         if let Some(target) = self.target.filter(|t| is_arm(t)) {
             if engine == Engine::Fbgemm {
@@ -252,8 +273,14 @@ impl Ctx<'_> {
         }
         let inputs = self.inputs(table, &prefix)?;
         let tolerance = self.tolerance(table, &prefix, quantize)?;
+        // What a .pte is converted with, whatever the Lite Interpreter defaults say.
+        let (export, engine, lints) = match format {
+            Format::Ptl => (export, engine, lints),
+            Format::Pte => (Export::TorchExport, Engine::Xnnpack, false),
+        };
         Ok(ModelDecl {
             name: name.to_string(),
+            format,
             source,
             weights,
             depends,
@@ -275,6 +302,41 @@ impl Ctx<'_> {
             tolerance,
             warnings: self.warnings.take(),
         })
+    }
+
+    /// A `.pte` model's table (and the target tables that apply) may not hold the Lite
+    /// Interpreter's keys, nor choose fbgemm, which ExecuTorch does not run.
+    fn check_pte_keys(
+        &self,
+        table: &Table,
+        prefix: &str,
+        overrides: &[(String, &Table)],
+        format_key: &str,
+        engine: Engine,
+        engine_key: &str,
+    ) -> Result<(), Error> {
+        let chosen = format!("with format = \"pte\" ({format_key})");
+        for (key, why) in PTL_ONLY {
+            if table.contains_key(*key) {
+                return Err(self.error(
+                    &format!("{prefix}.{key}"),
+                    format!("`{key}` {chosen}"),
+                    "only keys that apply to an ExecuTorch program",
+                    format!("remove `{key}`: {why}"),
+                ));
+            }
+        }
+        let fbgemm_declared = table.get("engine").and_then(|v| v.as_str()) == Some("fbgemm")
+            || overrides.iter().any(|(_, values)| values.get("engine").and_then(|v| v.as_str()) == Some("fbgemm"));
+        if engine == Engine::Fbgemm || fbgemm_declared {
+            return Err(self.error(
+                engine_key,
+                format!("\"fbgemm\" {chosen}"),
+                "no engine: a .pte runs INT8 in ExecuTorch's XNNPACK delegate on every CPU",
+                "remove `engine`, or keep fbgemm for the targets that build a .ptl",
+            ));
+        }
+        Ok(())
     }
 
     /// `quantize_skip = ["classifier", "features.0"]`: module names as

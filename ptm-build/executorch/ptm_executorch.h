@@ -1,0 +1,61 @@
+/* The C boundary between ptm and ExecuTorch's native runtime (Program/Method through
+ * the extension Module). The same source is compiled into the build-time runner that
+ * verifies each .pte and into the `ptm` runtime's `executorch` backend.
+ *
+ * Every function that can fail returns NULL on success or a heap string with
+ * ExecuTorch's error, freed with ptm_et_string_free. No C++ exception crosses this
+ * boundary. Element type codes match ptm::DType in Rust. */
+#ifndef PTM_EXECUTORCH_H
+#define PTM_EXECUTORCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ptm_et_module ptm_et_module;
+
+/* A borrowed input: read in place for the duration of the call. */
+typedef struct {
+  const void* data;
+  const int64_t* shape;
+  size_t rank;
+  int32_t dtype;
+} ptm_et_input;
+
+/* An output, copied out of the method's planned memory (which the next run reuses):
+ * owned by the caller until ptm_et_output_free. */
+typedef struct {
+  void* data;
+  int64_t* shape;
+  size_t rank;
+  size_t numel;
+  int32_t dtype;
+} ptm_et_output;
+
+/* Program bytes are copied into a 16-byte aligned buffer the module owns unless they
+ * are aligned already and `borrow` is 1 (then they must outlive the module). */
+char* ptm_et_load_bytes(const uint8_t* data, size_t len, int borrow, ptm_et_module** out);
+/* A .pte file, memory-mapped. */
+char* ptm_et_load_file(const char* path, ptm_et_module** out);
+void ptm_et_module_free(ptm_et_module* module);
+
+/* Runs forward once. At most `capacity` outputs are stored; `count` receives how many
+ * the method returned (none is stored when that is more than `capacity`). */
+char* ptm_et_run(ptm_et_module* module, const ptm_et_input* inputs, size_t n_inputs,
+                 ptm_et_output* outputs, size_t capacity, size_t* count);
+void ptm_et_output_free(ptm_et_output* output);
+
+/* Threads of the XNNPACK threadpool, for every model in the process; only while no
+ * module is loaded (a loaded delegate keeps the pool it was created with). */
+char* ptm_et_set_num_threads(int32_t threads);
+
+void ptm_et_string_free(char* message);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,150 @@
+//! `format = "pte"`: ExecuTorch programs converted, verified in ExecuTorch's native
+//! runtime, cached and reproducible, with real torch and the executorch package.
+
+mod common;
+use common::{error_text, Project, TINY_MODEL};
+
+const CONV_MODEL: &str = r#"
+import torch
+from torch import nn
+
+def build_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)).eval()
+"#;
+
+const EMBEDDING_MODEL: &str = r#"
+import torch
+from torch import nn
+
+class Bag(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(1000, 32)
+        self.classifier = nn.Linear(32, 3)
+
+    def forward(self, ids):
+        return self.classifier(self.embedding(ids).mean(dim=1))
+
+def build_model():
+    torch.manual_seed(0)
+    return Bag().eval()
+"#;
+
+fn pte_model(name: &str, file: &str, extra: &str, input: &str) -> String {
+    format!(
+        "[package.metadata.models.{name}]\nsource = \"{file}:build_model\"\nformat = \"pte\"\n{extra}\n\n[[package.metadata.models.{name}.inputs]]\n{input}\n"
+    )
+}
+
+fn stages(report: &ptm_build::ModelReport) -> Vec<String> {
+    report.drift.iter().map(|d| d.stage.to_string()).collect()
+}
+
+#[test]
+fn a_float_model_becomes_a_verified_pte() {
+    let project =
+        Project::new(&pte_model("tiny", "tiny.py", "outputs = [\"scores\"]", "name = \"x\"\ndtype = \"float32\"\nshape = [1, 4]")).file("tiny.py", TINY_MODEL);
+    let bundle = project.build().unwrap();
+    let report = &bundle.models[0];
+    assert_eq!(report.format, "pte");
+    assert_eq!(report.artifact, "tiny.pte");
+    assert_eq!(report.export, "torch.export");
+    assert_eq!(report.engine, "xnnpack");
+    assert_eq!(stages(report), ["exported", "executorch"]);
+    let native = report.runtime_drift().expect("measured in ExecuTorch's runtime");
+    assert_eq!(native.samples, 8);
+    assert!(native.worst_relative().unwrap() < 1e-5, "{native:?}");
+    let bytes = std::fs::read(project.path().join("out/ptm/tiny.pte")).unwrap();
+    // The FlatBuffer file identifier of an ExecuTorch program.
+    assert_eq!(&bytes[4..8], b"ET12", "{:?}", &bytes[..8]);
+    assert!(report.operators.is_empty(), "the XNNPACK delegate takes the whole Linear: {:?}", report.operators);
+    assert!(!project.path().join("out/ptm/tiny.ptl").exists());
+}
+
+#[test]
+fn static_int8_is_calibrated_and_lowered_to_xnnpack() {
+    let project = Project::new(&pte_model(
+        "digits",
+        "conv.py",
+        "quantize = \"static\"\ncalibration = \"samples\"",
+        "name = \"pixels\"\ndtype = \"float32\"\nshape = [1, 1, 8, 8]\nrange = [0, 1]",
+    ))
+    .file("conv.py", CONV_MODEL)
+    .file("samples/make.txt", "");
+    // Calibration samples as ptm reads them: one tensor per .pt file.
+    let python = common::venv_python();
+    let status = std::process::Command::new(&python)
+        .args(["-c", "import torch, sys\ntorch.manual_seed(1)\nfor i in range(16): torch.save(torch.rand(1, 1, 8, 8), f'{sys.argv[1]}/s{i:02}.pt')"])
+        .arg(project.path().join("samples"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::remove_file(project.path().join("samples/make.txt")).unwrap();
+    let bundle = project.build().unwrap();
+    let report = &bundle.models[0];
+    assert_eq!(stages(report), ["exported", "quantized", "executorch"]);
+    assert_eq!(report.calibration_samples, 16);
+    let native = report.runtime_drift().unwrap();
+    assert_eq!(native.samples, 8 + 16, "every example and calibration sample runs natively");
+    assert!(native.worst_relative().unwrap() > 0.0 && native.worst_relative().unwrap() < 0.25, "INT8 drifts a little: {native:?}");
+}
+
+#[test]
+fn dynamic_int8_quantizes_linears_and_embeddings_to_eight_bits() {
+    let ids = "name = \"ids\"\ndtype = \"int64\"\nshape = [1, 16]\nrange = [0, 1000]";
+    let float = Project::new(&pte_model("bag", "bag.py", "", ids)).file("bag.py", EMBEDDING_MODEL);
+    let int8 = Project::new(&pte_model("bag", "bag.py", "quantize = \"dynamic\"", ids)).file("bag.py", EMBEDDING_MODEL);
+    let (float, int8) = (float.build().unwrap(), int8.build().unwrap());
+    let size = |bundle: &ptm_build::Bundle| bundle.models[0].sizes.iter().find(|s| s.stage == "pte").unwrap().bytes;
+    // 1000 x 32 float embedding = 128 kB; at 8 bits a quarter of that.
+    assert!(size(&int8) * 3 < size(&float), "{} vs {}", size(&int8), size(&float));
+    assert!(int8.models[0].operators.iter().any(|op| op.contains("embedding_byte")), "{:?}", int8.models[0].operators);
+    assert!(int8.models[0].runtime_drift().unwrap().outputs[0].top1.unwrap() >= 0.9);
+}
+
+#[test]
+fn the_same_declaration_gives_the_same_bytes_in_another_directory_and_from_the_cache() {
+    let table = pte_model("tiny", "tiny.py", "quantize = \"dynamic\"", "name = \"x\"\ndtype = \"float32\"\nshape = [1, 4]");
+    let first = Project::new(&table).file("tiny.py", TINY_MODEL);
+    let second = Project::new(&table).file("tiny.py", TINY_MODEL);
+    let a = first.build().unwrap();
+    let b = second.build().unwrap();
+    assert_eq!(a.models[0].artifact_sha256, b.models[0].artifact_sha256);
+    assert_eq!(a.models[0].cache_key, b.models[0].cache_key);
+    // From the cache: the entry holds a model.pte, verified by its hash.
+    let again = first.build().unwrap();
+    assert_eq!(again.models[0].artifact_sha256, a.models[0].artifact_sha256);
+    let entry = first.path().join("cache/v1").join(&a.models[0].cache_key);
+    assert!(entry.join("model.pte").is_file() && !entry.join("model.ptl").exists());
+}
+
+#[test]
+fn keys_of_the_lite_interpreter_are_errors_for_a_pte() {
+    for (key, why) in [
+        ("runtime = \"1.13\"", "Lite Interpreter release"),
+        ("export = \"trace\"", "torch.export"),
+        ("optimize_blocklist = [\"remove_dropout\"]", "optimize_for_mobile"),
+        ("engine = \"fbgemm\"", "XNNPACK"),
+    ] {
+        let project = Project::new(&pte_model("tiny", "tiny.py", key, "name = \"x\"\ndtype = \"float32\"\nshape = [1, 4]")).file("tiny.py", TINY_MODEL);
+        let text = error_text(project.parse());
+        let name = key.split(' ').next().unwrap();
+        assert!(text.contains(&format!("package.metadata.models.tiny.{name}")), "{text}");
+        assert!(text.contains("format = \"pte\""), "{text}");
+        assert!(text.contains(why), "{text}");
+    }
+}
+
+#[test]
+fn a_target_table_chooses_the_format_and_the_key_follows() {
+    let project = Project::new(
+        "[package.metadata.models.tiny]\nsource = \"tiny.py:build_model\"\n\n[package.metadata.models.tiny.target.aarch64]\nformat = \"pte\"\n\n[[package.metadata.models.tiny.inputs]]\nname = \"x\"\ndtype = \"float32\"\nshape = [1, 4]\n",
+    )
+    .file("tiny.py", TINY_MODEL);
+    let arm = project.parse_for("aarch64-linux-android").unwrap();
+    let x86 = project.parse_for("x86_64-unknown-linux-gnu").unwrap();
+    assert_eq!((arm[0].format, x86[0].format), (ptm_build::manifest::Format::Pte, ptm_build::manifest::Format::Ptl));
+    let key = |decl: &ptm_build::manifest::ModelDecl| ptm_build::tooling::key_of(decl, project.path(), "2.11.0").unwrap();
+    assert_ne!(key(&arm[0]), key(&x86[0]));
+}

@@ -1,0 +1,322 @@
+"""One model's conversion to an ExecuTorch program (.pte): torch.export (declared dynamic
+dimensions become `Dim`s) -> INT8 through PT2E with the XNNPACK quantizer -> lowered to
+the XNNPACK delegate -> to_executorch. Verified like a .ptl: every output after export,
+after quantization, and in ExecuTorch's native runtime, through a runner compiled from
+the same C++ (ptm_executorch.cpp) the `ptm` runtime links."""
+import contextlib
+import hashlib
+import io
+import os
+import struct
+import subprocess
+import tempfile
+import warnings
+
+from ptm_common import Failure, last_frames, log, native_stderr
+from ptm_adapt import Adapt
+from ptm_inputs import Inputs
+from ptm_layers import LayerDrift
+from ptm_load import Load
+from ptm_verify import Verify
+
+MAX_CALIBRATION_SAMPLES = 256
+# Element type codes of ptm_executorch.h (ptm::DType).
+CODES = ["float32", "float64", "int64", "int32", "int16", "int8", "uint8", "bool", "float16"]
+SHIM_FILES = ["ptm_executorch.h", "ptm_executorch.cpp", "ptm_executorch_runner.cpp"]
+LIBRARIES = ["executorch", "executorch_backend_xnnpack", "executorch_kernels_optimized", "executorch_kernels_quantized",
+             "executorch_threadpool"]
+
+
+class PtePipeline(Load, Inputs, Adapt, LayerDrift, Verify):
+    """Converts one declared model into an ExecuTorch program at self.out."""
+
+    def __init__(self, torch, job, crate_dir, on_stage=lambda stage: None):
+        self.torch, self.decl, self.crate_dir, self.out = torch, job["decl"], crate_dir, job["out"]
+        self.calibration_files = job.get("calibration_files", [])
+        self.runner_dir = job.get("runner_dir")
+        self.name = self.decl["name"]
+        self.on_stage = on_stage
+        self.stage = "load"
+        self.sizes, self.drift, self.stages, self.warnings = [], [], [], []
+        self.output_names, self.layers, self.calibration_count, self.unobserved = [], [], 0, 0
+        self.layers_unavailable = None
+
+    @property
+    def stage(self):
+        return self._stage
+
+    @stage.setter
+    def stage(self, stage):
+        # The supervisor reads it back when this process dies without a result.
+        self._stage = stage
+        self.on_stage(stage)
+
+    def path(self, relative):
+        return os.path.join(self.crate_dir, relative)
+
+    def run(self):
+        torch = self.torch
+        decl = self.decl
+        with torch.no_grad():
+            model = self.load()
+            samples = self.example_samples()
+            model = self.float_model = self.adapt(model, samples[0])
+            calibration = self.calibration_samples()
+            self.calibration_count = len(calibration)
+            check = samples + calibration[:MAX_CALIBRATION_SAMPLES]
+            references = [self.outputs_of(model, s, "load") for s in check]
+            outputs = [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
+                       for n, t in zip(self.selected_names, references[0])]
+            self.output_names = [o["name"] for o in outputs]
+            if decl["quantize"] != "none":
+                self.layers_unavailable = "per-layer INT8 figures are measured for .ptl models (torch.ao.ns does not read PT2E graphs)"
+            self.sizes.append({"stage": "source", "bytes": state_bytes(model)})
+
+            self.stage = "export"
+            dynamic_shapes = self.dynamic_shapes()
+            program = self.export(model, samples[0], dynamic_shapes)
+            self.measure("exported", program.module(), check, references)
+            if decl["quantize"] != "none":
+                self.stage = "quantize"
+                quantized = self.quantize(program, calibration or samples)
+                self.measure("quantized", quantized, check, references)
+                program = self.export(quantized, samples[0], dynamic_shapes, "exporting the quantized graph")
+
+            self.stage = "lower"
+            data, operators = self.lower(program)
+            self.stage = "save"
+            with open(self.out, "wb") as f:
+                f.write(data)
+            self.sizes.append({"stage": "pte", "bytes": len(data)})
+
+            self.stage = "verify"
+            log(self.name, "verifying in ExecuTorch's native runtime")
+            self.measure("executorch", NativeOutputs(self.run_native(check)), check, references)
+            self.check_tolerance(check, references)
+            self.stage = "done"
+        return {
+            "inputs": self.input_specs(),
+            "outputs": outputs,
+            "sizes": self.sizes,
+            "operators": operators,
+            "bytecode_version": 0,
+            "drift": self.drift,
+            "torch": torch.__version__,
+            "calibration_samples": self.calibration_count,
+            "seconds": 0.0,
+            "stage_seconds": [],
+            "warnings": self.warnings,
+            "trace_risk": None,
+            "layers": [],
+            "layers_unavailable": self.layers_unavailable,
+        }
+
+    def dynamic_shapes(self):
+        """Declared dynamic dimensions as torch.export `Dim`s, one per name."""
+        torch = self.torch
+        dims, shapes = {}, []
+        for spec in self.decl["inputs"]:
+            shape = {}
+            for index, d in enumerate(spec["shape"]):
+                if not isinstance(d, int):
+                    dims.setdefault(d["name"], torch.export.Dim(d["name"], min=1))
+                    shape[index] = dims[d["name"]]
+            shapes.append(shape or None)
+        return tuple(shapes) if dims else None
+
+    def export(self, model, sample, dynamic_shapes, label="exporting with torch.export"):
+        log(self.name, label)
+        printed = []
+        try:
+            with warnings.catch_warnings(), native_stderr(printed), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                return self.torch.export.export(model, sample, dynamic_shapes=dynamic_shapes, strict=False)
+        except Exception as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise Failure("export", f"torch.export failed: {type(e).__name__}: {reason}",
+                          "a .pte needs a model torch.export can capture: no control flow on tensor values, and every "
+                          "declared dynamic dimension really free (see the error); or ship it as format = \"ptl\"",
+                          last_frames(3))
+
+    def quantize(self, program, calibration):
+        """PT2E INT8 for XNNPACK: static per-channel (calibrated on the declared samples),
+        or dynamic Linear with 8-bit weight-only embeddings."""
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+            XNNPACKQuantizer, get_symmetric_quantization_config)
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        kind = self.decl["quantize"]
+        log(self.name, f"quantizing ({kind} INT8, XNNPACK, PT2E)")
+        xnnpack = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True,
+                                                                                  is_dynamic=kind == "dynamic"))
+        skipped = self.skipped_modules()
+        for name in skipped:
+            xnnpack.set_module_name(name, None)
+        quantizer = xnnpack
+        if kind == "dynamic":
+            import executorch.kernels.quantized  # noqa: F401  (registers embedding_byte for export)
+            from torchao.quantization.pt2e.quantizer import ComposableQuantizer
+            from torchao.quantization.pt2e.quantizer.embedding_quantizer import EmbeddingQuantizer
+            quantizer = ComposableQuantizer([EmbeddingQuantizer(), xnnpack])
+        printed = []
+        try:
+            with warnings.catch_warnings(), native_stderr(printed):
+                warnings.simplefilter("ignore")
+                prepared = prepare_pt2e(program.module(), quantizer)
+                for sample in calibration[:MAX_CALIBRATION_SAMPLES]:
+                    prepared(*sample)
+                return convert_pt2e(prepared)
+        except Exception as e:
+            raise Failure("quantize", f"{kind} INT8 for XNNPACK failed: {type(e).__name__}: {str(e).strip()}",
+                          "keep the model in float with quantize = \"none\"", last_frames(3))
+
+    def skipped_modules(self):
+        """`quantize_skip`'s names as the exported graph records them (the user's module
+        names, under the adapter's prefix when there is one)."""
+        skip = self.decl.get("quantize_skip", [])
+        if not skip:
+            return []
+        modules = {name for name, _ in self.float_model.named_modules()}
+        prefix = getattr(self, "inner_prefix", "")
+        missing = [name for name in skip if prefix + name not in modules]
+        if missing:
+            raise Failure("quantize", f"`quantize_skip` names {', '.join(f'`{n}`' for n in missing)}, which the model does "
+                          "not have", f"name modules as model.named_modules() does in "
+                          f"package.metadata.models.{self.name}.quantize_skip")
+        log(self.name, f"keeping {', '.join(skip)} in float (quantize_skip)")
+        return [prefix + name for name in skip]
+
+    def lower(self, program):
+        """The program's bytes, and the operators left outside the XNNPACK delegate."""
+        from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        partitioners = [XnnpackPartitioner()] if self.decl["optimize"] else []
+        log(self.name, "lowering to the XNNPACK delegate" if partitioners else "lowering to ExecuTorch's own kernels")
+        printed = []
+        try:
+            with warnings.catch_warnings(), native_stderr(printed), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                edge = to_edge_transform_and_lower(program, partitioner=partitioners)
+                # Folds the quantize/dequantize pairs left around 8-bit embeddings into
+                # packed weights: without it they stay in float beside their INT8 copy.
+                config = ExecutorchBackendConfig(do_quant_fusion_and_const_prop=self.decl["quantize"] != "none")
+                executorch_program = edge.to_executorch(config)
+        except Exception as e:
+            raise Failure("lower", f"lowering to ExecuTorch failed: {type(e).__name__}: {str(e).strip()}",
+                          "set optimize = false to leave the graph to ExecuTorch's own kernels, or ship it as "
+                          "format = \"ptl\"", last_frames(3))
+        plan = executorch_program.executorch_program.execution_plan[0]
+        operators = sorted({f"{op.name}.{op.overload}" if op.overload else op.name for op in plan.operators})
+        return bytes(executorch_program.buffer), operators
+
+    def run_native(self, samples):
+        """Every sample through the runner: ExecuTorch's native runtime, one thread."""
+        runner = self.runner()
+        with tempfile.TemporaryDirectory() as scratch:
+            inputs, outputs = os.path.join(scratch, "samples.bin"), os.path.join(scratch, "outputs.bin")
+            with open(inputs, "wb") as f:
+                f.write(encode(self.torch, samples))
+            done = subprocess.run([runner, self.out, inputs, outputs], capture_output=True, text=True)
+            if done.returncode != 0:
+                said = [line for line in done.stderr.splitlines() if not line.startswith("I ")]
+                raise Failure("verify", f"ExecuTorch's runtime could not run the program: {' / '.join(said[-6:]) or done.returncode}",
+                              "this is a bug in the lowering or the runtime; ship the model as format = \"ptl\" meanwhile")
+            with open(outputs, "rb") as f:
+                results = decode(self.torch, f.read())
+        return {sample_key(s): r for s, r in zip(samples, results)}
+
+    def runner(self):
+        """The runner for this ExecuTorch, compiled once per version and shim source."""
+        from executorch import version
+        # A namespace package: its directory comes from a module in it.
+        package = os.path.dirname(os.path.abspath(version.__file__))
+        here = os.path.dirname(os.path.abspath(__file__))
+        sources = [os.path.join(here, name) for name in SHIM_FILES]
+        digest = hashlib.sha256()
+        for path in sources:
+            with open(path, "rb") as f:
+                digest.update(f.read())
+        directory = os.path.join(self.runner_dir, f"executorch-{version.__version__}-{digest.hexdigest()[:16]}")
+        runner = os.path.join(directory, "ptm_executorch_runner")
+        if os.path.exists(runner):
+            return runner
+        os.makedirs(directory, exist_ok=True)
+        log(self.name, f"compiling ExecuTorch's runner (once per ExecuTorch version) into {directory}")
+        compiler = os.environ.get("CXX", "c++")
+        include, lib = os.path.join(package, "include"), os.path.join(package, "lib")
+        temporary = f"{runner}.{os.getpid()}"
+        command = [compiler, "-std=c++17", "-O2", "-w", "-DC10_USING_CUSTOM_GENERATED_MACROS", "-DET_EVENT_TRACER_ENABLED",
+                   f"-I{include}", f"-I{include}/executorch/runtime/core/portable_type/c10", *sources[1:],
+                   "-o", temporary, f"-L{lib}", "-Wl,--push-state,--no-as-needed",
+                   *[f"-l{name}" for name in LIBRARIES], "-Wl,--pop-state", f"-Wl,-rpath,{lib}"]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True)
+        except FileNotFoundError:
+            raise Failure("verify", f"no C++ compiler `{compiler}` to build ExecuTorch's runner, which verifies the .pte",
+                          "install one (Debian: apt-get install g++) or set CXX")
+        if done.returncode != 0:
+            raise Failure("verify", f"compiling ExecuTorch's runner failed:\n{done.stderr[-2000:]}",
+                          f"check that the executorch package at {package} is complete (lib/ and include/)")
+        os.replace(temporary, runner)
+        return runner
+
+
+class NativeOutputs:
+    """What the runner returned, callable like a module on the samples it ran."""
+
+    def __init__(self, results):
+        self.results = results
+
+    def __call__(self, *sample):
+        return tuple(self.results[sample_key(sample)])
+
+
+def sample_key(sample):
+    digest = hashlib.sha256()
+    for t in sample:
+        digest.update(str((t.dtype, tuple(t.shape))).encode())
+        digest.update(t.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def encode(torch, samples):
+    """The runner's samples file (ptm_executorch_runner.cpp describes it)."""
+    parts = [struct.pack("<I", len(samples))]
+    for sample in samples:
+        parts.append(struct.pack("<I", len(sample)))
+        for t in sample:
+            data = t.contiguous().numpy().tobytes()
+            parts.append(struct.pack("<iI", CODES.index(str(t.dtype).replace("torch.", "")), t.dim()))
+            parts.append(struct.pack(f"<{t.dim()}q", *t.shape))
+            parts.append(struct.pack("<Q", len(data)) + data)
+    return b"".join(parts)
+
+
+def decode(torch, data):
+    at = 0
+
+    def take(layout):
+        nonlocal at
+        values = struct.unpack_from(layout, data, at)
+        at += struct.calcsize(layout)
+        return values
+
+    results = []
+    for _ in range(take("<I")[0]):
+        outputs = []
+        for _ in range(take("<I")[0]):
+            code, rank = take("<iI")
+            shape = take(f"<{rank}q")
+            (length,) = take("<Q")
+            dtype = getattr(torch, CODES[code])
+            if length == 0:
+                outputs.append(torch.empty(shape, dtype=dtype))
+            else:
+                outputs.append(torch.frombuffer(bytearray(data[at:at + length]), dtype=dtype).reshape(shape).clone())
+            at += length
+        results.append(outputs)
+    return results
+
+
+def state_bytes(model):
+    """Bytes of the source model's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values() if hasattr(t, "numel"))
