@@ -1,7 +1,9 @@
-//! Compiles the C++ shim against the chosen libtorch and links it.
+//! Compiles the C++ shims of the enabled backends and links what they run on: the
+//! Lite Interpreter's against the chosen libtorch (feature `lite`), ExecuTorch's against
+//! the chosen ExecuTorch (feature `executorch`).
 
-use ptm_build::tooling::libtorch;
-use std::path::PathBuf;
+use ptm_build::tooling::{executorch, libtorch};
+use std::path::{Path, PathBuf};
 
 fn main() {
     if let Err(error) = run() {
@@ -16,7 +18,7 @@ fn run() -> Result<(), ptm_build::Error> {
     // What chooses the libtorch. Not PTM_CACHE_DIR: it only holds the record of the
     // last torch probe, so moving it changes no choice, and a rerun would recompile the
     // shim (about a minute).
-    for name in [libtorch::LIBTORCH, libtorch::PTM_LIBTORCH_LITE_DIR, "PTM_PYTHON", "VIRTUAL_ENV", "CONDA_PREFIX"] {
+    for name in [libtorch::LIBTORCH, libtorch::PTM_LIBTORCH_LITE_DIR, executorch::PTM_EXECUTORCH_DIR, "PTM_PYTHON", "VIRTUAL_ENV", "CONDA_PREFIX"] {
         println!("cargo:rerun-if-env-changed={name}");
     }
     println!("cargo:rerun-if-changed=shim");
@@ -26,9 +28,67 @@ fn run() -> Result<(), ptm_build::Error> {
     // type-checks but cannot link a binary.
     if std::env::var_os("DOCS_RS").is_some() || std::env::var_os("CARGO_FEATURE_DOC_ONLY").is_some() {
         println!("cargo:rustc-env=PTM_LIBTORCH_ORIGIN=none (a documentation build: DOCS_RS or the doc-only feature)");
+        println!("cargo:rustc-env=PTM_EXECUTORCH_ORIGIN=none (a documentation build: DOCS_RS or the doc-only feature)");
         return Ok(());
     }
-    let torch = libtorch::locate(&target, &out_dir)?;
+    let lite = std::env::var_os("CARGO_FEATURE_LITE").is_some();
+    let executorch = std::env::var_os("CARGO_FEATURE_EXECUTORCH").is_some();
+    if !lite && !executorch {
+        return Err(ptm_build::Error::Environment {
+            variable: "CARGO_FEATURE_LITE".into(),
+            fix: "enable a backend of the ptm crate: its default feature `lite` (the Lite Interpreter, for .ptl models) or `executorch` (for .pte models), or both".into(),
+        });
+    }
+    match executorch {
+        true => link_executorch(&target, &out_dir)?,
+        false => println!("cargo:rustc-env=PTM_EXECUTORCH_ORIGIN=none (the executorch feature is off)"),
+    }
+    match lite {
+        true => link_libtorch(&target, &out_dir),
+        false => {
+            println!("cargo:rustc-env=PTM_LIBTORCH_ORIGIN=none (the lite feature is off)");
+            Ok(())
+        }
+    }
+}
+
+/// ExecuTorch's shim, from the source ptm-build compiles the `.pte` runner from, so a
+/// model runs in the code that verified it.
+fn link_executorch(target: &str, out_dir: &Path) -> Result<(), ptm_build::Error> {
+    let found = executorch::locate(target, out_dir)?;
+    for path in &found.watch {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+    let dir = out_dir.join("executorch-shim");
+    std::fs::create_dir_all(&dir).map_err(|e| ptm_build::Error::Io { action: "create directory".into(), path: dir.clone(), source: e })?;
+    for (name, text) in ptm_build::tooling::EXECUTORCH_SHIM {
+        std::fs::write(dir.join(name), text).map_err(|e| ptm_build::Error::Io { action: "write".into(), path: dir.join(name), source: e })?;
+    }
+    let mut build = cc::Build::new();
+    build.cpp(true).std("c++17").file(dir.join("ptm_executorch.cpp")).include(&dir).warnings(false).opt_level(2);
+    for define in executorch::DEFINES {
+        build.define(define, None);
+    }
+    for include in &found.include_dirs {
+        build.include(include);
+    }
+    build.compile("ptm_executorch");
+    println!("cargo:rustc-link-search=native={}", found.lib_dir.display());
+    for name in executorch::RUNTIME_LIBRARIES {
+        println!("cargo:rustc-link-lib=dylib={name}");
+    }
+    // The shim loads the backend and kernel libraries by name when it starts.
+    println!("cargo:rustc-link-lib=dylib=dl");
+    if !libtorch::is_mobile(target) {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", found.lib_dir.display());
+        println!("cargo:{}={}", executorch::RPATH_METADATA, found.lib_dir.display());
+    }
+    println!("cargo:rustc-env=PTM_EXECUTORCH_ORIGIN={}", found.origin);
+    Ok(())
+}
+
+fn link_libtorch(target: &str, out_dir: &Path) -> Result<(), ptm_build::Error> {
+    let torch = libtorch::locate(target, out_dir)?;
     for path in &torch.watch {
         println!("cargo:rerun-if-changed={}", path.display());
     }

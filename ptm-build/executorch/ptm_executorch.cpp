@@ -8,6 +8,9 @@
 #include <executorch/runtime/platform/runtime.h>
 
 #include <atomic>
+#if !defined(__APPLE__)
+#include <dlfcn.h>
+#endif
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -66,9 +69,39 @@ char* guarded(F&& body) {
   }
 }
 
-void init_once() {
-  static bool done = (et::runtime_init(), true);
-  (void)done;
+// Backends and kernels register from static constructors, and a linker drops shared
+// libraries nothing references: loading them by name (through the binary's rpath, or
+// the app's own library directory on Android) runs those constructors. On Apple
+// platforms they are static archives, force-loaded by the app's link instead.
+// Returns the failure, or an empty string.
+//
+// Deep binding: the XNNPACK backend carries its own XNNPACK, and a process that also
+// links libtorch (both backends of ptm) has libtorch's older XNNPACK in the global
+// scope first; bound to that one, the backend's graphs fail to build
+// ("xnn_status_invalid_parameter"). glibc only; bionic has no RTLD_DEEPBIND.
+#if !defined(__APPLE__)
+#if defined(RTLD_DEEPBIND)
+constexpr int kLoadFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#else
+constexpr int kLoadFlags = RTLD_NOW | RTLD_LOCAL;
+#endif
+#endif
+
+const std::string& init_once() {
+  static const std::string failure = []() -> std::string {
+    et::runtime_init();
+#if !defined(__APPLE__)
+    for (const char* name :
+         {"libexecutorch_backend_xnnpack.so", "libexecutorch_kernels_optimized.so", "libexecutorch_kernels_quantized.so"}) {
+      if (!dlopen(name, kLoadFlags)) {
+        const char* why = dlerror();
+        return std::string("loading ") + name + " failed: " + (why ? why : "unknown reason");
+      }
+    }
+#endif
+    return std::string();
+  }();
+  return failure;
 }
 
 bool scalar_type(int32_t code, ScalarType* out) {
@@ -117,7 +150,7 @@ extern "C" {
 
 char* ptm_et_load_bytes(const uint8_t* data, size_t len, int borrow, ptm_et_module** out) {
   return guarded([&]() -> char* {
-    init_once();
+    if (!init_once().empty()) return message(init_once());
     auto holder = std::make_unique<ptm_et_module>();
     const uint8_t* program = data;
     if (!borrow || reinterpret_cast<uintptr_t>(data) % 16 != 0) {
@@ -134,7 +167,7 @@ char* ptm_et_load_bytes(const uint8_t* data, size_t len, int borrow, ptm_et_modu
 
 char* ptm_et_load_file(const char* path, ptm_et_module** out) {
   return guarded([&]() -> char* {
-    init_once();
+    if (!init_once().empty()) return message(init_once());
     auto loader = ext::MmapDataLoader::from(path, ext::MmapDataLoader::MlockConfig::NoMlock);
     if (!loader.ok()) return message(std::string("opening ") + path + " failed: " + describe(loader.error()));
     auto holder = std::make_unique<ptm_et_module>();
@@ -195,6 +228,7 @@ void ptm_et_output_free(ptm_et_output* output) {
 char* ptm_et_set_num_threads(int32_t threads) {
   return guarded([&]() -> char* {
     if (threads < 1) return message("the thread count must be at least 1, not " + std::to_string(threads));
+    if (!init_once().empty()) return message(init_once());
     if (live_modules.load() != 0)
       return message("ExecuTorch's thread count can change only while no model is loaded: set it before loading models");
     auto* pool = executorch::extension::threadpool::get_threadpool();

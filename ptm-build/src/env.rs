@@ -29,6 +29,7 @@ pub const WATCHED: &[&str] = &[
     CONDA_PREFIX,
     crate::libtorch::LIBTORCH,
     crate::libtorch::PTM_LIBTORCH_LITE_DIR,
+    crate::executorch::PTM_EXECUTORCH_DIR,
 ];
 
 /// Tells cargo about every variable in [`WATCHED`].

@@ -66,6 +66,7 @@
 mod cache;
 mod env;
 mod error;
+mod executorch;
 mod fsutil;
 mod hash;
 mod libtorch;
@@ -103,6 +104,11 @@ pub mod tooling {
     /// Finding and linking the libtorch the `ptm` runtime uses.
     pub mod libtorch {
         pub use crate::libtorch::*;
+    }
+
+    /// Finding and linking the ExecuTorch the `ptm` runtime's `executorch` backend uses.
+    pub mod executorch {
+        pub use crate::executorch::*;
     }
 }
 

@@ -151,7 +151,8 @@ fn same_torch(converted: &[(String, String)], linked: &str, origin: &str) -> Res
     })
 }
 
-/// Gives the app's binaries and tests an rpath to the runtime's host libtorch.
+/// Gives the app's binaries and tests an rpath to the runtime's host libtorch and
+/// ExecuTorch.
 ///
 /// A library's build script cannot add linker arguments to the binaries of the crates
 /// that use it, so the app's own build script (the one that calls `bundle()`) does,
@@ -161,8 +162,10 @@ pub fn forward_rpath() {
     if !env::in_build_script() {
         return;
     }
-    if let Some(dir) = std::env::var_os("DEP_PTM_RPATH").filter(|d| !d.is_empty()) {
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", Path::new(&dir).display());
+    for variable in ["DEP_PTM_RPATH", "DEP_PTM_EXECUTORCH_RPATH"] {
+        if let Some(dir) = std::env::var_os(variable).filter(|d| !d.is_empty()) {
+            println!("cargo:rustc-link-arg=-Wl,-rpath,{}", Path::new(&dir).display());
+        }
     }
 }
 

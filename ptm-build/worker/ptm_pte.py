@@ -23,8 +23,6 @@ MAX_CALIBRATION_SAMPLES = 256
 # Element type codes of ptm_executorch.h (ptm::DType).
 CODES = ["float32", "float64", "int64", "int32", "int16", "int8", "uint8", "bool", "float16"]
 SHIM_FILES = ["ptm_executorch.h", "ptm_executorch.cpp", "ptm_executorch_runner.cpp"]
-LIBRARIES = ["executorch", "executorch_backend_xnnpack", "executorch_kernels_optimized", "executorch_kernels_quantized",
-             "executorch_threadpool"]
 
 
 class PtePipeline(Load, Inputs, Adapt, LayerDrift, Verify):
@@ -246,8 +244,8 @@ class PtePipeline(Load, Inputs, Adapt, LayerDrift, Verify):
         temporary = f"{runner}.{os.getpid()}"
         command = [compiler, "-std=c++17", "-O2", "-w", "-DC10_USING_CUSTOM_GENERATED_MACROS", "-DET_EVENT_TRACER_ENABLED",
                    f"-I{include}", f"-I{include}/executorch/runtime/core/portable_type/c10", *sources[1:],
-                   "-o", temporary, f"-L{lib}", "-Wl,--push-state,--no-as-needed",
-                   *[f"-l{name}" for name in LIBRARIES], "-Wl,--pop-state", f"-Wl,-rpath,{lib}"]
+                   # The shim loads the backend and kernel libraries itself, through the rpath.
+                   "-o", temporary, f"-L{lib}", "-lexecutorch", "-lexecutorch_threadpool", f"-Wl,-rpath,{lib}"]
         try:
             done = subprocess.run(command, capture_output=True, text=True)
         except FileNotFoundError:

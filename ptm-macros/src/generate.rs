@@ -3,7 +3,7 @@
 use crate::report::Loaded;
 use crate::rust_types::{element, ident};
 use proc_macro2::{Ident, Span, TokenStream};
-use ptm_report::{Dim, Engine, ModelReport, Quantize, Stage, TensorSpec};
+use ptm_report::{Dim, Engine, Format, ModelReport, Quantize, TensorSpec};
 use quote::quote;
 use std::collections::BTreeMap;
 
@@ -169,9 +169,9 @@ fn summary(model: &ModelReport) -> String {
         Quantize::None => "float32 (not quantized)".to_string(),
         q => format!("{q} INT8 for {}", model.engine),
     };
-    let size = model.sizes.last().map_or_else(String::new, |s| format!(", .ptl {}", mb(s.bytes)));
+    let size = model.sizes.last().map_or_else(String::new, |s| format!(", .{} {}", model.format, mb(s.bytes)));
     let source_size = model.sizes.first().filter(|_| model.sizes.len() > 1).map_or_else(String::new, |s| format!(" ({} at `{}`)", mb(s.bytes), s.stage));
-    let lite = model.drift.iter().find(|d| d.stage == Stage::Lite).map_or_else(String::new, |d| {
+    let lite = model.runtime_drift().map_or_else(String::new, |d| {
         let outputs: Vec<String> = d
             .outputs
             .iter()
@@ -183,7 +183,7 @@ fn summary(model: &ModelReport) -> String {
                 }
             })
             .collect();
-        format!("\n\nIn the Lite Interpreter its outputs differ from the source model's over {} samples: {}.", d.samples, outputs.join("; "))
+        format!("\n\nIn {} its outputs differ from the source model's over {} samples: {}.", model.format.runtime_name(), d.samples, outputs.join("; "))
     });
     let layer = model
         .layers
@@ -194,9 +194,13 @@ fn summary(model: &ModelReport) -> String {
         let findings: Vec<&str> = risk.lines().skip(1).collect();
         format!("\n\n**Trace risk accepted** (`accept_trace_risk = true`): the trace may not hold for every valid input.\n{}", findings.join("\n"))
     });
+    let bytecode = match model.format {
+        Format::Ptl => format!(", bytecode v{}", model.bytecode_version),
+        Format::Pte => String::new(),
+    };
     format!(
-        "Model `{}`, from `{}` ({} export), {quantization}{size}{source_size}, bytecode v{}, converted by torch {}.{lite}{layer}{risk}",
-        model.name, model.source, model.export, model.bytecode_version, model.torch
+        "Model `{}`, from `{}` ({} export), {quantization}{size}{source_size}{bytecode}, converted by torch {}.{lite}{layer}{risk}",
+        model.name, model.source, model.export, model.torch
     )
 }
 
@@ -239,28 +243,47 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded, krate: &T
     let info = info_tokens(model, krate);
 
     let options = local("options");
+    let file = format!(".{}", model.format);
+    let runtime = model.format.runtime_name();
+    // The runtime type of the format, and a check that the app enabled its backend.
+    let (module_ty, backend) = match model.format {
+        Format::Ptl => (quote!(#krate::Module), quote!(#krate::__ptm_lite_model!(#name);)),
+        Format::Pte => (quote!(#krate::Program), quote!(#krate::__ptm_executorch_model!(#name);)),
+    };
+    let bytes_doc = format!("The {file}, embedded in this binary by `include_bytes!`.");
+    let load_doc = format!("Loads the embedded {file} into {runtime}.");
     let embedded = model.embed.then(|| {
         quote! {
-            /// The .ptl, embedded in this binary by `include_bytes!`.
+            #[doc = #bytes_doc]
             pub const BYTES: &'static [u8] = ::core::include_bytes!(#artifact);
 
-            /// Loads the embedded .ptl into the Lite Interpreter.
+            #[doc = #load_doc]
             pub fn load() -> ::core::result::Result<Self, #krate::Error> {
                 let #options = #krate::Options::new(#name).identified_by(#key);
                 let #options = #configure;
-                ::core::result::Result::Ok(Self { module: #krate::Module::from_bytes(Self::BYTES, &#options)? })
+                ::core::result::Result::Ok(Self { module: #module_ty::from_bytes(Self::BYTES, &#options)? })
             }
         }
     });
     let not_embedded_note =
         if model.embed { "" } else { " This model is not embedded (`embed = false`): ship the file as an asset and load it with `load_from`." };
-    let artifact_doc = format!("Where the build wrote the .ptl. Valid on the build machine (host runs and tests); on a device pass the path the platform gives to `load_from`.{not_embedded_note}");
+    let artifact_doc = format!("Where the build wrote the {file}. Valid on the build machine (host runs and tests); on a device pass the path the platform gives to `load_from`.{not_embedded_note}");
+    let load_from_doc = format!("Loads the {file} at `path` (an app asset, say) into {runtime}.");
+    let key_doc = match model.format {
+        Format::Ptl => {
+            "The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another."
+        }
+        Format::Pte => "The key of the model's declaration (models.json's `cache_key`).",
+    };
 
     Ok(quote! {
+        #backend
+
+
         #[doc = #type_doc]
         #[derive(Debug)]
         pub struct #ty {
-            module: #krate::Module,
+            module: #module_ty,
         }
 
         #[doc = #output_doc]
@@ -276,8 +299,7 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded, krate: &T
             /// The model's name as declared in Cargo.toml.
             pub const NAME: &'static str = #name;
 
-            /// The key of the model's declaration; the .ptl's identity record names the
-            /// same, and `load`/`load_from` refuse a file that names another.
+            #[doc = #key_doc]
             pub const KEY: &'static str = #key;
 
             /// What the build knew about the model: sizes per stage, drift, operators.
@@ -288,11 +310,11 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded, krate: &T
 
             #embedded
 
-            /// Loads the .ptl at `path` (an app asset, say) into the Lite Interpreter.
+            #[doc = #load_from_doc]
             pub fn load_from(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, #krate::Error> {
                 let #options = #krate::Options::new(#name).identified_by(#key);
                 let #options = #configure;
-                ::core::result::Result::Ok(Self { module: #krate::Module::from_file(path, &#options)? })
+                ::core::result::Result::Ok(Self { module: #module_ty::from_file(path, &#options)? })
             }
 
             #[doc = #forward_doc]
@@ -302,8 +324,8 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded, krate: &T
                 ::core::result::Result::Ok(#output_ty { #(#takes),* })
             }
 
-            /// The loaded module, for methods other than `forward`.
-            pub fn module(&self) -> &#krate::Module {
+            /// The loaded model in its runtime (a `Module` for a .ptl, a `Program` for a .pte).
+            pub fn module(&self) -> &#module_ty {
                 &self.module
             }
         }

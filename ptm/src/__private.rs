@@ -66,6 +66,49 @@ pub fn output<T: Element>(model: &str, name: &str, output: Output) -> Result<Ten
 
 pub use ptm_macros::include_models;
 
+/// Expands to nothing when the Lite Interpreter backend is built, else to an error
+/// naming the model and the feature. The generated wrapper of every `.ptl` model calls it.
+#[cfg(feature = "lite")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ptm_lite_model {
+    ($name:literal) => {};
+}
+
+#[cfg(not(feature = "lite"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ptm_lite_model {
+    ($name:literal) => {
+        ::core::compile_error!(::core::concat!(
+            "model `",
+            $name,
+            "` is a .ptl (format = \"ptl\", the default): enable the `lite` feature of ptm (on by default; `features = [\"lite\"]` beside default-features = false), or declare it with format = \"pte\""
+        ));
+    };
+}
+
+/// As [`__ptm_lite_model`], for `.pte` models and the `executorch` feature.
+#[cfg(feature = "executorch")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ptm_executorch_model {
+    ($name:literal) => {};
+}
+
+#[cfg(not(feature = "executorch"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ptm_executorch_model {
+    ($name:literal) => {
+        ::core::compile_error!(::core::concat!(
+            "model `",
+            $name,
+            "` is a .pte (format = \"pte\"): enable the `executorch` feature of ptm: ptm = { ..., features = [\"executorch\"] }, with default-features = false when no model is a .ptl"
+        ));
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

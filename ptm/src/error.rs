@@ -89,6 +89,13 @@ pub enum ErrorKind {
         /// What it is instead.
         problem: String,
     },
+    /// The bytes are not an ExecuTorch program.
+    NotProgram {
+        /// The file, or `embedded bytes of <model>`.
+        what: String,
+        /// What it is instead.
+        problem: String,
+    },
     /// The .ptl is another model than the wrapper was generated for.
     WrongModel {
         /// The file, or `embedded bytes of <model>`.
@@ -118,7 +125,7 @@ impl fmt::Display for ErrorKind {
                 write!(f, "ptm: model `{model}` returned {found} tensors, its report lists {expected} outputs; rebuild so the wrapper matches the model")
             }
             ErrorKind::Setting { message } => write!(f, "ptm: {}", message.trim_end()),
-            ErrorKind::NotLite { what, problem } => write!(f, "ptm: could not load {what}: {problem}"),
+            ErrorKind::NotLite { what, problem } | ErrorKind::NotProgram { what, problem } => write!(f, "ptm: could not load {what}: {problem}"),
             ErrorKind::WrongModel { what, expected, expected_key, found } => write!(
                 f,
                 "ptm: {what} holds {found}, not model `{expected}` (key {}...) that this wrapper was generated for: load the .ptl the build wrote for `{expected}`",

@@ -1,7 +1,9 @@
-//! Declarations of `shim/ptm_shim.h`.
+//! Declarations of `shim/ptm_shim.h` (the Lite Interpreter) and of ptm-build's
+//! `executorch/ptm_executorch.h` (ExecuTorch). Inputs cross both the same way.
 
 use std::ffi::{c_char, c_void};
 
+#[cfg(feature = "lite")]
 #[repr(C)]
 pub struct Module {
     _private: [u8; 0],
@@ -12,6 +14,7 @@ pub struct Tensor {
     _private: [u8; 0],
 }
 
+#[cfg(feature = "lite")]
 #[repr(C)]
 pub struct Pending {
     _private: [u8; 0],
@@ -37,6 +40,7 @@ pub struct Output {
     pub dtype: i32,
 }
 
+#[cfg(feature = "lite")]
 extern "C" {
     pub fn ptm_module_load_bytes(data: *const u8, len: usize, engine: *const c_char, out: *mut *mut Module) -> *mut c_char;
     pub fn ptm_module_free(module: *mut Module);
@@ -61,7 +65,50 @@ extern "C" {
     pub fn ptm_num_threads() -> i32;
 }
 
-/// Takes the shim's error message, if any, and frees it.
+#[cfg(feature = "executorch")]
+#[repr(C)]
+pub struct EtModule {
+    _private: [u8; 0],
+}
+
+/// An ExecuTorch output: `data` and `shape` were copied out by the shim and are freed
+/// by `ptm_et_output_free`.
+#[cfg(feature = "executorch")]
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct EtOutput {
+    pub data: *mut c_void,
+    pub shape: *mut i64,
+    pub rank: usize,
+    pub numel: usize,
+    pub dtype: i32,
+}
+
+#[cfg(feature = "executorch")]
+extern "C" {
+    pub fn ptm_et_load_bytes(data: *const u8, len: usize, borrow: i32, out: *mut *mut EtModule) -> *mut c_char;
+    pub fn ptm_et_load_file(path: *const c_char, out: *mut *mut EtModule) -> *mut c_char;
+    pub fn ptm_et_module_free(module: *mut EtModule);
+    pub fn ptm_et_run(module: *mut EtModule, inputs: *const Input, n_inputs: usize, outputs: *mut EtOutput, capacity: usize, count: *mut usize) -> *mut c_char;
+    pub fn ptm_et_output_free(output: *mut EtOutput);
+    pub fn ptm_et_set_num_threads(threads: i32) -> *mut c_char;
+    pub fn ptm_et_string_free(message: *mut c_char);
+}
+
+/// Takes the ExecuTorch shim's error message, if any, and frees it.
+#[cfg(feature = "executorch")]
+pub fn take_et_message(message: *mut c_char) -> Option<String> {
+    if message.is_null() {
+        return None;
+    }
+    // SAFETY: the shim returns NUL-terminated strings it allocated with malloc.
+    let text = unsafe { std::ffi::CStr::from_ptr(message) }.to_string_lossy().into_owned();
+    unsafe { ptm_et_string_free(message) };
+    Some(text)
+}
+
+/// Takes the Lite Interpreter shim's error message, if any, and frees it.
+#[cfg(feature = "lite")]
 pub fn take_message(message: *mut c_char) -> Option<String> {
     if message.is_null() {
         return None;

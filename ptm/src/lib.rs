@@ -1,5 +1,6 @@
-//! Runs PyTorch models in the Lite Interpreter, through typed wrappers generated from
-//! what `ptm-build` converted at compile time.
+//! Runs PyTorch models in the Lite Interpreter (`.ptl`, feature `lite`, the default) or
+//! in ExecuTorch's native runtime (`.pte`, feature `executorch`, no libtorch), through
+//! typed wrappers generated from what `ptm-build` converted at compile time.
 //!
 //! ```ignore
 //! ptm::include_models!();
@@ -24,13 +25,19 @@
 //! libtorch-lite from `PTM_LIBTORCH_LITE_DIR` (see docs/device.md).
 #![deny(missing_docs)]
 
+#[cfg(feature = "lite")]
 mod archive;
 mod dtype;
 mod error;
 mod ffi;
 mod info;
+#[cfg(feature = "lite")]
 mod module;
+mod options;
+#[cfg(feature = "executorch")]
+mod program;
 mod tensor;
+mod threads;
 
 #[doc(hidden)]
 pub mod __private;
@@ -38,8 +45,13 @@ pub mod __private;
 pub use dtype::{DType, Element};
 pub use error::{Error, ErrorKind};
 pub use info::{Drift, ModelInfo, OutputDrift};
-pub use module::{num_threads, set_num_threads, Engine, Identity, Module, Options, PTM_NUM_THREADS};
+#[cfg(feature = "lite")]
+pub use module::{Identity, Module};
+pub use options::{Engine, Options};
+#[cfg(feature = "executorch")]
+pub use program::Program;
 pub use tensor::{Input, Output, Tensor, TensorRef, MAX_RANK};
+pub use threads::{num_threads, set_num_threads, PTM_NUM_THREADS};
 
 /// Generates a typed wrapper per model of this crate's `[package.metadata.models]`.
 ///
@@ -57,5 +69,10 @@ macro_rules! include_models {
     };
 }
 
-/// Which libtorch this build links, as chosen by the build script.
+/// Which libtorch this build links, as chosen by the build script ("none" without the
+/// `lite` feature).
 pub const LIBTORCH: &str = env!("PTM_LIBTORCH_ORIGIN");
+
+/// Which ExecuTorch this build links, as chosen by the build script ("none" without the
+/// `executorch` feature).
+pub const EXECUTORCH: &str = env!("PTM_EXECUTORCH_ORIGIN");

@@ -1,79 +1,13 @@
 //! A loaded .ptl: the Lite Interpreter's `mobile::Module` behind a handle.
 
 use crate::tensor::{Input, Output};
-use crate::{ffi, Error, ErrorKind};
+use crate::threads::apply_default_threads;
+use crate::{ffi, Error, ErrorKind, Options};
 use std::ffi::{c_char, CString};
 use std::path::Path;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 const EMPTY: ffi::Output = ffi::Output { tensor: ptr::null_mut(), data: ptr::null(), shape: ptr::null(), rank: 0, numel: 0, dtype: -1 };
-
-/// The quantized engine a model's INT8 kernels were packed for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Engine {
-    /// ARM's (and the default of ptm): what phones run.
-    Qnnpack,
-    /// x86-only kernels.
-    Fbgemm,
-    /// x86, fbgemm's successor.
-    X86,
-    /// oneDNN.
-    Onednn,
-}
-
-impl Engine {
-    /// The name torch gives it.
-    pub fn name(self) -> &'static str {
-        self.c_name().to_str().unwrap_or_default()
-    }
-
-    /// The engine in force in this process, if any is selected.
-    pub fn current() -> Option<Engine> {
-        // SAFETY: returns a static NUL-terminated string.
-        let name = unsafe { std::ffi::CStr::from_ptr(ffi::ptm_quantized_engine()) };
-        [Engine::Qnnpack, Engine::Fbgemm, Engine::X86, Engine::Onednn].into_iter().find(|e| e.c_name() == name)
-    }
-
-    fn c_name(self) -> &'static std::ffi::CStr {
-        match self {
-            Engine::Qnnpack => c"qnnpack",
-            Engine::Fbgemm => c"fbgemm",
-            Engine::X86 => c"x86",
-            Engine::Onednn => c"onednn",
-        }
-    }
-}
-
-/// How to load a model.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    name: Option<String>,
-    engine: Option<Engine>,
-    key: Option<String>,
-}
-
-impl Options {
-    /// Options for the model called `name` in messages.
-    pub fn new(name: impl Into<String>) -> Options {
-        Options { name: Some(name.into()), engine: None, key: None }
-    }
-
-    /// Refuses a .ptl whose identity record does not name the declaration `key` (the
-    /// generated wrappers pass the key of the model they were generated for).
-    pub fn identified_by(mut self, key: impl Into<String>) -> Options {
-        self.key = Some(key.into());
-        self
-    }
-
-    /// Selects `engine` while loading and running: packed INT8 weights are made for the
-    /// engine in force when the model loads.
-    pub fn engine(mut self, engine: Engine) -> Options {
-        self.engine = Some(engine);
-        self
-    }
-}
 
 /// What a .ptl written by ptm-build says of itself (its `extra/ptm_identity` record).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,63 +239,6 @@ impl std::fmt::Debug for Module {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Module").field("name", &self.name).finish()
     }
-}
-
-/// The variable that sets the default number of intra-op threads: a number, or `0` for
-/// libtorch's own default (one per core). Unset, the default is 1.
-pub const PTM_NUM_THREADS: &str = "PTM_NUM_THREADS";
-
-/// Whether the app chose a thread count itself, which the default never overrides.
-static CHOSEN: AtomicBool = AtomicBool::new(false);
-
-/// Sets how many threads libtorch uses inside one operator, for every model in the
-/// process. It overrides `PTM_NUM_THREADS` and the default of one thread: libtorch's
-/// own default, a thread per core, made forwards 50 to 1300 times slower on a busy
-/// 2-core machine (BENCHMARKS.md has the figures).
-pub fn set_num_threads(threads: usize) -> Result<(), Error> {
-    CHOSEN.store(true, Ordering::SeqCst);
-    apply_threads(threads)
-}
-
-/// libtorch's intra-op thread count now.
-pub fn num_threads() -> usize {
-    // SAFETY: plain call.
-    usize::try_from(unsafe { ffi::ptm_num_threads() }).unwrap_or(1)
-}
-
-fn apply_threads(threads: usize) -> Result<(), Error> {
-    let threads = i32::try_from(threads.max(1)).unwrap_or(i32::MAX);
-    // SAFETY: plain call.
-    match ffi::take_message(unsafe { ffi::ptm_set_num_threads(threads) }) {
-        Some(message) => Err(ErrorKind::Setting { message }.into()),
-        None => Ok(()),
-    }
-}
-
-/// Before the first model loads: `PTM_NUM_THREADS`, else one thread, unless the app
-/// called [`set_num_threads`].
-fn apply_default_threads() -> Result<(), Error> {
-    static DEFAULT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    let applied = DEFAULT.get_or_init(|| {
-        if CHOSEN.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let threads = match std::env::var(PTM_NUM_THREADS) {
-            Err(std::env::VarError::NotPresent) => 1,
-            Ok(text) => match text.trim().parse::<usize>() {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(_) => {
-                    return Err(format!(
-                        "{PTM_NUM_THREADS}={text:?} is not a number of threads: set it to a count, or 0 for libtorch's default (a thread per core)"
-                    ))
-                }
-            },
-            Err(std::env::VarError::NotUnicode(_)) => return Err(format!("{PTM_NUM_THREADS} is not valid UTF-8: set it to a count")),
-        };
-        apply_threads(threads).map_err(|e| e.to_string())
-    });
-    applied.clone().map_err(|message| ErrorKind::Setting { message }.into())
 }
 
 #[cfg(test)]

@@ -100,6 +100,7 @@ impl<'a> Input<'a> {
 /// One tensor a model returned, of any element type.
 pub struct Output {
     raw: ffi::Output,
+    backend: Backend,
     #[cfg(not(target_pointer_width = "64"))]
     shape: [usize; MAX_RANK],
 }
@@ -109,10 +110,34 @@ pub struct Output {
 unsafe impl Send for Output {}
 unsafe impl Sync for Output {}
 
+/// Which runtime's memory an output holds, and so how it is freed.
+#[derive(Clone, Copy)]
+enum Backend {
+    /// A reference to a libtorch tensor.
+    #[cfg(feature = "lite")]
+    Lite,
+    /// Elements and sizes the ExecuTorch shim copied out of the method's memory.
+    #[cfg(feature = "executorch")]
+    Executorch,
+}
+
 impl Output {
-    /// Takes ownership of an output the shim handed over.
+    /// Takes ownership of an output the Lite Interpreter shim handed over.
+    #[cfg(feature = "lite")]
     #[inline]
     pub(crate) fn from_raw(raw: ffi::Output) -> Output {
+        Output::with_backend(raw, Backend::Lite)
+    }
+
+    /// Takes ownership of an output the ExecuTorch shim copied out.
+    #[cfg(feature = "executorch")]
+    pub(crate) fn from_executorch(raw: ffi::EtOutput) -> Output {
+        let raw = ffi::Output { tensor: std::ptr::null_mut(), data: raw.data, shape: raw.shape, rank: raw.rank, numel: raw.numel, dtype: raw.dtype };
+        Output::with_backend(raw, Backend::Executorch)
+    }
+
+    #[inline]
+    fn with_backend(raw: ffi::Output, backend: Backend) -> Output {
         #[cfg(not(target_pointer_width = "64"))]
         {
             let mut shape = [0usize; MAX_RANK];
@@ -123,10 +148,10 @@ impl Output {
                     *dim = usize::try_from(size).unwrap_or(0);
                 }
             }
-            Output { raw, shape }
+            Output { raw, backend, shape }
         }
         #[cfg(target_pointer_width = "64")]
-        Output { raw }
+        Output { raw, backend }
     }
 
     /// The element type, or `None` for one ptm cannot hold (a quantized tensor, say).
@@ -177,8 +202,23 @@ impl Output {
 impl Drop for Output {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: allocated by the shim, freed once.
-        unsafe { ffi::ptm_tensor_free(self.raw.tensor) }
+        match self.backend {
+            // SAFETY: allocated by the shim, freed once.
+            #[cfg(feature = "lite")]
+            Backend::Lite => unsafe { ffi::ptm_tensor_free(self.raw.tensor) },
+            #[cfg(feature = "executorch")]
+            Backend::Executorch => {
+                let mut raw = ffi::EtOutput {
+                    data: self.raw.data.cast_mut(),
+                    shape: self.raw.shape.cast_mut(),
+                    rank: self.raw.rank,
+                    numel: self.raw.numel,
+                    dtype: self.raw.dtype,
+                };
+                // SAFETY: copied out by the ExecuTorch shim, freed once.
+                unsafe { ffi::ptm_et_output_free(&mut raw) }
+            }
+        }
     }
 }
 
@@ -197,8 +237,9 @@ impl fmt::Debug for Output {
     }
 }
 
-/// A model's output: its elements, row-major, and its shape. Holds libtorch's memory;
-/// nothing was copied.
+/// A model's output: its elements, row-major, and its shape. From the Lite Interpreter
+/// it holds libtorch's memory (nothing was copied); from ExecuTorch, one copy out of
+/// the method's memory, which the next run reuses.
 pub struct Tensor<T: Element> {
     output: Output,
     _element: PhantomData<T>,

@@ -38,6 +38,8 @@ pub struct Build {
     pub out_dir: Option<PathBuf>,
     /// The fixture's binary, when it has one and it was built.
     pub executable: Option<PathBuf>,
+    /// What rustc said about the fixture's own code (errors and warnings, rendered).
+    pub diagnostics: String,
 }
 
 impl Build {
@@ -153,7 +155,14 @@ impl Fixture {
         let ours = |m: &&serde_json::Value| m["package_id"].as_str().is_some_and(|id| id.contains("fixture-"));
         let out_dir = messages.iter().filter(|m| m["reason"] == "build-script-executed").filter(ours).find_map(|m| m["out_dir"].as_str().map(PathBuf::from));
         let executable = messages.iter().filter(|m| m["reason"] == "compiler-artifact").filter(ours).find_map(|m| m["executable"].as_str().map(PathBuf::from));
-        Build { success: output.status.success(), stderr: String::from_utf8_lossy(&output.stderr).into_owned(), out_dir, executable }
+        let diagnostics = messages
+            .iter()
+            .filter(|m| m["reason"] == "compiler-message")
+            .filter(ours)
+            .filter_map(|m| m["message"]["rendered"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        Build { success: output.status.success(), stderr: String::from_utf8_lossy(&output.stderr).into_owned(), out_dir, executable, diagnostics }
     }
 
     /// Moves a file's modification time forward, as an editor save would.
