@@ -53,7 +53,7 @@ fn prepare_fills_the_store_and_prints_a_summary() {
     assert_eq!(rows[0]["model"], "tiny");
     assert_eq!(rows[0]["from"], "cache");
     assert_eq!(rows[0]["quantize"], "dynamic (qnnpack)");
-    assert!(rows[0]["bytes_after"].as_u64().unwrap() > 0 && rows[0]["lite_relative_error"].as_f64().is_some(), "{rows}");
+    assert!(rows[0]["bytes_after"].as_u64().unwrap() > 0 && rows[0]["runtime_relative_error"].as_f64().is_some(), "{rows}");
     // The quantized layer that loses the most, from torch's numeric suite.
     assert!(rows[0]["worst_layer"]["name"].is_string() && rows[0]["worst_layer"]["sqnr_db"].as_f64().unwrap() > 10.0, "{rows}");
     assert!(text(&cargo_ptm(&fixture, &["prepare"], cache.path())).contains("worst INT8 layer"));
@@ -318,4 +318,27 @@ fn without_escapes(text: &str) -> String {
         }
     }
     plain
+}
+
+#[test]
+fn a_pte_model_is_prepared_stored_and_built_offline_like_a_ptl() {
+    let fixture = Fixture::new("executorch-only");
+    let cache = tempfile::tempdir().unwrap();
+    let out = cargo_ptm(&fixture, &["prepare", "--json"], cache.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((rows[0]["format"].as_str(), rows[0]["quantize"].as_str()), (Some("pte"), Some("dynamic (xnnpack)")), "{rows}");
+    assert!(rows[0]["runtime_relative_error"].as_f64().is_some(), "measured in ExecuTorch: {rows}");
+    let key = index_of(&fixture)["models"]["tiny"][0]["key"].as_str().unwrap().to_string();
+    let stored = fixture.path().join(".ptm/v1").join(&key);
+    assert!(stored.join("model.pte").is_file() && !stored.join("model.ptl").exists());
+
+    // Offline, with an empty cache: the committed store gives the build its program.
+    let scratch = tempfile::tempdir().unwrap();
+    let build = fixture.build(&[("PTM_OFFLINE", Path::new("1")), ("PTM_CACHE_DIR", &scratch.path().join("cache"))]);
+    assert!(build.success, "{}", build.stderr);
+    assert_eq!(build.report().models[0].artifact_sha256, ptm_harness::sha256_of(&stored.join("model.pte")));
+    let run = Command::new(build.executable.unwrap()).output().unwrap();
+    assert!(String::from_utf8_lossy(&run.stdout).contains("scores [1, 3]"), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(cargo_ptm(&fixture, &["prepare", "--check"], cache.path()).status.code(), Some(0));
 }
