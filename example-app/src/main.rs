@@ -1,11 +1,12 @@
-//! ptm's example app: three models converted at build time, run in the Lite Interpreter.
+//! ptm's example app: three models converted at build time, each to both formats, run in
+//! the Lite Interpreter (.ptl) and in ExecuTorch (.pte) side by side.
 //!
 //! - `digits` (static INT8, embedded) and `digits_fp32` (float, embedded) classify the
-//!   450 held-out images of scikit-learn's 8x8 digits; the app prints both accuracies.
+//!   450 held-out images of scikit-learn's 8x8 digits; the app prints the accuracies.
 //! - `review`, the BERT-like classifier of 128 tokens (dynamic INT8 with 8-bit
 //!   embeddings), ships as an asset file and is loaded with `load_from`.
 //!
-//! `example-app [path/to/review.ptl]`: without a path, the file the build wrote.
+//! `example-app [review.ptl] [review.pte]`: without paths, the files the build wrote.
 
 use std::error::Error;
 use std::time::{Duration, Instant};
@@ -21,8 +22,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     // default size made forwards many times slower (BENCHMARKS.md).
     digits()?;
     println!();
-    let asset = std::env::args().nth(1).unwrap_or_else(|| Review::BUILD_ARTIFACT.to_string());
-    review(&asset)?;
+    let ptl = std::env::args().nth(1).unwrap_or_else(|| Review::BUILD_ARTIFACT.to_string());
+    let pte = std::env::args().nth(2).unwrap_or_else(|| ReviewPte::BUILD_ARTIFACT.to_string());
+    review(&ptl, &pte)?;
     Ok(())
 }
 
@@ -46,58 +48,69 @@ fn classify(images: &[([f32; 64], u8)], mut run: impl FnMut(&[f32; 64]) -> Resul
 
 fn digits() -> Result<(), Box<dyn Error>> {
     let images: Vec<([f32; 64], u8)> = TEST_SET.chunks_exact(65).map(|record| (std::array::from_fn(|i| f32::from(record[i])), record[64])).collect();
-    let int8 = Digits::load()?;
-    let fp32 = DigitsFp32::load()?;
-    // One pass each to warm up, then the measured pass.
-    classify(&images, |p| Ok(fp32.forward(p)?.logits.to_vec()))?;
-    classify(&images, |p| Ok(int8.forward(p)?.logits.to_vec()))?;
-    let float = classify(&images, |p| Ok(fp32.forward(p)?.logits.to_vec()))?;
-    let quantized = classify(&images, |p| Ok(int8.forward(p)?.logits.to_vec()))?;
-
+    let (int8, fp32) = (Digits::load()?, DigitsFp32::load()?);
+    let (int8_pte, fp32_pte) = (DigitsPte::load()?, DigitsFp32Pte::load()?);
+    let runs: [(&str, &ptm::ModelInfo, &dyn Fn(&[f32; 64]) -> Result<Vec<f32>, ptm::Error>); 4] = [
+        ("FP32 .ptl", &DigitsFp32::INFO, &|p| Ok(fp32.forward(p)?.logits.to_vec())),
+        ("INT8 static .ptl", &Digits::INFO, &|p| Ok(int8.forward(p)?.logits.to_vec())),
+        ("FP32 .pte", &DigitsFp32Pte::INFO, &|p| Ok(fp32_pte.forward(p)?.logits.to_vec())),
+        ("INT8 static .pte", &DigitsPte::INFO, &|p| Ok(int8_pte.forward(p)?.logits.to_vec())),
+    ];
     let percent = |s: &Score| 100.0 * s.correct as f64 / images.len() as f64;
     println!("digits: {} held-out 8x8 images of scikit-learn's digits, embedded models (load())", images.len());
-    println!("  {:<22} {:>9} {:>10} {:>14}", "", "accuracy", ".ptl", "median latency");
-    for (label, score, info) in [("FP32", &float, &DigitsFp32::INFO), ("INT8 static, qnnpack", &quantized, &Digits::INFO)] {
-        println!("  {label:<22} {:>8.2}% {:>7.1} KB {:>11.1} us", percent(score), info.artifact_bytes() as f64 / 1e3, micros(median(&score.latencies)));
+    println!("  {:<18} {:>9} {:>10} {:>14}  {}", "", "accuracy", "file", "median latency", "runtime, INT8 kernels");
+    for (label, info, run) in runs {
+        classify(&images, run)?; // warm-up pass
+        let score = classify(&images, run)?;
+        let kernels = if info.quantize == "none" { "float".to_string() } else { info.engine.to_string() };
+        let runtime = if label.ends_with(".pte") { "ExecuTorch" } else { "Lite Interpreter" };
+        println!(
+            "  {label:<18} {:>8.2}% {:>7.1} KB {:>11.1} us  {runtime}, {kernels}",
+            percent(&score),
+            info.artifact_bytes() as f64 / 1e3,
+            micros(median(&score.latencies))
+        );
     }
-    println!(
-        "  INT8 - FP32: {:+.2} points; INT8 is {:.2}x the size of FP32",
-        percent(&quantized) - percent(&float),
-        Digits::INFO.artifact_bytes() as f64 / DigitsFp32::INFO.artifact_bytes() as f64
-    );
     Ok(())
 }
 
-fn review(asset: &str) -> Result<(), Box<dyn Error>> {
+fn review(ptl_path: &str, pte_path: &str) -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
-    let model = Review::load_from(asset)?;
-    let load = started.elapsed();
-    let info = &Review::INFO;
-    let source = info.size("source").unwrap_or(0) as f64 / 1e6;
-    let ptl = info.artifact_bytes() as f64 / 1e6;
-    println!(
-        "review: BERT-like classifier, 128 tokens, {} INT8 ({}), asset file loaded with load_from in {:.1} ms",
-        info.quantize,
-        info.engine,
-        load.as_secs_f64() * 1e3
-    );
-    println!("  fp32 parameters {source:.2} MB -> .ptl {ptl:.2} MB ({:.2}x)", ptl / source);
+    let ptl = Review::load_from(ptl_path)?;
+    let ptl_load = started.elapsed();
+    let started = Instant::now();
+    let pte = ReviewPte::load_from(pte_path)?;
+    let pte_load = started.elapsed();
+    let (ptl_info, pte_info) = (&Review::INFO, &ReviewPte::INFO);
+    let source = ptl_info.size("source").unwrap_or(0) as f64 / 1e6;
+    println!("review: BERT-like classifier, 128 tokens, {} INT8, asset files loaded with load_from", ptl_info.quantize);
     println!("  (its weights are seeded, not trained: what it shows is size and speed, not sentiment)");
+    println!("  {:<30} {:>12} {:>12}", "", ".ptl", ".pte");
+    println!("  {:<30} {:>12} {:>12}", "runtime, INT8 kernels", format!("Lite, {}", ptl_info.engine), format!("ET, {}", pte_info.engine));
+    let mb = |bytes: u64| bytes as f64 / 1e6;
+    println!("  {:<30} {:>9.2} MB {:>9.2} MB", format!("file (fp32 parameters {source:.2} MB)"), mb(ptl_info.artifact_bytes()), mb(pte_info.artifact_bytes()));
+    println!("  {:<30} {:>11.2}x {:>11.2}x", "file / fp32 parameters", mb(ptl_info.artifact_bytes()) / source, mb(pte_info.artifact_bytes()) / source);
+    println!("  {:<30} {:>9.1} ms {:>9.1} ms", "load", ptl_load.as_secs_f64() * 1e3, pte_load.as_secs_f64() * 1e3);
     for sequence in 0..4u64 {
         let ids = tokens(sequence);
-        let mut latencies = Vec::new();
-        let mut logits = Vec::new();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let (mut ptl_times, mut pte_times) = (Vec::new(), Vec::new());
         for _ in 0..20 {
             let start = Instant::now();
-            logits = model.forward(&ids)?.logits.to_vec();
-            latencies.push(start.elapsed());
+            a = ptl.forward(&ids)?.logits.to_vec();
+            ptl_times.push(start.elapsed());
+            let start = Instant::now();
+            b = pte.forward(&ids)?.logits.to_vec();
+            pte_times.push(start.elapsed());
         }
         let used = ids.iter().filter(|&&id| id != 0).count();
         println!(
-            "  sequence {sequence} ({used:>3} tokens): class {} logits {logits:.3?}, median {:.2} ms over {} calls",
-            argmax(&logits),
-            micros(median(&latencies)) / 1e3,
-            latencies.len()
+            "  {:<30} {:>9.2} ms {:>9.2} ms  class {} / {}, logits {a:.3?} / {b:.3?}",
+            format!("sequence {sequence} ({used:>3} tokens), median"),
+            micros(median(&ptl_times)) / 1e3,
+            micros(median(&pte_times)) / 1e3,
+            argmax(&a),
+            argmax(&b),
         );
     }
     Ok(())

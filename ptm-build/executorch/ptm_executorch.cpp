@@ -54,8 +54,25 @@ char* message(const std::string& text) {
   return out;
 }
 
+// ExecuTorch reports a failure as a code and explains it in its log. The log comes
+// here: errors are kept for the failing call's message (per thread, the last few), and
+// its Info lines (CPU probes, threadpool sizes) are dropped instead of reaching the
+// app's stderr.
+thread_local std::vector<std::string> logged;
+
+void keep_errors(et_timestamp_t, et_pal_log_level_t level, const char*, const char*, size_t, const char* text,
+                 size_t length) {
+  if ((level != kError && level != kFatal) || logged.size() >= 6) return;
+  std::string line(text, length);
+  while (!line.empty() && (line.back() == '\n' || line.back() == ' ')) line.pop_back();
+  logged.push_back(line);
+}
+
 std::string describe(et::Error error) {
-  return std::string(et::to_string(error)) + " (ExecuTorch error " + std::to_string(static_cast<int>(error)) + ")";
+  std::string text = std::string(et::to_string(error)) + " (ExecuTorch error " + std::to_string(static_cast<int>(error)) + ")";
+  for (size_t i = 0; i < logged.size(); ++i) text += (i == 0 ? ": " : "; ") + logged[i];
+  logged.clear();
+  return text;
 }
 
 template <typename F>
@@ -89,6 +106,7 @@ constexpr int kLoadFlags = RTLD_NOW | RTLD_LOCAL;
 
 const std::string& init_once() {
   static const std::string failure = []() -> std::string {
+    et::register_pal(et::PalImpl::create(keep_errors, __FILE__));
     et::runtime_init();
 #if !defined(__APPLE__)
     for (const char* name :
@@ -151,6 +169,7 @@ extern "C" {
 char* ptm_et_load_bytes(const uint8_t* data, size_t len, int borrow, ptm_et_module** out) {
   return guarded([&]() -> char* {
     if (!init_once().empty()) return message(init_once());
+    logged.clear();
     auto holder = std::make_unique<ptm_et_module>();
     const uint8_t* program = data;
     if (!borrow || reinterpret_cast<uintptr_t>(data) % 16 != 0) {
@@ -168,6 +187,7 @@ char* ptm_et_load_bytes(const uint8_t* data, size_t len, int borrow, ptm_et_modu
 char* ptm_et_load_file(const char* path, ptm_et_module** out) {
   return guarded([&]() -> char* {
     if (!init_once().empty()) return message(init_once());
+    logged.clear();
     auto loader = ext::MmapDataLoader::from(path, ext::MmapDataLoader::MlockConfig::NoMlock);
     if (!loader.ok()) return message(std::string("opening ") + path + " failed: " + describe(loader.error()));
     auto holder = std::make_unique<ptm_et_module>();
@@ -182,6 +202,7 @@ char* ptm_et_run(ptm_et_module* module, const ptm_et_input* inputs, size_t n_inp
                  size_t capacity, size_t* count) {
   return guarded([&]() -> char* {
     *count = 0;
+    logged.clear();
     std::vector<ext::TensorPtr> tensors;
     std::vector<et::EValue> values;
     tensors.reserve(n_inputs);
