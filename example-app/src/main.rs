@@ -28,6 +28,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// One digits model, whatever its runtime: pixels in, logits out.
+type Classifier<'a> = dyn Fn(&[f32; 64]) -> Result<Vec<f32>, ptm::Error> + 'a;
+
 struct Score {
     correct: usize,
     latencies: Vec<Duration>,
@@ -50,7 +53,7 @@ fn digits() -> Result<(), Box<dyn Error>> {
     let images: Vec<([f32; 64], u8)> = TEST_SET.chunks_exact(65).map(|record| (std::array::from_fn(|i| f32::from(record[i])), record[64])).collect();
     let (int8, fp32) = (Digits::load()?, DigitsFp32::load()?);
     let (int8_pte, fp32_pte) = (DigitsPte::load()?, DigitsFp32Pte::load()?);
-    let runs: [(&str, &ptm::ModelInfo, &dyn Fn(&[f32; 64]) -> Result<Vec<f32>, ptm::Error>); 4] = [
+    let runs: [(&str, &ptm::ModelInfo, &Classifier); 4] = [
         ("FP32 .ptl", &DigitsFp32::INFO, &|p| Ok(fp32.forward(p)?.logits.to_vec())),
         ("INT8 static .ptl", &Digits::INFO, &|p| Ok(int8.forward(p)?.logits.to_vec())),
         ("FP32 .pte", &DigitsFp32Pte::INFO, &|p| Ok(fp32_pte.forward(p)?.logits.to_vec())),
