@@ -61,7 +61,7 @@ fn digits() -> Result<(), Box<dyn Error>> {
     ];
     let percent = |s: &Score| 100.0 * s.correct as f64 / images.len() as f64;
     println!("digits: {} held-out 8x8 images of scikit-learn's digits, embedded models (load())", images.len());
-    println!("  {:<18} {:>9} {:>10} {:>14}  {}", "", "accuracy", "file", "median latency", "runtime, INT8 kernels");
+    println!("  {:<18} {:>9} {:>10} {:>14}  runtime, INT8 kernels", "", "accuracy", "file", "median latency");
     for (label, info, run) in runs {
         classify(&images, run)?; // warm-up pass
         let score = classify(&images, run)?;
