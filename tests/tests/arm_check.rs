@@ -1,5 +1,5 @@
-//! The example app's .ptl files run by PyTorch's aarch64 libtorch under qemu agree with
-//! the host. Runs when aarch64-linux-gnu-g++ and qemu-aarch64-static are installed;
+//! The example app's .ptl files run by PyTorch's aarch64 libtorch and its .pte files
+//! run by ExecuTorch's aarch64 runtime, under qemu, agree with the host. Runs when aarch64-linux-gnu-g++ and qemu-aarch64-static are installed;
 //! otherwise says that it was skipped.
 
 #[test]
@@ -13,7 +13,7 @@ fn the_example_apps_artifacts_agree_on_aarch64_and_the_host() {
         return;
     }
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    for model in ["digits", "digits_fp32", "review"] {
+    for model in ["digits", "digits_fp32", "review", "digits_pte", "digits_fp32_pte", "review_pte"] {
         let line = stdout.lines().find(|l| l.starts_with(&format!("{model}:"))).unwrap_or_else(|| panic!("no line for {model}:\n{stdout}"));
         assert!(line.ends_with(": ok"), "{line}");
     }

@@ -41,7 +41,9 @@ int main(int argc, char** argv) {
     inputs.push_back(ptm_input{data, shapes[i - 3].data(), shapes[i - 3].size(), f ? 0 : 2});
   }
   ptm_output outs[8]; size_t count = 0;
-  if (char* e = ptm_module_run(m, nullptr, inputs.data(), inputs.size(), outs, 8, &count)) { std::fprintf(stderr, "run: %s\n", e); return 1; }
+  ptm_pending* pending = nullptr;
+  if (char* e = ptm_module_run(m, nullptr, inputs.data(), inputs.size(), outs, 8, &count, &pending)) { std::fprintf(stderr, "run: %s\n", e); return 1; }
+  if (pending) { ptm_pending_free(pending); std::fprintf(stderr, "run: more than 8 outputs\n"); return 1; }
   for (size_t o = 0; o < count; ++o) {
     const float* v = static_cast<const float*>(outs[o].data);
     for (size_t k = 0; k < outs[o].numel; ++k) std::printf("%.9g\n", v[k]);
