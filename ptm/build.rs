@@ -75,7 +75,10 @@ fn link_executorch(target: &str, out_dir: &Path) -> Result<(), ptm_build::Error>
     build.compile("ptm_executorch");
     println!("cargo:rustc-link-search=native={}", found.lib_dir.display());
     for name in executorch::RUNTIME_LIBRARIES {
-        println!("cargo:rustc-link-lib=dylib={name}");
+        // A build that folds the threadpool into libexecutorch has no library of its own.
+        if *name == executorch::RUNTIME_LIBRARIES[0] || found.lib_dir.join(format!("lib{name}.so")).exists() {
+            println!("cargo:rustc-link-lib=dylib={name}");
+        }
     }
     // The shim loads the backend and kernel libraries by name when it starts.
     println!("cargo:rustc-link-lib=dylib=dl");

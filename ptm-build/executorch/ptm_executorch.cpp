@@ -88,9 +88,11 @@ char* guarded(F&& body) {
 
 // Backends and kernels register from static constructors, and a linker drops shared
 // libraries nothing references: loading them by name (through the binary's rpath, or
-// the app's own library directory on Android) runs those constructors. On Apple
-// platforms they are static archives, force-loaded by the app's link instead.
-// Returns the failure, or an empty string.
+// the app's own library directory on Android) runs those constructors. A build of
+// ExecuTorch that links them into libexecutorch itself (as an Android AAR may) has
+// none to load: a library that cannot be loaded is remembered, not an error, and named
+// when a program then fails to load. On Apple platforms they are static archives,
+// force-loaded by the app's link instead.
 //
 // Deep binding: the XNNPACK backend carries its own XNNPACK, and a process that also
 // links libtorch (both backends of ptm) has libtorch's older XNNPACK in the global
@@ -104,8 +106,11 @@ constexpr int kLoadFlags = RTLD_NOW | RTLD_LOCAL;
 #endif
 #endif
 
-const std::string& init_once() {
-  static const std::string failure = []() -> std::string {
+// What could not be loaded, for the message of a program that then fails to load.
+std::string not_loaded;
+
+void init_once() {
+  static const bool done = [] {
     et::register_pal(et::PalImpl::create(keep_errors, __FILE__));
     et::runtime_init();
 #if !defined(__APPLE__)
@@ -113,13 +118,13 @@ const std::string& init_once() {
          {"libexecutorch_backend_xnnpack.so", "libexecutorch_kernels_optimized.so", "libexecutorch_kernels_quantized.so"}) {
       if (!dlopen(name, kLoadFlags)) {
         const char* why = dlerror();
-        return std::string("loading ") + name + " failed: " + (why ? why : "unknown reason");
+        not_loaded += std::string(not_loaded.empty() ? "" : "; ") + (why ? why : name);
       }
     }
 #endif
-    return std::string();
+    return true;
   }();
-  return failure;
+  (void)done;
 }
 
 bool scalar_type(int32_t code, ScalarType* out) {
@@ -154,10 +159,11 @@ int32_t type_code(ScalarType type) {
 
 // Loads the program and its forward method now, so a broken file fails at load.
 char* finish_load(std::unique_ptr<ptm_et_module> holder, ptm_et_module** out) {
+  const std::string unloaded = not_loaded.empty() ? "" : " (libraries that did not load: " + not_loaded + ")";
   et::Error error = holder->module->load(et::Program::Verification::InternalConsistency);
-  if (error != et::Error::Ok) return message("loading the program failed: " + describe(error));
+  if (error != et::Error::Ok) return message("loading the program failed: " + describe(error) + unloaded);
   error = holder->module->load_forward();
-  if (error != et::Error::Ok) return message("loading its forward method failed: " + describe(error));
+  if (error != et::Error::Ok) return message("loading its forward method failed: " + describe(error) + unloaded);
   *out = holder.release();
   return nullptr;
 }
@@ -168,7 +174,7 @@ extern "C" {
 
 char* ptm_et_load_bytes(const uint8_t* data, size_t len, int borrow, ptm_et_module** out) {
   return guarded([&]() -> char* {
-    if (!init_once().empty()) return message(init_once());
+    init_once();
     logged.clear();
     auto holder = std::make_unique<ptm_et_module>();
     const uint8_t* program = data;
@@ -186,7 +192,7 @@ char* ptm_et_load_bytes(const uint8_t* data, size_t len, int borrow, ptm_et_modu
 
 char* ptm_et_load_file(const char* path, ptm_et_module** out) {
   return guarded([&]() -> char* {
-    if (!init_once().empty()) return message(init_once());
+    init_once();
     logged.clear();
     auto loader = ext::MmapDataLoader::from(path, ext::MmapDataLoader::MlockConfig::NoMlock);
     if (!loader.ok()) return message(std::string("opening ") + path + " failed: " + describe(loader.error()));
@@ -249,7 +255,7 @@ void ptm_et_output_free(ptm_et_output* output) {
 char* ptm_et_set_num_threads(int32_t threads) {
   return guarded([&]() -> char* {
     if (threads < 1) return message("the thread count must be at least 1, not " + std::to_string(threads));
-    if (!init_once().empty()) return message(init_once());
+    init_once();
     if (live_modules.load() != 0)
       return message("ExecuTorch's thread count can change only while no model is loaded: set it before loading models");
     auto* pool = executorch::extension::threadpool::get_threadpool();

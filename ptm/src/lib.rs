@@ -22,7 +22,9 @@
 //! models (`PTM_PYTHON`, `VIRTUAL_ENV`, a `.venv` above the target directory, or
 //! `python3`), or `LIBTORCH`; apps find it at run time through an rpath that
 //! `ptm_build::bundle()` sets. Android and iOS builds link PyTorch's mobile
-//! libtorch-lite from `PTM_LIBTORCH_LITE_DIR` (see docs/device.md).
+//! libtorch-lite from `PTM_LIBTORCH_LITE_DIR` (see docs/device.md). The `executorch`
+//! feature links ExecuTorch the same way: the converting environment's executorch
+//! package, or `PTM_EXECUTORCH_DIR`; without the `lite` feature no libtorch is linked.
 #![deny(missing_docs)]
 
 #[cfg(feature = "lite")]
