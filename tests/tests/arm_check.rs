@@ -17,4 +17,10 @@ fn the_example_apps_artifacts_agree_on_aarch64_and_the_host() {
         let line = stdout.lines().find(|l| l.starts_with(&format!("{model}:"))).unwrap_or_else(|| panic!("no line for {model}:\n{stdout}"));
         assert!(line.ends_with(": ok"), "{line}");
     }
+    // The typed Rust wrapper cross-compiled for aarch64, when Rust has that target.
+    let app = stdout.lines().find(|l| l.starts_with("rust_app_pte:") || l.starts_with("rust app on aarch64: SKIPPED")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(app.ends_with(": ok") || app.contains("SKIPPED"), "{app}");
+    if app.ends_with(": ok") {
+        assert!(app.contains("aarch64"), "{app}");
+    }
 }
