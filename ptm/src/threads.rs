@@ -38,14 +38,15 @@ static APPLIED: AtomicUsize = AtomicUsize::new(1);
 
 fn apply_threads(threads: usize) -> Result<(), Error> {
     let threads = i32::try_from(threads.max(1)).unwrap_or(i32::MAX);
-    #[cfg(feature = "lite")]
-    // SAFETY: plain call.
-    if let Some(message) = ffi::take_message(unsafe { ffi::ptm_set_num_threads(threads) }) {
-        return Err(ErrorKind::Setting { message }.into());
-    }
+    // ExecuTorch first: it refuses once a program is loaded, and then nothing has changed.
     #[cfg(feature = "executorch")]
     // SAFETY: plain call.
     if let Some(message) = ffi::take_et_message(unsafe { ffi::ptm_et_set_num_threads(threads) }) {
+        return Err(ErrorKind::Setting { message }.into());
+    }
+    #[cfg(feature = "lite")]
+    // SAFETY: plain call.
+    if let Some(message) = ffi::take_message(unsafe { ffi::ptm_set_num_threads(threads) }) {
         return Err(ErrorKind::Setting { message }.into());
     }
     APPLIED.store(threads as usize, Ordering::SeqCst);

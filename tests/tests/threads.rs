@@ -23,3 +23,13 @@ fn one_thread_unless_the_environment_or_the_app_says_otherwise() {
     let error = probe(&[], &[("PTM_NUM_THREADS", "many")]);
     assert!(error.starts_with("error") && error.contains("PTM_NUM_THREADS=\"many\" is not a number of threads"), "{error}");
 }
+
+#[test]
+fn executorchs_pool_is_sized_before_the_first_program_and_not_after() {
+    // Sized by the app before loading (both backends take the count).
+    let out = probe(&["--set", "2", "--pte"], &[]);
+    assert!(out.starts_with("threads 2 refused: "), "{out}");
+    // Resizing under a loaded XNNPACK delegate corrupted the heap: it is an error instead,
+    // nothing changes (libtorch's count stays 2 too), and the program keeps running.
+    assert!(out.contains("can change only while no model is loaded: set it before loading models"), "{out}");
+}
