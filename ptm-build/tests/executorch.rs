@@ -148,3 +148,14 @@ fn a_target_table_chooses_the_format_and_the_key_follows() {
     let key = |decl: &ptm_build::manifest::ModelDecl| ptm_build::tooling::key_of(decl, project.path(), "2.11.0").unwrap();
     assert_ne!(key(&arm[0]), key(&x86[0]));
 }
+
+#[test]
+fn a_dynamic_dimension_exports_as_a_dim() {
+    let project = Project::new(&pte_model("tiny", "tiny.py", "quantize = \"dynamic\"", "name = \"x\"\ndtype = \"float32\"\nshape = [\"batch=3\", 4]"))
+        .file("tiny.py", TINY_MODEL);
+    let bundle = project.build().unwrap();
+    let report = &bundle.models[0];
+    assert!(matches!(report.inputs[0].shape[0], ptm_report::Dim::Dynamic { .. }), "{:?}", report.inputs[0].shape);
+    // The output follows the input's dimension, as for a .ptl.
+    assert!(matches!(&report.outputs[0].shape[0], ptm_report::Dim::Dynamic { name, example: 3 } if name == "batch"), "{:?}", report.outputs[0].shape);
+}

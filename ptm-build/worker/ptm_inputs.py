@@ -90,3 +90,29 @@ class Inputs:
                 raise Failure("load", f"calibration sample {shown}: input `{spec['name']}` is {dtype} {shape}, "
                               f"declared {spec['dtype']} {[d if isinstance(d, int) else d['name'] for d in spec['shape']]}",
                               "make the samples match the declared inputs")
+
+    def mark_dynamic_outputs(self, model, outputs):
+        """Runs once more with every dynamic input dimension at another size; output
+        dimensions that change are dynamic, named after the input dimension they follow."""
+        sizes = {}
+        for spec in self.decl["inputs"]:
+            for d in spec["shape"]:
+                if not isinstance(d, int):
+                    sizes[d["name"]] = (d["example"], d["example"] - 1 if d["example"] > 1 else 2)
+        if not sizes:
+            return
+        generator = self.torch.Generator().manual_seed(SEED + 1)
+        moved = []
+        for spec in self.decl["inputs"]:
+            shape = [d if isinstance(d, int) else {"name": d["name"], "example": sizes[d["name"]][1]} for d in spec["shape"]]
+            moved.append(self.random_tensor(dict(spec, shape=shape), generator))
+        try:
+            produced = self.outputs_of(model, tuple(moved), "load")
+        except Failure:
+            return  # the model takes only the example sizes; the outputs stay as observed
+        by_size = {alternate: (name, example) for name, (example, alternate) in sizes.items()}
+        for spec, tensor in zip(outputs, produced):
+            for i, (was, now) in enumerate(zip(spec["shape"], tensor.shape)):
+                if was != now:
+                    name, _ = by_size.get(now, (f"{spec['name']}_dim{i}", None))
+                    spec["shape"][i] = {"name": name, "example": was}

@@ -6,7 +6,7 @@ import time
 import warnings
 
 import ptm_archive
-from ptm_common import SEED, Failure, last_frames, log
+from ptm_common import Failure, last_frames, log
 from ptm_adapt import Adapt
 from ptm_inputs import Inputs
 from ptm_layers import LayerDrift
@@ -156,32 +156,6 @@ class Pipeline(Load, Inputs, Adapt, TraceGate, Quantize, LayerDrift, Verify):
         # adapt() chose these names for exactly these outputs.
         return [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
                 for n, t in zip(self.selected_names, outputs)]
-
-    def mark_dynamic_outputs(self, model, outputs):
-        """Runs once more with every dynamic input dimension at another size; output
-        dimensions that change are dynamic, named after the input dimension they follow."""
-        sizes = {}
-        for spec in self.decl["inputs"]:
-            for d in spec["shape"]:
-                if not isinstance(d, int):
-                    sizes[d["name"]] = (d["example"], d["example"] - 1 if d["example"] > 1 else 2)
-        if not sizes:
-            return
-        generator = self.torch.Generator().manual_seed(SEED + 1)
-        moved = []
-        for spec in self.decl["inputs"]:
-            shape = [d if isinstance(d, int) else {"name": d["name"], "example": sizes[d["name"]][1]} for d in spec["shape"]]
-            moved.append(self.random_tensor(dict(spec, shape=shape), generator))
-        try:
-            produced = self.outputs_of(model, tuple(moved), "load")
-        except Failure:
-            return  # the model takes only the example sizes; the outputs stay as observed
-        by_size = {alternate: (name, example) for name, (example, alternate) in sizes.items()}
-        for spec, tensor in zip(outputs, produced):
-            for i, (was, now) in enumerate(zip(spec["shape"], tensor.shape)):
-                if was != now:
-                    name, _ = by_size.get(now, (f"{spec['name']}_dim{i}", None))
-                    spec["shape"][i] = {"name": name, "example": was}
 
     def export(self, model, example, label="exporting"):
         torch = self.torch

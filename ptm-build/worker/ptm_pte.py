@@ -66,6 +66,7 @@ class PtePipeline(Load, Inputs, Adapt, LayerDrift, Verify):
             outputs = [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
                        for n, t in zip(self.selected_names, references[0])]
             self.output_names = [o["name"] for o in outputs]
+            self.mark_dynamic_outputs(model, outputs)
             if decl["quantize"] != "none":
                 self.layers_unavailable = "per-layer INT8 figures are measured for .ptl models (torch.ao.ns does not read PT2E graphs)"
             self.sizes.append({"stage": "source", "bytes": state_bytes(model)})
