@@ -178,3 +178,8 @@ class Adapt:
                               f"{str(e).strip().splitlines()[0]}",
                               "save the archive from a module that returns a tensor or a flat tuple of tensors")
         return wrapped
+
+    def output_specs(self, outputs):
+        # adapt() chose these names for exactly these outputs.
+        return [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
+                for n, t in zip(self.selected_names, outputs)]

@@ -60,3 +60,8 @@ def native_stderr(lines):
             os.close(saved)
             sink.seek(0)
             lines.extend(sink.read().decode("utf-8", errors="replace").splitlines())
+
+
+def state_bytes(model):
+    """Bytes of the source model's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values() if hasattr(t, "numel"))

@@ -116,3 +116,16 @@ class Inputs:
                 if was != now:
                     name, _ = by_size.get(now, (f"{spec['name']}_dim{i}", None))
                     spec["shape"][i] = {"name": name, "example": was}
+
+    def export_dims(self):
+        """The declared dynamic dimensions as torch.export `Dim`s, one per name, and per
+        input the `{axis: Dim}` of its dynamic axes (None for a fixed input)."""
+        dims, shapes = {}, []
+        for spec in self.decl["inputs"]:
+            shape = {}
+            for index, d in enumerate(spec["shape"]):
+                if not isinstance(d, int):
+                    dims.setdefault(d["name"], self.torch.export.Dim(d["name"], min=1))
+                    shape[index] = dims[d["name"]]
+            shapes.append(shape or None)
+        return dims, shapes

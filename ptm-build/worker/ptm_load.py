@@ -71,3 +71,6 @@ class Load:
         except Exception as e:
             raise Failure("load", f"{weights} does not fit the model: {e}",
                           "save the state_dict of the same architecture the source builds")
+
+    def path(self, relative):
+        return os.path.join(self.crate_dir, relative)

@@ -6,7 +6,7 @@ import time
 import warnings
 
 import ptm_archive
-from ptm_common import Failure, last_frames, log
+from ptm_common import Failure, last_frames, log, state_bytes
 from ptm_adapt import Adapt
 from ptm_inputs import Inputs
 from ptm_layers import LayerDrift
@@ -64,9 +64,6 @@ class Pipeline(Load, Inputs, Adapt, TraceGate, Quantize, LayerDrift, Verify):
                              for s in specs)
         return (f"ptm-identity 1\nmodel {self.name}\nkey {self.key}\nptm-build {self.ptm_build}\n"
                 f"inputs {signature(self.decl['inputs'])}\noutputs {signature(outputs)}\n")
-
-    def path(self, relative):
-        return os.path.join(self.crate_dir, relative)
 
     def run(self):
         torch = self.torch
@@ -151,11 +148,6 @@ class Pipeline(Load, Inputs, Adapt, TraceGate, Quantize, LayerDrift, Verify):
             "layers": self.layers,
             "layers_unavailable": self.layers_unavailable,
         }
-
-    def output_specs(self, outputs):
-        # adapt() chose these names for exactly these outputs.
-        return [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
-                for n, t in zip(self.selected_names, outputs)]
 
     def export(self, model, example, label="exporting"):
         torch = self.torch
@@ -263,8 +255,3 @@ class Pipeline(Load, Inputs, Adapt, TraceGate, Quantize, LayerDrift, Verify):
         # records with the paths of this machine, which would make the report differ
         # between checkouts.
         self.sizes.append({"stage": stage, "bytes": len(ptm_archive.rewrite(module._save_to_buffer_for_lite_interpreter()))})
-
-
-def state_bytes(model):
-    """Bytes of the source model's parameters and buffers."""
-    return sum(t.numel() * t.element_size() for t in model.state_dict().values() if hasattr(t, "numel"))

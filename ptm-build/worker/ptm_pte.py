@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import warnings
 
-from ptm_common import Failure, last_frames, log, native_stderr
+from ptm_common import Failure, last_frames, log, native_stderr, state_bytes
 from ptm_adapt import Adapt
 from ptm_inputs import Inputs
 from ptm_layers import LayerDrift
@@ -49,9 +49,6 @@ class PtePipeline(Load, Inputs, Adapt, LayerDrift, Verify):
         self._stage = stage
         self.on_stage(stage)
 
-    def path(self, relative):
-        return os.path.join(self.crate_dir, relative)
-
     def run(self):
         torch = self.torch
         decl = self.decl
@@ -63,8 +60,7 @@ class PtePipeline(Load, Inputs, Adapt, LayerDrift, Verify):
             self.calibration_count = len(calibration)
             check = samples + calibration[:MAX_CALIBRATION_SAMPLES]
             references = [self.outputs_of(model, s, "load") for s in check]
-            outputs = [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
-                       for n, t in zip(self.selected_names, references[0])]
+            outputs = self.output_specs(references[0])
             self.output_names = [o["name"] for o in outputs]
             self.mark_dynamic_outputs(model, outputs)
             if decl["quantize"] != "none":
@@ -112,15 +108,7 @@ class PtePipeline(Load, Inputs, Adapt, LayerDrift, Verify):
 
     def dynamic_shapes(self):
         """Declared dynamic dimensions as torch.export `Dim`s, one per name."""
-        torch = self.torch
-        dims, shapes = {}, []
-        for spec in self.decl["inputs"]:
-            shape = {}
-            for index, d in enumerate(spec["shape"]):
-                if not isinstance(d, int):
-                    dims.setdefault(d["name"], torch.export.Dim(d["name"], min=1))
-                    shape[index] = dims[d["name"]]
-            shapes.append(shape or None)
+        dims, shapes = self.export_dims()
         return tuple(shapes) if dims else None
 
     def export(self, model, sample, dynamic_shapes, label="exporting with torch.export"):
@@ -328,8 +316,3 @@ def decode(torch, data):
             at += length
         results.append(outputs)
     return results
-
-
-def state_bytes(model):
-    """Bytes of the source model's parameters and buffers."""
-    return sum(t.numel() * t.element_size() for t in model.state_dict().values() if hasattr(t, "numel"))

@@ -83,14 +83,7 @@ class TraceGate:
         that cannot vary, and the trace holds. Returns what is left to report."""
         torch = self.torch
         model = self.float_model
-        dims, shapes = {}, []
-        for spec in self.decl["inputs"]:
-            shape = {}
-            for index, d in enumerate(spec["shape"]):
-                if not isinstance(d, int):
-                    dims.setdefault(d["name"], torch.export.Dim(d["name"], min=1))
-                    shape[index] = dims[d["name"]]
-            shapes.append(shape or None)
+        dims, shapes = self.export_dims()
         # At least 2 in every dynamic dimension: export specialises sizes 0 and 1.
         sample = self.sample_at({name: max(2, self.example_size(name)) for name in dims}, SEED + 3) if dims else example
         log(self.name, f"{len(warned)} TracerWarning(s): asking torch.export whether they can vary")
