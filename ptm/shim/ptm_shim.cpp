@@ -10,8 +10,13 @@
 #include <c10/core/InferenceMode.h>
 #include <c10/util/SmallVector.h>
 #include <torch/csrc/jit/mobile/import.h>
+#include <torch/csrc/jit/mobile/code.h>
+#include <torch/csrc/jit/mobile/function.h>
 #include <torch/csrc/jit/mobile/module.h>
+#include <torch/csrc/jit/runtime/instruction.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <istream>
@@ -38,9 +43,8 @@ struct ptm_module {
   // Whether an operator of the model may write a tensor in place: inputs are then
   // copied before each run, since the caller lends them read-only.
   bool copies_inputs;
-  // XNNPACK's prepacked ops (prepacked::linear_clamp_run, conv2d...) set up one shared
-  // operator object on every call, so concurrent calls race inside libtorch (a segfault
-  // under tests/tests/runtime.rs): such a module runs one call at a time.
+  // Whether the model may change its own state while it runs (see Writes): concurrent
+  // calls would race inside libtorch, so such a module runs one call at a time.
   bool serialize_runs;
   mutable std::mutex run_mutex;
   Arity forward_arity;
@@ -53,25 +57,59 @@ struct ptm_module {
 
 namespace {
 
-char* copy_message(const char* text) {
-  size_t len = std::strlen(text);
-  char* out = static_cast<char*>(std::malloc(len + 1));
-  if (out != nullptr) std::memcpy(out, text, len + 1);
+// Returned when the message itself cannot be allocated: NULL would read as success.
+char out_of_memory[] = "out of memory while reporting an error";
+
+char* copy_message(const std::string& text) {
+  char* out = static_cast<char*>(std::malloc(text.size() + 1));
+  if (out == nullptr) return out_of_memory;
+  std::memcpy(out, text.c_str(), text.size() + 1);
   return out;
+}
+
+// libtorch's warnings (deprecations, qnnpack's reduce_range notice) would reach the
+// app's stderr raw. During a load or run they are kept instead, and join the message
+// when that call fails; a call that succeeds drops them. The handler is per thread in
+// c10, so each call installs its own.
+class KeptWarnings final : public c10::WarningHandler {
+ public:
+  void process(const c10::Warning& warning) override {
+    try {
+      if (lines.size() < 4) lines.push_back(warning.msg());
+    } catch (...) {
+      // A warning that cannot be kept is dropped, never thrown into libtorch's code.
+    }
+  }
+  std::string suffix() const {
+    std::string text;
+    for (const auto& line : lines) text += "; libtorch warned: " + line;
+    return text;
+  }
+  std::vector<std::string> lines;
+};
+
+char* report(const char* what, const KeptWarnings& warnings) noexcept {
+  try {
+    return copy_message(what + warnings.suffix());
+  } catch (...) {
+    return out_of_memory;
+  }
 }
 
 // Runs `body`, turning every exception into a message for Rust.
 template <typename F>
 char* guarded(F&& body) {
+  KeptWarnings warnings;
   try {
+    c10::WarningUtils::WarningHandlerGuard guard(&warnings);
     body();
     return nullptr;
   } catch (const c10::Error& e) {
-    return copy_message(e.what_without_backtrace());
+    return report(e.what_without_backtrace(), warnings);
   } catch (const std::exception& e) {
-    return copy_message(e.what());
+    return report(e.what(), warnings);
   } catch (...) {
-    return copy_message("unknown C++ exception");
+    return report("unknown C++ exception", warnings);
   }
 }
 
@@ -117,7 +155,11 @@ std::shared_mutex engine_mutex;
 
 class EngineHold {
  public:
-  explicit EngineHold(at::QEngine engine) {
+  // Holds whatever engine is in force, without switching: for a load whose options name
+  // no engine, so that another thread cannot switch it halfway through.
+  EngineHold() : lock_(engine_mutex), engine_(at::globalContext().qEngine()) {}
+
+  explicit EngineHold(at::QEngine engine) : engine_(engine) {
     for (;;) {
       std::shared_lock<std::shared_mutex> shared(engine_mutex);
       if (at::globalContext().qEngine() == engine) {
@@ -129,6 +171,8 @@ class EngineHold {
       switch_to(engine);
     }
   }
+
+  at::QEngine engine() const { return engine_; }
 
  private:
   static void switch_to(at::QEngine engine) {
@@ -144,6 +188,7 @@ class EngineHold {
   }
 
   std::shared_lock<std::shared_mutex> lock_;
+  at::QEngine engine_;
 };
 
 // The Lite Interpreter does not check how many arguments a method gets: more than its
@@ -166,18 +211,32 @@ void check_arity(const Arity& arity, const char* name, size_t given) {
   throw std::runtime_error("`" + std::string(name) + "` takes " + wanted + " input(s), " + std::to_string(given) + " were given");
 }
 
-// True when any operator is one of XNNPACK's prepacked ops, which keep state per call.
-bool has_stateful_ops(torch::jit::mobile::Module& module) {
-  for (const std::string& name : torch::jit::mobile::_export_operator_list(module)) {
-    if (name.rfind("prepacked::", 0) == 0) return true;
+// What a module's bytecode may do to memory, read once at load.
+struct Writes {
+  // An operator writes a tensor in place (`aten::add_`) or into an `out=` argument.
+  // Most such writes land on the model's own intermediates, but which ones reach an
+  // input or an attribute is not known from the operator list.
+  bool tensors = false;
+  // The module's own state changes: an attribute is assigned (SET_ATTR), a list or dict
+  // is changed in place, or XNNPACK's prepacked ops (what optimize_for_mobile makes of
+  // float Linear and Conv) set up the one operator object they share on every call.
+  bool state = false;
+};
+
+// Operators that change a list or dict in place; a module's attributes may be one.
+bool mutates_container(const std::string& base, const std::string& overload) {
+  static const char* const names[] = {"append", "insert", "extend", "pop", "popitem", "clear", "remove",
+                                      "_set_item", "setdefault", "update", "Delete"};
+  for (const char* name : names) {
+    if (base == name) return true;
   }
-  return false;
+  // aten::sort on a list sorts it in place; on a tensor it returns new tensors.
+  return base == "sort" && (overload == "int" || overload == "float" || overload == "Tensor" || overload == "bool" ||
+                            overload == "str" || overload == "any");
 }
 
-// True when any operator writes a tensor in place (`aten::add_`) or into an `out=`
-// argument. Conservative: most such writes land on the model's own intermediates, but
-// which ones reach an input is not known from the bytecode's operator list.
-bool writes_in_place(torch::jit::mobile::Module& module) {
+Writes writes_of(torch::jit::mobile::Module& module) {
+  Writes writes;
   for (const std::string& name : torch::jit::mobile::_export_operator_list(module)) {
     size_t colon = name.find("::");
     std::string base = colon == std::string::npos ? name : name.substr(colon + 2);
@@ -185,7 +244,23 @@ bool writes_in_place(torch::jit::mobile::Module& module) {
     std::string overload = dot == std::string::npos ? "" : base.substr(dot + 1);
     base = base.substr(0, dot);
     bool in_place = base.size() > 1 && base.back() == '_' && base[base.size() - 2] != '_';
-    if (in_place || overload == "out") return true;
+    if (in_place || overload == "out") writes.tensors = true;
+    if (name.rfind("prepacked::", 0) == 0 || mutates_container(base, overload)) writes.state = true;
+  }
+  for (const auto& function : module.compilation_unit().methods()) {
+    for (const auto& instruction : function->get_code().instructions_) {
+      if (instruction.op == torch::jit::SET_ATTR) writes.state = true;
+    }
+  }
+  // A tensor written in place may be an attribute (`self.count += 1`).
+  writes.state = writes.state || writes.tensors;
+  return writes;
+}
+
+// Whether the model has INT8 kernels, whose packed weights belong to an engine.
+bool is_quantized(torch::jit::mobile::Module& module) {
+  for (const std::string& name : torch::jit::mobile::_export_operator_list(module)) {
+    if (name.rfind("quantized::", 0) == 0) return true;
   }
   return false;
 }
@@ -195,13 +270,13 @@ char* load(const char* engine, ptm_module** out, Load&& loader) {
   *out = nullptr;
   return guarded([&] {
     auto holder = std::make_unique<ptm_module>();
-    holder->has_engine = false;
+    // Packed weights are made while loading, by the engine in force: held until loaded,
+    // the named one, or else the current one.
     std::optional<EngineHold> hold;
     if (engine != nullptr) {
-      holder->has_engine = true;
-      holder->engine = parse_engine(engine);
-      // Packed weights are made while loading, by the engine in force: held until loaded.
-      hold.emplace(holder->engine);
+      hold.emplace(parse_engine(engine));
+    } else {
+      hold.emplace();
     }
     c10::InferenceMode guard;
     torch::jit::ExtraFilesMap extra{{"ptm_identity", ""}};
@@ -209,8 +284,12 @@ char* load(const char* engine, ptm_module** out, Load&& loader) {
     holder->identity = extra["ptm_identity"];
     holder->forward = holder->module.find_method("forward");
     if (holder->forward) holder->forward_arity = arity_of(holder->forward->function());
-    holder->copies_inputs = writes_in_place(holder->module);
-    holder->serialize_runs = has_stateful_ops(holder->module);
+    Writes writes = writes_of(holder->module);
+    holder->copies_inputs = writes.tensors;
+    holder->serialize_runs = writes.state;
+    // A quantized model runs under the engine its weights were packed for, named or not.
+    holder->has_engine = engine != nullptr || is_quantized(holder->module);
+    holder->engine = hold->engine();
     *out = holder.release();
   });
 }
@@ -248,7 +327,9 @@ int32_t type_code(c10::ScalarType type) {
 // Four outputs or fewer (nearly every model) cost no allocation.
 using Tensors = c10::SmallVector<at::Tensor, 4>;
 
-void collect(c10::IValue&& value, Tensors& tensors) {
+// Takes `value` by value: the tuple or list it holds is released on return, so that
+// afterwards the tensors are referenced by `tensors` alone (own_outputs counts on it).
+void collect(c10::IValue value, Tensors& tensors) {
   if (value.isTensor()) {
     tensors.push_back(std::move(value).toTensor());
   } else if (value.isTuple()) {
@@ -259,6 +340,57 @@ void collect(c10::IValue&& value, Tensors& tensors) {
     throw std::runtime_error("the model returned a " + value.tagKind() +
                              "; ptm supports a tensor or a tuple or list of tensors");
   }
+}
+
+// Whether `tensor`'s memory is a caller's input, lent for the call only.
+bool borrows_input(const at::Tensor& tensor, const ptm_input* inputs, size_t n_inputs) {
+  const void* storage = tensor.storage().data();
+  if (inputs == nullptr || storage == nullptr) return false;
+  for (size_t i = 0; i < n_inputs; ++i) {
+    if (storage == inputs[i].data) return true;
+  }
+  return false;
+}
+
+// Makes every output memory that only its holders own. An output may be a view of an
+// input (`x`, `x[0]`, `x.view(...)`), whose memory the caller may free or change once
+// the call returns, or of the model's own state (a buffer it returns and later updates
+// in place), which another call may write while the caller reads: such an output is
+// copied. Outputs sharing memory with each other (`y` and `y[0]`) stay as they are.
+void own_outputs(Tensors& tensors, const ptm_input* inputs, size_t n_inputs) {
+  for (auto& t : tensors) {
+    if (!t.defined() || !t.has_storage()) continue;
+    // Held elsewhere: the tensor itself (an attribute returned as it is), or its memory
+    // through another tensor than the outputs (a view of an attribute).
+    const c10::TensorImpl* impl = t.unsafeGetTensorImpl();
+    const c10::StorageImpl* storage = t.storage().unsafeGetStorageImpl();
+    size_t handles = 0;
+    std::vector<const c10::TensorImpl*> impls;
+    for (const auto& other : tensors) {
+      if (!other.defined() || !other.has_storage()) continue;
+      if (other.unsafeGetTensorImpl() == impl) ++handles;
+      if (other.storage().unsafeGetStorageImpl() == storage &&
+          std::find(impls.begin(), impls.end(), other.unsafeGetTensorImpl()) == impls.end())
+        impls.push_back(other.unsafeGetTensorImpl());
+    }
+    bool shared = t.use_count() > handles || t.storage().use_count() > impls.size();
+    if (shared || borrows_input(t, inputs, n_inputs)) t = t.clone(at::MemoryFormat::Contiguous);
+  }
+}
+
+// Under OpenMP a thread count is per thread: at::set_num_threads sets the calling
+// thread's, and another thread takes the new count only at its first parallel region.
+// A thread that had already run a model kept its old count, so each run first takes
+// the count set last, when it changed since this thread last looked.
+std::atomic<int> thread_count{0};
+std::atomic<unsigned> thread_count_changes{0};
+
+void follow_thread_count() {
+  thread_local unsigned seen = 0;
+  unsigned changes = thread_count_changes.load();
+  if (changes == seen) return;
+  at::set_num_threads(thread_count.load());
+  seen = changes;
 }
 
 // Hands each tensor's reference to the caller. Nothing here throws: every output is
@@ -305,6 +437,8 @@ void ptm_module_free(ptm_module* module) { delete module; }
 
 int ptm_module_copies_inputs(const ptm_module* module) { return module->copies_inputs ? 1 : 0; }
 
+int ptm_module_serializes_runs(const ptm_module* module) { return module->serialize_runs ? 1 : 0; }
+
 char* ptm_module_run(const ptm_module* module, const char* method, const ptm_input* inputs, size_t n_inputs,
                      ptm_output* outputs, size_t capacity, size_t* count, ptm_pending** pending) {
   *count = 0;
@@ -315,6 +449,7 @@ char* ptm_module_run(const ptm_module* module, const char* method, const ptm_inp
     std::optional<EngineHold> hold;
     if (module->has_engine) hold.emplace(module->engine);
     c10::InferenceMode guard;
+    follow_thread_count();
     std::vector<c10::IValue> stack;
     // Method::run inserts the module object in front; room for it saves a reallocation.
     stack.reserve(n_inputs + 1);
@@ -346,6 +481,7 @@ char* ptm_module_run(const ptm_module* module, const char* method, const ptm_inp
     for (auto& t : tensors) {
       if (!t.is_contiguous()) t = t.contiguous();
     }
+    own_outputs(tensors, module->copies_inputs ? nullptr : inputs, n_inputs);
     // More outputs than the caller has room for: keep them, so the model runs once.
     if (tensors.size() > capacity) {
       auto held = std::make_unique<ptm_pending>();
@@ -370,10 +506,18 @@ void ptm_tensor_free(ptm_tensor* tensor) {
   c10::intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>::reclaim(reinterpret_cast<c10::TensorImpl*>(tensor));
 }
 
-void ptm_string_free(char* message) { std::free(message); }
+void ptm_string_free(char* message) {
+  if (message != out_of_memory) std::free(message);
+}
 
 const char* ptm_quantized_engine(void) {
-  switch (at::globalContext().qEngine()) {
+  at::QEngine engine;
+  try {
+    engine = EngineHold().engine();
+  } catch (...) {
+    return "none";
+  }
+  switch (engine) {
     case at::QEngine::QNNPACK: return "qnnpack";
     case at::QEngine::FBGEMM: return "fbgemm";
     case at::QEngine::X86: return "x86";
@@ -383,9 +527,22 @@ const char* ptm_quantized_engine(void) {
 }
 
 char* ptm_set_num_threads(int32_t threads) {
-  return guarded([&] { at::set_num_threads(threads); });
+  return guarded([&] {
+    if (threads < 0) throw std::runtime_error("the thread count must not be negative");
+    int count = threads == 0 ? at::intraop_default_num_threads() : threads;
+    at::set_num_threads(count);
+    thread_count.store(count);
+    thread_count_changes.fetch_add(1);
+  });
 }
 
-int32_t ptm_num_threads(void) { return at::get_num_threads(); }
+int32_t ptm_num_threads(void) {
+  try {
+    follow_thread_count();
+    return at::get_num_threads();
+  } catch (...) {
+    return 1;
+  }
+}
 
 }  // extern "C"

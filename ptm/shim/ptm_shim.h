@@ -1,8 +1,9 @@
 /* The C boundary between the ptm crate and PyTorch's Lite Interpreter.
  *
- * Every function that can fail returns NULL on success or a heap string with
- * torch's message, freed with ptm_string_free. No C++ exception crosses this
- * boundary. Element type codes match ptm::DType in Rust. */
+ * Every function that can fail returns NULL on success or a string with torch's
+ * message, freed with ptm_string_free (never NULL on failure: when the message cannot
+ * be allocated, a static one says so). No C++ exception crosses this boundary. Element
+ * type codes match ptm::DType in Rust. */
 #ifndef PTM_SHIM_H
 #define PTM_SHIM_H
 
@@ -28,7 +29,9 @@ typedef struct {
 } ptm_input;
 
 /* An output: one reference to the tensor, owned by the caller until
- * ptm_tensor_free, and what the caller reads of it (valid as long as the tensor). */
+ * ptm_tensor_free, and what the caller reads of it (valid as long as the tensor). Its
+ * memory is nobody else's: an output that was a view of an input or of the model's own
+ * state is handed over as a copy. */
 typedef struct {
   ptm_tensor* tensor;
   const void* data;
@@ -49,6 +52,11 @@ const char* ptm_module_identity(const ptm_module* module);
 /* 1 when an operator of the model may write a tensor in place, so inputs are copied
  * before each run (the caller lends them read-only); else 0. */
 int ptm_module_copies_inputs(const ptm_module* module);
+
+/* 1 when the model may change its own state while it runs (an attribute assigned or
+ * written in place, a list or dict changed, XNNPACK's prepacked operators), so its runs
+ * take turns; else 0. */
+int ptm_module_serializes_runs(const ptm_module* module);
 
 /* Outputs that did not fit the caller's buffer, held until taken or freed. */
 typedef struct ptm_pending ptm_pending;
@@ -72,7 +80,8 @@ void ptm_string_free(char* message);
 /* The quantized engine now in force: "qnnpack", "x86", ... (static storage). */
 const char* ptm_quantized_engine(void);
 
-/* Intra-op threads, for every model in the process (at::set_num_threads). */
+/* Intra-op threads, for every model in the process (at::set_num_threads; 0: libtorch's
+ * default). Every thread takes the new count at its next run. */
 char* ptm_set_num_threads(int32_t threads);
 int32_t ptm_num_threads(void);
 

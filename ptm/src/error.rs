@@ -96,7 +96,24 @@ pub enum ErrorKind {
         /// What it is instead.
         problem: String,
     },
-    /// The .ptl is another model than the wrapper was generated for.
+    /// The program was made for another ExecuTorch than the one linked (a newer release,
+    /// or another schema).
+    Incompatible {
+        /// The file, or `embedded bytes of <model>`.
+        what: String,
+        /// What the program needs and what the runtime is.
+        problem: String,
+    },
+    /// An output holds values its element type cannot (a bool that is neither 0 nor 1).
+    OutputValue {
+        /// The model's name.
+        model: String,
+        /// The output's name.
+        output: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The file is another model than the wrapper was generated for.
     WrongModel {
         /// The file, or `embedded bytes of <model>`.
         what: String,
@@ -125,11 +142,14 @@ impl fmt::Display for ErrorKind {
                 write!(f, "ptm: model `{model}` returned {found} tensors, its report lists {expected} outputs; rebuild so the wrapper matches the model")
             }
             ErrorKind::Setting { message } => write!(f, "ptm: {}", message.trim_end()),
-            ErrorKind::NotLite { what, problem } | ErrorKind::NotProgram { what, problem } => write!(f, "ptm: could not load {what}: {problem}"),
+            ErrorKind::NotLite { what, problem } | ErrorKind::NotProgram { what, problem } | ErrorKind::Incompatible { what, problem } => {
+                write!(f, "ptm: could not load {what}: {problem}")
+            }
+            ErrorKind::OutputValue { model, output, problem } => write!(f, "ptm: output `{output}` of model `{model}` {problem}"),
             ErrorKind::WrongModel { what, expected, expected_key, found } => write!(
                 f,
-                "ptm: {what} holds {found}, not model `{expected}` (key {}...) that this wrapper was generated for: load the .ptl the build wrote for `{expected}`",
-                &expected_key[..expected_key.len().min(12)]
+                "ptm: {what} holds {found}, not model `{expected}` (key {}...) that this wrapper was generated for: load the file the build wrote for `{expected}`",
+                expected_key.chars().take(12).collect::<String>()
             ),
         }
     }

@@ -1,5 +1,6 @@
 //! A loaded .ptl: the Lite Interpreter's `mobile::Module` behind a handle.
 
+use crate::identity::{self, Identity};
 use crate::tensor::{Input, Output};
 use crate::threads::apply_default_threads;
 use crate::{ffi, Error, ErrorKind, Options};
@@ -9,42 +10,16 @@ use std::ptr::{self, NonNull};
 
 const EMPTY: ffi::Output = ffi::Output { tensor: ptr::null_mut(), data: ptr::null(), shape: ptr::null(), rank: 0, numel: 0, dtype: -1 };
 
-/// What a .ptl written by ptm-build says of itself (its `extra/ptm_identity` record).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// The model's declared name.
-    pub model: String,
-    /// The key of its declaration (models.json's `cache_key`).
-    pub key: String,
-    /// The ptm-build version that wrote it.
-    pub ptm_build: String,
-    /// Its inputs: `name dtype [dims]`, separated by `; `.
-    pub inputs: String,
-    /// Its outputs, likewise.
-    pub outputs: String,
-}
-
-impl Identity {
-    fn parse(text: &str) -> Option<Identity> {
-        let field = |name: &str| text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ').map(str::to_string));
-        text.starts_with("ptm-identity ").then_some(())?;
-        Some(Identity { model: field("model")?, key: field("key")?, ptm_build: field("ptm-build")?, inputs: field("inputs")?, outputs: field("outputs")? })
-    }
-
-    fn describe(&self) -> String {
-        // The record comes from the file: cut by characters, never inside one.
-        let key: String = self.key.chars().take(12).collect();
-        format!("model `{}` (key {key}..., inputs {}, outputs {}, written by ptm-build {})", self.model, self.inputs, self.outputs, self.ptm_build)
-    }
-}
-
 /// A model loaded in the Lite Interpreter.
 ///
-/// A `Module` is `Send` and `Sync`: every call gets its own interpreter state and the
-/// model's weights are only read, so one handle serves many threads at once. A model
-/// with XNNPACK's prepacked operators (what `optimize_for_mobile` makes of float Linear
-/// and Conv layers) keeps per-call state in them, so its handle runs one call at a
-/// time; load a handle per thread to run such a model in parallel.
+/// A `Module` is `Send` and `Sync`: every call gets its own interpreter state, so one
+/// handle serves many threads at once when the model only reads its weights. A model
+/// that may change its own state while it runs (an attribute it assigns or writes in
+/// place, such as a counter or a running statistic; a list or dict it changes; XNNPACK's
+/// prepacked operators, what `optimize_for_mobile` makes of float Linear and Conv
+/// layers) runs one call at a time per handle ([`Module::serializes_runs`]); load a
+/// handle per thread to run such a model in parallel. Outputs never share memory with
+/// the caller's inputs or the model's state: such an output is handed over as a copy.
 pub struct Module {
     raw: NonNull<ffi::Module>,
     name: String,
@@ -83,9 +58,11 @@ impl Module {
             Some(name) => format!("{} (model `{name}`)", path.display()),
             None => path.display().to_string(),
         };
-        // Read whole, so that it is checked before libtorch reads a byte of it; loading
-        // from memory then reads it once more, from the cache.
-        let bytes = std::fs::read(path).map_err(|e| Error::from(ErrorKind::Load { what: what.clone(), message: e.to_string() }))?;
+        // Read whole, so that it is checked before libtorch reads a byte of it.
+        let load_error = |message| Error::from(ErrorKind::Load { what: what.clone(), message });
+        let (file, len) = crate::file::open_regular(path).map_err(load_error)?;
+        let mut bytes = vec![0u8; len];
+        crate::file::read_exact_len(file, &mut bytes).map_err(load_error)?;
         Module::load_checked(what, &bytes, options)
     }
 
@@ -104,13 +81,7 @@ impl Module {
         // SAFETY: a NUL-terminated string the module owns; copied before anything frees it.
         let identity = Identity::parse(&unsafe { std::ffi::CStr::from_ptr(ffi::ptm_module_identity(raw.as_ptr())) }.to_string_lossy());
         let module = Module { raw, name: options.name.clone().unwrap_or_else(|| "unnamed".into()), identity };
-        if let Some(key) = &options.key {
-            if module.identity.as_ref().is_none_or(|found| &found.key != key) {
-                let found =
-                    module.identity.as_ref().map_or_else(|| "a .ptl without ptm's identity record (not written by ptm-build)".to_string(), Identity::describe);
-                return Err(ErrorKind::WrongModel { what, expected: module.name.clone(), expected_key: key.clone(), found }.into());
-            }
-        }
+        identity::check(&what, &module.name, options.key.as_deref(), module.identity.as_ref(), ".ptl")?;
         Ok(module)
     }
 
@@ -130,6 +101,13 @@ impl Module {
     pub fn copies_inputs(&self) -> bool {
         // SAFETY: a live module.
         unsafe { ffi::ptm_module_copies_inputs(self.raw.as_ptr()) != 0 }
+    }
+
+    /// Whether calls on this handle take turns, because the model may change its own
+    /// state while it runs (see the type's documentation).
+    pub fn serializes_runs(&self) -> bool {
+        // SAFETY: a live module.
+        unsafe { ffi::ptm_module_serializes_runs(self.raw.as_ptr()) != 0 }
     }
 
     /// Runs `forward`, which must return exactly `N` tensors.
@@ -238,20 +216,5 @@ impl Drop for Module {
 impl std::fmt::Debug for Module {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Module").field("name", &self.name).finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_identity_record_is_parsed_and_described_without_trusting_it() {
-        let text = "ptm-identity 1\nmodel review\nkey ééééééééééééééé\nptm-build 0.1.0\ninputs input_ids int64 [1, 128]\noutputs logits float32 [1, 2]\n";
-        let identity = Identity::parse(text).unwrap();
-        assert_eq!(identity.model, "review");
-        assert!(identity.describe().starts_with("model `review` (key éééééééééééé..., inputs input_ids int64 [1, 128]"), "{}", identity.describe());
-        assert_eq!(Identity::parse("model review\n"), None, "not an identity record");
-        assert_eq!(Identity::parse("ptm-identity 1\nmodel review\n"), None, "fields missing");
     }
 }

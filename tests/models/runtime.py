@@ -79,3 +79,54 @@ class Writer(nn.Module):
 
 def build_writer():
     return Writer()
+
+
+class Aliasing(nn.Module):
+    """Returns its input itself and views of it: the caller's memory, unless the runtime
+    hands them over as copies."""
+
+    def forward(self, x: torch.Tensor):
+        return x, x.view(-1), x[0]
+
+
+def build_aliasing():
+    return Aliasing()
+
+
+class Counter(nn.Module):
+    """Counts its calls in an attribute it reassigns, with work between the read and the
+    write, and returns the attribute itself: one handle used from many threads must
+    count every call, and a returned count must not change under a later call."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = torch.zeros(1)
+
+    def forward(self, x: torch.Tensor):
+        before = self.count
+        work = x
+        for _ in range(20):
+            work = torch.tanh(work @ work.t() @ work / 64.0)
+        self.count = before + 1.0
+        return self.count, work.sum().reshape(1)
+
+
+def build_counter():
+    return Counter()
+
+
+class Small(nn.Module):
+    """A float MLP: a second, small .pte."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(8, 8)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.hidden(x)))
+
+
+def build_small():
+    torch.manual_seed(5)
+    return Small()
