@@ -29,6 +29,7 @@ fn run() -> Result<(), ptm_build::Error> {
     if std::env::var_os("DOCS_RS").is_some() || std::env::var_os("CARGO_FEATURE_DOC_ONLY").is_some() {
         println!("cargo:rustc-env=PTM_LIBTORCH_ORIGIN=none (a documentation build: DOCS_RS or the doc-only feature)");
         println!("cargo:rustc-env=PTM_EXECUTORCH_ORIGIN=none (a documentation build: DOCS_RS or the doc-only feature)");
+        println!("cargo:rustc-env=PTM_EXECUTORCH_VERSION=");
         return Ok(());
     }
     let lite = std::env::var_os("CARGO_FEATURE_LITE").is_some();
@@ -40,8 +41,11 @@ fn run() -> Result<(), ptm_build::Error> {
         });
     }
     match executorch {
-        true => link_executorch(&target, &out_dir)?,
-        false => println!("cargo:rustc-env=PTM_EXECUTORCH_ORIGIN=none (the executorch feature is off)"),
+        true => link_executorch(&target, &out_dir, lite)?,
+        false => {
+            println!("cargo:rustc-env=PTM_EXECUTORCH_ORIGIN=none (the executorch feature is off)");
+            println!("cargo:rustc-env=PTM_EXECUTORCH_VERSION=");
+        }
     }
     match lite {
         true => link_libtorch(&target, &out_dir),
@@ -54,8 +58,13 @@ fn run() -> Result<(), ptm_build::Error> {
 
 /// ExecuTorch's shim, from the source ptm-build compiles the `.pte` runner from, so a
 /// model runs in the code that verified it.
-fn link_executorch(target: &str, out_dir: &Path) -> Result<(), ptm_build::Error> {
+fn link_executorch(target: &str, out_dir: &Path, beside_libtorch: bool) -> Result<(), ptm_build::Error> {
     let found = executorch::locate(target, out_dir)?;
+    if beside_libtorch && target.contains("android") {
+        println!(
+            "cargo:warning=ptm: both backends (lite and executorch) for {target}: bionic cannot load ExecuTorch's backend with its own symbols first (no RTLD_DEEPBIND), so its XNNPACK may bind to libtorch's and .pte models fail to run; ship one backend per Android app"
+        );
+    }
     for path in &found.watch {
         println!("cargo:rerun-if-changed={}", path.display());
     }
@@ -68,6 +77,11 @@ fn link_executorch(target: &str, out_dir: &Path) -> Result<(), ptm_build::Error>
     build.cpp(true).std("c++17").file(dir.join("ptm_executorch.cpp")).include(&dir).warnings(false).opt_level(2);
     for define in executorch::DEFINES {
         build.define(define, None);
+    }
+    // Deep-bind the backend's libraries only when libtorch's own XNNPACK shares the
+    // process (the shim says why).
+    if beside_libtorch {
+        build.define("PTM_ET_DEEPBIND", None);
     }
     for include in &found.include_dirs {
         build.include(include);
@@ -87,6 +101,7 @@ fn link_executorch(target: &str, out_dir: &Path) -> Result<(), ptm_build::Error>
         println!("cargo:{}={}", executorch::RPATH_METADATA, found.lib_dir.display());
     }
     println!("cargo:rustc-env=PTM_EXECUTORCH_ORIGIN={}", found.origin);
+    println!("cargo:rustc-env=PTM_EXECUTORCH_VERSION={}", found.version.as_deref().unwrap_or_default());
     Ok(())
 }
 

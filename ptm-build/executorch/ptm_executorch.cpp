@@ -5,12 +5,15 @@
 #include <executorch/extension/data_loader/mmap_data_loader.h>
 #include <executorch/extension/module/module.h>
 #include <executorch/extension/tensor/tensor_ptr_maker.h>
+#include <executorch/runtime/executor/program.h>
 #include <executorch/runtime/platform/runtime.h>
 
-#include <atomic>
+#include <climits>
+#include <mutex>
 #if !defined(__APPLE__)
 #include <dlfcn.h>
 #endif
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -33,14 +36,15 @@ namespace ext = executorch::extension;
 using executorch::aten::ScalarType;
 
 namespace {
-// Modules alive: the threadpool may be resized only while there are none, since a
-// loaded XNNPACK delegate keeps using the pool it was created with.
-std::atomic<int> live_modules{0};
+// Loading, freeing and resizing the threadpool take this lock: a loaded XNNPACK
+// delegate keeps using the pool it was created with, so the pool may be resized only
+// while no module exists, and none may start loading while it is resized.
+std::mutex lifecycle;
+// Modules alive (counted under `lifecycle`).
+int live_modules = 0;
 }  // namespace
 
 struct ptm_et_module {
-  ptm_et_module() { ++live_modules; }
-  ~ptm_et_module() { --live_modules; }
   // Program bytes this module owns, over-allocated by 15 for 16-byte alignment.
   std::unique_ptr<uint8_t[]> owned;
   std::unique_ptr<ext::module::Module> module;
@@ -48,9 +52,13 @@ struct ptm_et_module {
 
 namespace {
 
+// Returned when the message itself cannot be allocated: NULL would read as success.
+char out_of_memory[] = "out of memory while reporting an error";
+
 char* message(const std::string& text) {
   char* out = static_cast<char*>(std::malloc(text.size() + 1));
-  if (out) std::memcpy(out, text.c_str(), text.size() + 1);
+  if (!out) return out_of_memory;
+  std::memcpy(out, text.c_str(), text.size() + 1);
   return out;
 }
 
@@ -80,7 +88,11 @@ char* guarded(F&& body) {
   try {
     return body();
   } catch (const std::exception& e) {
-    return message(std::string("ExecuTorch runtime: ") + e.what());
+    try {
+      return message(std::string("ExecuTorch runtime: ") + e.what());
+    } catch (...) {
+      return out_of_memory;
+    }
   } catch (...) {
     return message("ExecuTorch runtime: unknown C++ exception");
   }
@@ -97,26 +109,40 @@ char* guarded(F&& body) {
 // Deep binding: the XNNPACK backend carries its own XNNPACK, and a process that also
 // links libtorch (both backends of ptm) has libtorch's older XNNPACK in the global
 // scope first; bound to that one, the backend's graphs fail to build
-// ("xnn_status_invalid_parameter"). glibc only; bionic has no RTLD_DEEPBIND.
+// ("xnn_status_invalid_parameter"). Only then: a deep-bound library bypasses
+// interposed allocators, and sanitizers abort at its first load. The build defines
+// PTM_ET_DEEPBIND when libtorch is linked beside; PTM_EXECUTORCH_DEEPBIND=0 turns it
+// off at run time. glibc only; bionic has no RTLD_DEEPBIND.
 #if !defined(__APPLE__)
-#if defined(RTLD_DEEPBIND)
-constexpr int kLoadFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
-#else
-constexpr int kLoadFlags = RTLD_NOW | RTLD_LOCAL;
+int load_flags() {
+  int flags = RTLD_NOW | RTLD_LOCAL;
+#if defined(RTLD_DEEPBIND) && defined(PTM_ET_DEEPBIND)
+  const char* setting = std::getenv("PTM_EXECUTORCH_DEEPBIND");
+  if (setting == nullptr || std::strcmp(setting, "0") != 0) flags |= RTLD_DEEPBIND;
 #endif
+  return flags;
+}
 #endif
 
 // What could not be loaded, for the message of a program that then fails to load.
 std::string not_loaded;
 
+// Whether the log goes where ExecuTorch sends it by default: an app that registered its
+// own PAL log function keeps it, and ptm's messages then carry ExecuTorch's code only.
+bool default_log() {
+  const et::PalImpl* pal = et::get_pal_impl();
+  return pal == nullptr || pal->emit_log_message == nullptr || pal->emit_log_message == &et_pal_emit_log_message;
+}
+
 void init_once() {
   static const bool done = [] {
-    et::register_pal(et::PalImpl::create(keep_errors, __FILE__));
+    if (default_log()) et::register_pal(et::PalImpl::create(keep_errors, __FILE__));
     et::runtime_init();
 #if !defined(__APPLE__)
+    const int flags = load_flags();
     for (const char* name :
          {"libexecutorch_backend_xnnpack.so", "libexecutorch_kernels_optimized.so", "libexecutorch_kernels_quantized.so"}) {
-      if (!dlopen(name, kLoadFlags)) {
+      if (!dlopen(name, flags)) {
         const char* why = dlerror();
         not_loaded += std::string(not_loaded.empty() ? "" : "; ") + (why ? why : name);
       }
@@ -165,15 +191,54 @@ char* finish_load(std::unique_ptr<ptm_et_module> holder, ptm_et_module** out) {
   error = holder->module->load_forward();
   if (error != et::Error::Ok) return message("loading its forward method failed: " + describe(error) + unloaded);
   *out = holder.release();
+  ++live_modules;
   return nullptr;
+}
+
+// Copies `tensor` out of the method's memory into `o`; false when out of memory.
+bool copy_out(const executorch::aten::Tensor& tensor, ptm_et_output& o) {
+  o.rank = tensor.dim();
+  o.numel = tensor.numel();
+  o.dtype = type_code(tensor.scalar_type());
+  o.shape = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * (o.rank ? o.rank : 1)));
+  o.data = std::malloc(tensor.nbytes() ? tensor.nbytes() : 1);
+  if (!o.shape || !o.data) return false;
+  for (size_t d = 0; d < o.rank; ++d) o.shape[d] = tensor.size(d);
+  std::memcpy(o.data, tensor.const_data_ptr(), tensor.nbytes());
+  return true;
 }
 
 }  // namespace
 
 extern "C" {
 
+size_t ptm_et_program_length(const uint8_t* data, size_t len) {
+  static const char magic[] = "PTMPTE01";
+  if (len < 16 || std::memcmp(data + len - 8, magic, 8) != 0) return len;
+  uint32_t identity = 0;
+  std::memcpy(&identity, data + len - 16, 4);
+  return identity <= len - 16 ? len - 16 - identity : len;
+}
+
+int ptm_et_schema(char out[5]) {
+  // The runtime knows the one identifier it reads (Program::check_header), not its name:
+  // asked of each, it names its own.
+  uint8_t head[et::Program::kMinHeadBytes] = {};
+  for (int version = 0; version < 100; ++version) {
+    char id[5];
+    std::snprintf(id, sizeof id, "ET%02d", version);
+    std::memcpy(head + 4, id, 4);
+    if (et::Program::check_header(head, sizeof head) == et::Program::HeaderStatus::CompatibleVersion) {
+      std::memcpy(out, id, 5);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 char* ptm_et_load_bytes(const uint8_t* data, size_t len, int borrow, ptm_et_module** out) {
   return guarded([&]() -> char* {
+    std::lock_guard<std::mutex> lock(lifecycle);
     init_once();
     logged.clear();
     auto holder = std::make_unique<ptm_et_module>();
@@ -192,6 +257,7 @@ char* ptm_et_load_bytes(const uint8_t* data, size_t len, int borrow, ptm_et_modu
 
 char* ptm_et_load_file(const char* path, ptm_et_module** out) {
   return guarded([&]() -> char* {
+    std::lock_guard<std::mutex> lock(lifecycle);
     init_once();
     logged.clear();
     auto loader = ext::MmapDataLoader::from(path, ext::MmapDataLoader::MlockConfig::NoMlock);
@@ -202,12 +268,19 @@ char* ptm_et_load_file(const char* path, ptm_et_module** out) {
   });
 }
 
-void ptm_et_module_free(ptm_et_module* module) { delete module; }
+void ptm_et_module_free(ptm_et_module* module) {
+  if (module == nullptr) return;
+  std::lock_guard<std::mutex> lock(lifecycle);
+  // Destroyed before it stops counting: the delegate lets go of the pool first.
+  delete module;
+  --live_modules;
+}
 
 char* ptm_et_run(ptm_et_module* module, const ptm_et_input* inputs, size_t n_inputs, ptm_et_output* outputs,
                  size_t capacity, size_t* count) {
-  return guarded([&]() -> char* {
-    *count = 0;
+  *count = 0;
+  size_t stored = 0;
+  char* failure = guarded([&]() -> char* {
     logged.clear();
     std::vector<ext::TensorPtr> tensors;
     std::vector<et::EValue> values;
@@ -215,7 +288,15 @@ char* ptm_et_run(ptm_et_module* module, const ptm_et_input* inputs, size_t n_inp
     for (size_t i = 0; i < n_inputs; ++i) {
       ScalarType type;
       if (!scalar_type(inputs[i].dtype, &type)) return message("input " + std::to_string(i) + ": unknown element type code");
-      std::vector<executorch::aten::SizesType> sizes(inputs[i].shape, inputs[i].shape + inputs[i].rank);
+      // ExecuTorch's sizes are 32-bit and it aborts the process on a negative one.
+      std::vector<executorch::aten::SizesType> sizes;
+      for (size_t d = 0; d < inputs[i].rank; ++d) {
+        int64_t size = inputs[i].shape[d];
+        if (size < 0 || size > INT32_MAX)
+          return message("input " + std::to_string(i) + ": dimension " + std::to_string(d) + " is " + std::to_string(size) +
+                         ", ExecuTorch takes sizes up to " + std::to_string(INT32_MAX));
+        sizes.push_back(static_cast<executorch::aten::SizesType>(size));
+      }
       // ExecuTorch reads inputs; the method's own planned memory takes its writes.
       tensors.push_back(ext::from_blob(const_cast<void*>(inputs[i].data), std::move(sizes), type));
       values.emplace_back(*tensors.back());
@@ -223,26 +304,24 @@ char* ptm_et_run(ptm_et_module* module, const ptm_et_input* inputs, size_t n_inp
     auto result = module->module->forward(values);
     if (!result.ok()) return message("forward failed: " + describe(result.error()));
     const auto& returned = result.get();
-    *count = returned.size();
-    if (returned.size() > capacity) return nullptr;
-    for (size_t i = 0; i < returned.size(); ++i) {
-      if (!returned[i].isTensor()) {
-        for (size_t j = 0; j < i; ++j) ptm_et_output_free(&outputs[j]);
-        return message("output " + std::to_string(i) + " is not a tensor");
-      }
-      const auto& tensor = returned[i].toTensor();
-      ptm_et_output& o = outputs[i];
-      o.rank = tensor.dim();
-      o.numel = tensor.numel();
-      o.dtype = type_code(tensor.scalar_type());
-      o.shape = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * (o.rank ? o.rank : 1)));
-      o.data = std::malloc(tensor.nbytes() ? tensor.nbytes() : 1);
-      if (!o.shape || !o.data) throw std::bad_alloc();
-      for (size_t d = 0; d < o.rank; ++d) o.shape[d] = tensor.size(d);
-      std::memcpy(o.data, tensor.const_data_ptr(), tensor.nbytes());
+    if (returned.size() > capacity) {
+      *count = returned.size();
+      return nullptr;
     }
+    for (size_t i = 0; i < returned.size(); ++i) {
+      if (!returned[i].isTensor()) return message("output " + std::to_string(i) + " is not a tensor");
+      ++stored;
+      if (!copy_out(returned[i].toTensor(), outputs[i])) return message("out of memory copying output " + std::to_string(i));
+    }
+    *count = returned.size();
     return nullptr;
   });
+  if (failure != nullptr) {
+    // Nothing is handed over with an error.
+    for (size_t i = 0; i < stored; ++i) ptm_et_output_free(&outputs[i]);
+    *count = 0;
+  }
+  return failure;
 }
 
 void ptm_et_output_free(ptm_et_output* output) {
@@ -255,8 +334,9 @@ void ptm_et_output_free(ptm_et_output* output) {
 char* ptm_et_set_num_threads(int32_t threads) {
   return guarded([&]() -> char* {
     if (threads < 1) return message("the thread count must be at least 1, not " + std::to_string(threads));
+    std::lock_guard<std::mutex> lock(lifecycle);
     init_once();
-    if (live_modules.load() != 0)
+    if (live_modules != 0)
       return message("ExecuTorch's thread count can change only while no model is loaded: set it before loading models");
     auto* pool = executorch::extension::threadpool::get_threadpool();
     if (!pool || !pool->_unsafe_reset_threadpool(static_cast<uint32_t>(threads))) return message("resizing ExecuTorch's threadpool failed");
@@ -264,6 +344,8 @@ char* ptm_et_set_num_threads(int32_t threads) {
   });
 }
 
-void ptm_et_string_free(char* message) { std::free(message); }
+void ptm_et_string_free(char* message) {
+  if (message != out_of_memory) std::free(message);
+}
 
 }  // extern "C"

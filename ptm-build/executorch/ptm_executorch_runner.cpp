@@ -68,7 +68,9 @@ int main(int argc, char** argv) {
     if (char* error = ptm_et_set_num_threads(1)) return fail(error);
     ptm_et_module* module = nullptr;
     // As an app embeds it: from bytes, copied to an aligned buffer.
-    if (char* error = ptm_et_load_bytes(program.data(), program.size(), 0, &module)) return fail(error);
+    // The program without the identity record the runtime checks and strips in Rust.
+    size_t length = ptm_et_program_length(program.data(), program.size());
+    if (char* error = ptm_et_load_bytes(program.data(), length, 0, &module)) return fail(error);
     Reader reader{slurp(argv[2])};
     std::vector<uint8_t> out;
     uint32_t samples = reader.take<uint32_t>();

@@ -36,6 +36,9 @@ pub struct Executorch {
     pub origin: String,
     /// The files whose change means another ExecuTorch.
     pub watch: Vec<PathBuf>,
+    /// Its release (`1.5.1+cpu`), from the `version.py` beside `include/` when there is
+    /// one: the runtime refuses programs exported by a newer release.
+    pub version: Option<String>,
 }
 
 /// The ExecuTorch for `target`; see the module docs for the order.
@@ -75,9 +78,17 @@ fn laid_out(dir: &Path, origin: String) -> Result<Executorch, Error> {
     Ok(Executorch {
         include_dirs: vec![include.clone(), include.join("executorch/runtime/core/portable_type/c10")],
         watch: vec![lib_dir.clone(), dir.join("version.py")],
+        version: std::fs::read_to_string(dir.join("version.py")).ok().as_deref().and_then(version_of),
         lib_dir,
         origin,
     })
+}
+
+/// `__version__ = "1.5.1+cpu"` in an executorch package's version.py.
+fn version_of(text: &str) -> Option<String> {
+    let line = text.lines().find(|line| line.trim_start().starts_with("__version__"))?;
+    let value = line.split_once('=')?.1.trim().trim_matches(|c| c == '"' || c == '\'');
+    (!value.is_empty()).then(|| value.to_string())
 }
 
 /// The directory of the interpreter's executorch package (a namespace package: found
@@ -103,4 +114,17 @@ fn package_dir(python: &Interpreter) -> Result<PathBuf, Error> {
         });
     }
     Ok(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_release_is_read_from_version_py() {
+        let text = "from typing import Optional\n__version__ = \"1.5.1+cpu\"\ngit_version: Optional[str] = 'abc'\n";
+        assert_eq!(version_of(text).as_deref(), Some("1.5.1+cpu"));
+        assert_eq!(version_of("__version__ = ''\n"), None);
+        assert_eq!(version_of("nothing here"), None);
+    }
 }

@@ -17,6 +17,34 @@ class Failure(Exception):
         self.stage, self.message, self.hint, self.tb = stage, message, hint, tb
 
 
+def identity(name, key, ptm_build, inputs, outputs, extra=()):
+    """What an artifact says of itself, read by the runtime when it loads: the model's
+    name, its declaration's key, its signature and the ptm-build that wrote it, then any
+    `extra` (field, value) pairs. One `field value` per line; the key makes the bytes no
+    less reproducible."""
+    def signature(specs):
+        return "; ".join(f"{s['name']} {s['dtype']} [{', '.join(str(d if isinstance(d, int) else d['name']) for d in s['shape'])}]"
+                         for s in specs)
+    lines = [("model", name), ("key", key), ("ptm-build", ptm_build), ("inputs", signature(inputs)), ("outputs", signature(outputs)),
+             *extra]
+    return "ptm-identity 1\n" + "".join(f"{field} {value}\n" for field, value in lines)
+
+
+PTE_TRAILER_MAGIC = b"PTMPTE01"
+
+
+def with_pte_identity(program, text):
+    """`program` with its identity record appended: the text, its length (u32 LE), a
+    CRC-32 of everything before that checksum (u32 LE) and PTE_TRAILER_MAGIC. ExecuTorch
+    reads only the program; the runtime checks the CRC before ExecuTorch sees a byte, since
+    ExecuTorch's own verification leaves delegate payloads and operator arguments
+    unchecked."""
+    import struct
+    import zlib
+    body = program + text.encode("utf-8") + struct.pack("<I", len(text.encode("utf-8")))
+    return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF) + PTE_TRAILER_MAGIC
+
+
 def log(name, message):
     print(f"ptm: {name}: {message}", file=sys.stderr, flush=True)
 

@@ -6,7 +6,7 @@ import time
 import warnings
 
 import ptm_archive
-from ptm_common import Failure, last_frames, log, state_bytes
+from ptm_common import Failure, identity, last_frames, log, state_bytes
 from ptm_adapt import Adapt
 from ptm_inputs import Inputs
 from ptm_layers import LayerDrift
@@ -56,14 +56,8 @@ class Pipeline(Load, Inputs, Adapt, TraceGate, Quantize, LayerDrift, Verify):
         self.on_stage(stage)
 
     def identity(self, outputs):
-        """What the .ptl says of itself, read by the runtime when it loads: the model's
-        name, its declaration's key, its signature and the ptm-build that wrote it. One
-        `field value` per line; the key makes the file's bytes no less reproducible."""
-        def signature(specs):
-            return "; ".join(f"{s['name']} {s['dtype']} [{', '.join(str(d if isinstance(d, int) else d['name']) for d in s['shape'])}]"
-                             for s in specs)
-        return (f"ptm-identity 1\nmodel {self.name}\nkey {self.key}\nptm-build {self.ptm_build}\n"
-                f"inputs {signature(self.decl['inputs'])}\noutputs {signature(outputs)}\n")
+        """What the .ptl says of itself (ptm_common.identity)."""
+        return identity(self.name, self.key, self.ptm_build, self.decl["inputs"], outputs)
 
     def run(self):
         torch = self.torch

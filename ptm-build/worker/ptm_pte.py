@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import warnings
 
-from ptm_common import Failure, last_frames, log, native_stderr, state_bytes
+from ptm_common import Failure, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
 from ptm_adapt import Adapt
 from ptm_inputs import Inputs
 from ptm_layers import LayerDrift
@@ -32,6 +32,7 @@ class PtePipeline(Load, Inputs, Adapt, LayerDrift, Verify):
         self.torch, self.decl, self.crate_dir, self.out = torch, job["decl"], crate_dir, job["out"]
         self.calibration_files = job.get("calibration_files", [])
         self.runner_dir = job.get("runner_dir")
+        self.key, self.ptm_build = job.get("key", ""), job.get("ptm_build", "")
         self.name = self.decl["name"]
         self.on_stage = on_stage
         self.stage = "load"
@@ -80,6 +81,7 @@ class PtePipeline(Load, Inputs, Adapt, LayerDrift, Verify):
             self.stage = "lower"
             data, operators = self.lower(program)
             self.stage = "save"
+            data = with_pte_identity(data, self.identity(outputs))
             with open(self.out, "wb") as f:
                 f.write(data)
             self.sizes.append({"stage": "pte", "bytes": len(data)})
@@ -105,6 +107,13 @@ class PtePipeline(Load, Inputs, Adapt, LayerDrift, Verify):
             "layers": [],
             "layers_unavailable": self.layers_unavailable,
         }
+
+    def identity(self, outputs):
+        """What the .pte says of itself (ptm_common.identity), with the ExecuTorch that
+        exported it: the runtime refuses a program newer than the one it links."""
+        from executorch import version
+        return identity(self.name, self.key, self.ptm_build, self.decl["inputs"], outputs,
+                        [("executorch", version.__version__)])
 
     def dynamic_shapes(self):
         """Declared dynamic dimensions as torch.export `Dim`s, one per name."""

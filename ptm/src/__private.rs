@@ -61,7 +61,15 @@ pub fn fixed<'a, T: Element, const N: usize>(model: &str, input: &str, data: &'a
 
 /// Types one output as the report says it is.
 pub fn output<T: Element>(model: &str, name: &str, output: Output) -> Result<Tensor<T>, Error> {
-    output.typed::<T>().map_err(|other| ErrorKind::OutputType { model: model.into(), output: name.into(), expected: T::DTYPE, found: other.dtype() }.into())
+    output.typed::<T>().map_err(|other| match other.dtype() {
+        Some(found) if found == T::DTYPE => ErrorKind::OutputValue {
+            model: model.into(),
+            output: name.into(),
+            problem: format!("holds bytes other than 0 and 1, which a Rust {found} cannot: return it as uint8 from the model (`.to(torch.uint8)`)"),
+        }
+        .into(),
+        found => ErrorKind::OutputType { model: model.into(), output: name.into(), expected: T::DTYPE, found }.into(),
+    })
 }
 
 pub use ptm_macros::include_models;

@@ -38,6 +38,16 @@ impl DType {
         [Float32, Float64, Int64, Int32, Int16, Int8, Uint8, Bool, Float16].get(usize::try_from(code).ok()?).copied()
     }
 
+    /// The size of one element in bytes.
+    pub fn size(self) -> usize {
+        match self {
+            DType::Float64 | DType::Int64 => 8,
+            DType::Float32 | DType::Int32 => 4,
+            DType::Int16 | DType::Float16 => 2,
+            DType::Int8 | DType::Uint8 | DType::Bool => 1,
+        }
+    }
+
     /// The name used in Cargo.toml and models.json (`float32`, `int64`, ...).
     pub fn name(self) -> &'static str {
         match self {

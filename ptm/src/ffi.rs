@@ -46,6 +46,7 @@ extern "C" {
     pub fn ptm_module_free(module: *mut Module);
     pub fn ptm_module_identity(module: *const Module) -> *const c_char;
     pub fn ptm_module_copies_inputs(module: *const Module) -> i32;
+    pub fn ptm_module_serializes_runs(module: *const Module) -> i32;
     pub fn ptm_module_run(
         module: *const Module,
         method: *const c_char,
@@ -86,6 +87,7 @@ pub struct EtOutput {
 
 #[cfg(feature = "executorch")]
 extern "C" {
+    pub fn ptm_et_schema(out: *mut c_char) -> i32;
     pub fn ptm_et_load_bytes(data: *const u8, len: usize, borrow: i32, out: *mut *mut EtModule) -> *mut c_char;
     pub fn ptm_et_load_file(path: *const c_char, out: *mut *mut EtModule) -> *mut c_char;
     pub fn ptm_et_module_free(module: *mut EtModule);

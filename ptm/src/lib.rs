@@ -32,6 +32,8 @@ mod archive;
 mod dtype;
 mod error;
 mod ffi;
+mod file;
+mod identity;
 mod info;
 #[cfg(feature = "lite")]
 mod module;
@@ -46,14 +48,15 @@ pub mod __private;
 
 pub use dtype::{DType, Element};
 pub use error::{Error, ErrorKind};
+pub use identity::Identity;
 pub use info::{Drift, ModelInfo, OutputDrift};
 #[cfg(feature = "lite")]
-pub use module::{Identity, Module};
+pub use module::Module;
 pub use options::{Engine, Options};
 #[cfg(feature = "executorch")]
 pub use program::Program;
 pub use tensor::{Input, Output, Tensor, TensorRef, MAX_RANK};
-pub use threads::{num_threads, set_num_threads, PTM_NUM_THREADS};
+pub use threads::{num_threads, set_num_threads, MAX_THREADS, PTM_NUM_THREADS};
 
 /// Generates a typed wrapper per model of this crate's `[package.metadata.models]`.
 ///

@@ -55,9 +55,9 @@ impl Options {
         Options { name: Some(name.into()), engine: None, key: None }
     }
 
-    /// Refuses a .ptl whose identity record does not name the declaration `key` (the
-    /// generated wrappers pass the key of the model they were generated for). A .pte
-    /// carries no identity record: ExecuTorch programs are not checked.
+    /// Refuses a file whose identity record does not name the declaration `key`, or that
+    /// has none (the generated wrappers pass the key of the model they were generated
+    /// for). Every `.ptl` and `.pte` that ptm-build writes carries one.
     pub fn identified_by(mut self, key: impl Into<String>) -> Options {
         self.key = Some(key.into());
         self

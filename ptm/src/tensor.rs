@@ -176,21 +176,48 @@ impl Output {
         &self.shape[..self.raw.rank.min(MAX_RANK)]
     }
 
-    /// The elements in row-major order, if they are `T`s.
+    /// The elements in row-major order, if they are `T`s (and, for `bool`, every byte
+    /// is 0 or 1, as a Rust `bool` must be).
     #[inline]
     pub fn data<T: Element>(&self) -> Option<&[T]> {
         if self.dtype() != Some(T::DTYPE) || self.raw.rank > MAX_RANK {
             return None;
         }
-        if self.raw.numel == 0 {
-            return Some(&[]);
+        if T::DTYPE == DType::Bool && !self.bytes().iter().all(|&b| b <= 1) {
+            return None;
         }
-        // SAFETY: the shim made the tensor contiguous; it holds `numel` elements of T's
-        // type and lives as long as `self`.
-        Some(unsafe { std::slice::from_raw_parts(self.raw.data.cast::<T>(), self.raw.numel) })
+        // SAFETY: checked above: the elements are T's, valid for T.
+        Some(unsafe { self.elements::<T>() })
     }
 
-    /// This output as a tensor of `T`s, or itself back when its element type differs.
+    /// The elements' bytes.
+    fn bytes(&self) -> &[u8] {
+        if self.raw.numel == 0 || self.raw.data.is_null() {
+            return &[];
+        }
+        let size = self.dtype().map_or(0, DType::size);
+        // SAFETY: the shim made the tensor contiguous; it holds `numel` elements of its
+        // type's size and lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.raw.data.cast::<u8>(), self.raw.numel * size) }
+    }
+
+    /// The elements as `T`s.
+    ///
+    /// # Safety
+    /// The output's element type is T's and every element is a valid T.
+    #[inline]
+    unsafe fn elements<T: Element>(&self) -> &[T] {
+        if self.raw.numel == 0 || self.raw.data.is_null() {
+            return &[];
+        }
+        // SAFETY: the shim made the tensor contiguous; it holds `numel` elements of T's
+        // type, valid as the caller promises, and lives as long as `self`. Its memory is
+        // nobody else's (the shims copy what another holder could write).
+        unsafe { std::slice::from_raw_parts(self.raw.data.cast::<T>(), self.raw.numel) }
+    }
+
+    /// This output as a tensor of `T`s, or itself back when its element type differs
+    /// (or, for `bool`, a byte is neither 0 nor 1).
     pub fn typed<T: Element>(self) -> Result<Tensor<T>, Output> {
         if self.data::<T>().is_none() {
             return Err(self);
@@ -247,8 +274,11 @@ pub struct Tensor<T: Element> {
 
 impl<T: Element> Tensor<T> {
     /// The elements in row-major order.
+    #[inline]
     pub fn data(&self) -> &[T] {
-        self.output.data::<T>().unwrap_or(&[])
+        // SAFETY: checked when this tensor was made (Output::typed), and the memory is
+        // this output's alone, so it has not changed since.
+        unsafe { self.output.elements::<T>() }
     }
 
     /// The dimensions, outermost first.
@@ -273,5 +303,32 @@ impl<T: Element> std::ops::Deref for Tensor<T> {
 impl<T: Element + fmt::Debug> fmt::Debug for Tensor<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tensor").field("shape", &self.shape()).field("data", &self.data()).finish()
+    }
+}
+
+#[cfg(all(test, feature = "executorch"))]
+mod tests {
+    use super::*;
+
+    /// An output as the ExecuTorch shim hands one over: elements and sizes from malloc.
+    fn output(bytes: &[u8], dtype: DType) -> Output {
+        // SAFETY: fresh allocations of the sizes written; freed by the output's drop.
+        unsafe {
+            let data = libc::malloc(bytes.len().max(1)).cast::<u8>();
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
+            let shape = libc::malloc(8).cast::<i64>();
+            *shape = bytes.len() as i64;
+            Output::from_executorch(ffi::EtOutput { data: data.cast(), shape, rank: 1, numel: bytes.len(), dtype: dtype.code() })
+        }
+    }
+
+    #[test]
+    fn bools_are_read_only_when_every_byte_is_0_or_1() {
+        assert_eq!(output(&[0, 1, 1], DType::Bool).data::<bool>(), Some(&[false, true, true][..]));
+        assert_eq!(output(&[0, 2, 1], DType::Bool).data::<bool>(), None);
+        assert!(output(&[0, 2, 1], DType::Bool).typed::<bool>().is_err());
+        let error = crate::__private::output::<bool>("m", "flags", output(&[255], DType::Bool)).unwrap_err();
+        assert!(matches!(error.kind(), crate::ErrorKind::OutputValue { problem, .. } if problem.contains("other than 0 and 1")), "{error}");
+        assert_eq!(output(&[0, 2, 1], DType::Uint8).data::<u8>(), Some(&[0, 2, 1][..]));
     }
 }

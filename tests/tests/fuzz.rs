@@ -153,3 +153,83 @@ fn each_byte_of_an_archive_flipped_in_turn_is_caught_or_harmless() {
         }
     }
 }
+
+/// What the damaged copies of one `.pte` did, loaded by `pte_fuzz` in child processes.
+#[derive(Debug, Default)]
+struct PteFuzz {
+    refused: usize,
+    ran: Vec<usize>,
+    crashed: Vec<usize>,
+    hung: Vec<usize>,
+}
+
+/// Every damage of `model`'s `.pte` through `via` (`path` or `bytes`), each child
+/// restarted after the damage that ended it; a child silent for 30 s is a hang.
+fn fuzz_pte(model: &str, via: &str) -> PteFuzz {
+    use std::io::BufRead;
+    let scratch = tempfile::tempdir().unwrap();
+    let mut result = PteFuzz::default();
+    let mut next = 0;
+    loop {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pte_fuzz"))
+            .args([model, via, &next.to_string(), &scratch.path().display().to_string()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let (lines, receiver) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut trying = None;
+        let ended = loop {
+            match receiver.recv_timeout(std::time::Duration::from_secs(30)) {
+                Ok(line) if line == "end" => break true,
+                Ok(line) => {
+                    let (verdict, damage) = line.split_once(' ').unwrap();
+                    let damage: usize = damage.parse().unwrap();
+                    match verdict {
+                        "try" => trying = Some(damage),
+                        "refused" => result.refused += 1,
+                        _ => result.ran.push(damage),
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    child.kill().unwrap();
+                    result.hung.extend(trying);
+                    break false;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    result.crashed.extend(trying);
+                    break false;
+                }
+            }
+        };
+        let _ = child.wait();
+        match (ended, trying) {
+            (true, _) | (false, None) => return result,
+            (false, Some(damage)) => next = damage + 1,
+        }
+    }
+}
+
+#[test]
+fn every_truncation_flip_and_overwritten_run_of_a_pte_is_refused_without_a_crash() {
+    for model in ["small_pte", "classifier_pte"] {
+        for via in ["path", "bytes"] {
+            let result = fuzz_pte(model, via);
+            let size = match model {
+                "small_pte" => models::SmallPte::BYTES.len(),
+                _ => models::ClassifierPte::BYTES.len(),
+            };
+            // Damage 0 cuts the file to nothing; damage 3 * size - 1 is the last run.
+            assert_eq!(result.refused + result.ran.len() + result.crashed.len() + result.hung.len(), 3 * size, "{model} via {via}: {result:?}");
+            assert!(result.crashed.is_empty() && result.hung.is_empty() && result.ran.is_empty(), "{model} via {via}: {result:?}");
+        }
+    }
+}
