@@ -33,3 +33,31 @@ fn executorchs_pool_is_sized_before_the_first_program_and_not_after() {
     // nothing changes (libtorch's count stays 2 too), and the program keeps running.
     assert!(out.contains("can change only while no model is loaded: set it before loading models"), "{out}");
 }
+
+#[test]
+fn counts_beyond_the_cap_are_refused_and_a_refusal_changes_nothing() {
+    let error = probe(&[], &[("PTM_NUM_THREADS", "16384")]);
+    assert!(error.starts_with("error") && error.contains("PTM_NUM_THREADS: 16384 threads is more than ptm allows (256"), "{error}");
+    // Refused: the default from the variable still applies when the first model loads.
+    let out = probe(&["--set", "100000"], &[("PTM_NUM_THREADS", "3")]);
+    assert!(out.starts_with("refused ptm: 100000 threads is more than ptm allows"), "{out}");
+    assert!(out.ends_with("threads 3"), "{out}");
+}
+
+#[test]
+fn zero_means_the_runtimes_default_from_the_variable_and_the_call_alike() {
+    let default = probe(&["--untouched"], &[]);
+    assert_eq!(probe(&["--set", "0"], &[]), default);
+    assert_eq!(probe(&[], &[("PTM_NUM_THREADS", "0")]), default);
+}
+
+#[test]
+fn a_thread_that_already_ran_a_model_takes_a_new_count() {
+    assert_eq!(probe(&["--follow"], &[]), "threads 1 then 2");
+}
+
+#[test]
+fn loading_programs_while_another_thread_resizes_the_pool_is_safe() {
+    let out = probe(&["--race"], &[]);
+    assert!(out.starts_with("raced "), "{out}");
+}

@@ -1,8 +1,11 @@
 //! Loads a model in a fresh process and prints libtorch's intra-op thread count after
 //! it, for tests/tests/threads.rs (the count is process-wide, so each case needs its
-//! own process). `--set 2` calls `ptm::set_num_threads(2)` before loading;
-//! `--untouched` prints libtorch's own default without loading anything; `--pte` loads
-//! the ExecuTorch program instead and then tries to resize the pool.
+//! own process). `--set N` calls `ptm::set_num_threads(N)` before loading (printing
+//! `refused <error>` when it is refused); `--untouched` prints libtorch's own default
+//! without loading anything; `--pte` loads the ExecuTorch program instead and then
+//! tries to resize the pool; `--follow` runs a model on a thread, changes the count
+//! from another and prints what the first thread then runs with; `--race` loads and
+//! frees programs on one thread while another resizes ExecuTorch's pool.
 
 #[allow(dead_code)]
 mod models {
@@ -16,7 +19,9 @@ fn main() {
         return;
     }
     if let Some(at) = args.iter().position(|a| a == "--set") {
-        ptm::set_num_threads(args[at + 1].parse().expect("a thread count")).expect("set_num_threads");
+        if let Err(error) = ptm::set_num_threads(args[at + 1].parse().expect("a thread count")) {
+            println!("refused {error}");
+        }
     }
     if args.iter().any(|a| a == "--pte") {
         // ExecuTorch's pool: sized before the first program loads, refused after.
@@ -30,8 +35,64 @@ fn main() {
         program.forward(&features).expect("the program still runs");
         return;
     }
+    if args.iter().any(|a| a == "--follow") {
+        follow();
+        return;
+    }
+    if args.iter().any(|a| a == "--race") {
+        race();
+        return;
+    }
     match models::Classifier::load_from(models::Classifier::BUILD_ARTIFACT) {
         Ok(_) => println!("threads {}", ptm::num_threads()),
         Err(error) => println!("error {error}"),
     }
+}
+
+/// A thread that already ran a model, then another thread's new count.
+fn follow() {
+    let classifier = std::sync::Arc::new(models::Classifier::load_from(models::Classifier::BUILD_ARTIFACT).expect("loads"));
+    let (to_worker, from_main) = std::sync::mpsc::channel::<()>();
+    let (to_main, from_worker) = std::sync::mpsc::channel::<usize>();
+    let worker = {
+        let classifier = std::sync::Arc::clone(&classifier);
+        std::thread::spawn(move || {
+            classifier.forward(&[0.5; 16]).expect("runs");
+            to_main.send(ptm::num_threads()).unwrap();
+            from_main.recv().unwrap();
+            classifier.forward(&[0.5; 16]).expect("runs");
+            to_main.send(ptm::num_threads()).unwrap();
+        })
+    };
+    let before = from_worker.recv().unwrap();
+    ptm::set_num_threads(2).expect("set");
+    to_worker.send(()).unwrap();
+    let after = from_worker.recv().unwrap();
+    worker.join().unwrap();
+    println!("threads {before} then {after}");
+}
+
+/// Loads racing resizes: every resize either refused (a program exists) or done while
+/// none does, and nothing crashes.
+fn race() {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let resizer = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut done = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if ptm::set_num_threads(1 + done % 2).is_ok() {
+                    done += 1;
+                }
+            }
+            done
+        })
+    };
+    for _ in 0..300 {
+        let program = models::SmallPte::load().expect("loads");
+        program.forward(&[0.5; 8]).expect("runs on the pool it was loaded with");
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let resized = resizer.join().unwrap();
+    println!("raced {resized} resizes");
 }
