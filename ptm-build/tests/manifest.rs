@@ -193,6 +193,49 @@ fn a_shape_too_large_to_allocate_is_an_error() {
 }
 
 #[test]
+fn a_contradiction_in_another_targets_table_fails_every_build() {
+    let phone_pte = model("runtime = \"1.10\"") + "\n[package.metadata.models.tiny.target.aarch64]\nformat = \"pte\"\n";
+    let project = Project::new(&phone_pte).file("tiny.py", TINY_MODEL);
+    for text in [error_text(project.parse()), error_text(project.parse_for("x86_64-unknown-linux-gnu"))] {
+        assert!(text.contains("`package.metadata.models.tiny.runtime`") && text.contains("Cargo.toml:7:"), "{text}");
+        assert!(text.contains("in a build for aarch64 (with [package.metadata.models.tiny.target.aarch64] applied)"), "{text}");
+    }
+
+    // fbgemm declared for every target, with a table for an ARM triple that keeps it.
+    let fbgemm = model("engine = \"fbgemm\"\nquantize = \"dynamic\"") + "\n[package.metadata.models.tiny.target.aarch64-linux-android]\noptimize = false\n";
+    let text = error_text(Project::new(&fbgemm).file("tiny.py", TINY_MODEL).parse_for("x86_64-unknown-linux-gnu"));
+    assert!(text.contains("`package.metadata.models.tiny.engine`") && text.contains("\"fbgemm\" while building for aarch64-linux-android"), "{text}");
+    assert!(text.contains("[package.metadata.models.tiny.target.aarch64-linux-android] applied"), "{text}");
+
+    // A target table that asks for static INT8 needs the calibration samples on every build.
+    let text = parse_error(&(model("") + "\n[package.metadata.models.tiny.target.armv7]\nquantize = \"static\"\n"));
+    assert!(text.contains("`package.metadata.models.tiny.calibration`") && text.contains("[package.metadata.models.tiny.target.armv7] applied"), "{text}");
+}
+
+#[test]
+fn a_target_table_named_after_no_target_warns_with_the_closest_name() {
+    let typo = model("quantize = \"dynamic\"") + "\n[package.metadata.models.tiny.target.x86-64]\nengine = \"fbgemm\"\n";
+    let decls = Project::new(&typo).file("tiny.py", TINY_MODEL).parse_for("x86_64-unknown-linux-gnu").unwrap();
+    assert_eq!(decls[0].engine, ptm_build::manifest::Engine::Qnnpack, "the table applies to no build");
+    let warnings = &decls[0].warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("[package.metadata.models.tiny.target.x86-64] in ") && warnings[0].contains("Cargo.toml"), "{warnings:?}");
+    assert!(
+        warnings[0].contains("applies to no build; did you mean `x86_64`? rename the table to [package.metadata.models.tiny.target.x86_64]"),
+        "{warnings:?}"
+    );
+
+    let abi = model("") + "\n[package.metadata.models.tiny.target.arm64-v8a]\noptimize = false\n";
+    let warnings = &Project::new(&abi).file("tiny.py", TINY_MODEL).parse().unwrap()[0].warnings;
+    assert!(warnings[0].contains("did you mean `aarch64-linux-android`?"), "{warnings:?}");
+
+    for known in ["x86_64", "armv7", "i686", "aarch64-apple-ios-sim", "x86_64-linux-android"] {
+        let table = model("") + &format!("\n[package.metadata.models.tiny.target.{known}]\noptimize = false\n");
+        assert!(Project::new(&table).file("tiny.py", TINY_MODEL).parse().unwrap()[0].warnings.is_empty(), "{known}");
+    }
+}
+
+#[test]
 fn an_integer_range_must_hold_an_integer_the_type_can_hold() {
     let int_input = |range: &str| model("").replace("dtype = \"float32\"", "dtype = \"int64\"") + &format!("range = {range}\n");
     let text = parse_error(&int_input("[0.2, 0.7]"));

@@ -4,6 +4,7 @@
 
 use super::paths::workspace_root;
 use super::suggest::closest;
+use super::targets::{self, is_arm};
 use super::values::{describe, UNKNOWN_KEY};
 use super::{default_tolerance, Engine, Export, Format, ModelDecl, Quantize, Tolerance, RUNTIMES};
 use crate::Error;
@@ -121,6 +122,17 @@ fn located(error: Error, text: &str) -> Error {
     }
 }
 
+/// An error met while resolving the model for the target of the table `table`, saying so.
+fn in_target(error: Error, table: &str, spec: &str) -> Error {
+    match error {
+        Error::Manifest { manifest, key, found, expected, fix, location } => {
+            let found = format!("{found}, in a build for {spec} (with [{table}] applied)").into();
+            Error::Manifest { manifest, key, found, expected, fix, location }
+        }
+        other => other,
+    }
+}
+
 pub(super) struct Ctx<'a> {
     pub(super) manifest: &'a Path,
     pub(super) crate_dir: &'a Path,
@@ -131,19 +143,25 @@ pub(super) struct Ctx<'a> {
     pub(super) warnings: std::cell::RefCell<Vec<String>>,
 }
 
-/// The architecture of a target triple: `aarch64-linux-android` -> `aarch64`.
-fn arch(target: &str) -> &str {
-    target.split('-').next().unwrap_or(target)
-}
-
-/// ARM CPUs (every phone, Apple silicon) have qnnpack's kernels and not fbgemm's.
-pub fn is_arm(target: &str) -> bool {
-    let arch = arch(target);
-    arch.starts_with("aarch64") || arch.starts_with("arm") || arch.starts_with("thumb")
-}
-
 impl Ctx<'_> {
+    /// The model as this build resolves it, after resolving it as the target of each of
+    /// its `target` tables would: a contradiction that only a phone's build meets (a
+    /// Lite-only key beside `target.aarch64.format = "pte"`) fails the desktop build too.
     fn model(&self, name: &str, value: &Value) -> Result<ModelDecl, Error> {
+        let decl = self.resolve(name, value)?;
+        let tables = value.get("target").and_then(Value::as_table).map(|t| t.keys().collect::<Vec<_>>()).unwrap_or_default();
+        for spec in tables {
+            if self.target == Some(spec.as_str()) {
+                continue;
+            }
+            // Its warnings are this build's already, and would be shown twice.
+            let other = Ctx { target: Some(spec), warnings: Default::default(), ..*self };
+            other.resolve(name, value).map_err(|error| in_target(error, &format!("package.metadata.models.{name}.target.{spec}"), spec))?;
+        }
+        Ok(decl)
+    }
+
+    fn resolve(&self, name: &str, value: &Value) -> Result<ModelDecl, Error> {
         let prefix = format!("package.metadata.models.{name}");
         if !is_identifier(name) {
             let fixed = snake_case(name);
@@ -417,9 +435,9 @@ impl Ctx<'_> {
     fn target_tables<'v>(&self, table: &'v Table, prefix: &str) -> Result<Vec<(String, &'v Table)>, Error> {
         let Some(value) = table.get("target") else { return Ok(Vec::new()) };
         let key = format!("{prefix}.target");
-        let targets = self.table(value, &key, "a table of per-target tables: [<model>.target.<triple or arch>]")?;
+        let tables = self.table(value, &key, "a table of per-target tables: [<model>.target.<triple or arch>]")?;
         let mut found = Vec::new();
-        for (spec, value) in targets {
+        for (spec, value) in tables {
             let spec_prefix = format!("{key}.{spec}");
             let values = self.table(value, &spec_prefix, "a table of overrides")?;
             self.check_keys(values, &spec_prefix, TARGET_KEYS)?;
@@ -427,14 +445,18 @@ impl Ctx<'_> {
             self.choice(values, &spec_prefix, "engine", ENGINES, Engine::Qnnpack)?;
             self.choice(values, &spec_prefix, "quantize", QUANTIZE, Quantize::None)?;
             self.boolean(values, &spec_prefix, "optimize", true)?;
-            if let Some(target) = self.target {
-                let rank = if spec == target {
-                    2
-                } else if spec == arch(target) {
-                    1
-                } else {
-                    0
+            if !targets::is_known(spec) {
+                let fix = match targets::suggestion(spec) {
+                    Some(near) => format!("did you mean `{near}`? rename the table to [{key}.{near}]"),
+                    None => "name the table after an architecture (x86_64, aarch64, armv7, i686) or a full triple (aarch64-linux-android)".into(),
                 };
+                self.warnings.borrow_mut().push(format!(
+                    "[{spec_prefix}] in {}: `{spec}` is neither an architecture (the first part of a triple, as x86_64 in x86_64-linux-android) nor a target triple rustc knows, so the table applies to no build; {fix}",
+                    self.manifest.display()
+                ));
+            }
+            if let Some(target) = self.target {
+                let rank = targets::rank(spec, target);
                 if rank > 0 {
                     found.push((rank, spec_prefix, values));
                 }
