@@ -185,11 +185,29 @@ fn an_output_named_twice_is_an_error() {
 #[test]
 fn a_shape_too_large_to_allocate_is_an_error() {
     let text = parse_error(&model("").replace("shape = [1, 4]", "shape = [1000000000000, 16]"));
-    assert!(text.contains("inputs[0].shape") && text.contains("64000000000000 bytes of float32") && text.contains("at most 4 GiB"), "{text}");
+    assert!(text.contains("inputs[0].shape") && text.contains("`x` float32 59604.6 GiB") && text.contains("at most 2.0 GiB in all"), "{text}");
     let text = parse_error(&model("").replace("shape = [1, 4]", "shape = [9223372036854775807, 9223372036854775807]"));
     assert!(text.contains("more than 2^64 bytes"), "{text}");
     let text = parse_error(&model("").replace("shape = [1, 4]", "shape = [\"batch=100000000000\", 4]"));
     assert!(text.contains("at the example sizes"), "{text}");
+}
+
+/// A second input, `mask`, of `shape`.
+fn with_mask(shape: &str) -> String {
+    model("") + &format!("\n[[package.metadata.models.tiny.inputs]]\nname = \"mask\"\ndtype = \"float32\"\nshape = {shape}\n")
+}
+
+#[test]
+fn the_example_inputs_of_a_model_are_bounded_together_with_every_sample_counted() {
+    // 400 MB is far below any one-input limit, but the build holds 8 samples of it.
+    let text = parse_error(&with_mask("[1, 100000000]"));
+    assert!(text.contains("`package.metadata.models.tiny.inputs[1].shape`") && text.contains("Cargo.toml:17:"), "the largest input: {text}");
+    assert!(text.contains("(`x` float32 16 bytes, `mask` float32 381.5 MiB)") && text.contains("3.0 GiB for the 8 samples the build holds"), "{text}");
+    assert!(text.contains("at most 2.0 GiB in all: the build generates 8 samples of every input"), "{text}");
+    assert!(text.contains("fix:      declare the sizes the model really takes") && text.contains("\"tokens=128\""), "{text}");
+    // Exactly the bound builds.
+    let fits = with_mask("[1, 67108860]");
+    Project::new(&fits).file("tiny.py", TINY_MODEL).parse().unwrap();
 }
 
 #[test]
