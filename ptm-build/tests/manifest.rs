@@ -217,6 +217,7 @@ fn a_contradiction_in_another_targets_table_fails_every_build() {
     for text in [error_text(project.parse()), error_text(project.parse_for("x86_64-unknown-linux-gnu"))] {
         assert!(text.contains("`package.metadata.models.tiny.runtime`") && text.contains("Cargo.toml:7:"), "{text}");
         assert!(text.contains("in a build for aarch64 (with [package.metadata.models.tiny.target.aarch64] applied)"), "{text}");
+        assert!(text.contains("remove `runtime`, or build a .ptl with format = \"ptl\""), "{text}");
     }
 
     // fbgemm declared for every target, with a table for an ARM triple that keeps it.
@@ -251,6 +252,29 @@ fn a_target_table_named_after_no_target_warns_with_the_closest_name() {
         let table = model("") + &format!("\n[package.metadata.models.tiny.target.{known}]\noptimize = false\n");
         assert!(Project::new(&table).file("tiny.py", TINY_MODEL).parse().unwrap()[0].warnings.is_empty(), "{known}");
     }
+}
+
+#[test]
+fn accept_trace_risk_for_a_pte_points_at_the_ptl_path() {
+    let text = parse_error(&model("format = \"pte\"\naccept_trace_risk = true"));
+    assert!(text.contains("`package.metadata.models.tiny.accept_trace_risk`") && text.contains("Cargo.toml:8:"), "{text}");
+    assert!(text.contains("remove `accept_trace_risk`, or build a .ptl with format = \"ptl\" (package.metadata.models.tiny.format)"), "{text}");
+    assert!(text.contains("belongs to the .ptl path; torch.export has no trace risk"), "{text}");
+    assert!(!text.contains("export = \"script\"") && !text.contains("scripted"), "{text}");
+}
+
+#[test]
+fn a_torchscript_source_for_a_pte_is_refused_with_the_python_form() {
+    let archive = |extra: &str| Project::new(&model(extra).replace("tiny.py:build_model", "tiny.pt")).file("tiny.pt", "");
+    let text = error_text(archive("format = \"pte\"").parse());
+    assert!(text.contains("`package.metadata.models.tiny.source`") && text.contains("Cargo.toml:6:"), "{text}");
+    assert!(text.contains("the TorchScript archive \"tiny.pt\" with format = \"pte\" (package.metadata.models.tiny.format)"), "{text}");
+    assert!(text.contains("torch.export captures the nn.Module from Python"), "{text}");
+    assert!(text.contains("write source = \"models/<file>.py:build_model\"") && text.contains("build a .ptl from the archive with format = \"ptl\""), "{text}");
+    // Chosen for one architecture, it fails the desktop build too.
+    let text = error_text(archive("\n[package.metadata.models.tiny.target.aarch64]\nformat = \"pte\"").parse_for("x86_64-unknown-linux-gnu"));
+    assert!(text.contains("(package.metadata.models.tiny.target.aarch64.format)") && text.contains("in a build for aarch64"), "{text}");
+    archive("").parse().unwrap();
 }
 
 #[test]

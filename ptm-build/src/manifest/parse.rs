@@ -6,7 +6,7 @@ use super::paths::workspace_root;
 use super::suggest::closest;
 use super::targets::{self, is_arm};
 use super::values::{describe, UNKNOWN_KEY};
-use super::{default_tolerance, Engine, Export, Format, ModelDecl, Quantize, Tolerance, RUNTIMES};
+use super::{default_tolerance, Engine, Export, Format, ModelDecl, Quantize, Source, Tolerance, RUNTIMES};
 use crate::Error;
 use std::path::Path;
 use toml::{Table, Value};
@@ -40,7 +40,7 @@ const FORMATS: &[(&str, Format)] = &[("ptl", Format::Ptl), ("pte", Format::Pte)]
 /// Keys of the Lite Interpreter path that mean nothing to an ExecuTorch program, and why.
 const PTL_ONLY: &[(&str, &str)] = &[
     ("export", "every .pte leaves Python through torch.export"),
-    ("accept_trace_risk", "torch.export fails on value-dependent control flow instead of tracing one branch"),
+    ("accept_trace_risk", "torch.export has no trace risk: it fails on value-dependent control flow instead of tracing one branch"),
     ("runtime", "it names a Lite Interpreter release"),
     ("max_bytecode", "it is a Lite Interpreter bytecode version"),
     ("optimize_blocklist", "it names optimize_for_mobile passes; a .pte is lowered to XNNPACK instead"),
@@ -192,14 +192,6 @@ impl Ctx<'_> {
             .collect::<Result<_, _>>()?;
         let export = self.choice(table, &prefix, "export", &[("script", Export::Script), ("trace", Export::Trace)], Export::Script)?;
         let accept_trace_risk = self.boolean(table, &prefix, "accept_trace_risk", false)?;
-        if accept_trace_risk && export == Export::Script {
-            return Err(self.error(
-                &format!("{prefix}.accept_trace_risk"),
-                "true with export = \"script\"".into(),
-                "accept_trace_risk only with export = \"trace\"",
-                "remove accept_trace_risk: a scripted model keeps its control flow",
-            ));
-        }
         let lints = self.boolean(table, &prefix, "lints", true)?;
         let (runtime, max_bytecode) = self.runtime(table, &prefix)?;
         let overrides = self.target_tables(table, &prefix)?;
@@ -222,8 +214,17 @@ impl Ctx<'_> {
                 engine_key = format!("{override_prefix}.engine");
             }
         }
+        // Checked once the format is known: for a .pte the key is wrong whatever `export` says.
         if format == Format::Pte {
             self.check_pte_keys(table, &prefix, &overrides, &format_key, engine, &engine_key)?;
+            self.check_pte_source(&source, &prefix, &format_key)?;
+        } else if accept_trace_risk && export == Export::Script {
+            return Err(self.error(
+                &format!("{prefix}.accept_trace_risk"),
+                "true with export = \"script\"".into(),
+                "accept_trace_risk only with export = \"trace\"",
+                "remove accept_trace_risk: a scripted model keeps its control flow",
+            ));
         }
         if let Some(target) = self.target.filter(|t| is_arm(t)) {
             if engine == Engine::Fbgemm {
@@ -340,7 +341,7 @@ impl Ctx<'_> {
                     &format!("{prefix}.{key}"),
                     format!("`{key}` {chosen}"),
                     "only keys that apply to an ExecuTorch program",
-                    format!("remove `{key}`: {why}"),
+                    format!("remove `{key}`, or build a .ptl with format = \"ptl\" ({format_key}): `{key}` belongs to the .ptl path; {why}"),
                 ));
             }
         }
@@ -355,6 +356,20 @@ impl Ctx<'_> {
             ));
         }
         Ok(())
+    }
+
+    /// A `.pte` is captured by torch.export from the Python module; a TorchScript archive
+    /// holds a compiled graph that torch.export cannot read, so it would fail at export.
+    fn check_pte_source(&self, source: &Source, prefix: &str, format_key: &str) -> Result<(), Error> {
+        let Source::TorchScript { file } = source else { return Ok(()) };
+        Err(self.error(
+            &format!("{prefix}.source"),
+            format!("the TorchScript archive \"{}\" with format = \"pte\" ({format_key})", file.display()),
+            "a Python source \"<file>.py:<callable>\": torch.export captures the nn.Module from Python, and a TorchScript archive holds none",
+            format!(
+                "write source = \"models/<file>.py:build_model\" (the callable that returns the nn.Module), or build a .ptl from the archive with format = \"ptl\" ({format_key})"
+            ),
+        ))
     }
 
     /// `quantize_skip = ["classifier", "features.0"]`: module names as
