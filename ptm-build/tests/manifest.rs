@@ -185,11 +185,96 @@ fn an_output_named_twice_is_an_error() {
 #[test]
 fn a_shape_too_large_to_allocate_is_an_error() {
     let text = parse_error(&model("").replace("shape = [1, 4]", "shape = [1000000000000, 16]"));
-    assert!(text.contains("inputs[0].shape") && text.contains("64000000000000 bytes of float32") && text.contains("at most 4 GiB"), "{text}");
+    assert!(text.contains("inputs[0].shape") && text.contains("`x` float32 59604.6 GiB") && text.contains("at most 2.0 GiB in all"), "{text}");
     let text = parse_error(&model("").replace("shape = [1, 4]", "shape = [9223372036854775807, 9223372036854775807]"));
     assert!(text.contains("more than 2^64 bytes"), "{text}");
     let text = parse_error(&model("").replace("shape = [1, 4]", "shape = [\"batch=100000000000\", 4]"));
     assert!(text.contains("at the example sizes"), "{text}");
+}
+
+/// A second input, `mask`, of `shape`.
+fn with_mask(shape: &str) -> String {
+    model("") + &format!("\n[[package.metadata.models.tiny.inputs]]\nname = \"mask\"\ndtype = \"float32\"\nshape = {shape}\n")
+}
+
+#[test]
+fn the_example_inputs_of_a_model_are_bounded_together_with_every_sample_counted() {
+    // 400 MB is far below any one-input limit, but the build holds 8 samples of it.
+    let text = parse_error(&with_mask("[1, 100000000]"));
+    assert!(text.contains("`package.metadata.models.tiny.inputs[1].shape`") && text.contains("Cargo.toml:17:"), "the largest input: {text}");
+    assert!(text.contains("(`x` float32 16 bytes, `mask` float32 381.5 MiB)") && text.contains("3.0 GiB for the 8 samples the build holds"), "{text}");
+    assert!(text.contains("at most 2.0 GiB in all: the build generates 8 samples of every input"), "{text}");
+    assert!(text.contains("fix:      declare the sizes the model really takes") && text.contains("\"tokens=128\""), "{text}");
+    // Exactly the bound builds.
+    let fits = with_mask("[1, 67108860]");
+    Project::new(&fits).file("tiny.py", TINY_MODEL).parse().unwrap();
+}
+
+#[test]
+fn a_contradiction_in_another_targets_table_fails_every_build() {
+    let phone_pte = model("runtime = \"1.10\"") + "\n[package.metadata.models.tiny.target.aarch64]\nformat = \"pte\"\n";
+    let project = Project::new(&phone_pte).file("tiny.py", TINY_MODEL);
+    for text in [error_text(project.parse()), error_text(project.parse_for("x86_64-unknown-linux-gnu"))] {
+        assert!(text.contains("`package.metadata.models.tiny.runtime`") && text.contains("Cargo.toml:7:"), "{text}");
+        assert!(text.contains("in a build for aarch64 (with [package.metadata.models.tiny.target.aarch64] applied)"), "{text}");
+        assert!(text.contains("remove `runtime`, or build a .ptl with format = \"ptl\""), "{text}");
+    }
+
+    // fbgemm declared for every target, with a table for an ARM triple that keeps it.
+    let fbgemm = model("engine = \"fbgemm\"\nquantize = \"dynamic\"") + "\n[package.metadata.models.tiny.target.aarch64-linux-android]\noptimize = false\n";
+    let text = error_text(Project::new(&fbgemm).file("tiny.py", TINY_MODEL).parse_for("x86_64-unknown-linux-gnu"));
+    assert!(text.contains("`package.metadata.models.tiny.engine`") && text.contains("\"fbgemm\" while building for aarch64-linux-android"), "{text}");
+    assert!(text.contains("[package.metadata.models.tiny.target.aarch64-linux-android] applied"), "{text}");
+
+    // A target table that asks for static INT8 needs the calibration samples on every build.
+    let text = parse_error(&(model("") + "\n[package.metadata.models.tiny.target.armv7]\nquantize = \"static\"\n"));
+    assert!(text.contains("`package.metadata.models.tiny.calibration`") && text.contains("[package.metadata.models.tiny.target.armv7] applied"), "{text}");
+}
+
+#[test]
+fn a_target_table_named_after_no_target_warns_with_the_closest_name() {
+    let typo = model("quantize = \"dynamic\"") + "\n[package.metadata.models.tiny.target.x86-64]\nengine = \"fbgemm\"\n";
+    let decls = Project::new(&typo).file("tiny.py", TINY_MODEL).parse_for("x86_64-unknown-linux-gnu").unwrap();
+    assert_eq!(decls[0].engine, ptm_build::manifest::Engine::Qnnpack, "the table applies to no build");
+    let warnings = &decls[0].warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("[package.metadata.models.tiny.target.x86-64] in ") && warnings[0].contains("Cargo.toml"), "{warnings:?}");
+    assert!(
+        warnings[0].contains("applies to no build; did you mean `x86_64`? rename the table to [package.metadata.models.tiny.target.x86_64]"),
+        "{warnings:?}"
+    );
+
+    let abi = model("") + "\n[package.metadata.models.tiny.target.arm64-v8a]\noptimize = false\n";
+    let warnings = &Project::new(&abi).file("tiny.py", TINY_MODEL).parse().unwrap()[0].warnings;
+    assert!(warnings[0].contains("did you mean `aarch64-linux-android`?"), "{warnings:?}");
+
+    for known in ["x86_64", "armv7", "i686", "aarch64-apple-ios-sim", "x86_64-linux-android"] {
+        let table = model("") + &format!("\n[package.metadata.models.tiny.target.{known}]\noptimize = false\n");
+        assert!(Project::new(&table).file("tiny.py", TINY_MODEL).parse().unwrap()[0].warnings.is_empty(), "{known}");
+    }
+}
+
+#[test]
+fn accept_trace_risk_for_a_pte_points_at_the_ptl_path() {
+    let text = parse_error(&model("format = \"pte\"\naccept_trace_risk = true"));
+    assert!(text.contains("`package.metadata.models.tiny.accept_trace_risk`") && text.contains("Cargo.toml:8:"), "{text}");
+    assert!(text.contains("remove `accept_trace_risk`, or build a .ptl with format = \"ptl\" (package.metadata.models.tiny.format)"), "{text}");
+    assert!(text.contains("belongs to the .ptl path; torch.export has no trace risk"), "{text}");
+    assert!(!text.contains("export = \"script\"") && !text.contains("scripted"), "{text}");
+}
+
+#[test]
+fn a_torchscript_source_for_a_pte_is_refused_with_the_python_form() {
+    let archive = |extra: &str| Project::new(&model(extra).replace("tiny.py:build_model", "tiny.pt")).file("tiny.pt", "");
+    let text = error_text(archive("format = \"pte\"").parse());
+    assert!(text.contains("`package.metadata.models.tiny.source`") && text.contains("Cargo.toml:6:"), "{text}");
+    assert!(text.contains("the TorchScript archive \"tiny.pt\" with format = \"pte\" (package.metadata.models.tiny.format)"), "{text}");
+    assert!(text.contains("torch.export captures the nn.Module from Python"), "{text}");
+    assert!(text.contains("write source = \"models/<file>.py:build_model\"") && text.contains("build a .ptl from the archive with format = \"ptl\""), "{text}");
+    // Chosen for one architecture, it fails the desktop build too.
+    let text = error_text(archive("\n[package.metadata.models.tiny.target.aarch64]\nformat = \"pte\"").parse_for("x86_64-unknown-linux-gnu"));
+    assert!(text.contains("(package.metadata.models.tiny.target.aarch64.format)") && text.contains("in a build for aarch64"), "{text}");
+    archive("").parse().unwrap();
 }
 
 #[test]

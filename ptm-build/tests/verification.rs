@@ -275,6 +275,21 @@ fn a_calibration_dict_keyed_by_the_input_names_is_read_and_any_other_dict_is_nam
     assert!(text.contains("(missing: mask)") && text.contains("(not inputs: input_ids)"), "{text}");
 }
 
+#[test]
+fn a_calibration_sample_holding_nan_or_infinity_is_named_with_the_input() {
+    for (value, shown) in [("float('nan')", "nan"), ("float('-inf')", "-inf")] {
+        let project = two_inputs();
+        let mut files = samples(4, "(torch.randn(1, 4), torch.ones(1, 4))");
+        let poisoned = format!("(torch.randn(1, 4), torch.tensor([[1.0, 1.0, {value}, 1.0]]))");
+        files[2].1 = &poisoned;
+        save(&project, &files);
+        let text = error_text(project.build());
+        assert!(text.contains("model `two`") && text.contains("calibration sample cal/02.pt: input `mask` holds 1 non-finite value"), "{text}");
+        assert!(text.contains(&format!("{shown} at [0, 2]")) && text.contains("replace or remove cal/02.pt in `calibration` = \"cal\""), "{text}");
+        assert!(!text.contains("histc"), "{text}");
+    }
+}
+
 const BRANCHY_MODEL: &str = r#"
 import torch
 from torch import nn

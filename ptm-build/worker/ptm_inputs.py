@@ -90,6 +90,23 @@ class Inputs:
                 raise Failure("load", f"calibration sample {shown}: input `{spec['name']}` is {dtype} {shape}, "
                               f"declared {spec['dtype']} {[d if isinstance(d, int) else d['name'] for d in spec['shape']]}",
                               "make the samples match the declared inputs")
+            self.check_finite(tensor, spec["name"], shown)
+
+    def check_finite(self, tensor, name, shown):
+        """Calibration measures each activation's range; a NaN or infinity has none, and
+        torch's observers would fail later naming neither the sample nor the value."""
+        torch = self.torch
+        if not tensor.is_floating_point():
+            return
+        bad = ~torch.isfinite(tensor)
+        count = int(bad.sum())
+        if count:
+            first = [int(i) for i in bad.nonzero()[0]]
+            value = float(tensor[tuple(first)])
+            raise Failure("load", f"calibration sample {shown}: input `{name}` holds {count} non-finite value(s) of "
+                          f"{tensor.numel()} (first: {value} at {first})",
+                          f"replace or remove {shown} in `calibration` = \"{self.decl.get('calibration')}\": calibration "
+                          "measures activation ranges, and NaN or infinity has none (look at the preprocessing that saved it)")
 
     def mark_dynamic_outputs(self, model, outputs):
         """Runs once more with every dynamic input dimension at another size; output

@@ -56,7 +56,31 @@ impl Ctx<'_> {
             let range = self.range(input, &prefix, dtype)?;
             inputs.push(InputDecl { name: name.to_string(), dtype: dtype.to_string(), shape, range });
         }
+        self.check_example_bytes(&key, &inputs)?;
         Ok(inputs)
+    }
+
+    /// The build holds `EXAMPLE_SAMPLES` samples of every input at once, so the bound is on
+    /// all of them together, not on one input: a large input fails here, naming every
+    /// input's size, rather than in torch's allocator.
+    fn check_example_bytes(&self, key: &str, inputs: &[InputDecl]) -> Result<(), Error> {
+        // Each input fits in u64 (shape() checked); their sum times the samples may not.
+        let bytes: Vec<u128> = inputs.iter().map(|i| u128::from(input_bytes(&i.dtype, &i.shape).unwrap_or(u64::MAX))).collect();
+        let total = bytes.iter().sum::<u128>() * u128::from(EXAMPLE_SAMPLES);
+        if total <= u128::from(MAX_EXAMPLE_BYTES) {
+            return Ok(());
+        }
+        let largest = (0..inputs.len()).max_by_key(|&index| bytes[index]).unwrap_or(0);
+        let listed = inputs.iter().zip(&bytes).map(|(input, bytes)| format!("`{}` {} {}", input.name, input.dtype, size(*bytes))).collect::<Vec<_>>();
+        Err(self.error(
+            &format!("{key}[{largest}].shape"),
+            format!("inputs of {} per sample at the example sizes ({}), {} for the {EXAMPLE_SAMPLES} samples the build holds", size(bytes.iter().sum::<u128>()), listed.join(", "), size(total)),
+            format!(
+                "example inputs of at most {} in all: the build generates {EXAMPLE_SAMPLES} samples of every input to export, quantize and verify the model, and holds them at once",
+                size(MAX_EXAMPLE_BYTES)
+            ),
+            SHRINK,
+        ))
     }
 
     pub(super) fn shape(&self, input: &Table, prefix: &str, dtype: &str) -> Result<Vec<Dim>, Error> {
@@ -82,17 +106,12 @@ impl Ctx<'_> {
                 other => Err(self.error(&key, describe(other), expected, "use positive integers, e.g. shape = [1, 128]")),
             })
             .collect::<Result<Vec<Dim>, Error>>()?;
-        let bytes = shape.iter().try_fold(dtype_bytes(dtype), |total, dim| total.checked_mul(dim.example()));
-        if bytes.is_none_or(|b| b > MAX_INPUT_BYTES) {
-            let size = bytes.map_or_else(|| "more than 2^64 bytes".to_string(), |b| format!("{b} bytes"));
+        if input_bytes(dtype, &shape).is_none() {
             return Err(self.error(
                 &key,
-                format!("{} ({size} of {dtype} at the example sizes)", describe(value)),
-                format!(
-                    "an input of at most {} GiB: the build allocates several example inputs of this shape, and a phone could not hold one",
-                    MAX_INPUT_BYTES >> 30
-                ),
-                "declare the size the model really takes; a size known only at run time is written \"<name>=<example size>\" with a small example",
+                format!("{} (more than 2^64 bytes of {dtype} at the example sizes)", describe(value)),
+                format!("example inputs of at most {} in all", size(MAX_EXAMPLE_BYTES)),
+                SHRINK,
             ));
         }
         Ok(shape)
@@ -140,8 +159,33 @@ impl Ctx<'_> {
     }
 }
 
-/// The largest example input a declaration may ask the build to allocate.
-const MAX_INPUT_BYTES: u64 = 4 << 30;
+/// The most the example inputs of one model may take together, all samples counted: a
+/// model whose inputs are larger than a phone can spare is declared at the wrong size,
+/// and the build's own copies (outputs, stages) come on top.
+const MAX_EXAMPLE_BYTES: u64 = 2 << 30;
+
+/// How many samples of every input the build generates: `EXAMPLE_SAMPLES` in
+/// worker/ptm_inputs.py.
+const EXAMPLE_SAMPLES: u64 = 8;
+
+const SHRINK: &str =
+    "declare the sizes the model really takes; a size known only at run time is written \"<name>=<example size>\" with a small example, e.g. \"tokens=128\"";
+
+/// The bytes of one sample of an input at its example sizes; None past u64.
+fn input_bytes(dtype: &str, shape: &[Dim]) -> Option<u64> {
+    shape.iter().try_fold(dtype_bytes(dtype), |total, dim| total.checked_mul(dim.example()))
+}
+
+/// `bytes` for a person: `16 bytes`, `3.0 MiB`, `2.5 GiB`.
+fn size(bytes: impl Into<u128>) -> String {
+    let bytes = bytes.into();
+    match bytes {
+        0..1024 => format!("{bytes} bytes"),
+        1024..0x10_0000 => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        0x10_0000..0x4000_0000 => format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20)),
+        _ => format!("{:.1} GiB", bytes as f64 / f64::from(1 << 30)),
+    }
+}
 
 fn dtype_bytes(dtype: &str) -> u64 {
     match dtype {
@@ -161,5 +205,22 @@ fn integer_limits(dtype: &str) -> Option<(f64, f64)> {
         "int8" => Some((i8::MIN as f64, i8::MAX as f64)),
         "uint8" => Some((0.0, 255.0)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_count_is_the_workers() {
+        assert!(include_str!("../../worker/ptm_inputs.py").contains(&format!("\nEXAMPLE_SAMPLES = {EXAMPLE_SAMPLES}\n")));
+    }
+
+    #[test]
+    fn sizes_read_as_a_person_writes_them() {
+        assert_eq!(size(16u64), "16 bytes");
+        assert_eq!(size(3u64 << 20), "3.0 MiB");
+        assert_eq!(size(5u64 << 29), "2.5 GiB");
     }
 }

@@ -8,10 +8,12 @@ mod locate;
 mod parse;
 mod paths;
 mod suggest;
+mod targets;
 mod values;
 
 pub use locate::Location;
-pub use parse::{is_arm, parse, read};
+pub use parse::{parse, read};
+pub use targets::is_arm;
 // The closed sets a declaration chooses from; the report uses the same types.
 pub use ptm_report::{Engine, Export, Format, Quantize};
 

@@ -4,8 +4,9 @@
 
 use super::paths::workspace_root;
 use super::suggest::closest;
+use super::targets::{self, is_arm};
 use super::values::{describe, UNKNOWN_KEY};
-use super::{default_tolerance, Engine, Export, Format, ModelDecl, Quantize, Tolerance, RUNTIMES};
+use super::{default_tolerance, Engine, Export, Format, ModelDecl, Quantize, Source, Tolerance, RUNTIMES};
 use crate::Error;
 use std::path::Path;
 use toml::{Table, Value};
@@ -39,7 +40,7 @@ const FORMATS: &[(&str, Format)] = &[("ptl", Format::Ptl), ("pte", Format::Pte)]
 /// Keys of the Lite Interpreter path that mean nothing to an ExecuTorch program, and why.
 const PTL_ONLY: &[(&str, &str)] = &[
     ("export", "every .pte leaves Python through torch.export"),
-    ("accept_trace_risk", "torch.export fails on value-dependent control flow instead of tracing one branch"),
+    ("accept_trace_risk", "torch.export has no trace risk: it fails on value-dependent control flow instead of tracing one branch"),
     ("runtime", "it names a Lite Interpreter release"),
     ("max_bytecode", "it is a Lite Interpreter bytecode version"),
     ("optimize_blocklist", "it names optimize_for_mobile passes; a .pte is lowered to XNNPACK instead"),
@@ -121,6 +122,17 @@ fn located(error: Error, text: &str) -> Error {
     }
 }
 
+/// An error met while resolving the model for the target of the table `table`, saying so.
+fn in_target(error: Error, table: &str, spec: &str) -> Error {
+    match error {
+        Error::Manifest { manifest, key, found, expected, fix, location } => {
+            let found = format!("{found}, in a build for {spec} (with [{table}] applied)").into();
+            Error::Manifest { manifest, key, found, expected, fix, location }
+        }
+        other => other,
+    }
+}
+
 pub(super) struct Ctx<'a> {
     pub(super) manifest: &'a Path,
     pub(super) crate_dir: &'a Path,
@@ -131,19 +143,25 @@ pub(super) struct Ctx<'a> {
     pub(super) warnings: std::cell::RefCell<Vec<String>>,
 }
 
-/// The architecture of a target triple: `aarch64-linux-android` -> `aarch64`.
-fn arch(target: &str) -> &str {
-    target.split('-').next().unwrap_or(target)
-}
-
-/// ARM CPUs (every phone, Apple silicon) have qnnpack's kernels and not fbgemm's.
-pub fn is_arm(target: &str) -> bool {
-    let arch = arch(target);
-    arch.starts_with("aarch64") || arch.starts_with("arm") || arch.starts_with("thumb")
-}
-
 impl Ctx<'_> {
+    /// The model as this build resolves it, after resolving it as the target of each of
+    /// its `target` tables would: a contradiction that only a phone's build meets (a
+    /// Lite-only key beside `target.aarch64.format = "pte"`) fails the desktop build too.
     fn model(&self, name: &str, value: &Value) -> Result<ModelDecl, Error> {
+        let decl = self.resolve(name, value)?;
+        let tables = value.get("target").and_then(Value::as_table).map(|t| t.keys().collect::<Vec<_>>()).unwrap_or_default();
+        for spec in tables {
+            if self.target == Some(spec.as_str()) {
+                continue;
+            }
+            // Its warnings are this build's already, and would be shown twice.
+            let other = Ctx { target: Some(spec), warnings: Default::default(), ..*self };
+            other.resolve(name, value).map_err(|error| in_target(error, &format!("package.metadata.models.{name}.target.{spec}"), spec))?;
+        }
+        Ok(decl)
+    }
+
+    fn resolve(&self, name: &str, value: &Value) -> Result<ModelDecl, Error> {
         let prefix = format!("package.metadata.models.{name}");
         if !is_identifier(name) {
             let fixed = snake_case(name);
@@ -174,14 +192,6 @@ impl Ctx<'_> {
             .collect::<Result<_, _>>()?;
         let export = self.choice(table, &prefix, "export", &[("script", Export::Script), ("trace", Export::Trace)], Export::Script)?;
         let accept_trace_risk = self.boolean(table, &prefix, "accept_trace_risk", false)?;
-        if accept_trace_risk && export == Export::Script {
-            return Err(self.error(
-                &format!("{prefix}.accept_trace_risk"),
-                "true with export = \"script\"".into(),
-                "accept_trace_risk only with export = \"trace\"",
-                "remove accept_trace_risk: a scripted model keeps its control flow",
-            ));
-        }
         let lints = self.boolean(table, &prefix, "lints", true)?;
         let (runtime, max_bytecode) = self.runtime(table, &prefix)?;
         let overrides = self.target_tables(table, &prefix)?;
@@ -204,8 +214,17 @@ impl Ctx<'_> {
                 engine_key = format!("{override_prefix}.engine");
             }
         }
+        // Checked once the format is known: for a .pte the key is wrong whatever `export` says.
         if format == Format::Pte {
             self.check_pte_keys(table, &prefix, &overrides, &format_key, engine, &engine_key)?;
+            self.check_pte_source(&source, &prefix, &format_key)?;
+        } else if accept_trace_risk && export == Export::Script {
+            return Err(self.error(
+                &format!("{prefix}.accept_trace_risk"),
+                "true with export = \"script\"".into(),
+                "accept_trace_risk only with export = \"trace\"",
+                "remove accept_trace_risk: a scripted model keeps its control flow",
+            ));
         }
         if let Some(target) = self.target.filter(|t| is_arm(t)) {
             if engine == Engine::Fbgemm {
@@ -322,7 +341,7 @@ impl Ctx<'_> {
                     &format!("{prefix}.{key}"),
                     format!("`{key}` {chosen}"),
                     "only keys that apply to an ExecuTorch program",
-                    format!("remove `{key}`: {why}"),
+                    format!("remove `{key}`, or build a .ptl with format = \"ptl\" ({format_key}): `{key}` belongs to the .ptl path; {why}"),
                 ));
             }
         }
@@ -337,6 +356,20 @@ impl Ctx<'_> {
             ));
         }
         Ok(())
+    }
+
+    /// A `.pte` is captured by torch.export from the Python module; a TorchScript archive
+    /// holds a compiled graph that torch.export cannot read, so it would fail at export.
+    fn check_pte_source(&self, source: &Source, prefix: &str, format_key: &str) -> Result<(), Error> {
+        let Source::TorchScript { file } = source else { return Ok(()) };
+        Err(self.error(
+            &format!("{prefix}.source"),
+            format!("the TorchScript archive \"{}\" with format = \"pte\" ({format_key})", file.display()),
+            "a Python source \"<file>.py:<callable>\": torch.export captures the nn.Module from Python, and a TorchScript archive holds none",
+            format!(
+                "write source = \"models/<file>.py:build_model\" (the callable that returns the nn.Module), or build a .ptl from the archive with format = \"ptl\" ({format_key})"
+            ),
+        ))
     }
 
     /// `quantize_skip = ["classifier", "features.0"]`: module names as
@@ -417,9 +450,9 @@ impl Ctx<'_> {
     fn target_tables<'v>(&self, table: &'v Table, prefix: &str) -> Result<Vec<(String, &'v Table)>, Error> {
         let Some(value) = table.get("target") else { return Ok(Vec::new()) };
         let key = format!("{prefix}.target");
-        let targets = self.table(value, &key, "a table of per-target tables: [<model>.target.<triple or arch>]")?;
+        let tables = self.table(value, &key, "a table of per-target tables: [<model>.target.<triple or arch>]")?;
         let mut found = Vec::new();
-        for (spec, value) in targets {
+        for (spec, value) in tables {
             let spec_prefix = format!("{key}.{spec}");
             let values = self.table(value, &spec_prefix, "a table of overrides")?;
             self.check_keys(values, &spec_prefix, TARGET_KEYS)?;
@@ -427,14 +460,18 @@ impl Ctx<'_> {
             self.choice(values, &spec_prefix, "engine", ENGINES, Engine::Qnnpack)?;
             self.choice(values, &spec_prefix, "quantize", QUANTIZE, Quantize::None)?;
             self.boolean(values, &spec_prefix, "optimize", true)?;
-            if let Some(target) = self.target {
-                let rank = if spec == target {
-                    2
-                } else if spec == arch(target) {
-                    1
-                } else {
-                    0
+            if !targets::is_known(spec) {
+                let fix = match targets::suggestion(spec) {
+                    Some(near) => format!("did you mean `{near}`? rename the table to [{key}.{near}]"),
+                    None => "name the table after an architecture (x86_64, aarch64, armv7, i686) or a full triple (aarch64-linux-android)".into(),
                 };
+                self.warnings.borrow_mut().push(format!(
+                    "[{spec_prefix}] in {}: `{spec}` is neither an architecture (the first part of a triple, as x86_64 in x86_64-linux-android) nor a target triple rustc knows, so the table applies to no build; {fix}",
+                    self.manifest.display()
+                ));
+            }
+            if let Some(target) = self.target {
+                let rank = targets::rank(spec, target);
                 if rank > 0 {
                     found.push((rank, spec_prefix, values));
                 }
