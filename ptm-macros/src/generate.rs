@@ -269,12 +269,9 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded, krate: &T
         if model.embed { "" } else { " This model is not embedded (`embed = false`): ship the file as an asset and load it with `load_from`." };
     let artifact_doc = format!("Where the build wrote the {file}. Valid on the build machine (host runs and tests); on a device pass the path the platform gives to `load_from`.{not_embedded_note}");
     let load_from_doc = format!("Loads the {file} at `path` (an app asset, say) into {runtime}.");
-    let key_doc = match model.format {
-        Format::Ptl => {
-            "The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another."
-        }
-        Format::Pte => "The key of the model's declaration (models.json's `cache_key`).",
-    };
+    let key_doc = format!(
+        "The key of the model's declaration; the {file}'s identity record names the same, and `load`/`load_from` refuse a file that names another, or none."
+    );
 
     Ok(quote! {
         #backend

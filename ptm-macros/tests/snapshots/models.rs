@@ -17,7 +17,7 @@ pub struct BertOutput {
 impl Bert {
     /// The model's name as declared in Cargo.toml.
     pub const NAME: &'static str = "bert";
-    ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another.
+    ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another, or none.
     pub const KEY: &'static str = "8497f539b8b3f8827c1d93631db9185b1e28b160e32e8d4966e38cbcbe3cf5bf";
     /// What the build knew about the model: sizes per stage, drift, operators.
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
@@ -196,7 +196,7 @@ pub struct ClassifierOutput {
 impl Classifier {
     /// The model's name as declared in Cargo.toml.
     pub const NAME: &'static str = "classifier";
-    ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another.
+    ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another, or none.
     pub const KEY: &'static str = "1f0e332d8ee1c8a80c25f206b76efd6a039b66aa534989f37b4198ee6c99e85e";
     /// What the build knew about the model: sizes per stage, drift, operators.
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
@@ -325,7 +325,7 @@ pub struct ClassifierFbgemmOutput {
 impl ClassifierFbgemm {
     /// The model's name as declared in Cargo.toml.
     pub const NAME: &'static str = "classifier_fbgemm";
-    ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another.
+    ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another, or none.
     pub const KEY: &'static str = "f61782e582b99f52d8d1f315e8bda3e7aee792ab65ae55767573c649b8ebce75";
     /// What the build knew about the model: sizes per stage, drift, operators.
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
@@ -469,7 +469,7 @@ pub struct HygieneOutput {
 impl Hygiene {
     /// The model's name as declared in Cargo.toml.
     pub const NAME: &'static str = "hygiene";
-    ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another.
+    ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another, or none.
     pub const KEY: &'static str = "67def086700b5c36e34c06f8fe09f7a9ade8dd003ac3a9199e50b28bd6bb8dcd";
     /// What the build knew about the model: sizes per stage, drift, operators.
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
@@ -646,7 +646,7 @@ pub struct ManyOutput {
 impl Many {
     /// The model's name as declared in Cargo.toml.
     pub const NAME: &'static str = "many";
-    ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another.
+    ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another, or none.
     pub const KEY: &'static str = "dcc6ba71487a50fd9e03bcc99a1fbeb1749197af3209cc78061792b66338f48e";
     /// What the build knew about the model: sizes per stage, drift, operators.
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
@@ -836,7 +836,7 @@ pub struct PairOutput {
 impl Pair {
     /// The model's name as declared in Cargo.toml.
     pub const NAME: &'static str = "pair";
-    ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another.
+    ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another, or none.
     pub const KEY: &'static str = "4317f91d0448cdab297f83d398636644a91c10ec617e05facde90c0002fdaec1";
     /// What the build knew about the model: sizes per stage, drift, operators.
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
@@ -1025,7 +1025,7 @@ pub struct WriterOutput {
 impl Writer {
     /// The model's name as declared in Cargo.toml.
     pub const NAME: &'static str = "writer";
-    ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another.
+    ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another, or none.
     pub const KEY: &'static str = "cdbe21b2adb9ad6fd7bf352d5bd6c6e158326aacfd1bad47d24dd9c05044648a";
     /// What the build knew about the model: sizes per stage, drift, operators.
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {

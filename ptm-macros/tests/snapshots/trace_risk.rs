@@ -22,7 +22,7 @@ pub struct BranchyOutput {
 impl Branchy {
     /// The model's name as declared in Cargo.toml.
     pub const NAME: &'static str = "branchy";
-    ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another.
+    ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another, or none.
     pub const KEY: &'static str = "dfec39b1f42ce3ce38e53b767dc72860781d6f86c484719dd47474a65426b0c1";
     /// What the build knew about the model: sizes per stage, drift, operators.
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
