@@ -31,6 +31,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("ptm_compare.py", include_str!("../worker/ptm_compare.py")),
     ("ptm_archive.py", include_str!("../worker/ptm_archive.py")),
     ("ptm_pte.py", include_str!("../worker/ptm_pte.py")),
+    ("ptm_runner.py", include_str!("../worker/ptm_runner.py")),
     (EXECUTORCH_SHIM[0].0, EXECUTORCH_SHIM[0].1),
     (EXECUTORCH_SHIM[1].0, EXECUTORCH_SHIM[1].1),
     ("ptm_executorch_runner.cpp", include_str!("../executorch/ptm_executorch_runner.cpp")),
