@@ -5,7 +5,8 @@
 //! not depend on what else the build converted (docs in `worker/ptm_worker.py`). The
 //! request and the result are JSON files; the worker's stdout goes to our stderr, its
 //! stderr is streamed through (progress lines) and its tail is kept for the error when
-//! it dies.
+//! it dies. Each model's result is also left in a file of its own as soon as it is
+//! verified, so the models that finished before the worker died are not lost with it.
 
 use crate::manifest::ModelDecl;
 use crate::python::Interpreter;
@@ -42,6 +43,15 @@ pub const SOURCES: &[(&str, &str)] = &[
 /// code that runs it.
 pub const EXECUTORCH_SHIM: [(&str, &str); 2] =
     [("ptm_executorch.h", include_str!("../executorch/ptm_executorch.h")), ("ptm_executorch.cpp", include_str!("../executorch/ptm_executorch.cpp"))];
+
+/// What one worker run produced: per job, its result, or `None` when the worker died
+/// before the job finished; and the worker's death, if it died.
+pub struct Finished {
+    /// One per job, in order.
+    pub results: Vec<Option<Result<Converted, Error>>>,
+    /// Why the worker as a whole failed.
+    pub died: Option<Error>,
+}
 
 /// What the worker measured for one converted model.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -139,8 +149,8 @@ struct ModelResult {
     traceback: Option<String>,
 }
 
-/// Converts `jobs` in one worker process started in `scratch`. The outer error is the
-/// worker failing as a whole; the inner ones are models that failed to convert.
+/// Converts `jobs` in one worker process started in `scratch`. The error is the worker
+/// failing to start; [`Finished`] holds each model's result, and the worker's death.
 /// Each line the worker writes to stderr goes to `on_line` as it comes.
 pub fn run(
     python: &Interpreter,
@@ -149,7 +159,7 @@ pub fn run(
     scratch: &Path,
     runner_dir: &Path,
     on_line: &mut dyn FnMut(&str),
-) -> Result<Vec<Result<Converted, Error>>, Error> {
+) -> Result<Finished, Error> {
     for (name, text) in SOURCES {
         crate::fsutil::write_atomic(&scratch.join(name), text.as_bytes())?;
     }
@@ -204,24 +214,38 @@ pub fn run(
         }
     }
     let status = child.wait().map_err(|e| Error::io("wait for", &python.path, e))?;
-    let response: Option<Response> = std::fs::read(&result_path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
-    let Some(response) = response.filter(|r| r.models.len() == jobs.len()) else {
-        return Err(Error::Worker { python: python.path.clone(), status: describe(status), stderr: tail.join("\n") });
+    let response: Option<Response> = read_json(&result_path);
+    if let Some(response) = response.filter(|r| r.models.len() == jobs.len()) {
+        return Ok(Finished { results: response.models.into_iter().map(|m| Some(m.into_result())).collect(), died: None });
+    }
+    // Dead: what each child left behind (`Paths` in ptm_worker.py names the files).
+    let results: Vec<Option<Result<Converted, Error>>> =
+        (0..jobs.len()).map(|index| read_json::<ModelResult>(&scratch.join(format!("result.json.{index}"))).map(ModelResult::into_result)).collect();
+    let names = |finished: bool| -> Box<[String]> {
+        jobs.iter().zip(&results).filter(|(_, r)| matches!(r, Some(Ok(_))) == finished).map(|(job, _)| job.decl.name.clone()).collect()
     };
-    Ok(response
-        .models
-        .into_iter()
-        .map(|m| match (m.ok, m.report) {
+    let died =
+        Error::Worker { python: python.path.clone(), status: describe(status), stderr: tail.join("\n"), converted: names(true), unfinished: names(false) };
+    Ok(Finished { results, died: Some(died) })
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    std::fs::read(path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok())
+}
+
+impl ModelResult {
+    fn into_result(self) -> Result<Converted, Error> {
+        match (self.ok, self.report) {
             (true, Some(report)) => Ok(report),
             _ => Err(Error::Conversion {
-                model: m.name,
-                stage: m.stage.unwrap_or_else(|| "unknown".into()),
-                message: m.message.unwrap_or_default(),
-                hint: m.hint,
-                traceback: m.traceback.unwrap_or_default().into(),
+                model: self.name,
+                stage: self.stage.unwrap_or_else(|| "unknown".into()),
+                message: self.message.unwrap_or_default(),
+                hint: self.hint,
+                traceback: self.traceback.unwrap_or_default().into(),
             }),
-        })
-        .collect())
+        }
+    }
 }
 
 /// Cargo's job count for this build (`-j`, `NUM_JOBS` in build scripts), else one. How

@@ -4,11 +4,37 @@
 //! build starts, or a file damaged on disk), never by replacing torch.
 
 mod common;
-use common::{venv_python, Project, TINY_MODEL};
+use common::{error_text, venv_python, Project, TINY_MODEL};
 use ptm_build::tooling::Outcome;
 use ptm_build::{Builder, Error, Origin, Progress};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+/// Two models from one file, converted one after the other (one job at a time).
+fn two_models() -> Project {
+    let table = |name: &str| {
+        format!("[package.metadata.models.{name}]\nsource = \"tiny.py:build_model\"\n\n[[package.metadata.models.{name}.inputs]]\nname = \"x\"\ndtype = \"float32\"\nshape = [1, 4]\n\n")
+    };
+    Project::new(&format!("{}{}", table("first"), table("second"))).file("tiny.py", TINY_MODEL)
+}
+
+/// An interpreter that runs the project's Python with `sitecustomize` loaded first: the
+/// fault to inject, active only in the worker (whose arguments name ptm_worker.py).
+fn faulty_python(project: &Project, sitecustomize: &str) -> PathBuf {
+    let dir = project.path().join("fault");
+    std::fs::create_dir_all(&dir).unwrap();
+    let guarded = format!("import sys\nif any(a.endswith('ptm_worker.py') for a in sys.argv):\n{}", indent(sitecustomize));
+    std::fs::write(dir.join("sitecustomize.py"), guarded).unwrap();
+    let python = dir.join("python");
+    std::fs::write(&python, format!("#!/bin/sh\nPYTHONPATH='{}' exec '{}' \"$@\"\n", dir.display(), venv_python().display())).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    python
+}
+
+fn indent(code: &str) -> String {
+    code.lines().map(|line| format!("    {line}\n")).collect()
+}
 
 /// Builds `project` with `python`, collecting every progress line; `configure` sets more.
 fn build(project: &Project, python: &Path, configure: impl FnOnce(&mut Builder)) -> (Result<Outcome, Error>, Vec<String>) {
@@ -31,6 +57,62 @@ fn build(project: &Project, python: &Path, configure: impl FnOnce(&mut Builder))
 
 fn origins(outcome: &Outcome) -> Vec<(String, Origin)> {
     outcome.models.iter().map(|m| (m.name.clone(), m.origin)).collect()
+}
+
+fn text_of(result: Result<Outcome, Error>) -> String {
+    error_text(result.map(|outcome| origins(&outcome)))
+}
+
+#[test]
+fn a_worker_killed_after_one_model_keeps_that_model_cached() {
+    let project = two_models();
+    // The worker dies as it starts the second model: the first is converted and verified.
+    let python = faulty_python(
+        &project,
+        "import os, signal\nforks = [0]\nreal_fork = os.fork\ndef fork():\n    forks[0] += 1\n    if forks[0] == 2:\n        os.kill(os.getpid(), signal.SIGKILL)\n    return real_fork()\nos.fork = fork",
+    );
+    let (result, _) = build(&project, &python, |_| {});
+    let text = text_of(result);
+    assert!(text.contains("the Python worker") && text.contains("was killed by a signal"), "{text}");
+    assert!(text.contains("converted before it died, and cached: `first`") && text.contains("not converted: `second`"), "{text}");
+
+    let (result, lines) = build(&project, &venv_python(), |_| {});
+    let outcome = result.unwrap();
+    assert_eq!(origins(&outcome), [("first".to_string(), Origin::Cache), ("second".to_string(), Origin::Converted)]);
+    assert!(!lines.iter().any(|l| l.starts_with("ptm: first:")), "the first model was converted again: {lines:#?}");
+}
+
+#[test]
+fn a_fork_that_keeps_failing_names_its_model_and_keeps_the_others() {
+    let project = two_models();
+    // Every fork after the first fails as it does when the machine is out of processes.
+    let python = faulty_python(
+        &project,
+        "import errno, os\nforks = [0]\nreal_fork = os.fork\ndef fork():\n    forks[0] += 1\n    if forks[0] >= 2:\n        raise BlockingIOError(errno.EAGAIN, 'Resource temporarily unavailable')\n    return real_fork()\nos.fork = fork",
+    );
+    let (result, lines) = build(&project, &python, |_| {});
+    let text = text_of(result);
+    assert!(text.contains("model `second` failed at stage `start`"), "{text}");
+    assert!(text.contains("os.fork failed 4 times") && text.contains("Resource temporarily unavailable"), "{text}");
+    assert!(text.contains("cargo build -j 1"), "{text}");
+    assert!(!text.contains("BlockingIOError: [Errno"), "a raw traceback: {text}");
+    assert!(lines.iter().any(|l| l == "ptm: second: could not start its process ([Errno 11] Resource temporarily unavailable); trying again"), "{lines:#?}");
+
+    let (result, _) = build(&project, &venv_python(), |_| {});
+    assert_eq!(origins(&result.unwrap()), [("first".to_string(), Origin::Cache), ("second".to_string(), Origin::Converted)]);
+}
+
+#[test]
+fn a_fork_that_fails_for_a_moment_is_tried_again() {
+    let project = two_models();
+    let python = faulty_python(
+        &project,
+        "import errno, os\nforks = [0]\nreal_fork = os.fork\ndef fork():\n    forks[0] += 1\n    if forks[0] in (2, 3):\n        raise BlockingIOError(errno.EAGAIN, 'Resource temporarily unavailable')\n    return real_fork()\nos.fork = fork",
+    );
+    let (result, lines) = build(&project, &python, |_| {});
+    let outcome = result.unwrap();
+    assert_eq!(origins(&outcome), [("first".to_string(), Origin::Converted), ("second".to_string(), Origin::Converted)]);
+    assert_eq!(lines.iter().filter(|l| l.contains("trying again")).count(), 2, "{lines:#?}");
 }
 
 /// A `.pte` model, so that its conversion runs ExecuTorch's runner from the cache.

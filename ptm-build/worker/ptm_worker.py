@@ -19,6 +19,11 @@ and files alone; and a child that dies (sys.exit, os._exit, a crash in native co
 reported as that model's failure, at the stage it reached. Up to `jobs` children run at
 once. Where fork does not exist, each model runs in a fresh interpreter instead.
 
+Each child leaves its result in RESULT.json.<index> as soon as it is verified, so that
+ptm-build can cache the models that finished even when this process dies. A fork that
+fails (EAGAIN under load) is tried again after the next child ends or a short pause,
+and then reported as that model's failure.
+
 Progress goes to stderr, one line per step. Model code may print freely: ptm-build
 connects this process's stdout to its own stderr, and results travel only in files.
 """
@@ -34,6 +39,9 @@ from ptm_common import SEED, Failure, last_frames, log, quiet_torch_warnings
 
 # Signals that mean the process crashed in native code rather than being stopped.
 CRASHES = {"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"}
+# How often a model's fork is tried before it is reported as failed, and the first pause.
+FORK_ATTEMPTS = 4
+FORK_BACKOFF = 0.5
 
 
 def convert(torch, job, crate_dir, on_stage=lambda stage: None):
@@ -116,15 +124,28 @@ def child(torch, request, index, paths, parent):
     write_json(paths.result, convert(torch, job, request["crate_dir"], paths.record_stage))
 
 
+def source_of(decl):
+    source = decl["source"]
+    return f"{source['file']}:{source['callable']}" if source["kind"] == "python" else source["file"]
+
+
 def died(job, paths, how, why):
     decl = job["decl"]
     name, stage = decl["name"], paths.last_stage()
-    source = decl["source"]
-    where = f"{source['file']}:{source['callable']}" if source["kind"] == "python" else source["file"]
     return {"name": name, "ok": False, "stage": stage,
             "message": f"the process converting `{name}` {how} during stage `{stage}`, without a result: {why}",
-            "hint": f"run the model from {where} in Python outside ptm on inputs of the declared shapes "
+            "hint": f"run the model from {source_of(decl)} in Python outside ptm on inputs of the declared shapes "
                     f"(`python -X faulthandler`), find what ends the process, and make it raise an exception instead",
+            "traceback": ""}
+
+
+def not_started(job, error, attempts):
+    name = job["decl"]["name"]
+    return {"name": name, "ok": False, "stage": "start",
+            "message": f"could not start the process that converts `{name}`: os.fork failed {attempts} times: {error}",
+            "hint": "the machine ran out of processes or memory for the moment: build again with fewer jobs at once "
+                    "(cargo build -j 1) or with a higher process limit (ulimit -u); the models converted before it "
+                    "are cached",
             "traceback": ""}
 
 
@@ -146,31 +167,56 @@ def verdict(job, paths, signame, code):
                 "the model's code, or a library it calls, ended the process (os._exit, or exit() in C)")
 
 
+def start(torch, request, index, paths, parent):
+    """Forks the child converting model `index` and returns its pid; raises OSError when
+    fork fails."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            child(torch, request, index, paths, parent)
+        except BaseException:
+            code = 70
+        finally:
+            # Never return into the parent's loop, and skip its exit handlers.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    return pid
+
+
 def run_forked(torch, request, result_path, jobs):
     models = request["models"]
     results = [None] * len(models)
     waiting = list(range(len(models)))
+    failed_forks = {}
     running = {}
     parent = os.getpid()
     while waiting or running:
         while waiting and len(running) < jobs:
-            index = waiting.pop(0)
+            index = waiting[0]
             paths = Paths(result_path, index)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                code = 0
-                try:
-                    child(torch, request, index, paths, parent)
-                except BaseException:
-                    code = 70
-                finally:
-                    # Never return into the parent's loop, and skip its exit handlers.
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                    os._exit(code)
+            try:
+                pid = start(torch, request, index, paths, parent)
+            except OSError as e:
+                name = models[index]["decl"]["name"]
+                attempts = failed_forks[index] = failed_forks.get(index, 0) + 1
+                if attempts >= FORK_ATTEMPTS:
+                    waiting.pop(0)
+                    results[index] = not_started(models[index], e, attempts)
+                    log(name, f"could not start its process after {attempts} attempts: {e}")
+                    continue
+                log(name, f"could not start its process ({e}); trying again")
+                if running:
+                    break  # a child that ends gives back what fork lacked
+                time.sleep(FORK_BACKOFF * 2 ** (attempts - 1))
+                continue
+            waiting.pop(0)
             running[pid] = (index, paths)
+        if not running:
+            continue
         pid, status = os.wait()
         if pid in running:
             index, paths = running.pop(pid)
