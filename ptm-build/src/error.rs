@@ -78,6 +78,15 @@ pub enum Error {
         /// Models it had not converted.
         unfinished: Box<[String]>,
     },
+    /// An environment variable ptm reads holds a value it cannot use.
+    Variable {
+        /// The variable.
+        variable: String,
+        /// Its value.
+        found: String,
+        /// What it must hold instead.
+        expected: String,
+    },
     /// A file-system operation failed.
     Io {
         /// What ptm was doing.
@@ -182,6 +191,9 @@ impl fmt::Display for Error {
                     writeln!(f, "  not converted: {}", list(unfinished))?;
                 }
                 write!(f, "  its stderr ended with:\n    {}", stderr.trim_end().replace('\n', "\n    "))
+            }
+            Error::Variable { variable, found, expected } => {
+                write!(f, "ptm: environment variable {variable} is `{found}`\n  expected: {expected}\n  fix:      set {variable} to {expected}, or unset it")
             }
             Error::Io { action, path, source } => {
                 write!(f, "ptm: could not {action} {}: {source}", path.display())

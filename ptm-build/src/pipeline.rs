@@ -34,6 +34,8 @@ pub struct Context {
     pub offline: bool,
     /// Where progress goes, when not to stderr.
     pub(crate) progress: Option<Sink>,
+    /// When a model stuck in one stage is reported, and killed.
+    pub(crate) supervision: worker::Supervision,
 }
 
 impl Context {
@@ -322,7 +324,11 @@ fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Ent
     let runners = ctx.cache.root().join("runners");
     // The worker runs in the crate's directory.
     let runners = std::path::absolute(&runners).unwrap_or(runners);
-    let finished = worker::run(python, &ctx.crate_dir, &jobs, &scratch, &runners, &mut |line| ctx.emit(progress::classify(line, &names)));
+    let finished =
+        worker::run(python, &ctx.crate_dir, &jobs, &scratch, &runners, ctx.supervision, &mut |line| match line.strip_prefix(worker::WARNING_PREFIX) {
+            Some(warning) => ctx.warn(warning),
+            None => ctx.emit(progress::classify(line, &names)),
+        });
     let _ = std::fs::remove_dir_all(&scratch);
     let finished = finished.inspect_err(|_| staged.iter().for_each(|dir| drop(std::fs::remove_dir_all(dir))))?;
     // A worker that died still leaves the models it verified: they are published like

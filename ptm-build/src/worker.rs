@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// The worker's source files; their bytes are part of every cache key.
 pub const SOURCES: &[(&str, &str)] = &[
@@ -43,6 +44,28 @@ pub const SOURCES: &[(&str, &str)] = &[
 /// code that runs it.
 pub const EXECUTORCH_SHIM: [(&str, &str); 2] =
     [("ptm_executorch.h", include_str!("../executorch/ptm_executorch.h")), ("ptm_executorch.cpp", include_str!("../executorch/ptm_executorch.cpp"))];
+
+/// The start of a worker line that is a warning for the user (`WARNING_PREFIX` in
+/// `ptm_worker.py`): a model stuck in one stage.
+pub const WARNING_PREFIX: &str = "ptm-warning: ";
+
+/// How the worker watches each model's process: a warning after `heartbeat` in one
+/// stage, and the process killed after `timeout` in all.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Supervision {
+    /// Time in one stage before each warning.
+    pub heartbeat: Duration,
+    /// Time after which a model's conversion is killed, if any.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for Supervision {
+    fn default() -> Supervision {
+        // Long enough that no healthy stage of a small model warns, short enough that a
+        // stuck build says so before anyone gives up on it.
+        Supervision { heartbeat: Duration::from_secs(60), timeout: None }
+    }
+}
 
 /// What one worker run produced: per job, its result, or `None` when the worker died
 /// before the job finished; and the worker's death, if it died.
@@ -119,6 +142,8 @@ struct Request<'a> {
     crate_dir: &'a Path,
     /// How many models may convert at once.
     jobs: usize,
+    heartbeat_seconds: f64,
+    timeout_seconds: Option<f64>,
     models: Vec<RequestModel<'a>>,
 }
 
@@ -158,6 +183,7 @@ pub fn run(
     jobs: &[Job<'_>],
     scratch: &Path,
     runner_dir: &Path,
+    supervision: Supervision,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<Finished, Error> {
     for (name, text) in SOURCES {
@@ -168,6 +194,8 @@ pub fn run(
     let request = Request {
         crate_dir,
         jobs: parallel_jobs(),
+        heartbeat_seconds: supervision.heartbeat.as_secs_f64(),
+        timeout_seconds: supervision.timeout.map(|t| t.as_secs_f64()),
         models: jobs
             .iter()
             .map(|j| RequestModel {

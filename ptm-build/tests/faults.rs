@@ -9,6 +9,7 @@ use ptm_build::tooling::Outcome;
 use ptm_build::{Builder, Error, Origin, Progress};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Two models from one file, converted one after the other (one job at a time).
 fn two_models() -> Project {
@@ -113,6 +114,51 @@ fn a_fork_that_fails_for_a_moment_is_tried_again() {
     let outcome = result.unwrap();
     assert_eq!(origins(&outcome), [("first".to_string(), Origin::Converted), ("second".to_string(), Origin::Converted)]);
     assert_eq!(lines.iter().filter(|l| l.contains("trying again")).count(), 2, "{lines:#?}");
+}
+
+#[test]
+fn a_stuck_model_is_reported_while_it_runs_and_killed_at_the_limit() {
+    // One model sleeps in build_model, the other never returns from forward.
+    let sleepy = TINY_MODEL.replace("def build_model():\n", "def build_model():\n    import time\n    time.sleep(600)\n");
+    let spinning = TINY_MODEL.replace("return self.fc(x)", "while True:\n            pass");
+    let table = |name: &str, file: &str| {
+        format!("[package.metadata.models.{name}]\nsource = \"{file}:build_model\"\n\n[[package.metadata.models.{name}.inputs]]\nname = \"x\"\ndtype = \"float32\"\nshape = [1, 4]\n\n")
+    };
+    let project = Project::new(&format!("{}{}", table("sleepy", "sleepy.py"), table("spinning", "spinning.py")))
+        .file("sleepy.py", &sleepy)
+        .file("spinning.py", &spinning);
+    let started = std::time::Instant::now();
+    let (result, lines) = build(&project, &venv_python(), |builder| {
+        builder.heartbeat(Duration::from_secs(1)).model_timeout(Duration::from_secs(5));
+    });
+    assert!(started.elapsed() < Duration::from_secs(120), "the limit did not stop the build: {:?}", started.elapsed());
+    let text = text_of(result);
+    for (model, shown) in [("sleepy", &text), ("spinning", &lines.join("\n"))] {
+        assert!(shown.contains(&format!("model `{model}` failed at stage `load`")), "{model}: {shown}");
+        assert!(
+            shown
+                .contains(&format!("the process converting `{model}` was still in stage `load` after 5 s, the limit PTM_MODEL_TIMEOUT=5 sets, and was killed")),
+            "{shown}"
+        );
+        assert!(shown.contains(&format!("{model}.py:build_model")) && shown.contains("raise PTM_MODEL_TIMEOUT"), "{shown}");
+        let warned = format!("warning: ptm: model `{model}` has been in stage `load` for ");
+        let warnings: Vec<&String> = lines.iter().filter(|l| l.starts_with(&warned)).collect();
+        assert!(warnings.len() >= 3, "a warning each second of the five: {lines:#?}");
+        assert!(warnings[0].ends_with("and is still running; it is killed after 5 s (PTM_MODEL_TIMEOUT)"), "{}", warnings[0]);
+    }
+    assert!(!project.path().join("cache/v1").exists() || std::fs::read_dir(project.path().join("cache/v1")).unwrap().next().is_none());
+}
+
+#[test]
+fn without_a_limit_the_heartbeat_names_the_variable_that_sets_one() {
+    let slow = TINY_MODEL.replace("def build_model():\n", "def build_model():\n    import time\n    time.sleep(3)\n");
+    let project = Project::new(&common::model("")).file("tiny.py", &slow);
+    let (result, lines) = build(&project, &venv_python(), |builder| {
+        builder.heartbeat(Duration::from_secs(1));
+    });
+    assert_eq!(origins(&result.unwrap()), [("tiny".to_string(), Origin::Converted)]);
+    let warning = lines.iter().find(|l| l.starts_with("warning: ptm: model `tiny` has been in stage `load` for 1 s")).unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(warning.ends_with("set PTM_MODEL_TIMEOUT=<seconds> to stop a model that is stuck"), "{warning}");
 }
 
 /// A `.pte` model, so that its conversion runs ExecuTorch's runner from the cache.
