@@ -12,6 +12,10 @@ pub const PTM_ALLOW_UNTESTED_TORCH: &str = "PTM_ALLOW_UNTESTED_TORCH";
 
 /// Set to 1 to build only from the cache and the committed store, never starting Python.
 pub const PTM_OFFLINE: &str = "PTM_OFFLINE";
+/// Seconds a model may stay in one stage before each warning that it is still there.
+pub const PTM_HEARTBEAT_SECONDS: &str = "PTM_HEARTBEAT_SECONDS";
+/// Seconds after which a model's conversion is killed and the build fails.
+pub const PTM_MODEL_TIMEOUT: &str = "PTM_MODEL_TIMEOUT";
 /// An activated virtual environment, searched for Python after PTM_PYTHON.
 pub const VIRTUAL_ENV: &str = "VIRTUAL_ENV";
 /// An activated conda environment, searched after VIRTUAL_ENV.
@@ -25,6 +29,8 @@ pub const WATCHED: &[&str] = &[
     PTM_CACHE_DIR,
     PTM_ALLOW_UNTESTED_TORCH,
     PTM_OFFLINE,
+    PTM_HEARTBEAT_SECONDS,
+    PTM_MODEL_TIMEOUT,
     VIRTUAL_ENV,
     CONDA_PREFIX,
     crate::libtorch::LIBTORCH,
@@ -67,6 +73,22 @@ fn first_set(names: &[String], get: impl Fn(&str) -> Option<OsString>) -> Option
 /// True when a variable is set to something other than `0`, `false` or empty.
 pub fn flag(name: &str) -> bool {
     var(name).is_some_and(|value| value != "0" && value != "false")
+}
+
+/// A duration in seconds from `name`: `None` when unset, an error naming the variable
+/// when it is not a positive number.
+pub fn seconds(name: &str) -> Result<Option<std::time::Duration>, crate::Error> {
+    let Some(value) = var(name) else { return Ok(None) };
+    parse_seconds(&value.to_string_lossy()).map(Some).ok_or_else(|| crate::Error::Variable {
+        variable: name.into(),
+        found: value.to_string_lossy().into_owned(),
+        expected: "a number of seconds above zero, such as 300".into(),
+    })
+}
+
+fn parse_seconds(text: &str) -> Option<std::time::Duration> {
+    let seconds: f64 = text.trim().parse().ok()?;
+    (seconds.is_finite() && seconds > 0.0).then(|| std::time::Duration::try_from_secs_f64(seconds).ok()).flatten()
 }
 
 /// Cargo sets OUT_DIR and TARGET only for build scripts; elsewhere (the CLI, tests)
@@ -115,5 +137,14 @@ mod tests {
         assert_eq!(found.unwrap().1, "X_aarch64-linux-android");
         assert_eq!(first_set(&names, set(&[("X", "/all"), ("X_aarch64_linux_android", "")])).unwrap().0, "/all", "empty is unset");
         assert_eq!(first_set(&names, set(&[])), None);
+    }
+
+    #[test]
+    fn seconds_are_positive_numbers() {
+        assert_eq!(parse_seconds("300"), Some(std::time::Duration::from_secs(300)));
+        assert_eq!(parse_seconds(" 0.5 "), Some(std::time::Duration::from_millis(500)));
+        for bad in ["0", "-1", "5m", "inf", "NaN", "", "1e400"] {
+            assert_eq!(parse_seconds(bad), None, "{bad}");
+        }
     }
 }

@@ -73,6 +73,19 @@ pub enum Error {
         status: String,
         /// The end of what it printed on stderr.
         stderr: String,
+        /// Models it had converted and verified before it died (cached all the same).
+        converted: Box<[String]>,
+        /// Models it had not converted.
+        unfinished: Box<[String]>,
+    },
+    /// An environment variable ptm reads holds a value it cannot use.
+    Variable {
+        /// The variable.
+        variable: String,
+        /// Its value.
+        found: String,
+        /// What it must hold instead.
+        expected: String,
     },
     /// A file-system operation failed.
     Io {
@@ -168,9 +181,19 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::Worker { python, status, stderr } => {
+            Error::Worker { python, status, stderr, converted, unfinished } => {
                 writeln!(f, "ptm: the Python worker ({}) {status} without a result", python.display())?;
+                let list = |names: &[String]| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+                if !converted.is_empty() {
+                    writeln!(f, "  converted before it died, and cached: {}", list(converted))?;
+                }
+                if !unfinished.is_empty() {
+                    writeln!(f, "  not converted: {}", list(unfinished))?;
+                }
                 write!(f, "  its stderr ended with:\n    {}", stderr.trim_end().replace('\n', "\n    "))
+            }
+            Error::Variable { variable, found, expected } => {
+                write!(f, "ptm: environment variable {variable} is `{found}`\n  expected: {expected}\n  fix:      set {variable} to {expected}, or unset it")
             }
             Error::Io { action, path, source } => {
                 write!(f, "ptm: could not {action} {}: {source}", path.display())

@@ -53,6 +53,8 @@
 //! | `PTM_CACHE_DIR` | where converted models are cached |
 //! | `PTM_ALLOW_UNTESTED_TORCH` | `1` converts with a torch other than 2.11.0 |
 //! | `PTM_OFFLINE` | `1` builds only from the cache and the committed store (`.ptm/`) |
+//! | `PTM_HEARTBEAT_SECONDS` | a model in one stage this long gets a warning, again each time as long (default 60) |
+//! | `PTM_MODEL_TIMEOUT` | seconds after which a model's conversion is killed and the build fails (default: no limit) |
 //! | `LIBTORCH` | the `ptm` runtime links this unpacked libtorch instead of the Python environment's |
 //! | `PTM_LIBTORCH_LITE_DIR` | the `ptm` runtime links this mobile libtorch-lite (Android, iOS) |
 //!
@@ -138,6 +140,8 @@ pub struct Builder {
     target: Option<String>,
     offline: bool,
     progress: Option<progress::Sink>,
+    heartbeat: Option<std::time::Duration>,
+    model_timeout: Option<std::time::Duration>,
 }
 
 impl Builder {
@@ -173,6 +177,27 @@ impl Builder {
     /// Builds only from the cache and the committed store, as `PTM_OFFLINE=1` does.
     pub fn offline(&mut self, offline: bool) -> &mut Builder {
         self.offline = offline;
+        self
+    }
+
+    /// How long a model may stay in one stage of its conversion before a warning says so,
+    /// again each time as long (default: `PTM_HEARTBEAT_SECONDS`, else one minute).
+    pub fn heartbeat(&mut self, interval: std::time::Duration) -> &mut Builder {
+        self.heartbeat = Some(interval);
+        self
+    }
+
+    /// How long a model's conversion may take before its process is killed and the
+    /// build fails naming it (default: `PTM_MODEL_TIMEOUT`, else no limit).
+    ///
+    /// ```no_run
+    /// fn main() -> Result<(), ptm_build::Error> {
+    ///     ptm_build::Builder::new().model_timeout(std::time::Duration::from_secs(600)).bundle()?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn model_timeout(&mut self, limit: std::time::Duration) -> &mut Builder {
+        self.model_timeout = Some(limit);
         self
     }
 
@@ -219,6 +244,11 @@ impl Builder {
         let cache = cache::Cache::locate(cache_dir, &out_dir);
         let target = self.target.clone().or_else(|| std::env::var("TARGET").ok().filter(|t| !t.is_empty()));
         let offline = self.offline || env::flag(env::PTM_OFFLINE);
-        Ok(pipeline::Context { crate_dir, out_dir, cache, python: self.python.clone(), target, offline, progress: self.progress.clone() })
+        let mut supervision = worker::Supervision::default();
+        if let Some(heartbeat) = self.heartbeat.map_or_else(|| env::seconds(env::PTM_HEARTBEAT_SECONDS), |h| Ok(Some(h)))? {
+            supervision.heartbeat = heartbeat;
+        }
+        supervision.timeout = self.model_timeout.map_or_else(|| env::seconds(env::PTM_MODEL_TIMEOUT), |t| Ok(Some(t)))?;
+        Ok(pipeline::Context { crate_dir, out_dir, cache, python: self.python.clone(), target, offline, progress: self.progress.clone(), supervision })
     }
 }

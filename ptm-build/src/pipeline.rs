@@ -34,6 +34,8 @@ pub struct Context {
     pub offline: bool,
     /// Where progress goes, when not to stderr.
     pub(crate) progress: Option<Sink>,
+    /// When a model stuck in one stage is reported, and killed.
+    pub(crate) supervision: worker::Supervision,
 }
 
 impl Context {
@@ -322,13 +324,22 @@ fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Ent
     let runners = ctx.cache.root().join("runners");
     // The worker runs in the crate's directory.
     let runners = std::path::absolute(&runners).unwrap_or(runners);
-    let results = worker::run(python, &ctx.crate_dir, &jobs, &scratch, &runners, &mut |line| ctx.emit(progress::classify(line, &names)));
+    let finished =
+        worker::run(python, &ctx.crate_dir, &jobs, &scratch, &runners, ctx.supervision, &mut |line| match line.strip_prefix(worker::WARNING_PREFIX) {
+            Some(warning) => ctx.warn(warning),
+            None => ctx.emit(progress::classify(line, &names)),
+        });
     let _ = std::fs::remove_dir_all(&scratch);
-    let results = results.inspect_err(|_| staged.iter().for_each(|dir| drop(std::fs::remove_dir_all(dir))))?;
-    let mut first_error = None;
-    for ((&index, dir), result) in todo.iter().zip(&staged).zip(results) {
+    let finished = finished.inspect_err(|_| staged.iter().for_each(|dir| drop(std::fs::remove_dir_all(dir))))?;
+    // A worker that died still leaves the models it verified: they are published like
+    // any other, so the next build converts only the rest.
+    let mut first_error = finished.died;
+    for ((&index, dir), result) in todo.iter().zip(&staged).zip(finished.results) {
         match result {
-            Ok(converted) => {
+            None => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Some(Ok(converted)) => {
                 if let Some(risk) = &converted.trace_risk {
                     // Once, when it converts: the report keeps it for the wrapper's docs.
                     ctx.warn(&format!("model `{}`: {risk}", planned[index].decl.name));
@@ -342,7 +353,7 @@ fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Ent
                     }
                 }
             }
-            Err(error) => {
+            Some(Err(error)) => {
                 let _ = std::fs::remove_dir_all(dir);
                 if first_error.is_some() {
                     ctx.emit(Progress::Line(&error.to_string()));

@@ -5,7 +5,8 @@
 //! not depend on what else the build converted (docs in `worker/ptm_worker.py`). The
 //! request and the result are JSON files; the worker's stdout goes to our stderr, its
 //! stderr is streamed through (progress lines) and its tail is kept for the error when
-//! it dies.
+//! it dies. Each model's result is also left in a file of its own as soon as it is
+//! verified, so the models that finished before the worker died are not lost with it.
 
 use crate::manifest::ModelDecl;
 use crate::python::Interpreter;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// The worker's source files; their bytes are part of every cache key.
 pub const SOURCES: &[(&str, &str)] = &[
@@ -31,6 +33,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("ptm_compare.py", include_str!("../worker/ptm_compare.py")),
     ("ptm_archive.py", include_str!("../worker/ptm_archive.py")),
     ("ptm_pte.py", include_str!("../worker/ptm_pte.py")),
+    ("ptm_runner.py", include_str!("../worker/ptm_runner.py")),
     (EXECUTORCH_SHIM[0].0, EXECUTORCH_SHIM[0].1),
     (EXECUTORCH_SHIM[1].0, EXECUTORCH_SHIM[1].1),
     ("ptm_executorch_runner.cpp", include_str!("../executorch/ptm_executorch_runner.cpp")),
@@ -41,6 +44,37 @@ pub const SOURCES: &[(&str, &str)] = &[
 /// code that runs it.
 pub const EXECUTORCH_SHIM: [(&str, &str); 2] =
     [("ptm_executorch.h", include_str!("../executorch/ptm_executorch.h")), ("ptm_executorch.cpp", include_str!("../executorch/ptm_executorch.cpp"))];
+
+/// The start of a worker line that is a warning for the user (`WARNING_PREFIX` in
+/// `ptm_worker.py`): a model stuck in one stage.
+pub const WARNING_PREFIX: &str = "ptm-warning: ";
+
+/// How the worker watches each model's process: a warning after `heartbeat` in one
+/// stage, and the process killed after `timeout` in all.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Supervision {
+    /// Time in one stage before each warning.
+    pub heartbeat: Duration,
+    /// Time after which a model's conversion is killed, if any.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for Supervision {
+    fn default() -> Supervision {
+        // Long enough that no healthy stage of a small model warns, short enough that a
+        // stuck build says so before anyone gives up on it.
+        Supervision { heartbeat: Duration::from_secs(60), timeout: None }
+    }
+}
+
+/// What one worker run produced: per job, its result, or `None` when the worker died
+/// before the job finished; and the worker's death, if it died.
+pub struct Finished {
+    /// One per job, in order.
+    pub results: Vec<Option<Result<Converted, Error>>>,
+    /// Why the worker as a whole failed.
+    pub died: Option<Error>,
+}
 
 /// What the worker measured for one converted model.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -108,6 +142,8 @@ struct Request<'a> {
     crate_dir: &'a Path,
     /// How many models may convert at once.
     jobs: usize,
+    heartbeat_seconds: f64,
+    timeout_seconds: Option<f64>,
     models: Vec<RequestModel<'a>>,
 }
 
@@ -138,8 +174,8 @@ struct ModelResult {
     traceback: Option<String>,
 }
 
-/// Converts `jobs` in one worker process started in `scratch`. The outer error is the
-/// worker failing as a whole; the inner ones are models that failed to convert.
+/// Converts `jobs` in one worker process started in `scratch`. The error is the worker
+/// failing to start; [`Finished`] holds each model's result, and the worker's death.
 /// Each line the worker writes to stderr goes to `on_line` as it comes.
 pub fn run(
     python: &Interpreter,
@@ -147,8 +183,9 @@ pub fn run(
     jobs: &[Job<'_>],
     scratch: &Path,
     runner_dir: &Path,
+    supervision: Supervision,
     on_line: &mut dyn FnMut(&str),
-) -> Result<Vec<Result<Converted, Error>>, Error> {
+) -> Result<Finished, Error> {
     for (name, text) in SOURCES {
         crate::fsutil::write_atomic(&scratch.join(name), text.as_bytes())?;
     }
@@ -157,6 +194,8 @@ pub fn run(
     let request = Request {
         crate_dir,
         jobs: parallel_jobs(),
+        heartbeat_seconds: supervision.heartbeat.as_secs_f64(),
+        timeout_seconds: supervision.timeout.map(|t| t.as_secs_f64()),
         models: jobs
             .iter()
             .map(|j| RequestModel {
@@ -203,24 +242,38 @@ pub fn run(
         }
     }
     let status = child.wait().map_err(|e| Error::io("wait for", &python.path, e))?;
-    let response: Option<Response> = std::fs::read(&result_path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
-    let Some(response) = response.filter(|r| r.models.len() == jobs.len()) else {
-        return Err(Error::Worker { python: python.path.clone(), status: describe(status), stderr: tail.join("\n") });
+    let response: Option<Response> = read_json(&result_path);
+    if let Some(response) = response.filter(|r| r.models.len() == jobs.len()) {
+        return Ok(Finished { results: response.models.into_iter().map(|m| Some(m.into_result())).collect(), died: None });
+    }
+    // Dead: what each child left behind (`Paths` in ptm_worker.py names the files).
+    let results: Vec<Option<Result<Converted, Error>>> =
+        (0..jobs.len()).map(|index| read_json::<ModelResult>(&scratch.join(format!("result.json.{index}"))).map(ModelResult::into_result)).collect();
+    let names = |finished: bool| -> Box<[String]> {
+        jobs.iter().zip(&results).filter(|(_, r)| matches!(r, Some(Ok(_))) == finished).map(|(job, _)| job.decl.name.clone()).collect()
     };
-    Ok(response
-        .models
-        .into_iter()
-        .map(|m| match (m.ok, m.report) {
+    let died =
+        Error::Worker { python: python.path.clone(), status: describe(status), stderr: tail.join("\n"), converted: names(true), unfinished: names(false) };
+    Ok(Finished { results, died: Some(died) })
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    std::fs::read(path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok())
+}
+
+impl ModelResult {
+    fn into_result(self) -> Result<Converted, Error> {
+        match (self.ok, self.report) {
             (true, Some(report)) => Ok(report),
             _ => Err(Error::Conversion {
-                model: m.name,
-                stage: m.stage.unwrap_or_else(|| "unknown".into()),
-                message: m.message.unwrap_or_default(),
-                hint: m.hint,
-                traceback: m.traceback.unwrap_or_default().into(),
+                model: self.name,
+                stage: self.stage.unwrap_or_else(|| "unknown".into()),
+                message: self.message.unwrap_or_default(),
+                hint: self.hint,
+                traceback: self.traceback.unwrap_or_default().into(),
             }),
-        })
-        .collect())
+        }
+    }
 }
 
 /// Cargo's job count for this build (`-j`, `NUM_JOBS` in build scripts), else one. How

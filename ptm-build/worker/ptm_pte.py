@@ -8,7 +8,6 @@ import hashlib
 import io
 import os
 import struct
-import subprocess
 import tempfile
 import warnings
 
@@ -17,12 +16,12 @@ from ptm_adapt import Adapt
 from ptm_inputs import Inputs
 from ptm_layers import LayerDrift
 from ptm_load import Load
+from ptm_runner import Runner
 from ptm_verify import Verify
 
 MAX_CALIBRATION_SAMPLES = 256
 # Element type codes of ptm_executorch.h (ptm::DType).
 CODES = ["float32", "float64", "int64", "int32", "int16", "int8", "uint8", "bool", "float16"]
-SHIM_FILES = ["ptm_executorch.h", "ptm_executorch.cpp", "ptm_executorch_runner.cpp"]
 
 
 class PtePipeline(Load, Inputs, Adapt, LayerDrift, Verify):
@@ -205,54 +204,20 @@ class PtePipeline(Load, Inputs, Adapt, LayerDrift, Verify):
 
     def run_native(self, samples):
         """Every sample through the runner: ExecuTorch's native runtime, one thread."""
-        runner = self.runner()
+        runner = Runner(self.name, self.runner_dir)
         with tempfile.TemporaryDirectory() as scratch:
             inputs, outputs = os.path.join(scratch, "samples.bin"), os.path.join(scratch, "outputs.bin")
             with open(inputs, "wb") as f:
                 f.write(encode(self.torch, samples))
-            done = subprocess.run([runner, self.out, inputs, outputs], capture_output=True, text=True)
-            if done.returncode != 0:
+            done = runner.run([self.out, inputs, outputs])
+            if done.returncode != 0 or not os.path.isfile(outputs):
                 said = [line for line in done.stderr.splitlines() if not line.startswith("I ")]
-                raise Failure("verify", f"ExecuTorch's runtime could not run the program: {' / '.join(said[-6:]) or done.returncode}",
+                raise Failure("verify", f"ExecuTorch's runtime ({runner.path}) could not run the program: "
+                                        f"{' / '.join(said[-6:]) or done.returncode}",
                               "this is a bug in the lowering or the runtime; ship the model as format = \"ptl\" meanwhile")
             with open(outputs, "rb") as f:
                 results = decode(self.torch, f.read())
         return {sample_key(s): r for s, r in zip(samples, results)}
-
-    def runner(self):
-        """The runner for this ExecuTorch, compiled once per version and shim source."""
-        from executorch import version
-        # A namespace package: its directory comes from a module in it.
-        package = os.path.dirname(os.path.abspath(version.__file__))
-        here = os.path.dirname(os.path.abspath(__file__))
-        sources = [os.path.join(here, name) for name in SHIM_FILES]
-        digest = hashlib.sha256()
-        for path in sources:
-            with open(path, "rb") as f:
-                digest.update(f.read())
-        directory = os.path.join(self.runner_dir, f"executorch-{version.__version__}-{digest.hexdigest()[:16]}")
-        runner = os.path.join(directory, "ptm_executorch_runner")
-        if os.path.exists(runner):
-            return runner
-        os.makedirs(directory, exist_ok=True)
-        log(self.name, f"compiling ExecuTorch's runner (once per ExecuTorch version) into {directory}")
-        compiler = os.environ.get("CXX", "c++")
-        include, lib = os.path.join(package, "include"), os.path.join(package, "lib")
-        temporary = f"{runner}.{os.getpid()}"
-        command = [compiler, "-std=c++17", "-O2", "-w", "-DC10_USING_CUSTOM_GENERATED_MACROS", "-DET_EVENT_TRACER_ENABLED",
-                   f"-I{include}", f"-I{include}/executorch/runtime/core/portable_type/c10", *sources[1:],
-                   # The shim loads the backend and kernel libraries itself, through the rpath.
-                   "-o", temporary, f"-L{lib}", "-lexecutorch", "-lexecutorch_threadpool", f"-Wl,-rpath,{lib}"]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True)
-        except FileNotFoundError:
-            raise Failure("verify", f"no C++ compiler `{compiler}` to build ExecuTorch's runner, which verifies the .pte",
-                          "install one (Debian: apt-get install g++) or set CXX")
-        if done.returncode != 0:
-            raise Failure("verify", f"compiling ExecuTorch's runner failed:\n{done.stderr[-2000:]}",
-                          f"check that the executorch package at {package} is complete (lib/ and include/)")
-        os.replace(temporary, runner)
-        return runner
 
 
 def fuse_and_fold(program):

@@ -5,7 +5,7 @@ ptm-build starts it once per build for every model that missed the cache:
 
     python -B -u ptm_worker.py REQUEST.json RESULT.json
 
-REQUEST.json: {"crate_dir": str, "jobs": int,
+REQUEST.json: {"crate_dir": str, "jobs": int, "heartbeat_seconds": float, "timeout_seconds": float | null,
                "models": [{"decl": <ptm_build::ModelDecl as JSON>, "out": str, "calibration_files": [str],
                            "runner_dir": str}]}
 RESULT.json:  {"torch": str, "models": [{"name", "ok": true, "report": {...}}
@@ -18,6 +18,13 @@ from the same state whatever ran before, so a model's bytes depend on its declar
 and files alone; and a child that dies (sys.exit, os._exit, a crash in native code) is
 reported as that model's failure, at the stage it reached. Up to `jobs` children run at
 once. Where fork does not exist, each model runs in a fresh interpreter instead.
+
+Each child leaves its result in RESULT.json.<index> as soon as it is verified, so that
+ptm-build can cache the models that finished even when this process dies. A fork that
+fails (EAGAIN under load) is tried again after the next child ends or a short pause,
+and then reported as that model's failure. A model in one stage for longer than
+`heartbeat_seconds` gets a warning line (WARNING_PREFIX, which ptm-build shows as a
+cargo warning); one running longer than `timeout_seconds` is killed.
 
 Progress goes to stderr, one line per step. Model code may print freely: ptm-build
 connects this process's stdout to its own stderr, and results travel only in files.
@@ -34,6 +41,14 @@ from ptm_common import SEED, Failure, last_frames, log, quiet_torch_warnings
 
 # Signals that mean the process crashed in native code rather than being stopped.
 CRASHES = {"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"}
+# Lines ptm-build shows as cargo warnings (pipeline.rs reads the same prefix).
+WARNING_PREFIX = "ptm-warning: "
+# How often a model's fork is tried before it is reported as failed, and the first pause.
+FORK_ATTEMPTS = 4
+FORK_BACKOFF = 0.5
+# How often the supervisor looks at its children while none has ended.
+POLL_SECONDS = 0.05
+TIMEOUT_VARIABLE = "PTM_MODEL_TIMEOUT"
 
 
 def convert(torch, job, crate_dir, on_stage=lambda stage: None):
@@ -116,15 +131,40 @@ def child(torch, request, index, paths, parent):
     write_json(paths.result, convert(torch, job, request["crate_dir"], paths.record_stage))
 
 
+def source_of(decl):
+    source = decl["source"]
+    return f"{source['file']}:{source['callable']}" if source["kind"] == "python" else source["file"]
+
+
 def died(job, paths, how, why):
     decl = job["decl"]
     name, stage = decl["name"], paths.last_stage()
-    source = decl["source"]
-    where = f"{source['file']}:{source['callable']}" if source["kind"] == "python" else source["file"]
     return {"name": name, "ok": False, "stage": stage,
             "message": f"the process converting `{name}` {how} during stage `{stage}`, without a result: {why}",
-            "hint": f"run the model from {where} in Python outside ptm on inputs of the declared shapes "
+            "hint": f"run the model from {source_of(decl)} in Python outside ptm on inputs of the declared shapes "
                     f"(`python -X faulthandler`), find what ends the process, and make it raise an exception instead",
+            "traceback": ""}
+
+
+def timed_out(job, paths, timeout):
+    decl = job["decl"]
+    name, stage = decl["name"], paths.last_stage()
+    return {"name": name, "ok": False, "stage": stage,
+            "message": f"the process converting `{name}` was still in stage `{stage}` after {timeout:g} s, the limit "
+                       f"{TIMEOUT_VARIABLE}={timeout:g} sets, and was killed",
+            "hint": f"run the model from {source_of(decl)} in Python outside ptm and find what keeps it in stage "
+                    f"`{stage}` (a sleep, a download, a lock, a loop in forward that never ends); or raise "
+                    f"{TIMEOUT_VARIABLE}, or unset it for no limit, if the model needs longer",
+            "traceback": ""}
+
+
+def not_started(job, error, attempts):
+    name = job["decl"]["name"]
+    return {"name": name, "ok": False, "stage": "start",
+            "message": f"could not start the process that converts `{name}`: os.fork failed {attempts} times: {error}",
+            "hint": "the machine ran out of processes or memory for the moment: build again with fewer jobs at once "
+                    "(cargo build -j 1) or with a higher process limit (ulimit -u); the models converted before it "
+                    "are cached",
             "traceback": ""}
 
 
@@ -146,36 +186,100 @@ def verdict(job, paths, signame, code):
                 "the model's code, or a library it calls, ended the process (os._exit, or exit() in C)")
 
 
+class Child:
+    """One running conversion as the supervisor watches it: how long it has run, and how
+    long it has been in its current stage."""
+
+    def __init__(self, index, paths):
+        self.index, self.paths = index, paths
+        self.started = self.stage_since = time.monotonic()
+        self.stage, self.beats, self.killed = None, 0, False
+
+    def watch(self, pid, name, heartbeat, timeout):
+        now = time.monotonic()
+        stage = self.paths.last_stage()
+        if stage != self.stage:
+            self.stage, self.stage_since, self.beats = stage, now, 0
+        if now - self.stage_since >= heartbeat * (self.beats + 1):
+            self.beats += 1
+            limit = (f"it is killed after {timeout:g} s ({TIMEOUT_VARIABLE})" if timeout
+                     else f"set {TIMEOUT_VARIABLE}=<seconds> to stop a model that is stuck")
+            print(f"{WARNING_PREFIX}model `{name}` has been in stage `{stage}` for {int(now - self.stage_since)} s "
+                  f"and is still running; {limit}", file=sys.stderr, flush=True)
+        if timeout and not self.killed and now - self.started >= timeout:
+            self.killed = True
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def start(torch, request, index, paths, parent):
+    """Forks the child converting model `index` and returns its pid; raises OSError when
+    fork fails."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            child(torch, request, index, paths, parent)
+        except BaseException:
+            code = 70
+        finally:
+            # Never return into the parent's loop, and skip its exit handlers.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    return pid
+
+
 def run_forked(torch, request, result_path, jobs):
     models = request["models"]
+    heartbeat = float(request.get("heartbeat_seconds") or 60)
+    timeout = request.get("timeout_seconds")
     results = [None] * len(models)
     waiting = list(range(len(models)))
+    failed_forks = {}
     running = {}
     parent = os.getpid()
     while waiting or running:
         while waiting and len(running) < jobs:
-            index = waiting.pop(0)
+            index = waiting[0]
             paths = Paths(result_path, index)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                code = 0
-                try:
-                    child(torch, request, index, paths, parent)
-                except BaseException:
-                    code = 70
-                finally:
-                    # Never return into the parent's loop, and skip its exit handlers.
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                    os._exit(code)
-            running[pid] = (index, paths)
-        pid, status = os.wait()
+            try:
+                pid = start(torch, request, index, paths, parent)
+            except OSError as e:
+                name = models[index]["decl"]["name"]
+                attempts = failed_forks[index] = failed_forks.get(index, 0) + 1
+                if attempts >= FORK_ATTEMPTS:
+                    waiting.pop(0)
+                    results[index] = not_started(models[index], e, attempts)
+                    log(name, f"could not start its process after {attempts} attempts: {e}")
+                    continue
+                log(name, f"could not start its process ({e}); trying again")
+                if running:
+                    break  # a child that ends gives back what fork lacked
+                time.sleep(FORK_BACKOFF * 2 ** (attempts - 1))
+                continue
+            waiting.pop(0)
+            running[pid] = Child(index, paths)
+        if not running:
+            continue
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            for watched, state in running.items():
+                state.watch(watched, models[state.index]["decl"]["name"], heartbeat, timeout)
+            time.sleep(POLL_SECONDS)
+            continue
         if pid in running:
-            index, paths = running.pop(pid)
+            state = running.pop(pid)
+            index, paths = state.index, state.paths
             signame = signal.Signals(os.WTERMSIG(status)).name if os.WIFSIGNALED(status) else None
-            results[index] = verdict(models[index], paths, signame, os.waitstatus_to_exitcode(status))
+            if state.killed and read_json(paths.result) is None:
+                results[index] = timed_out(models[index], paths, timeout)
+            else:
+                results[index] = verdict(models[index], paths, signame, os.waitstatus_to_exitcode(status))
     return results
 
 
