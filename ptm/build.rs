@@ -102,6 +102,12 @@ fn link_executorch(target: &str, out_dir: &Path, beside_libtorch: bool) -> Resul
     }
     println!("cargo:rustc-env=PTM_EXECUTORCH_ORIGIN={}", found.origin);
     println!("cargo:rustc-env=PTM_EXECUTORCH_VERSION={}", found.version.as_deref().unwrap_or_default());
+    // For build scripts of crates that compile their own C++ against the same ExecuTorch.
+    let includes = std::env::join_paths(&found.include_dirs).map_err(|e| ptm_build::Error::Environment {
+        variable: executorch::PTM_EXECUTORCH_DIR.into(),
+        fix: format!("the ExecuTorch include paths cannot be joined ({e}); use a path without the separator"),
+    })?;
+    println!("cargo:executorch_include={}", includes.to_string_lossy());
     Ok(())
 }
 

@@ -128,10 +128,21 @@ int load_flags() {
 std::string not_loaded;
 
 // Whether the log goes where ExecuTorch sends it by default: an app that registered its
-// own PAL log function keeps it, and ptm's messages then carry ExecuTorch's code only.
+// own PAL log function (register_pal, or a strong et_pal_emit_log_message of its own)
+// keeps it, and ptm's messages then carry ExecuTorch's code only. ExecuTorch's default
+// lives in the library that defines get_pal_impl.
 bool default_log() {
   const et::PalImpl* pal = et::get_pal_impl();
-  return pal == nullptr || pal->emit_log_message == nullptr || pal->emit_log_message == &et_pal_emit_log_message;
+  if (pal == nullptr || pal->emit_log_message == nullptr) return true;
+#if defined(__APPLE__)
+  return pal->emit_log_message == &et_pal_emit_log_message;
+#else
+  Dl_info log_in, runtime_in;
+  if (!dladdr(reinterpret_cast<void*>(pal->emit_log_message), &log_in) ||
+      !dladdr(reinterpret_cast<void*>(&et::get_pal_impl), &runtime_in))
+    return pal->emit_log_message == &et_pal_emit_log_message;
+  return log_in.dli_fbase == runtime_in.dli_fbase;
+#endif
 }
 
 void init_once() {

@@ -61,3 +61,21 @@ fn loading_programs_while_another_thread_resizes_the_pool_is_safe() {
     let out = probe(&["--race"], &[]);
     assert!(out.starts_with("raced "), "{out}");
 }
+
+#[test]
+fn an_apps_own_executorch_log_is_kept() {
+    let out = probe(&["--app-log"], &[]);
+    // ExecuTorch's explanation reached the app's log; ptm's error still has the code.
+    let (log, error) = out.split_once("\nerror: ").unwrap();
+    assert!(log.contains("File size is too small"), "{out}");
+    assert!(error.contains("ExecuTorch error"), "{out}");
+}
+
+#[test]
+fn libtorchs_warnings_stay_off_the_apps_stderr() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_threads_probe")).arg("--warn").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ran");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("Warning:"), "libtorch wrote to stderr: {stderr}");
+}

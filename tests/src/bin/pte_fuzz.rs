@@ -2,10 +2,12 @@
 //! for tests/tests/fuzz.rs, which runs it in a process of its own so that a crash or a
 //! hang is counted instead of ending the test.
 //!
-//!   pte_fuzz <model> <path|bytes> <first damage> <scratch dir>
+//! ```text
+//! pte_fuzz <model> <path|bytes> <first damage> <scratch dir>
+//! ```
 //!
 //! Damages are numbered: for each offset of the file in turn, the file cut there, the
-//! byte there flipped, and 16 bytes from there overwritten. Before each it prints `try N`;
+//! byte there flipped, and the 16 bytes from there changed. Before each it prints `try N`;
 //! after, `refused N` or `ran N` (a damaged file that loaded and ran); `end` when done.
 
 use std::io::Write;

@@ -5,7 +5,9 @@
 //! without loading anything; `--pte` loads the ExecuTorch program instead and then
 //! tries to resize the pool; `--follow` runs a model on a thread, changes the count
 //! from another and prints what the first thread then runs with; `--race` loads and
-//! frees programs on one thread while another resizes ExecuTorch's pool.
+//! frees programs on one thread while another resizes ExecuTorch's pool; `--app-log`
+//! registers the app's own ExecuTorch log first, then fails a load; `--warn` runs the
+//! dynamic INT8 model, about which libtorch warns.
 
 #[allow(dead_code)]
 mod models {
@@ -41,6 +43,16 @@ fn main() {
     }
     if args.iter().any(|a| a == "--race") {
         race();
+        return;
+    }
+    if args.iter().any(|a| a == "--app-log") {
+        app_log();
+        return;
+    }
+    if args.iter().any(|a| a == "--warn") {
+        let classifier = models::Classifier::load_from(models::Classifier::BUILD_ARTIFACT).expect("loads");
+        classifier.forward(&[0.5; 16]).expect("runs");
+        println!("ran");
         return;
     }
     match models::Classifier::load_from(models::Classifier::BUILD_ARTIFACT) {
@@ -95,4 +107,27 @@ fn race() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let resized = resizer.join().unwrap();
     println!("raced {resized} resizes");
+}
+
+// Built by this crate's build script (tests/native/app_log.cpp).
+#[link(name = "ptm_test_app_log", kind = "static")]
+extern "C" {
+    fn ptm_test_register_app_log() -> i32;
+    fn ptm_test_app_log(out: *mut std::ffi::c_char, capacity: usize);
+}
+
+/// The app registers its own ExecuTorch log, then a program fails to load: the app's log
+/// must get ExecuTorch's error line.
+fn app_log() {
+    // SAFETY: plain calls into tests/native/app_log.cpp.
+    assert_eq!(unsafe { ptm_test_register_app_log() }, 1);
+    let half = &models::SmallPte::BYTES[..models::SmallPte::BYTES.len() / 2];
+    let error = ptm::Program::from_bytes(half, &ptm::Options::new("half")).expect_err("half a program");
+    let mut text = vec![0 as std::ffi::c_char; 4096];
+    // SAFETY: room for 4096 bytes, NUL included.
+    unsafe { ptm_test_app_log(text.as_mut_ptr(), text.len()) };
+    // SAFETY: NUL-terminated above.
+    let logged = unsafe { std::ffi::CStr::from_ptr(text.as_ptr()) }.to_string_lossy().into_owned();
+    println!("app log: {}", logged.trim_end().replace('\n', " | "));
+    println!("error: {error}");
 }
