@@ -10,5 +10,7 @@ fn main() -> Result<(), ptm_build::Error> {
         build.include(dir);
     }
     build.compile("ptm_test_app_log");
+    // alloc_probe fails one malloc of the shims on purpose.
+    println!("cargo:rustc-link-arg-bin=alloc_probe=-Wl,--wrap=malloc");
     Ok(())
 }

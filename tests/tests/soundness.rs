@@ -124,3 +124,13 @@ fn a_fifo_is_refused_instead_of_blocking_the_load() {
     let error = Aliasing::load_from(&fifo).unwrap_err();
     assert!(error.to_string().contains("not a regular file (a FIFO)"), "{error}");
 }
+
+#[test]
+fn a_message_that_cannot_be_allocated_is_still_an_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_alloc_probe")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    // Each shim's one malloc failed, and it still reported a failure (NULL reads as success).
+    assert!(stdout.contains("lite: out of memory while reporting an error (allocation failed: true)"), "{stdout}");
+    assert!(stdout.contains("executorch: out of memory while reporting an error (allocation failed: true)"), "{stdout}");
+}
