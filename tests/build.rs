@@ -10,6 +10,11 @@ fn main() -> Result<(), ptm_build::Error> {
         build.include(dir);
     }
     build.compile("ptm_test_app_log");
+    // Where ExecuTorch's libraries are, for tests that preload a sanitizer runtime (whose
+    // dlopen does not search the binary's rpath).
+    if let Some(dir) = std::env::var_os("DEP_PTM_EXECUTORCH_RPATH") {
+        println!("cargo:rustc-env=PTM_TEST_EXECUTORCH_LIB={}", dir.to_string_lossy());
+    }
     // alloc_probe fails one malloc of the shims on purpose.
     println!("cargo:rustc-link-arg-bin=alloc_probe=-Wl,--wrap=malloc");
     Ok(())

@@ -121,6 +121,22 @@ mod executorch_only_app {
         for absent in ["libtorch", "libc10", "libtorch_cpu"] {
             assert!(!libraries.contains(absent), "{absent} is linked: {libraries}");
         }
+        // Without libtorch beside it the backend is not deep-bound: the app runs with a
+        // sanitizer's runtime preloaded (which refuses deep binding).
+        let lib_dir =
+            std::path::Path::new(libraries.lines().find(|l| l.contains("libexecutorch.so")).unwrap().split(" => ").nth(1).unwrap().split(' ').next().unwrap())
+                .parent()
+                .unwrap()
+                .to_path_buf();
+        let sanitized = std::process::Command::new(&executable)
+            .env("LD_PRELOAD", ptm_tests::asan_runtime())
+            .env("LD_LIBRARY_PATH", &lib_dir)
+            .env("ASAN_OPTIONS", "detect_leaks=0")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&sanitized.stdout);
+        assert!(sanitized.status.success(), "{stdout}{}", String::from_utf8_lossy(&sanitized.stderr));
+        assert!(stdout.contains("scores [1, 3]"), "{stdout}");
     }
 
     #[test]

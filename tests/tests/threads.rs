@@ -79,3 +79,29 @@ fn libtorchs_warnings_stay_off_the_apps_stderr() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("Warning:"), "libtorch wrote to stderr: {stderr}");
 }
+
+/// threads_probe `--pte` with AddressSanitizer's runtime preloaded, which refuses deep binding.
+fn under_asan(env: &[(&str, &str)]) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_threads_probe"));
+    command
+        .arg("--pte")
+        .env("LD_PRELOAD", ptm_tests::asan_runtime())
+        .env("LD_LIBRARY_PATH", env!("PTM_TEST_EXECUTORCH_LIB"))
+        .env("ASAN_OPTIONS", "detect_leaks=0")
+        .env_remove("PTM_EXECUTORCH_DEEPBIND");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let out = command.output().unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn deep_binding_is_used_beside_libtorch_and_can_be_turned_off() {
+    // This binary links libtorch too: the backend is deep-bound, which a sanitizer refuses.
+    assert!(under_asan(&[]).contains("with RTLD_DEEPBIND flag which is incompatible with sanitizer runtime"));
+    // Turned off, the backend loads (and then binds to libtorch's XNNPACK, which is why
+    // deep binding is the default here).
+    let stderr = under_asan(&[("PTM_EXECUTORCH_DEEPBIND", "0")]);
+    assert!(!stderr.contains("RTLD_DEEPBIND"), "{stderr}");
+}

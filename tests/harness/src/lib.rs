@@ -211,3 +211,12 @@ pub fn logging_python(dir: &Path, log: &Path, fail: bool) -> PathBuf {
 pub fn starts(log: &Path) -> usize {
     std::fs::read_to_string(log).map(|t| t.lines().count()).unwrap_or(0)
 }
+
+/// AddressSanitizer's runtime library of the machine's gcc, to preload into a binary
+/// that was not built with it: its `dlopen` check refuses deep binding.
+pub fn asan_runtime() -> std::path::PathBuf {
+    let out = std::process::Command::new("gcc").arg("-print-file-name=libasan.so").output().expect("gcc runs (apt-get install gcc)");
+    let path = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(path.is_absolute() && path.exists(), "gcc has no libasan.so ({}): apt-get install libasan8", path.display());
+    path
+}
