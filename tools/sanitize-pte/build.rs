@@ -1,0 +1,4 @@
+fn main() -> Result<(), ptm_build::Error> {
+    ptm_build::bundle()?;
+    Ok(())
+}
