@@ -48,6 +48,9 @@ struct ptm_et_module {
   // Program bytes this module owns, over-allocated by 15 for 16-byte alignment.
   std::unique_ptr<uint8_t[]> owned;
   std::unique_ptr<ext::module::Module> module;
+  // How many inputs forward takes: ExecuTorch keeps the previous call's inputs, so a
+  // call with fewer would run on stale ones.
+  size_t inputs = 0;
 };
 
 namespace {
@@ -125,7 +128,8 @@ int load_flags() {
 #endif
 
 // What could not be loaded, for the message of a program that then fails to load.
-std::string not_loaded;
+// Never destroyed: a thread still loading while the process exits must not find it gone.
+std::string& not_loaded = *new std::string;
 
 // Whether the log goes where ExecuTorch sends it by default: an app that registered its
 // own PAL log function (register_pal, or a strong et_pal_emit_log_message of its own)
@@ -201,6 +205,9 @@ char* finish_load(std::unique_ptr<ptm_et_module> holder, ptm_et_module** out) {
   if (error != et::Error::Ok) return message("loading the program failed: " + describe(error) + unloaded);
   error = holder->module->load_forward();
   if (error != et::Error::Ok) return message("loading its forward method failed: " + describe(error) + unloaded);
+  auto meta = holder->module->method_meta("forward");
+  if (!meta.ok()) return message("reading its forward method failed: " + describe(meta.error()));
+  holder->inputs = meta->num_inputs();
   *out = holder.release();
   ++live_modules;
   return nullptr;
@@ -293,6 +300,8 @@ char* ptm_et_run(ptm_et_module* module, const ptm_et_input* inputs, size_t n_inp
   size_t stored = 0;
   char* failure = guarded([&]() -> char* {
     logged.clear();
+    if (n_inputs != module->inputs)
+      return message("forward takes " + std::to_string(module->inputs) + " input(s), " + std::to_string(n_inputs) + " were given");
     std::vector<ext::TensorPtr> tensors;
     std::vector<et::EValue> values;
     tensors.reserve(n_inputs);

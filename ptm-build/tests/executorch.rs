@@ -93,12 +93,17 @@ fn static_int8_is_calibrated_and_lowered_to_xnnpack() {
 #[test]
 fn dynamic_int8_quantizes_linears_and_embeddings_to_eight_bits() {
     let ids = "name = \"ids\"\ndtype = \"int64\"\nshape = [1, 16]\nrange = [0, 1000]";
-    let float = Project::new(&pte_model("bag", "bag.py", "", ids)).file("bag.py", EMBEDDING_MODEL);
-    let int8 = Project::new(&pte_model("bag", "bag.py", "quantize = \"dynamic\"", ids)).file("bag.py", EMBEDDING_MODEL);
-    let (float, int8) = (float.build().unwrap(), int8.build().unwrap());
+    let float_project = Project::new(&pte_model("bag", "bag.py", "", ids)).file("bag.py", EMBEDDING_MODEL);
+    let int8_project = Project::new(&pte_model("bag", "bag.py", "quantize = \"dynamic\"", ids)).file("bag.py", EMBEDDING_MODEL);
+    let (float, int8) = (float_project.build().unwrap(), int8_project.build().unwrap());
     let size = |bundle: &ptm_build::Bundle| bundle.models[0].sizes.iter().find(|s| s.stage == "pte").unwrap().bytes;
-    // 1000 x 32 float embedding = 128 kB; at 8 bits a quarter of that.
-    assert!(size(&int8) * 3 < size(&float), "{} vs {}", size(&int8), size(&float));
+    let artifact = |project: &Project, bundle: &ptm_build::Bundle| std::fs::read(project.path().join("out/ptm").join(&bundle.models[0].artifact)).unwrap();
+    assert_eq!(size(&int8), artifact(&int8_project, &int8).len() as u64, "the size is the artifact's, as it ships");
+    // The program alone, without ptm's identity record (its text length stands 16 bytes
+    // from the end): 1000 x 32 float embedding = 128 kB; at 8 bits a quarter of that.
+    let program = |bytes: Vec<u8>| bytes.len() - 16 - u32::from_le_bytes(bytes[bytes.len() - 16..bytes.len() - 12].try_into().unwrap()) as usize;
+    let (int8_program, float_program) = (program(artifact(&int8_project, &int8)), program(artifact(&float_project, &float)));
+    assert!(int8_program * 3 < float_program, "{int8_program} vs {float_program}");
     assert!(int8.models[0].operators.iter().any(|op| op.contains("embedding_byte")), "{:?}", int8.models[0].operators);
     assert!(int8.models[0].runtime_drift().unwrap().outputs[0].top1.unwrap() >= 0.9);
 }

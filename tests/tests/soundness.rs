@@ -134,3 +134,14 @@ fn a_message_that_cannot_be_allocated_is_still_an_error() {
     assert!(stdout.contains("lite: out of memory while reporting an error (allocation failed: true)"), "{stdout}");
     assert!(stdout.contains("executorch: out of memory while reporting an error (allocation failed: true)"), "{stdout}");
 }
+
+#[test]
+fn a_pte_called_with_fewer_inputs_than_it_takes_is_an_error_not_the_last_calls_inputs() {
+    let program = ClassifierPte::load().unwrap();
+    program.forward(&[0.5; 16]).unwrap();
+    let error = program.module().forward::<1>(&[]).unwrap_err();
+    assert!(matches!(error.kind(), ErrorKind::Run { message, .. } if message.contains("forward takes 1 input(s), 0 were given")), "{error}");
+    let x = [0.5f32; 16];
+    let two = [Input::new(&x, &[1, 16]).unwrap(), Input::new(&x, &[1, 16]).unwrap()];
+    assert!(program.module().forward::<1>(&two).is_err());
+}
