@@ -1,8 +1,8 @@
-//! Runs the Python worker (`worker/ptm_worker.py`) on the models that missed the cache.
+//! Runs the Python worker (`python/ptm_convert/worker.py`) on the models that missed the cache.
 //!
 //! One process serves every model of a build: torch's import alone costs seconds. It
 //! converts each model in a child forked after that import, so that a model's bytes do
-//! not depend on what else the build converted (docs in `worker/ptm_worker.py`). The
+//! not depend on what else the build converted (docs in `python/ptm_convert/worker.py`). The
 //! request and the result are JSON files; the worker's stdout goes to our stderr, its
 //! stderr is streamed through (progress lines) and its tail is kept for the error when
 //! it dies. Each model's result is also left in a file of its own as soon as it is
@@ -18,25 +18,30 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// The worker's source files; their bytes are part of every cache key.
+/// The worker's source files, by their path in the directory ptm-build writes them to:
+/// the launcher ptm-build runs, the `ptm_convert` package, and the C++ of the runner that
+/// verifies `.pte` files (beside the package's modules, where `runner.py` looks). Their bytes
+/// are part of every cache key.
 pub const SOURCES: &[(&str, &str)] = &[
-    ("ptm_worker.py", include_str!("../worker/ptm_worker.py")),
-    ("ptm_common.py", include_str!("../worker/ptm_common.py")),
-    ("ptm_pipeline.py", include_str!("../worker/ptm_pipeline.py")),
-    ("ptm_load.py", include_str!("../worker/ptm_load.py")),
-    ("ptm_quantize.py", include_str!("../worker/ptm_quantize.py")),
-    ("ptm_verify.py", include_str!("../worker/ptm_verify.py")),
-    ("ptm_inputs.py", include_str!("../worker/ptm_inputs.py")),
-    ("ptm_adapt.py", include_str!("../worker/ptm_adapt.py")),
-    ("ptm_layers.py", include_str!("../worker/ptm_layers.py")),
-    ("ptm_trace.py", include_str!("../worker/ptm_trace.py")),
-    ("ptm_compare.py", include_str!("../worker/ptm_compare.py")),
-    ("ptm_archive.py", include_str!("../worker/ptm_archive.py")),
-    ("ptm_pte.py", include_str!("../worker/ptm_pte.py")),
-    ("ptm_runner.py", include_str!("../worker/ptm_runner.py")),
-    (EXECUTORCH_SHIM[0].0, EXECUTORCH_SHIM[0].1),
-    (EXECUTORCH_SHIM[1].0, EXECUTORCH_SHIM[1].1),
-    ("ptm_executorch_runner.cpp", include_str!("../executorch/ptm_executorch_runner.cpp")),
+    ("ptm_worker.py", include_str!("../python/ptm_worker.py")),
+    ("ptm_convert/__init__.py", include_str!("../python/ptm_convert/__init__.py")),
+    ("ptm_convert/worker.py", include_str!("../python/ptm_convert/worker.py")),
+    ("ptm_convert/common.py", include_str!("../python/ptm_convert/common.py")),
+    ("ptm_convert/pipeline.py", include_str!("../python/ptm_convert/pipeline.py")),
+    ("ptm_convert/pte.py", include_str!("../python/ptm_convert/pte.py")),
+    ("ptm_convert/load.py", include_str!("../python/ptm_convert/load.py")),
+    ("ptm_convert/inputs.py", include_str!("../python/ptm_convert/inputs.py")),
+    ("ptm_convert/adapt.py", include_str!("../python/ptm_convert/adapt.py")),
+    ("ptm_convert/trace.py", include_str!("../python/ptm_convert/trace.py")),
+    ("ptm_convert/quantize.py", include_str!("../python/ptm_convert/quantize.py")),
+    ("ptm_convert/layers.py", include_str!("../python/ptm_convert/layers.py")),
+    ("ptm_convert/verify.py", include_str!("../python/ptm_convert/verify.py")),
+    ("ptm_convert/compare.py", include_str!("../python/ptm_convert/compare.py")),
+    ("ptm_convert/archive.py", include_str!("../python/ptm_convert/archive.py")),
+    ("ptm_convert/runner.py", include_str!("../python/ptm_convert/runner.py")),
+    ("ptm_convert/ptm_executorch.h", EXECUTORCH_SHIM[0].1),
+    ("ptm_convert/ptm_executorch.cpp", EXECUTORCH_SHIM[1].1),
+    ("ptm_convert/ptm_executorch_runner.cpp", include_str!("../executorch/ptm_executorch_runner.cpp")),
 ];
 
 /// The C++ over ExecuTorch's runtime (header, source) that the build-time runner and
@@ -46,7 +51,7 @@ pub const EXECUTORCH_SHIM: [(&str, &str); 2] =
     [("ptm_executorch.h", include_str!("../executorch/ptm_executorch.h")), ("ptm_executorch.cpp", include_str!("../executorch/ptm_executorch.cpp"))];
 
 /// The start of a worker line that is a warning for the user (`WARNING_PREFIX` in
-/// `ptm_worker.py`): a model stuck in one stage.
+/// `ptm_convert/worker.py`): a model stuck in one stage.
 pub const WARNING_PREFIX: &str = "ptm-warning: ";
 
 /// How the worker watches each model's process: a warning after `heartbeat` in one
@@ -186,6 +191,7 @@ pub fn run(
     supervision: Supervision,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<Finished, Error> {
+    std::fs::create_dir_all(scratch.join("ptm_convert")).map_err(|e| Error::io("create", &scratch.join("ptm_convert"), e))?;
     for (name, text) in SOURCES {
         crate::fsutil::write_atomic(&scratch.join(name), text.as_bytes())?;
     }
@@ -246,7 +252,7 @@ pub fn run(
     if let Some(response) = response.filter(|r| r.models.len() == jobs.len()) {
         return Ok(Finished { results: response.models.into_iter().map(|m| Some(m.into_result())).collect(), died: None });
     }
-    // Dead: what each child left behind (`Paths` in ptm_worker.py names the files).
+    // Dead: what each child left behind (`Paths` in ptm_convert/worker.py names the files).
     let results: Vec<Option<Result<Converted, Error>>> =
         (0..jobs.len()).map(|index| read_json::<ModelResult>(&scratch.join(format!("result.json.{index}"))).map(ModelResult::into_result)).collect();
     let names = |finished: bool| -> Box<[String]> {

@@ -11,9 +11,9 @@ import torch
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "../../example-app/models"))
-sys.path.insert(0, os.path.join(here, "../../ptm-build/worker"))
+sys.path.insert(0, os.path.join(here, "../../ptm-build/python"))
 import review  # noqa: E402
-from ptm_pte import decode, encode  # noqa: E402
+from ptm_convert.pte import decode, encode  # noqa: E402
 
 ptm_dir, count, cache = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 runner = sorted(glob.glob(os.path.join(cache, "runners", "executorch-*", "ptm_executorch_runner")))[-1]

@@ -165,7 +165,7 @@ impl Ctx<'_> {
 const MAX_EXAMPLE_BYTES: u64 = 2 << 30;
 
 /// How many samples of every input the build generates: `EXAMPLE_SAMPLES` in
-/// worker/ptm_inputs.py.
+/// python/ptm_convert/inputs.py.
 const EXAMPLE_SAMPLES: u64 = 8;
 
 const SHRINK: &str =
@@ -214,7 +214,7 @@ mod tests {
 
     #[test]
     fn the_sample_count_is_the_workers() {
-        assert!(include_str!("../../worker/ptm_inputs.py").contains(&format!("\nEXAMPLE_SAMPLES = {EXAMPLE_SAMPLES}\n")));
+        assert!(include_str!("../../python/ptm_convert/inputs.py").contains(&format!("\nEXAMPLE_SAMPLES = {EXAMPLE_SAMPLES}\n")));
     }
 
     #[test]

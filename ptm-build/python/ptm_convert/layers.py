@@ -4,8 +4,8 @@ import contextlib
 import copy
 import warnings
 
-from ptm_adapt import leaves
-from ptm_common import log
+from .adapt import leaves
+from .common import log
 
 # Layers named in a failing build's error; the report keeps every quantized layer.
 NAMED_IN_ERRORS = 5

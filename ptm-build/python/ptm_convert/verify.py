@@ -1,7 +1,7 @@
 """Verification: every stage's outputs against the source model's, per output, and the
 error that says at which stage drift began, which layers lose most, and what to change."""
-import ptm_compare
-from ptm_common import Failure, describe, last_frames
+from . import compare
+from .common import Failure, describe, last_frames
 
 # Intermediate stages are diagnostic: on a passing build they are measured on this many
 # example inputs; the runtime stage (the Lite Interpreter's, or ExecuTorch's), which
@@ -48,11 +48,11 @@ class Verify:
         # profiling executor would re-optimize the graph on the first calls, which
         # costs far more than running it a few dozen times.
         with self.torch.jit.optimized_execution(False):
-            return ptm_compare.measure(self.torch, stage, lambda s: self.outputs_of(module, s, self.stage),
+            return compare.measure(self.torch, stage, lambda s: self.outputs_of(module, s, self.stage),
                                        samples, references, self.output_names, shape_changed)
 
     def problems(self, stage_drift):
-        return ptm_compare.problems(stage_drift, self.decl["tolerance"], self.decl["quantize"] != "none")
+        return compare.problems(stage_drift, self.decl["tolerance"], self.decl["quantize"] != "none")
 
     def check_tolerance(self, samples, references):
         if any(self.problems(d) for d in self.drift):
@@ -68,9 +68,9 @@ class Verify:
         lines += [f"- output `{o['name']}`: {reason}" for o, reason in found]
         if len(d["outputs"]) > 1:
             lines.append("every output at that stage:")
-            lines += [f"  {line}" for line in ptm_compare.summary(d)]
+            lines += [f"  {line}" for line in compare.summary(d)]
         for o, _ in found:
-            if ptm_compare.degenerate(o):
+            if compare.degenerate(o):
                 lines.append(f"output `{o['name']}` is degenerate in the source model: its values reach only "
                              f"{o['source_max_abs']:.3g}, so any difference is a large relative error; the model looks "
                              "untrained (random weights, or BatchNorm statistics at their initial values)")
@@ -86,7 +86,7 @@ class Verify:
     def drift_hint(self, stage, found):
         table = f"package.metadata.models.{self.name}.tolerance"
         accept = f"if the drift is acceptable, raise {table}"
-        if any(ptm_compare.degenerate(o) for o, _ in found):
+        if any(compare.degenerate(o) for o, _ in found):
             return (f"build the model with trained weights (weights = \"<state_dict>.pth\", or load them in the source "
                     f"callable); {accept}")
         if stage == "exported":

@@ -5,15 +5,15 @@ import os
 import time
 import warnings
 
-import ptm_archive
-from ptm_common import Failure, identity, last_frames, log, state_bytes
-from ptm_adapt import Adapt
-from ptm_inputs import Inputs
-from ptm_layers import LayerDrift
-from ptm_load import Load
-from ptm_quantize import Quantize
-from ptm_trace import TraceGate
-from ptm_verify import Verify
+from . import archive
+from .common import Failure, identity, last_frames, log, state_bytes
+from .adapt import Adapt
+from .inputs import Inputs
+from .layers import LayerDrift
+from .load import Load
+from .quantize import Quantize
+from .trace import TraceGate
+from .verify import Verify
 
 MAX_CALIBRATION_SAMPLES = 256
 
@@ -102,7 +102,7 @@ class Pipeline(Load, Inputs, Adapt, TraceGate, Quantize, LayerDrift, Verify):
             if decl["optimize"]:
                 self.stage = "optimize"
                 current = self.optimize(current)
-                rewritten = ptm_archive.rewrite(current._save_to_buffer_for_lite_interpreter(), self.identity(outputs))
+                rewritten = archive.rewrite(current._save_to_buffer_for_lite_interpreter(), self.identity(outputs))
                 self.sizes.append({"stage": "optimized", "bytes": len(rewritten)})
                 self.measure("optimized", current, check, references)
 
@@ -111,7 +111,7 @@ class Pipeline(Load, Inputs, Adapt, TraceGate, Quantize, LayerDrift, Verify):
 
             self.stage = "save"
             log(self.name, "saving for the Lite Interpreter")
-            rewritten = rewritten or ptm_archive.rewrite(current._save_to_buffer_for_lite_interpreter(), self.identity(outputs))
+            rewritten = rewritten or archive.rewrite(current._save_to_buffer_for_lite_interpreter(), self.identity(outputs))
             with open(self.out, "wb") as f:
                 f.write(rewritten)
             if decl["max_bytecode"] is not None:
@@ -212,7 +212,7 @@ class Pipeline(Load, Inputs, Adapt, TraceGate, Quantize, LayerDrift, Verify):
                           "update the app's PyTorch Mobile library and declare its release as runtime, "
                           "or convert with the torch release the app's runtime comes from")
         with open(older, "rb") as f:
-            data = ptm_archive.rewrite(f.read(), self.identity(self.output_specs_seen))
+            data = archive.rewrite(f.read(), self.identity(self.output_specs_seen))
         os.remove(older)
         with open(self.out, "wb") as f:
             f.write(data)
@@ -248,4 +248,4 @@ class Pipeline(Load, Inputs, Adapt, TraceGate, Quantize, LayerDrift, Verify):
         # Sizes are of the archive as ptm writes it: torch's own save carries source-range
         # records with the paths of this machine, which would make the report differ
         # between checkouts.
-        self.sizes.append({"stage": stage, "bytes": len(ptm_archive.rewrite(module._save_to_buffer_for_lite_interpreter()))})
+        self.sizes.append({"stage": stage, "bytes": len(archive.rewrite(module._save_to_buffer_for_lite_interpreter()))})

@@ -17,12 +17,23 @@ import os
 import shutil
 import subprocess
 
-from ptm_common import Failure, log
+from .common import Failure, log
 
 SHIM_FILES = ["ptm_executorch.h", "ptm_executorch.cpp", "ptm_executorch_runner.cpp"]
 NAME = "ptm_executorch_runner"
 # The dynamic loader's status when the binary starts but a library it links is missing.
 LOADER_FAILED = 127
+
+
+def shim_dir():
+    """Where the runner's C++ is: beside the package's modules, where ptm-build writes it,
+    else in the checkout the package is installed from (ptm-build/executorch/)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for directory in (here, os.path.join(here, "..", "..", "executorch")):
+        if all(os.path.isfile(os.path.join(directory, name)) for name in SHIM_FILES):
+            return os.path.normpath(directory)
+    raise Failure("verify", f"the C++ of ExecuTorch's runner ({', '.join(SHIM_FILES)}) is neither in {here} nor in "
+                            "ptm-build/executorch beside it", "install ptm_convert from a checkout of ptm (pip install -e ptm-build/python)")
 
 
 class Runner:
@@ -32,8 +43,7 @@ class Runner:
         from executorch import version
         # A namespace package: its directory comes from a module in it.
         self.package = os.path.dirname(os.path.abspath(version.__file__))
-        here = os.path.dirname(os.path.abspath(__file__))
-        self.sources = [os.path.join(here, name) for name in SHIM_FILES]
+        self.sources = [os.path.join(shim_dir(), name) for name in SHIM_FILES]
         digest = hashlib.sha256()
         for path in self.sources:
             with open(path, "rb") as f:

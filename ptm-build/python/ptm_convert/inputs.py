@@ -2,7 +2,7 @@
 import math
 import os
 
-from ptm_common import SEED, Failure, describe, log
+from .common import SEED, Failure, describe, log
 
 EXAMPLE_SAMPLES = 8
 

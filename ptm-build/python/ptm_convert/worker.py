@@ -3,7 +3,7 @@
 
 ptm-build starts it once per build for every model that missed the cache:
 
-    python -B -u ptm_worker.py REQUEST.json RESULT.json
+    python -B -u ptm_worker.py REQUEST.json RESULT.json    (ptm_worker.py: the launcher beside the package)
 
 REQUEST.json: {"crate_dir": str, "jobs": int, "heartbeat_seconds": float, "timeout_seconds": float | null,
                "models": [{"decl": <ptm_build::ModelDecl as JSON>, "out": str, "calibration_files": [str],
@@ -37,7 +37,7 @@ import subprocess
 import sys
 import time
 
-from ptm_common import SEED, Failure, last_frames, log, quiet_torch_warnings
+from .common import SEED, Failure, last_frames, log, quiet_torch_warnings
 
 # Signals that mean the process crashed in native code rather than being stopped.
 CRASHES = {"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"}
@@ -49,12 +49,15 @@ FORK_BACKOFF = 0.5
 # How often the supervisor looks at its children while none has ended.
 POLL_SECONDS = 0.05
 TIMEOUT_VARIABLE = "PTM_MODEL_TIMEOUT"
+# What a fresh interpreter runs where fork does not exist: this module, found beside the package.
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPAWNED = "import sys; from ptm_convert.worker import main; main(sys.argv[1:])"
 
 
 def convert(torch, job, crate_dir, on_stage=lambda stage: None):
     """One model's result record; never raises."""
-    from ptm_pipeline import Pipeline  # imported by the parent already, before forking
-    from ptm_pte import PtePipeline
+    from .pipeline import Pipeline  # imported by the parent already, before forking
+    from .pte import PtePipeline
 
     name = job["decl"]["name"]
     started = time.perf_counter()
@@ -288,8 +291,8 @@ def run_spawned(request_path, request, result_path):
     results = []
     for index, job in enumerate(request["models"]):
         paths = Paths(result_path, index)
-        done = subprocess.run([sys.executable, "-B", "-u", os.path.abspath(__file__), request_path, result_path,
-                               "--only", str(index)])
+        done = subprocess.run([sys.executable, "-B", "-u", "-c", SPAWNED, request_path, result_path, "--only", str(index)],
+                              env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))))
         code = done.returncode
         results.append(verdict(job, paths, signal.Signals(-code).name if code < 0 else None, code))
     return results
@@ -303,13 +306,13 @@ def import_torch():
     # One thread: qnnpack's kernels on a small x86 host run 30x slower with the default
     # intra-op pool than without it (contention), and conversion is not parallel work.
     torch.set_num_threads(1)
-    import ptm_pipeline  # noqa: F401  (once here, not in every forked child)
+    from . import pipeline  # noqa: F401  (once here, not in every forked child)
     return torch
 
 
 def import_executorch():
     # Before forking, like torch: each child would otherwise pay its import (seconds).
-    import ptm_pte  # noqa: F401
+    from . import pte  # noqa: F401
     import executorch.exir  # noqa: F401
 
 
@@ -330,11 +333,3 @@ def main(argv):
         results = run_spawned(request_path, request, result_path)
     write_json(result_path, {"torch": torch.__version__, "models": results})
 
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
-    # The result is on disk: skip the interpreter's teardown, which with torch loaded
-    # takes about 0.25 s on this machine's 2-core x86 hosts.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)

@@ -11,13 +11,13 @@ import struct
 import tempfile
 import warnings
 
-from ptm_common import Failure, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
-from ptm_adapt import Adapt
-from ptm_inputs import Inputs
-from ptm_layers import LayerDrift
-from ptm_load import Load
-from ptm_runner import Runner
-from ptm_verify import Verify
+from .common import Failure, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
+from .adapt import Adapt
+from .inputs import Inputs
+from .layers import LayerDrift
+from .load import Load
+from .runner import Runner
+from .verify import Verify
 
 MAX_CALIBRATION_SAMPLES = 256
 # Element type codes of ptm_executorch.h (ptm::DType).

@@ -7,7 +7,7 @@ import inspect
 import os
 import sys
 
-from ptm_common import Failure, describe, log, last_frames
+from .common import Failure, describe, log, last_frames
 
 
 def keyword_binding(model, names):

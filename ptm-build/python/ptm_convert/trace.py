@@ -8,8 +8,8 @@ import os
 import re
 import warnings
 
-from ptm_common import SEED, Failure, log, native_stderr
-from ptm_compare import plain
+from .common import SEED, Failure, log, native_stderr
+from .compare import plain
 
 
 class TraceGate:

@@ -3,7 +3,7 @@
 import sys
 import warnings
 
-from ptm_common import Failure, last_frames, log, native_stderr
+from .common import Failure, last_frames, log, native_stderr
 
 UNOBSERVED = "must run observer before calling calculate_qparams"
 

@@ -4,7 +4,7 @@ import importlib.util
 import os
 import sys
 
-from ptm_common import Failure, last_frames, log
+from .common import Failure, last_frames, log
 
 
 class Load:
