@@ -8,6 +8,7 @@ import os
 import sys
 
 from .common import Failure, describe, log, last_frames
+from .conversion import Conversion
 
 
 def keyword_binding(model, names):
@@ -115,7 +116,7 @@ class PtmAdapter(torch.nn.Module):
 '''
 
 
-def adapter(model, binding, selection, count, name):
+def adapter(model, binding, selection, count, name, directory):
     """A module calling `model` by keyword and returning the selected leaves. Written
     as a source file so that torch.jit.script can read it as well as trace it."""
     params = [f"arg{i}" for i in range(count)]
@@ -126,60 +127,59 @@ def adapter(model, binding, selection, count, name):
     picked = [f"result{''.join(f'[{k!r}]' for k in path)}" for path in selection.paths]
     returned = picked[0] if len(picked) == 1 else "(" + ", ".join(picked) + ",)"
     source = SOURCE.format(name=name, params=", ".join(params), call=call, returned=returned)
-    # Beside the worker's own files, in the scratch directory ptm-build removes.
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"ptm_adapter_{name}.py")
+    # In the conversion's scratch directory (ptm-build's, which it removes).
+    path = os.path.join(directory, f"ptm_adapter_{name}.py")
     with open(path, "w") as f:
         f.write(source)
     spec = importlib.util.spec_from_file_location(f"ptm_adapter_{name}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"Python cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module.PtmAdapter(model)
 
 
-class Adapt:
-    """Mixed into the pipeline: needs self.torch, self.decl, self.name."""
-
-    def adapt(self, model, sample):
-        """The model itself when it already takes positional tensors and returns flat
-        ones; otherwise an adapter around it. Sets self.inner_prefix to where the
-        user's module names live inside what is returned."""
-        torch = self.torch
-        self.inner_prefix = ""
-        names = [spec["name"] for spec in self.decl["inputs"]]
-        binding = None if isinstance(model, torch.jit.ScriptModule) else keyword_binding(model, names)
-        try:
-            if binding:
-                result = model(**{k: t.clone() for k, t in zip(binding, sample)})
-            else:
-                result = model(*(t.clone() for t in sample))
-        except Exception as e:
-            raise Failure("load", f"forward failed on the example inputs: {type(e).__name__}: {str(e).strip()}",
-                          "check the declared inputs (dtype, shape, range) against what forward() expects", last_frames())
-        selection = select(result, self.decl["outputs"], self.name, torch)
-        self.selected_names = selection.names
-        for note in selection.notes:
-            log(self.name, note)
-        if binding is None and selection.is_plain(result, torch):
-            return model
-        how = []
+def adapt(c: Conversion, model, sample):
+    """The model itself when it already takes positional tensors and returns flat
+    ones; otherwise an adapter around it. Sets c.inner_prefix to where the
+    user's module names live inside what is returned."""
+    torch = c.torch
+    c.inner_prefix = ""
+    names = [spec["name"] for spec in c.decl["inputs"]]
+    binding = None if isinstance(model, torch.jit.ScriptModule) else keyword_binding(model, names)
+    try:
         if binding:
-            how.append(f"inputs by keyword ({', '.join(binding)})")
-        if not selection.is_plain(result, torch):
-            how.append(f"outputs {', '.join(selection.names)} taken from {describe(result)}")
-        log(self.name, "calling the model with " + " and ".join(how))
-        wrapped = adapter(model, binding, selection, len(names), self.name)
-        self.inner_prefix = "inner."
-        if isinstance(model, torch.jit.ScriptModule):
-            try:
-                return torch.jit.script(wrapped)
-            except Exception as e:
-                raise Failure("load", f"the TorchScript archive's outputs could not be selected in TorchScript: "
-                              f"{str(e).strip().splitlines()[0]}",
-                              "save the archive from a module that returns a tensor or a flat tuple of tensors")
-        return wrapped
+            result = model(**{k: t.clone() for k, t in zip(binding, sample)})
+        else:
+            result = model(*(t.clone() for t in sample))
+    except Exception as e:
+        raise Failure("load", f"forward failed on the example inputs: {type(e).__name__}: {str(e).strip()}",
+                      "check the declared inputs (dtype, shape, range) against what forward() expects", last_frames())
+    selection = select(result, c.decl["outputs"], c.name, torch)
+    c.selected_names = selection.names
+    for note in selection.notes:
+        log(c.name, note)
+    if binding is None and selection.is_plain(result, torch):
+        return model
+    how = []
+    if binding:
+        how.append(f"inputs by keyword ({', '.join(binding)})")
+    if not selection.is_plain(result, torch):
+        how.append(f"outputs {', '.join(selection.names)} taken from {describe(result)}")
+    log(c.name, "calling the model with " + " and ".join(how))
+    wrapped = adapter(model, binding, selection, len(names), c.name, c.scratch)
+    c.inner_prefix = "inner."
+    if isinstance(model, torch.jit.ScriptModule):
+        try:
+            return torch.jit.script(wrapped)
+        except Exception as e:
+            raise Failure("load", f"the TorchScript archive's outputs could not be selected in TorchScript: "
+                          f"{str(e).strip().splitlines()[0]}",
+                          "save the archive from a module that returns a tensor or a flat tuple of tensors")
+    return wrapped
 
-    def output_specs(self, outputs):
-        # adapt() chose these names for exactly these outputs.
-        return [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
-                for n, t in zip(self.selected_names, outputs)]
+def output_specs(c: Conversion, outputs):
+    # adapt() chose these names for exactly these outputs.
+    return [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
+            for n, t in zip(c.selected_names, outputs)]

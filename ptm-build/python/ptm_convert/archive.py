@@ -25,6 +25,7 @@ import pickletools
 import re
 import struct
 import zipfile
+from typing import Any, Callable, Optional
 
 ROOT = "model"
 ALIGNMENT = 64
@@ -33,14 +34,16 @@ FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 IDENTITY = "extra/ptm_identity"
+# [name under the root, body]: a list, since the serialization id is set in place.
+Entry = list[Any]
 
 
-def rewrite(data, identity=None):
+def rewrite(data: bytes, identity: Optional[str] = None) -> bytes:
     """Returns the normalized, deduplicated archive for the .ptl bytes `data`; with
     `identity` (text), an `extra/ptm_identity` record the runtime reads when it loads
     the file (an extra file, in PyTorch's terms), replacing any there was."""
     source = zipfile.ZipFile(io.BytesIO(data))
-    entries = []
+    entries: list[Entry] = []
     for info in source.infolist():
         _, _, rest = info.filename.partition("/")
         if rest != IDENTITY:
@@ -48,7 +51,7 @@ def rewrite(data, identity=None):
     if identity is not None:
         entries.append([IDENTITY, identity.encode("utf-8")])
     renames = duplicate_storages(entries)
-    kept = []
+    kept: list[Entry] = []
     for name, body in entries:
         if name.startswith("constants/") and name[len("constants/"):] in renames:
             continue
@@ -68,14 +71,14 @@ def rewrite(data, identity=None):
     return write_aligned(kept)
 
 
-def duplicate_storages(entries):
+def duplicate_storages(entries: list[Entry]) -> dict[str, str]:
     """Maps each `N.storage` key whose bytes and type repeat an earlier one to that one."""
-    types = {}
+    types: dict[str, str] = {}
     for name, body in entries:
         if name in ("constants.pkl", "bytecode.pkl"):
             types.update(storage_types(body))
-    first = {}
-    renames = {}
+    first: dict[tuple[str, bytes, int], str] = {}
+    renames: dict[str, str] = {}
     for name, body in sorted(entries, key=lambda e: storage_order(e[0])):
         if not name.startswith("constants/"):
             continue
@@ -90,16 +93,17 @@ def duplicate_storages(entries):
     return renames
 
 
-def storage_order(name):
+def storage_order(name: str) -> tuple[int, int]:
     match = re.match(r"^constants/(\d+)\.storage$", name)
     return (0, int(match.group(1))) if match else (1, 0)
 
 
-def storage_types(pickle_bytes):
+def storage_types(pickle_bytes: bytes) -> dict[str, str]:
     """The storage class (e.g. `torch FloatStorage`) each storage key is loaded as."""
-    memo, types = {}, {}
-    last_global = None
-    previous = None
+    memo: dict[Any, Any] = {}
+    types: dict[str, Optional[str]] = {}
+    last_global: Any = None
+    previous: Optional[str] = None
     for op, arg, _ in pickletools.genops(pickle_bytes):
         if op.name in ("GLOBAL", "STACK_GLOBAL"):
             last_global = arg
@@ -107,7 +111,7 @@ def storage_types(pickle_bytes):
             memo[arg] = last_global
         elif op.name in ("BINGET", "LONG_BINGET"):
             last_global = memo.get(arg)
-        elif op.name in ("BINUNICODE", "SHORT_BINUNICODE") and STORAGE_KEY.match(arg) and last_global:
+        elif op.name in ("BINUNICODE", "SHORT_BINUNICODE") and isinstance(arg, str) and STORAGE_KEY.match(arg) and last_global:
             if types.get(arg, last_global) != last_global:
                 types[arg] = None  # loaded as two types: leave it alone
             else:
@@ -117,7 +121,7 @@ def storage_types(pickle_bytes):
     return {k: v for k, v in types.items() if v}
 
 
-def rewrite_strings(pickle_bytes, change):
+def rewrite_strings(pickle_bytes: bytes, change: Callable[[str], str]) -> bytes:
     """Re-emits a protocol-2 pickle with every unicode string passed through `change`.
 
     Protocol 2 (what TorchScript writes) has no frames and no offsets, so ops can be
@@ -127,7 +131,7 @@ def rewrite_strings(pickle_bytes, change):
     out = bytearray()
     for index, (op, arg, position) in enumerate(ops):
         end = ops[index + 1][2] if index + 1 < len(ops) else len(pickle_bytes)
-        if op.name in ("BINUNICODE", "SHORT_BINUNICODE"):
+        if op.name in ("BINUNICODE", "SHORT_BINUNICODE") and isinstance(arg, str):
             changed = change(arg)
             if changed != arg:
                 encoded = changed.encode("utf-8")
@@ -137,7 +141,7 @@ def rewrite_strings(pickle_bytes, change):
     return bytes(out)
 
 
-def write_aligned(entries):
+def write_aligned(entries: list[Entry]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for name, body in entries:
@@ -157,7 +161,7 @@ def write_aligned(entries):
     return result
 
 
-def check_alignment(data):
+def check_alignment(data: bytes) -> None:
     archive = zipfile.ZipFile(io.BytesIO(data))
     for info in archive.infolist():
         name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])

@@ -5,6 +5,7 @@ import sys
 import tempfile
 import traceback
 import warnings
+from typing import Any, Iterable, Iterator, Optional
 
 SEED = 20240601
 
@@ -12,17 +13,18 @@ SEED = 20240601
 class Failure(Exception):
     """A conversion error with the stage it happened in and what the user can do."""
 
-    def __init__(self, stage, message, hint=None, tb=""):
+    def __init__(self, stage: str, message: str, hint: Optional[str] = None, tb: str = "") -> None:
         super().__init__(message)
         self.stage, self.message, self.hint, self.tb = stage, message, hint, tb
 
 
-def identity(name, key, ptm_build, inputs, outputs, extra=()):
+def identity(name: str, key: str, ptm_build: str, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]],
+             extra: Iterable[tuple[str, str]] = ()) -> str:
     """What an artifact says of itself, read by the runtime when it loads: the model's
     name, its declaration's key, its signature and the ptm-build that wrote it, then any
     `extra` (field, value) pairs. One `field value` per line; the key makes the bytes no
     less reproducible."""
-    def signature(specs):
+    def signature(specs: list[dict[str, Any]]) -> str:
         return "; ".join(f"{s['name']} {s['dtype']} [{', '.join(str(d if isinstance(d, int) else d['name']) for d in s['shape'])}]"
                          for s in specs)
     lines = [("model", name), ("key", key), ("ptm-build", ptm_build), ("inputs", signature(inputs)), ("outputs", signature(outputs)),
@@ -33,7 +35,7 @@ def identity(name, key, ptm_build, inputs, outputs, extra=()):
 PTE_TRAILER_MAGIC = b"PTMPTE01"
 
 
-def with_pte_identity(program, text):
+def with_pte_identity(program: bytes, text: str) -> bytes:
     """`program` with its identity record appended: the text, its length (u32 LE), a
     CRC-32 of everything before that checksum (u32 LE) and PTE_TRAILER_MAGIC. ExecuTorch
     reads only the program; the runtime checks the CRC before ExecuTorch sees a byte, since
@@ -45,15 +47,15 @@ def with_pte_identity(program, text):
     return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF) + PTE_TRAILER_MAGIC
 
 
-def log(name, message):
+def log(name: str, message: str) -> None:
     print(f"ptm: {name}: {message}", file=sys.stderr, flush=True)
 
 
-def last_frames(limit=6):
+def last_frames(limit: int = 6) -> str:
     return "".join(traceback.format_exc(limit=-limit)).strip()
 
 
-def quiet_torch_warnings():
+def quiet_torch_warnings() -> None:
     # torch 2.11 announces deprecations of TorchScript, the lite interpreter and
     # torch.ao.quantization on every use; they say nothing about the user's model.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -61,7 +63,7 @@ def quiet_torch_warnings():
     warnings.filterwarnings("ignore", message=".*(migrat|torchao|TorchScript|lite interpreter|deprecated).*")
 
 
-def describe(value):
+def describe(value: object) -> str:
     """A short description of what a model returned or a file held, for messages."""
     name = type(value).__name__
     if isinstance(value, dict):
@@ -73,7 +75,7 @@ def describe(value):
 
 
 @contextlib.contextmanager
-def native_stderr(lines):
+def native_stderr(lines: list[str]) -> Iterator[None]:
     """Collects what is written to file descriptor 2 inside the block into `lines`:
     torch's C++ warnings bypass Python's warnings module and land there."""
     sys.stderr.flush()
@@ -90,6 +92,6 @@ def native_stderr(lines):
             lines.extend(sink.read().decode("utf-8", errors="replace").splitlines())
 
 
-def state_bytes(model):
+def state_bytes(model: Any) -> int:
     """Bytes of the source model's parameters and buffers."""
     return sum(t.numel() * t.element_size() for t in model.state_dict().values() if hasattr(t, "numel"))

@@ -7,6 +7,9 @@ over max |source|) and, when classifier-shaped, top-1 agreement; integer and boo
 count the elements that differ.
 """
 import math
+from typing import Any, Callable, NoReturn
+
+from .conversion import OutputDrift, Sample, StageDrift, Tensor, Torch
 
 # A float output whose largest source magnitude is below this carries no signal (a
 # randomly initialised network, BatchNorm statistics at their defaults): relative error
@@ -14,27 +17,28 @@ import math
 DEGENERATE = 1e-6
 
 
-def plain(tensor):
+def plain(tensor: Tensor) -> Tensor:
     """The output as a plain tensor, dequantized if need be."""
     return tensor.dequantize() if tensor.is_quantized else tensor
 
 
-def is_exact(tensor):
+def is_exact(tensor: Tensor) -> bool:
     """Integer and bool outputs must match element for element, not within a tolerance."""
     return not (tensor.is_floating_point() or tensor.is_complex())
 
 
-def classifier_shaped(tensor):
+def classifier_shaped(tensor: Tensor) -> bool:
     return tensor.is_floating_point() and 1 <= tensor.dim() <= 2 and tensor.shape[-1] > 1
 
 
-def measure(torch, stage, run, samples, references, names, on_shape_error):
+def measure(torch: Torch, stage: str, run: Callable[[Sample], tuple[Tensor, ...]], samples: list[Sample],
+            references: list[tuple[Tensor, ...]], names: list[str], on_shape_error: Callable[[str], NoReturn]) -> StageDrift:
     """Runs `run(sample)` on every sample and compares each output with the source's.
 
     Returns {"stage", "samples", "outputs": [per-output figures]}; calls
     `on_shape_error(message)` (which raises) when an output's shape changed.
     """
-    totals = [{"name": name, "max_abs": 0.0, "source_max_abs": 0.0, "agree": 0, "rows": 0,
+    totals: list[dict[str, Any]] = [{"name": name, "max_abs": 0.0, "source_max_abs": 0.0, "agree": 0, "rows": 0,
                "mismatched": 0, "elements": 0, "exact": False} for name in names]
     for sample, reference in zip(samples, references):
         produced = run(sample)
@@ -49,7 +53,7 @@ def measure(torch, stage, run, samples, references, names, on_shape_error):
     return {"stage": stage, "samples": len(samples), "outputs": [finish(t) for t in totals]}
 
 
-def add(torch, total, ref, out):
+def add(torch: Torch, total: dict[str, Any], ref: Tensor, out: Tensor) -> None:
     if not ref.numel():
         return
     r, o = ref.double(), out.double()
@@ -65,10 +69,10 @@ def add(torch, total, ref, out):
         total["rows"] += r.argmax(-1).numel()
 
 
-def finish(total):
+def finish(total: dict[str, Any]) -> OutputDrift:
     max_abs = min(total["max_abs"], 1e300)
     scale = total["source_max_abs"]
-    figures = {"name": total["name"], "max_abs": max_abs, "source_max_abs": scale,
+    figures: OutputDrift = {"name": total["name"], "max_abs": max_abs, "source_max_abs": scale,
                "relative": None, "top1": None, "mismatched": None, "elements": total["elements"]}
     if total["exact"]:
         figures["mismatched"] = total["mismatched"]
@@ -79,9 +83,9 @@ def finish(total):
     return figures
 
 
-def problems(stage_drift, tolerance, quantized):
+def problems(stage_drift: StageDrift, tolerance: dict[str, float], quantized: bool) -> list[tuple[OutputDrift, str]]:
     """Each output past the tolerance, with why: [(output figures, reason)]."""
-    found = []
+    found: list[tuple[OutputDrift, str]] = []
     for o in stage_drift["outputs"]:
         if o["mismatched"] is not None:
             if not o["mismatched"]:
@@ -95,7 +99,7 @@ def problems(stage_drift, tolerance, quantized):
                                  f"{tolerance['top1']:.3f}: an integer output of an INT8 model, such as an arg-max, "
                                  "is held to the top-1 tolerance)"))
             continue
-        if o["relative"] > tolerance["relative"]:
+        if o["relative"] is not None and o["relative"] > tolerance["relative"]:
             found.append((o, f"relative error {o['relative']:.4g} (allowed {tolerance['relative']:.4g}), "
                              f"max abs {o['max_abs']:.4g}, source values up to {o['source_max_abs']:.4g}"))
         elif o["top1"] is not None and o["top1"] < tolerance["top1"]:
@@ -104,9 +108,9 @@ def problems(stage_drift, tolerance, quantized):
     return found
 
 
-def summary(stage_drift):
+def summary(stage_drift: StageDrift) -> list[str]:
     """One line per output of a stage, for error messages."""
-    lines = []
+    lines: list[str] = []
     for o in stage_drift["outputs"]:
         if o["mismatched"] is not None:
             lines.append(f"`{o['name']}`: {o['mismatched']} of {o['elements']} elements differ")
@@ -117,5 +121,5 @@ def summary(stage_drift):
     return lines
 
 
-def degenerate(output):
+def degenerate(output: OutputDrift) -> bool:
     return output["mismatched"] is None and output["source_max_abs"] < DEGENERATE

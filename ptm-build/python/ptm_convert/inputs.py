@@ -1,148 +1,150 @@
 """The inputs a build runs a model on: generated examples and declared calibration samples."""
 import math
 import os
+from typing import Any, Optional
 
 from .common import SEED, Failure, describe, log
+from .conversion import Conversion
+from . import verify
 
 EXAMPLE_SAMPLES = 8
 
 
-class Inputs:
-    """Mixed into the pipeline: needs self.torch, self.decl, self.crate_dir, self.name and
-    self.calibration_files (the sample files ptm-build hashed into the key, in order)."""
+def example_samples(c: Conversion):
+    generator = c.torch.Generator().manual_seed(SEED)
+    return [tuple(random_tensor(c, spec, generator) for spec in c.decl["inputs"]) for _ in range(EXAMPLE_SAMPLES)]
 
-    def example_samples(self):
-        generator = self.torch.Generator().manual_seed(SEED)
-        return [tuple(self.random_tensor(spec, generator) for spec in self.decl["inputs"]) for _ in range(EXAMPLE_SAMPLES)]
-
-    def random_tensor(self, spec, generator):
-        torch = self.torch
-        shape = [d if isinstance(d, int) else d["example"] for d in spec["shape"]]
-        dtype = getattr(torch, spec["dtype"])
-        low, high = spec["range"] if spec.get("range") else (None, None)
-        if spec["dtype"].startswith("float"):
-            if low is None:
-                values = torch.randn(shape, generator=generator)
-            else:
-                values = torch.rand(shape, generator=generator) * (high - low) + low
-            return values.to(dtype)
-        if spec["dtype"] == "bool":
-            return torch.randint(0, 2, shape, generator=generator).bool()
+def random_tensor(c: Conversion, spec, generator):
+    torch = c.torch
+    shape = [d if isinstance(d, int) else d["example"] for d in spec["shape"]]
+    dtype = getattr(torch, spec["dtype"])
+    low: Any
+    high: Any
+    low, high = spec["range"] if spec.get("range") else (None, None)
+    if spec["dtype"].startswith("float"):
         if low is None:
-            low, high = (0, 256) if spec["dtype"] == "uint8" else (0, 10)
-        return torch.randint(int(math.ceil(low)), int(math.ceil(high)), shape, generator=generator, dtype=dtype)
-
-    def input_specs(self):
-        return [{"name": s["name"], "dtype": s["dtype"], "shape": s["shape"]} for s in self.decl["inputs"]]
-
-    def calibration_samples(self):
-        directory = self.decl.get("calibration")
-        if not directory:
-            return []
-        # The list comes from ptm-build, which walked the directory with the same rule
-        # that builds the cache key: every sample read here is also hashed.
-        files = self.calibration_files
-        if not files:
-            raise Failure("load", f"calibration directory {directory} holds no .pt or .pth files",
-                          f"save samples with torch.save(tensor_or_tuple, \"{directory}/<n>.pt\")")
-        log(self.name, f"reading {len(files)} calibration samples from {directory}")
-        return [self.calibration_sample(relative) for relative in files]
-
-    def calibration_sample(self, relative):
-        torch = self.torch
-        try:
-            value = torch.load(os.path.join(self.crate_dir, relative), map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise Failure("load", f"calibration sample {relative} could not be read: {str(e).splitlines()[0]}",
-                          "save each sample with torch.save(tensor_or_tuple_of_tensors, path)")
-        names = [spec["name"] for spec in self.decl["inputs"]]
-        if isinstance(value, dict):
-            sample = self.sample_from_dict(value, relative, names)
+            values = torch.randn(shape, generator=generator)
         else:
-            sample = tuple(value) if isinstance(value, (tuple, list)) else (value,)
-        if len(sample) != len(names) or not all(isinstance(t, torch.Tensor) for t in sample):
-            items = ", ".join(describe(t) for t in sample)
-            raise Failure("load", f"calibration sample {relative} holds {describe(value)} ({items}); the model declares "
-                          f"{len(names)} tensor input(s): {', '.join(names)}",
-                          "save one tensor per declared input: a tensor, a tuple in declaration order, or a dict keyed "
-                          "by the input names")
-        self.check_sample(sample, relative)
-        return sample
+            values = torch.rand(shape, generator=generator) * (high - low) + low
+        return values.to(dtype)
+    if spec["dtype"] == "bool":
+        return torch.randint(0, 2, shape, generator=generator).bool()
+    if low is None:
+        low, high = (0, 256) if spec["dtype"] == "uint8" else (0, 10)
+    return torch.randint(int(math.ceil(low)), int(math.ceil(high)), shape, generator=generator, dtype=dtype)
 
-    def sample_from_dict(self, value, relative, names):
-        """A dict keyed by the declared input names (a tokenizer's output, say)."""
-        missing = [n for n in names if n not in value]
-        extra = [str(k) for k in value if k not in names]
-        if missing or extra:
-            found = ", ".join(str(k) for k in value) or "none"
-            raise Failure("load", f"calibration sample {relative} holds a dict with keys {found}; the model's inputs are "
-                          f"{', '.join(names)}" + (f" (missing: {', '.join(missing)})" if missing else "")
-                          + (f" (not inputs: {', '.join(extra)})" if extra else ""),
-                          "key the dict by the declared input names, or save a tuple in declaration order")
-        return tuple(value[n] for n in names)
+def input_specs(c: Conversion):
+    return [{"name": s["name"], "dtype": s["dtype"], "shape": s["shape"]} for s in c.decl["inputs"]]
 
-    def check_sample(self, sample, shown):
-        for tensor, spec in zip(sample, self.decl["inputs"]):
-            fixed = [d if isinstance(d, int) else None for d in spec["shape"]]
-            shape = list(tensor.shape)
-            dtype = str(tensor.dtype).replace("torch.", "")
-            if dtype != spec["dtype"] or len(shape) != len(fixed) or any(f is not None and f != s for f, s in zip(fixed, shape)):
-                raise Failure("load", f"calibration sample {shown}: input `{spec['name']}` is {dtype} {shape}, "
-                              f"declared {spec['dtype']} {[d if isinstance(d, int) else d['name'] for d in spec['shape']]}",
-                              "make the samples match the declared inputs")
-            self.check_finite(tensor, spec["name"], shown)
+def calibration_samples(c: Conversion):
+    directory = c.decl.get("calibration")
+    if not directory:
+        return []
+    # The list comes from ptm-build, which walked the directory with the same rule
+    # that builds the cache key: every sample read here is also hashed.
+    files = c.job.calibration_files
+    if not files:
+        raise Failure("load", f"calibration directory {directory} holds no .pt or .pth files",
+                      f"save samples with torch.save(tensor_or_tuple, \"{directory}/<n>.pt\")")
+    log(c.name, f"reading {len(files)} calibration samples from {directory}")
+    return [calibration_sample(c, relative) for relative in files]
 
-    def check_finite(self, tensor, name, shown):
-        """Calibration measures each activation's range; a NaN or infinity has none, and
-        torch's observers would fail later naming neither the sample nor the value."""
-        torch = self.torch
-        if not tensor.is_floating_point():
-            return
-        bad = ~torch.isfinite(tensor)
-        count = int(bad.sum())
-        if count:
-            first = [int(i) for i in bad.nonzero()[0]]
-            value = float(tensor[tuple(first)])
-            raise Failure("load", f"calibration sample {shown}: input `{name}` holds {count} non-finite value(s) of "
-                          f"{tensor.numel()} (first: {value} at {first})",
-                          f"replace or remove {shown} in `calibration` = \"{self.decl.get('calibration')}\": calibration "
-                          "measures activation ranges, and NaN or infinity has none (look at the preprocessing that saved it)")
+def calibration_sample(c: Conversion, relative):
+    torch = c.torch
+    try:
+        value = torch.load(os.path.join(c.crate_dir, relative), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise Failure("load", f"calibration sample {relative} could not be read: {str(e).splitlines()[0]}",
+                      "save each sample with torch.save(tensor_or_tuple_of_tensors, path)")
+    names = [spec["name"] for spec in c.decl["inputs"]]
+    if isinstance(value, dict):
+        sample = sample_from_dict(c, value, relative, names)
+    else:
+        sample = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if len(sample) != len(names) or not all(isinstance(t, torch.Tensor) for t in sample):
+        items = ", ".join(describe(t) for t in sample)
+        raise Failure("load", f"calibration sample {relative} holds {describe(value)} ({items}); the model declares "
+                      f"{len(names)} tensor input(s): {', '.join(names)}",
+                      "save one tensor per declared input: a tensor, a tuple in declaration order, or a dict keyed "
+                      "by the input names")
+    check_sample(c, sample, relative)
+    return sample
 
-    def mark_dynamic_outputs(self, model, outputs):
-        """Runs once more with every dynamic input dimension at another size; output
-        dimensions that change are dynamic, named after the input dimension they follow."""
-        sizes = {}
-        for spec in self.decl["inputs"]:
-            for d in spec["shape"]:
-                if not isinstance(d, int):
-                    sizes[d["name"]] = (d["example"], d["example"] - 1 if d["example"] > 1 else 2)
-        if not sizes:
-            return
-        generator = self.torch.Generator().manual_seed(SEED + 1)
-        moved = []
-        for spec in self.decl["inputs"]:
-            shape = [d if isinstance(d, int) else {"name": d["name"], "example": sizes[d["name"]][1]} for d in spec["shape"]]
-            moved.append(self.random_tensor(dict(spec, shape=shape), generator))
-        try:
-            produced = self.outputs_of(model, tuple(moved), "load")
-        except Failure:
-            return  # the model takes only the example sizes; the outputs stay as observed
-        by_size = {alternate: (name, example) for name, (example, alternate) in sizes.items()}
-        for spec, tensor in zip(outputs, produced):
-            for i, (was, now) in enumerate(zip(spec["shape"], tensor.shape)):
-                if was != now:
-                    name, _ = by_size.get(now, (f"{spec['name']}_dim{i}", None))
-                    spec["shape"][i] = {"name": name, "example": was}
+def sample_from_dict(c: Conversion, value, relative, names):
+    """A dict keyed by the declared input names (a tokenizer's output, say)."""
+    missing = [n for n in names if n not in value]
+    extra = [str(k) for k in value if k not in names]
+    if missing or extra:
+        found = ", ".join(str(k) for k in value) or "none"
+        raise Failure("load", f"calibration sample {relative} holds a dict with keys {found}; the model's inputs are "
+                      f"{', '.join(names)}" + (f" (missing: {', '.join(missing)})" if missing else "")
+                      + (f" (not inputs: {', '.join(extra)})" if extra else ""),
+                      "key the dict by the declared input names, or save a tuple in declaration order")
+    return tuple(value[n] for n in names)
 
-    def export_dims(self):
-        """The declared dynamic dimensions as torch.export `Dim`s, one per name, and per
-        input the `{axis: Dim}` of its dynamic axes (None for a fixed input)."""
-        dims, shapes = {}, []
-        for spec in self.decl["inputs"]:
-            shape = {}
-            for index, d in enumerate(spec["shape"]):
-                if not isinstance(d, int):
-                    dims.setdefault(d["name"], self.torch.export.Dim(d["name"], min=1))
-                    shape[index] = dims[d["name"]]
-            shapes.append(shape or None)
-        return dims, shapes
+def check_sample(c: Conversion, sample, shown):
+    for tensor, spec in zip(sample, c.decl["inputs"]):
+        fixed = [d if isinstance(d, int) else None for d in spec["shape"]]
+        shape = list(tensor.shape)
+        dtype = str(tensor.dtype).replace("torch.", "")
+        if dtype != spec["dtype"] or len(shape) != len(fixed) or any(f is not None and f != s for f, s in zip(fixed, shape)):
+            raise Failure("load", f"calibration sample {shown}: input `{spec['name']}` is {dtype} {shape}, "
+                          f"declared {spec['dtype']} {[d if isinstance(d, int) else d['name'] for d in spec['shape']]}",
+                          "make the samples match the declared inputs")
+        check_finite(c, tensor, spec["name"], shown)
+
+def check_finite(c: Conversion, tensor, name, shown):
+    """Calibration measures each activation's range; a NaN or infinity has none, and
+    torch's observers would fail later naming neither the sample nor the value."""
+    torch = c.torch
+    if not tensor.is_floating_point():
+        return
+    bad = ~torch.isfinite(tensor)
+    count = int(bad.sum())
+    if count:
+        first = [int(i) for i in bad.nonzero()[0]]
+        value = float(tensor[tuple(first)])
+        raise Failure("load", f"calibration sample {shown}: input `{name}` holds {count} non-finite value(s) of "
+                      f"{tensor.numel()} (first: {value} at {first})",
+                      f"replace or remove {shown} in `calibration` = \"{c.decl.get('calibration')}\": calibration "
+                      "measures activation ranges, and NaN or infinity has none (look at the preprocessing that saved it)")
+
+def mark_dynamic_outputs(c: Conversion, model, outputs):
+    """Runs once more with every dynamic input dimension at another size; output
+    dimensions that change are dynamic, named after the input dimension they follow."""
+    sizes = {}
+    for spec in c.decl["inputs"]:
+        for d in spec["shape"]:
+            if not isinstance(d, int):
+                sizes[d["name"]] = (d["example"], d["example"] - 1 if d["example"] > 1 else 2)
+    if not sizes:
+        return
+    generator = c.torch.Generator().manual_seed(SEED + 1)
+    moved = []
+    for spec in c.decl["inputs"]:
+        shape = [d if isinstance(d, int) else {"name": d["name"], "example": sizes[d["name"]][1]} for d in spec["shape"]]
+        moved.append(random_tensor(c, dict(spec, shape=shape), generator))
+    try:
+        produced = verify.outputs_of(c, model, tuple(moved), "load")
+    except Failure:
+        return  # the model takes only the example sizes; the outputs stay as observed
+    by_size = {alternate: (name, example) for name, (example, alternate) in sizes.items()}
+    for spec, tensor in zip(outputs, produced):
+        for i, (was, now) in enumerate(zip(spec["shape"], tensor.shape)):
+            if was != now:
+                name, _ = by_size.get(now, (f"{spec['name']}_dim{i}", None))
+                spec["shape"][i] = {"name": name, "example": was}
+
+def export_dims(c: Conversion):
+    """The declared dynamic dimensions as torch.export `Dim`s, one per name, and per
+    input the `{axis: Dim}` of its dynamic axes (None for a fixed input)."""
+    dims: dict[str, Any] = {}
+    shapes: list[Optional[dict[int, Any]]] = []
+    for spec in c.decl["inputs"]:
+        shape = {}
+        for index, d in enumerate(spec["shape"]):
+            if not isinstance(d, int):
+                dims.setdefault(d["name"], c.torch.export.Dim(d["name"], min=1))
+                shape[index] = dims[d["name"]]
+        shapes.append(shape or None)
+    return dims, shapes

@@ -6,6 +6,7 @@ import warnings
 
 from .adapt import leaves
 from .common import log
+from .conversion import Conversion
 
 # Layers named in a failing build's error; the report keeps every quantized layer.
 NAMED_IN_ERRORS = 5
@@ -14,120 +15,116 @@ SAMPLES = 4
 QUANTIZED_MODULES = ("torch.ao.nn.quantized", "torch.ao.nn.intrinsic.quantized")
 
 
-class LayerDrift:
-    """Mixed into the pipeline: needs self.torch, self.decl, self.name, self.float_model,
-    self.inner_prefix and self.quantized_eager (the dynamic model as quantized, or None)."""
+def measure_layers(c: Conversion, samples):
+    """Every quantized layer, worst first: {name, kind, sqnr_db, relative}; or a
+    sentence saying why torch's numeric suite cannot read this model."""
+    samples = samples[:SAMPLES]
+    c.layer_samples = len(samples)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if c.decl["quantize"] == "dynamic":
+                rows = dynamic_layers(c, samples)
+            else:
+                rows = static_layers(c, samples)
+    except Unreadable as e:
+        return [], str(e)
+    except Exception as e:  # the numeric suite is diagnostic: it never fails a build
+        return [], f"torch.ao.ns could not compare the layers: {type(e).__name__}: {str(e).strip().splitlines()[0]}"
+    rows.sort(key=lambda r: (r["sqnr_db"], r["name"]))
+    log(c.name, f"measured {len(rows)} quantized layer(s) with torch.ao.ns on {len(samples)} sample(s)")
+    return rows, None
 
-    def measure_layers(self, samples):
-        """Every quantized layer, worst first: {name, kind, sqnr_db, relative}; or a
-        sentence saying why torch's numeric suite cannot read this model."""
-        samples = samples[:SAMPLES]
-        self.layer_samples = len(samples)
+def dynamic_layers(c: Conversion, samples):
+    """The eager model that was quantized and exported, against its float source."""
+    if c.quantized_eager is None:
+        raise Unreadable("per-layer figures need a Python source: torch.ao.ns reads eager or FX modules, not TorchScript")
+    import torch.ao.ns._numeric_suite as ns
+    float_model, quantized = copy.deepcopy(c.float_model), copy.deepcopy(c.quantized_eager)
+    ns.prepare_model_outputs(float_model, quantized)
+    for sample in samples:
+        float_model(*(t.clone() for t in sample))
+        quantized(*(t.clone() for t in sample))
+    found = ns.get_matching_activations(float_model, quantized)
+    modules = dict(quantized.named_modules())
+    rows = []
+    for logged, pair in found.items():
+        name = logged.removesuffix(".stats")
+        module = modules.get(name)
+        if module is None or not type(module).__module__.startswith(QUANTIZED_MODULES):
+            continue  # logged for context (LayerNorm, ...), not quantized
+        rows.append(row(c, name, type(module).__name__, pair["float"], pair["quantized"]))
+    return rows
+
+def static_layers(c: Conversion, samples):
+    """Static INT8 ships through TorchScript graph mode, which the numeric suite
+    cannot read; the same qconfig, skips and calibration through FX graph mode can."""
+    torch = c.torch
+    if isinstance(c.float_model, torch.jit.ScriptModule):
+        raise Unreadable("per-layer figures need a Python source: torch.ao.ns reads eager or FX modules, not TorchScript")
+    import torch.ao.ns._numeric_suite_fx as ns
+    from torch.ao import quantization as q
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+    mapping = q.QConfigMapping().set_global(q.get_default_qconfig(c.decl["engine"]))
+    for name in c.decl.get("quantize_skip", []):
+        mapping.set_module_name(c.inner_prefix + name, None)
+    with without_stack_traces():
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                if self.decl["quantize"] == "dynamic":
-                    rows = self.dynamic_layers(samples)
-                else:
-                    rows = self.static_layers(samples)
-        except Unreadable as e:
-            return [], str(e)
-        except Exception as e:  # the numeric suite is diagnostic: it never fails a build
-            return [], f"torch.ao.ns could not compare the layers: {type(e).__name__}: {str(e).strip().splitlines()[0]}"
-        rows.sort(key=lambda r: (r["sqnr_db"], r["name"]))
-        log(self.name, f"measured {len(rows)} quantized layer(s) with torch.ao.ns on {len(samples)} sample(s)")
-        return rows, None
+            prepared = prepare_fx(copy.deepcopy(c.float_model), mapping, samples[0])
+        except Exception as e:
+            raise Unreadable(f"per-layer figures need a model torch.fx can trace, and this one stops it: "
+                             f"{type(e).__name__}: {str(e).strip().splitlines()[0]}")
+        for sample in c.calibration or samples:
+            prepared(*(t.clone() for t in sample))
+        quantized = convert_fx(prepared)
+        float_logged, quantized_logged = ns.add_loggers("fp32", copy.deepcopy(c.float_model), "int8", quantized,
+                                                        ns.OutputLogger)
+    for sample in samples:
+        float_logged(*(t.clone() for t in sample))
+        quantized_logged(*(t.clone() for t in sample))
+    info = ns.extract_logger_info(float_logged, quantized_logged, ns.OutputLogger, "int8")
+    # Named after the quantized module (the conv of a fused conv-bn-relu), the name
+    # quantize_skip takes.
+    targets = {n.name: n.target for n in quantized_logged.graph.nodes if n.op == "call_module"}
+    rows = []
+    for node, results in info.items():
+        pair = results.get("node_output", {})
+        if "fp32" not in pair or "int8" not in pair:
+            continue
+        kind = str(pair["int8"][0]["ref_node_target_type"])
+        if not kind.startswith(QUANTIZED_MODULES):
+            continue
+        name = str(targets.get(pair["int8"][0]["ref_node_name"], node))
+        rows.append(row(c, name, kind.rsplit(".", 1)[-1], pair["fp32"][0]["values"], pair["int8"][0]["values"]))
+    return rows
 
-    def dynamic_layers(self, samples):
-        """The eager model that was quantized and exported, against its float source."""
-        if self.quantized_eager is None:
-            raise Unreadable("per-layer figures need a Python source: torch.ao.ns reads eager or FX modules, not TorchScript")
-        import torch.ao.ns._numeric_suite as ns
-        float_model, quantized = copy.deepcopy(self.float_model), copy.deepcopy(self.quantized_eager)
-        ns.prepare_model_outputs(float_model, quantized)
-        for sample in samples:
-            float_model(*(t.clone() for t in sample))
-            quantized(*(t.clone() for t in sample))
-        found = ns.get_matching_activations(float_model, quantized)
-        modules = dict(quantized.named_modules())
-        rows = []
-        for logged, pair in found.items():
-            name = logged.removesuffix(".stats")
-            module = modules.get(name)
-            if module is None or not type(module).__module__.startswith(QUANTIZED_MODULES):
-                continue  # logged for context (LayerNorm, ...), not quantized
-            rows.append(self.row(name, type(module).__name__, pair["float"], pair["quantized"]))
-        return rows
+def row(c: Conversion, name, kind, floats, quantized):
+    """The worst sample's SQNR (dB) and relative error of one layer's output."""
+    from torch.ao.ns.fx.utils import compute_sqnr
+    worst_sqnr, worst_relative = float("inf"), 0.0
+    for f, q in zip(floats, quantized):
+        f, q = first_tensor(f, c.torch), first_tensor(q, c.torch)
+        if f is None or q is None or f.shape != q.shape:
+            continue
+        f, q = f.float(), q.float()
+        worst_sqnr = min(worst_sqnr, float(compute_sqnr(f, q)))
+        scale = float(f.abs().max())
+        worst_relative = max(worst_relative, float((f - q).abs().max()) / scale if scale > 0 else 0.0)
+    return {"name": name.removeprefix(c.inner_prefix), "kind": kind,
+            "sqnr_db": round(worst_sqnr, 3) if worst_sqnr != float("inf") else 999.0,
+            "relative": round(worst_relative, 6)}
 
-    def static_layers(self, samples):
-        """Static INT8 ships through TorchScript graph mode, which the numeric suite
-        cannot read; the same qconfig, skips and calibration through FX graph mode can."""
-        torch = self.torch
-        if isinstance(self.float_model, torch.jit.ScriptModule):
-            raise Unreadable("per-layer figures need a Python source: torch.ao.ns reads eager or FX modules, not TorchScript")
-        import torch.ao.ns._numeric_suite_fx as ns
-        from torch.ao import quantization as q
-        from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
-        mapping = q.QConfigMapping().set_global(q.get_default_qconfig(self.decl["engine"]))
-        for name in self.decl.get("quantize_skip", []):
-            mapping.set_module_name(self.inner_prefix + name, None)
-        with without_stack_traces():
-            try:
-                prepared = prepare_fx(copy.deepcopy(self.float_model), mapping, samples[0])
-            except Exception as e:
-                raise Unreadable(f"per-layer figures need a model torch.fx can trace, and this one stops it: "
-                                 f"{type(e).__name__}: {str(e).strip().splitlines()[0]}")
-            for sample in self.calibration or samples:
-                prepared(*(t.clone() for t in sample))
-            quantized = convert_fx(prepared)
-            float_logged, quantized_logged = ns.add_loggers("fp32", copy.deepcopy(self.float_model), "int8", quantized,
-                                                            ns.OutputLogger)
-        for sample in samples:
-            float_logged(*(t.clone() for t in sample))
-            quantized_logged(*(t.clone() for t in sample))
-        info = ns.extract_logger_info(float_logged, quantized_logged, ns.OutputLogger, "int8")
-        # Named after the quantized module (the conv of a fused conv-bn-relu), the name
-        # quantize_skip takes.
-        targets = {n.name: n.target for n in quantized_logged.graph.nodes if n.op == "call_module"}
-        rows = []
-        for node, results in info.items():
-            pair = results.get("node_output", {})
-            if "fp32" not in pair or "int8" not in pair:
-                continue
-            kind = str(pair["int8"][0]["ref_node_target_type"])
-            if not kind.startswith(QUANTIZED_MODULES):
-                continue
-            name = str(targets.get(pair["int8"][0]["ref_node_name"], node))
-            rows.append(self.row(name, kind.rsplit(".", 1)[-1], pair["fp32"][0]["values"], pair["int8"][0]["values"]))
-        return rows
-
-    def row(self, name, kind, floats, quantized):
-        """The worst sample's SQNR (dB) and relative error of one layer's output."""
-        from torch.ao.ns.fx.utils import compute_sqnr
-        worst_sqnr, worst_relative = float("inf"), 0.0
-        for f, q in zip(floats, quantized):
-            f, q = first_tensor(f, self.torch), first_tensor(q, self.torch)
-            if f is None or q is None or f.shape != q.shape:
-                continue
-            f, q = f.float(), q.float()
-            worst_sqnr = min(worst_sqnr, float(compute_sqnr(f, q)))
-            scale = float(f.abs().max())
-            worst_relative = max(worst_relative, float((f - q).abs().max()) / scale if scale > 0 else 0.0)
-        return {"name": name.removeprefix(self.inner_prefix), "kind": kind,
-                "sqnr_db": round(worst_sqnr, 3) if worst_sqnr != float("inf") else 999.0,
-                "relative": round(worst_relative, 6)}
-
-    def layers_message(self, rows, why):
-        """Lines for a drift error: the layers that lose the most, and the fix."""
-        if why:
-            return [f"per-layer figures: {why}"]
-        if not rows:
-            return []
-        lines = [f"layers that lose the most (torch.ao.ns: each quantized layer's output, float against INT8, "
-                 f"worst of {self.layer_samples} sample(s)):"]
-        lines += [f"  {r['name']} ({r['kind']}): SQNR {r['sqnr_db']:.1f} dB, relative error {r['relative']:.3g}"
-                  for r in rows[:NAMED_IN_ERRORS]]
-        return lines
+def layers_message(c: Conversion, rows, why):
+    """Lines for a drift error: the layers that lose the most, and the fix."""
+    if why:
+        return [f"per-layer figures: {why}"]
+    if not rows:
+        return []
+    lines = [f"layers that lose the most (torch.ao.ns: each quantized layer's output, float against INT8, "
+             f"worst of {c.layer_samples} sample(s)):"]
+    lines += [f"  {r['name']} ({r['kind']}): SQNR {r['sqnr_db']:.1f} dB, relative error {r['relative']:.3g}"
+              for r in rows[:NAMED_IN_ERRORS]]
+    return lines
 
 
 @contextlib.contextmanager

@@ -5,72 +5,70 @@ import os
 import sys
 
 from .common import Failure, last_frames, log
+from .conversion import Conversion
 
 
-class Load:
-
-    def load(self):
-        torch = self.torch
-        source = self.decl["source"]
-        if source["kind"] == "python":
-            model = self.load_python(source["file"], source["callable"])
-        else:
-            log(self.name, f"loading TorchScript archive {source['file']}")
-            try:
-                model = torch.jit.load(self.path(source["file"]), map_location="cpu")
-            except Exception as e:
-                raise Failure("load", f"torch.jit.load could not read {source['file']}: {e}",
-                              "save the archive with torch.jit.save(torch.jit.script(model), path)", last_frames())
-        if self.decl.get("weights"):
-            self.load_weights(model, self.decl["weights"])
-        return model.eval()
-
-    def load_python(self, file, callable_name):
-        torch = self.torch
-        log(self.name, f"loading {file}:{callable_name}")
-        path = self.path(file)
-        sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+def load(c: Conversion):
+    torch = c.torch
+    source = c.decl["source"]
+    if source["kind"] == "python":
+        model = load_python(c, source["file"], source["callable"])
+    else:
+        log(c.name, f"loading TorchScript archive {source['file']}")
         try:
-            spec = importlib.util.spec_from_file_location(f"ptm_model_{self.name}", path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
+            model = torch.jit.load(c.path(source["file"]), map_location="cpu")
         except Exception as e:
-            raise Failure("load", f"importing {file} raised {type(e).__name__}: {e}",
-                          f"fix the error in {file}; it must import with the build's Python", last_frames())
-        factory = getattr(module, callable_name, None)
-        if factory is None or not callable(factory):
-            found = sorted(n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_"))
-            raise Failure("load", f"{file} has no callable `{callable_name}` (callables there: {', '.join(found) or 'none'})",
-                          f"write source = \"{file}:<name>\" with the function that returns the nn.Module")
-        try:
-            model = factory()
-        except Exception as e:
-            raise Failure("load", f"{file}:{callable_name}() raised {type(e).__name__}: {e}",
-                          f"fix {callable_name} so that it returns the model without arguments", last_frames())
-        if not isinstance(model, torch.nn.Module):
-            raise Failure("load", f"{file}:{callable_name}() returned {type(model).__name__}, not a torch.nn.Module",
-                          f"return the model instance from {callable_name}")
-        return model
+            raise Failure("load", f"torch.jit.load could not read {source['file']}: {e}",
+                          "save the archive with torch.jit.save(torch.jit.script(model), path)", last_frames())
+    if c.decl.get("weights"):
+        load_weights(c, model, c.decl["weights"])
+    return model.eval()
 
-    def load_weights(self, model, weights):
-        torch = self.torch
-        log(self.name, f"loading weights {weights}")
-        try:
-            state = torch.load(self.path(weights), map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise Failure("load", f"torch.load(weights_only=True) could not read {weights}: {str(e).splitlines()[0]}",
-                          "save plain tensors only: torch.save(model.state_dict(), path)", last_frames(2))
-        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-            state = state["state_dict"]
-        if not isinstance(state, dict):
-            raise Failure("load", f"{weights} holds {type(state).__name__}, not a state_dict",
-                          "save with torch.save(model.state_dict(), path)")
-        try:
-            model.load_state_dict(state, strict=True)
-        except Exception as e:
-            raise Failure("load", f"{weights} does not fit the model: {e}",
-                          "save the state_dict of the same architecture the source builds")
+def load_python(c: Conversion, file, callable_name):
+    torch = c.torch
+    log(c.name, f"loading {file}:{callable_name}")
+    path = c.path(file)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    try:
+        spec = importlib.util.spec_from_file_location(f"ptm_model_{c.name}", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"Python cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    except Exception as e:
+        raise Failure("load", f"importing {file} raised {type(e).__name__}: {e}",
+                      f"fix the error in {file}; it must import with the build's Python", last_frames())
+    factory = getattr(module, callable_name, None)
+    if factory is None or not callable(factory):
+        found = sorted(n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_"))
+        raise Failure("load", f"{file} has no callable `{callable_name}` (callables there: {', '.join(found) or 'none'})",
+                      f"write source = \"{file}:<name>\" with the function that returns the nn.Module")
+    try:
+        model = factory()
+    except Exception as e:
+        raise Failure("load", f"{file}:{callable_name}() raised {type(e).__name__}: {e}",
+                      f"fix {callable_name} so that it returns the model without arguments", last_frames())
+    if not isinstance(model, torch.nn.Module):
+        raise Failure("load", f"{file}:{callable_name}() returned {type(model).__name__}, not a torch.nn.Module",
+                      f"return the model instance from {callable_name}")
+    return model
 
-    def path(self, relative):
-        return os.path.join(self.crate_dir, relative)
+def load_weights(c: Conversion, model, weights):
+    torch = c.torch
+    log(c.name, f"loading weights {weights}")
+    try:
+        state = torch.load(c.path(weights), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise Failure("load", f"torch.load(weights_only=True) could not read {weights}: {str(e).splitlines()[0]}",
+                      "save plain tensors only: torch.save(model.state_dict(), path)", last_frames(2))
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise Failure("load", f"{weights} holds {type(state).__name__}, not a state_dict",
+                      "save with torch.save(model.state_dict(), path)")
+    try:
+        model.load_state_dict(state, strict=True)
+    except Exception as e:
+        raise Failure("load", f"{weights} does not fit the model: {e}",
+                      "save the state_dict of the same architecture the source builds")

@@ -11,213 +11,174 @@ import struct
 import tempfile
 import warnings
 
-from .common import Failure, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
-from .adapt import Adapt
-from .inputs import Inputs
-from .layers import LayerDrift
-from .load import Load
-from .runner import Runner
-from .verify import Verify
+from typing import Any, Optional
 
-MAX_CALIBRATION_SAMPLES = 256
+from . import adapt, inputs, load, report, verify
+from .common import Failure, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
+from .conversion import MAX_CALIBRATION_SAMPLES, Conversion, Module, Sample, TensorSpec, Torch
+from .runner import Runner
+
 # Element type codes of ptm_executorch.h (ptm::DType).
 CODES = ["float32", "float64", "int64", "int32", "int16", "int8", "uint8", "bool", "float16"]
 
 
-class PtePipeline(Load, Inputs, Adapt, LayerDrift, Verify):
-    """Converts one declared model into an ExecuTorch program at self.out."""
+def run(c: Conversion) -> report.Report:
+    """Converts the declared model into an ExecuTorch program at c.out and reports what it
+    measured."""
+    torch = c.torch
+    decl = c.decl
+    with torch.no_grad():
+        model = load.load(c)
+        samples = inputs.example_samples(c)
+        model = c.float_model = adapt.adapt(c, model, samples[0])
+        calibration = c.calibration = inputs.calibration_samples(c)
+        c.calibration_count = len(calibration)
+        check = samples + calibration[:MAX_CALIBRATION_SAMPLES]
+        references = [verify.outputs_of(c, model, s, "load") for s in check]
+        outputs = adapt.output_specs(c, references[0])
+        c.output_names = [o["name"] for o in outputs]
+        inputs.mark_dynamic_outputs(c, model, outputs)
+        c.outputs = outputs
+        if decl["quantize"] != "none":
+            c.layers_unavailable = "per-layer INT8 figures are measured for .ptl models (torch.ao.ns does not read PT2E graphs)"
+        c.sizes.append({"stage": "source", "bytes": state_bytes(model)})
 
-    def __init__(self, torch, job, crate_dir, on_stage=lambda stage: None):
-        self.torch, self.decl, self.crate_dir, self.out = torch, job["decl"], crate_dir, job["out"]
-        self.calibration_files = job.get("calibration_files", [])
-        self.runner_dir = job.get("runner_dir")
-        self.key, self.ptm_build = job.get("key", ""), job.get("ptm_build", "")
-        self.name = self.decl["name"]
-        self.on_stage = on_stage
-        self.stage = "load"
-        self.sizes, self.drift, self.stages, self.warnings = [], [], [], []
-        self.output_names, self.layers, self.calibration_count, self.unobserved = [], [], 0, 0
-        self.layers_unavailable = None
+        c.stage = "export"
+        dynamic_shapes = export_shapes(c)
+        program = export(c, model, samples[0], dynamic_shapes)
+        verify.measure(c, "exported", program.module(), check, references)
+        if decl["quantize"] != "none":
+            c.stage = "quantize"
+            quantized = quantize(c, program, calibration or samples)
+            verify.measure(c, "quantized", quantized, check, references)
+            program = export(c, quantized, samples[0], dynamic_shapes, "exporting the quantized graph")
 
-    @property
-    def stage(self):
-        return self._stage
+        c.stage = "lower"
+        data, operators = lower(c, program)
+        c.stage = "save"
+        data = with_pte_identity(data, artifact_identity(c, outputs))
+        with open(c.out, "wb") as f:
+            f.write(data)
+        c.sizes.append({"stage": "pte", "bytes": len(data)})
 
-    @stage.setter
-    def stage(self, stage):
-        # The supervisor reads it back when this process dies without a result.
-        self._stage = stage
-        self.on_stage(stage)
+        c.stage = "verify"
+        log(c.name, "verifying in ExecuTorch's native runtime")
+        verify.measure(c, "executorch", NativeOutputs(run_native(c, check)), check, references)
+        verify.check_tolerance(c, check, references)
+        c.stage = "done"
+    return report.build(c, outputs, operators)
 
-    def run(self):
-        torch = self.torch
-        decl = self.decl
-        with torch.no_grad():
-            model = self.load()
-            samples = self.example_samples()
-            model = self.float_model = self.adapt(model, samples[0])
-            calibration = self.calibration_samples()
-            self.calibration_count = len(calibration)
-            check = samples + calibration[:MAX_CALIBRATION_SAMPLES]
-            references = [self.outputs_of(model, s, "load") for s in check]
-            outputs = self.output_specs(references[0])
-            self.output_names = [o["name"] for o in outputs]
-            self.mark_dynamic_outputs(model, outputs)
-            if decl["quantize"] != "none":
-                self.layers_unavailable = "per-layer INT8 figures are measured for .ptl models (torch.ao.ns does not read PT2E graphs)"
-            self.sizes.append({"stage": "source", "bytes": state_bytes(model)})
+def artifact_identity(c: Conversion, outputs):
+    """What the .pte says of itself (common.identity), with the ExecuTorch that
+    exported it: the runtime refuses a program newer than the one it links."""
+    from executorch import version
+    return identity(c.name, c.job.key, c.job.ptm_build, c.decl["inputs"], outputs,
+                    [("executorch", version.__version__)])
 
-            self.stage = "export"
-            dynamic_shapes = self.dynamic_shapes()
-            program = self.export(model, samples[0], dynamic_shapes)
-            self.measure("exported", program.module(), check, references)
-            if decl["quantize"] != "none":
-                self.stage = "quantize"
-                quantized = self.quantize(program, calibration or samples)
-                self.measure("quantized", quantized, check, references)
-                program = self.export(quantized, samples[0], dynamic_shapes, "exporting the quantized graph")
+def export_shapes(c: Conversion):
+    """Declared dynamic dimensions as torch.export `Dim`s, one per name."""
+    dims, shapes = inputs.export_dims(c)
+    return tuple(shapes) if dims else None
 
-            self.stage = "lower"
-            data, operators = self.lower(program)
-            self.stage = "save"
-            data = with_pte_identity(data, self.identity(outputs))
-            with open(self.out, "wb") as f:
-                f.write(data)
-            self.sizes.append({"stage": "pte", "bytes": len(data)})
+def export(c: Conversion, model, sample, dynamic_shapes, label="exporting with torch.export"):
+    log(c.name, label)
+    printed: list[str] = []
+    try:
+        with warnings.catch_warnings(), native_stderr(printed), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            return c.torch.export.export(model, sample, dynamic_shapes=dynamic_shapes, strict=False)
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise Failure("export", f"torch.export failed: {type(e).__name__}: {reason}",
+                      "a .pte needs a model torch.export can capture: no control flow on tensor values, and every "
+                      "declared dynamic dimension really free (see the error); or ship it as format = \"ptl\"",
+                      last_frames(3))
 
-            self.stage = "verify"
-            log(self.name, "verifying in ExecuTorch's native runtime")
-            self.measure("executorch", NativeOutputs(self.run_native(check)), check, references)
-            self.check_tolerance(check, references)
-            self.stage = "done"
-        return {
-            "inputs": self.input_specs(),
-            "outputs": outputs,
-            "sizes": self.sizes,
-            "operators": operators,
-            "bytecode_version": 0,
-            "drift": self.drift,
-            "torch": torch.__version__,
-            "calibration_samples": self.calibration_count,
-            "seconds": 0.0,
-            "stage_seconds": [],
-            "warnings": self.warnings,
-            "trace_risk": None,
-            "layers": [],
-            "layers_unavailable": self.layers_unavailable,
-        }
+def quantize(c: Conversion, program, calibration):
+    """PT2E INT8 for XNNPACK: static per-channel (calibrated on the declared samples),
+    or dynamic Linear with 8-bit weight-only embeddings."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer, get_symmetric_quantization_config)
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    kind = c.decl["quantize"]
+    log(c.name, f"quantizing ({kind} INT8, XNNPACK, PT2E)")
+    xnnpack = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True,
+                                                                              is_dynamic=kind == "dynamic"))
+    skipped = skipped_modules(c)
+    for name in skipped:
+        xnnpack.set_module_name(name, None)
+    quantizer = xnnpack
+    if kind == "dynamic":
+        import executorch.kernels.quantized  # noqa: F401  (registers embedding_byte for export)
+        from torchao.quantization.pt2e.quantizer import ComposableQuantizer
+        from torchao.quantization.pt2e.quantizer.embedding_quantizer import EmbeddingQuantizer
+        quantizer = ComposableQuantizer([EmbeddingQuantizer(), xnnpack])
+    printed: list[str] = []
+    try:
+        with warnings.catch_warnings(), native_stderr(printed):
+            warnings.simplefilter("ignore")
+            prepared = prepare_pt2e(program.module(), quantizer)
+            for sample in calibration[:MAX_CALIBRATION_SAMPLES]:
+                prepared(*sample)
+            return convert_pt2e(prepared)
+    except Exception as e:
+        raise Failure("quantize", f"{kind} INT8 for XNNPACK failed: {type(e).__name__}: {str(e).strip()}",
+                      "keep the model in float with quantize = \"none\"", last_frames(3))
 
-    def identity(self, outputs):
-        """What the .pte says of itself (ptm_common.identity), with the ExecuTorch that
-        exported it: the runtime refuses a program newer than the one it links."""
-        from executorch import version
-        return identity(self.name, self.key, self.ptm_build, self.decl["inputs"], outputs,
-                        [("executorch", version.__version__)])
+def skipped_modules(c: Conversion):
+    """`quantize_skip`'s names as the exported graph records them (the user's module
+    names, under the adapter's prefix when there is one)."""
+    skip = c.decl.get("quantize_skip", [])
+    if not skip:
+        return []
+    modules = {name for name, _ in c.float_model.named_modules()}
+    prefix = c.inner_prefix
+    missing = [name for name in skip if prefix + name not in modules]
+    if missing:
+        raise Failure("quantize", f"`quantize_skip` names {', '.join(f'`{n}`' for n in missing)}, which the model does "
+                      "not have", f"name modules as model.named_modules() does in "
+                      f"package.metadata.models.{c.name}.quantize_skip")
+    log(c.name, f"keeping {', '.join(skip)} in float (quantize_skip)")
+    return [prefix + name for name in skip]
 
-    def dynamic_shapes(self):
-        """Declared dynamic dimensions as torch.export `Dim`s, one per name."""
-        dims, shapes = self.export_dims()
-        return tuple(shapes) if dims else None
+def lower(c: Conversion, program):
+    """The program's bytes, and the operators left outside the XNNPACK delegate."""
+    from executorch.exir import EdgeProgramManager, to_edge_transform_and_lower
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    partitioners = [XnnpackPartitioner()] if c.decl["optimize"] else []
+    log(c.name, "lowering to the XNNPACK delegate" if partitioners else "lowering to ExecuTorch's own kernels")
+    printed: list[str] = []
+    try:
+        with warnings.catch_warnings(), native_stderr(printed), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            edge = to_edge_transform_and_lower(program, partitioner=partitioners)
+            if c.decl["quantize"] != "none":
+                edge = EdgeProgramManager(fuse_and_fold(edge.exported_program()), compile_config=edge.compile_config)
+            executorch_program = edge.to_executorch()
+    except Exception as e:
+        raise Failure("lower", f"lowering to ExecuTorch failed: {type(e).__name__}: {str(e).strip()}",
+                      "set optimize = false to leave the graph to ExecuTorch's own kernels, or ship it as "
+                      "format = \"ptl\"", last_frames(3))
+    plan = executorch_program.executorch_program.execution_plan[0]
+    operators = sorted({f"{op.name}.{op.overload}" if op.overload else op.name for op in plan.operators})
+    return bytes(executorch_program.buffer), operators
 
-    def export(self, model, sample, dynamic_shapes, label="exporting with torch.export"):
-        log(self.name, label)
-        printed = []
-        try:
-            with warnings.catch_warnings(), native_stderr(printed), contextlib.redirect_stdout(io.StringIO()):
-                warnings.simplefilter("ignore")
-                return self.torch.export.export(model, sample, dynamic_shapes=dynamic_shapes, strict=False)
-        except Exception as e:
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise Failure("export", f"torch.export failed: {type(e).__name__}: {reason}",
-                          "a .pte needs a model torch.export can capture: no control flow on tensor values, and every "
-                          "declared dynamic dimension really free (see the error); or ship it as format = \"ptl\"",
-                          last_frames(3))
-
-    def quantize(self, program, calibration):
-        """PT2E INT8 for XNNPACK: static per-channel (calibrated on the declared samples),
-        or dynamic Linear with 8-bit weight-only embeddings."""
-        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-            XNNPACKQuantizer, get_symmetric_quantization_config)
-        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-        kind = self.decl["quantize"]
-        log(self.name, f"quantizing ({kind} INT8, XNNPACK, PT2E)")
-        xnnpack = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True,
-                                                                                  is_dynamic=kind == "dynamic"))
-        skipped = self.skipped_modules()
-        for name in skipped:
-            xnnpack.set_module_name(name, None)
-        quantizer = xnnpack
-        if kind == "dynamic":
-            import executorch.kernels.quantized  # noqa: F401  (registers embedding_byte for export)
-            from torchao.quantization.pt2e.quantizer import ComposableQuantizer
-            from torchao.quantization.pt2e.quantizer.embedding_quantizer import EmbeddingQuantizer
-            quantizer = ComposableQuantizer([EmbeddingQuantizer(), xnnpack])
-        printed = []
-        try:
-            with warnings.catch_warnings(), native_stderr(printed):
-                warnings.simplefilter("ignore")
-                prepared = prepare_pt2e(program.module(), quantizer)
-                for sample in calibration[:MAX_CALIBRATION_SAMPLES]:
-                    prepared(*sample)
-                return convert_pt2e(prepared)
-        except Exception as e:
-            raise Failure("quantize", f"{kind} INT8 for XNNPACK failed: {type(e).__name__}: {str(e).strip()}",
-                          "keep the model in float with quantize = \"none\"", last_frames(3))
-
-    def skipped_modules(self):
-        """`quantize_skip`'s names as the exported graph records them (the user's module
-        names, under the adapter's prefix when there is one)."""
-        skip = self.decl.get("quantize_skip", [])
-        if not skip:
-            return []
-        modules = {name for name, _ in self.float_model.named_modules()}
-        prefix = getattr(self, "inner_prefix", "")
-        missing = [name for name in skip if prefix + name not in modules]
-        if missing:
-            raise Failure("quantize", f"`quantize_skip` names {', '.join(f'`{n}`' for n in missing)}, which the model does "
-                          "not have", f"name modules as model.named_modules() does in "
-                          f"package.metadata.models.{self.name}.quantize_skip")
-        log(self.name, f"keeping {', '.join(skip)} in float (quantize_skip)")
-        return [prefix + name for name in skip]
-
-    def lower(self, program):
-        """The program's bytes, and the operators left outside the XNNPACK delegate."""
-        from executorch.exir import EdgeProgramManager, to_edge_transform_and_lower
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-        partitioners = [XnnpackPartitioner()] if self.decl["optimize"] else []
-        log(self.name, "lowering to the XNNPACK delegate" if partitioners else "lowering to ExecuTorch's own kernels")
-        printed = []
-        try:
-            with warnings.catch_warnings(), native_stderr(printed), contextlib.redirect_stdout(io.StringIO()):
-                warnings.simplefilter("ignore")
-                edge = to_edge_transform_and_lower(program, partitioner=partitioners)
-                if self.decl["quantize"] != "none":
-                    edge = EdgeProgramManager(fuse_and_fold(edge.exported_program()), compile_config=edge.compile_config)
-                executorch_program = edge.to_executorch()
-        except Exception as e:
-            raise Failure("lower", f"lowering to ExecuTorch failed: {type(e).__name__}: {str(e).strip()}",
-                          "set optimize = false to leave the graph to ExecuTorch's own kernels, or ship it as "
-                          "format = \"ptl\"", last_frames(3))
-        plan = executorch_program.executorch_program.execution_plan[0]
-        operators = sorted({f"{op.name}.{op.overload}" if op.overload else op.name for op in plan.operators})
-        return bytes(executorch_program.buffer), operators
-
-    def run_native(self, samples):
-        """Every sample through the runner: ExecuTorch's native runtime, one thread."""
-        runner = Runner(self.name, self.runner_dir)
-        with tempfile.TemporaryDirectory() as scratch:
-            inputs, outputs = os.path.join(scratch, "samples.bin"), os.path.join(scratch, "outputs.bin")
-            with open(inputs, "wb") as f:
-                f.write(encode(self.torch, samples))
-            done = runner.run([self.out, inputs, outputs])
-            if done.returncode != 0 or not os.path.isfile(outputs):
-                said = [line for line in done.stderr.splitlines() if not line.startswith("I ")]
-                raise Failure("verify", f"ExecuTorch's runtime ({runner.path}) could not run the program: "
-                                        f"{' / '.join(said[-6:]) or done.returncode}",
-                              "this is a bug in the lowering or the runtime; ship the model as format = \"ptl\" meanwhile")
-            with open(outputs, "rb") as f:
-                results = decode(self.torch, f.read())
-        return {sample_key(s): r for s, r in zip(samples, results)}
+def run_native(c: Conversion, samples):
+    """Every sample through the runner: ExecuTorch's native runtime, one thread."""
+    runner = Runner(c.name, c.job.runner_dir)
+    with tempfile.TemporaryDirectory() as scratch:
+        inputs, outputs = os.path.join(scratch, "samples.bin"), os.path.join(scratch, "outputs.bin")
+        with open(inputs, "wb") as f:
+            f.write(encode(c.torch, samples))
+        done = runner.run([c.out, inputs, outputs])
+        if done.returncode != 0 or not os.path.isfile(outputs):
+            said = [line for line in done.stderr.splitlines() if not line.startswith("I ")]
+            raise Failure("verify", f"ExecuTorch's runtime ({runner.path}) could not run the program: "
+                                    f"{' / '.join(said[-6:]) or done.returncode}",
+                          "this is a bug in the lowering or the runtime; ship the model as format = \"ptl\" meanwhile")
+        with open(outputs, "rb") as f:
+            results = decode(c.torch, f.read())
+    return {sample_key(s): r for s, r in zip(samples, results)}
 
 
 def fuse_and_fold(program):

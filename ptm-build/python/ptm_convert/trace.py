@@ -10,205 +10,204 @@ import warnings
 
 from .common import SEED, Failure, log, native_stderr
 from .compare import plain
+from .conversion import Conversion
+from . import inputs
+from . import verify
 
 
-class TraceGate:
-    """Mixed into the pipeline: needs self.torch, self.decl, self.name, self.crate_dir,
-    self.float_model (what export traces, before any quantization), self.outputs_of
-    and self.random_tensor; sets self.trace_risk when the risk is accepted."""
+def check_trace(c: Conversion, model, traced, example, tracer_warnings):
+    """A trace records one execution: torch's TracerWarnings, and outputs that differ
+    from the source model on other valid inputs, mean it froze something."""
+    problems = [f"torch warned: {w.message}{where(c, w.filename, w.lineno)}" for w in tracer_warnings]
+    problems = list(dict.fromkeys(problems))  # each once, in order
+    warned = list(problems)
+    accepted = []
+    for label, sample in other_inputs(c, example):
+        runs, problem = divergence(c, model, traced, label, sample)
+        if runs:
+            accepted.append(sample)
+        if problem:
+            problems.append(problem)
+    problems += torch_trace_check(c, model, example, accepted)
+    if problems and len(problems) == len(warned):
+        # Only torch's warnings, and no input told the trace from the model: ask an
+        # oracle whether anything the warnings point at can vary.
+        problems = export_oracle(c, model, traced, example, warned)
+    if not problems:
+        return
+    detail = "\n".join(f"- {p}" for p in problems)
+    if c.decl["accept_trace_risk"]:
+        c.trace_risk = f"trace risk accepted (accept_trace_risk = true):\n{detail}"
+        return
+    raise Failure("export",
+                  f"the trace does not hold for every valid input: it records one execution, and here it froze "
+                  f"something that depends on the input:\n{detail}",
+                  "compute the branch with tensor operations (torch.where) instead of Python's `if`, declare fixed "
+                  "a dimension that never varies, or write export = \"script\" (TorchScript keeps control flow); "
+                  f"if these inputs never occur in the app, accept the risk with "
+                  f"package.metadata.models.{c.name}.accept_trace_risk = true")
 
-    def check_trace(self, model, traced, example, tracer_warnings):
-        """A trace records one execution: torch's TracerWarnings, and outputs that differ
-        from the source model on other valid inputs, mean it froze something."""
-        problems = [f"torch warned: {w.message}{self.where(w.filename, w.lineno)}" for w in tracer_warnings]
-        seen = set()
-        problems = [p for p in problems if not (p in seen or seen.add(p))]
-        warned = list(problems)
-        accepted = []
-        for label, sample in self.other_inputs(example):
-            runs, problem = self.divergence(model, traced, label, sample)
-            if runs:
-                accepted.append(sample)
-            if problem:
-                problems.append(problem)
-        problems += self.torch_trace_check(model, example, accepted)
-        if problems and len(problems) == len(warned):
-            # Only torch's warnings, and no input told the trace from the model: ask an
-            # oracle whether anything the warnings point at can vary.
-            problems = self.export_oracle(model, traced, example, warned)
-        if not problems:
-            return
-        detail = "\n".join(f"- {p}" for p in problems)
-        if self.decl["accept_trace_risk"]:
-            self.trace_risk = f"trace risk accepted (accept_trace_risk = true):\n{detail}"
-            return
-        raise Failure("export",
-                      f"the trace does not hold for every valid input: it records one execution, and here it froze "
-                      f"something that depends on the input:\n{detail}",
-                      "compute the branch with tensor operations (torch.where) instead of Python's `if`, declare fixed "
-                      "a dimension that never varies, or write export = \"script\" (TorchScript keeps control flow); "
-                      f"if these inputs never occur in the app, accept the risk with "
-                      f"package.metadata.models.{self.name}.accept_trace_risk = true")
+def divergence(c: Conversion, model, traced, label, sample):
+    """(whether the source model takes `sample`, what differs in the trace on it)."""
+    try:
+        expected = verify.outputs_of(c, model, sample, "export")
+    except Failure:
+        return False, None  # the source model itself does not take these inputs
+    try:
+        with c.torch.jit.optimized_execution(False):
+            produced = verify.outputs_of(c, traced, sample, "export")
+    except Failure as f:
+        return True, f"the traced model fails on {label}: {f.message.splitlines()[0]}"
+    for index, (want, got) in enumerate(zip(expected, produced)):
+        want, got = plain(want).float(), plain(got).float()
+        if want.shape != got.shape:
+            return True, f"on {label}, output {index} has shape {list(got.shape)} traced, {list(want.shape)} in the source model"
+        if not c.torch.allclose(got, want, rtol=1e-4, atol=1e-5):
+            diff = (got - want).abs().max().item()
+            return True, f"on {label}, output {index} differs from the source model by up to {diff:.4g}"
+    return True, None
 
-    def divergence(self, model, traced, label, sample):
-        """(whether the source model takes `sample`, what differs in the trace on it)."""
+def export_oracle(c: Conversion, source, traced, example, warned):
+    """torch.export (non-strict) runs forward with symbolic sizes: declared fixed
+    dimensions are constants, declared dynamic ones are `Dim`s, and it raises where
+    a branch depends on a tensor's values, or where the program holds only for some
+    sizes of a dynamic dimension. Those sizes are found by evaluating its guard, and
+    each is then tried: one the source model cannot run is the model's own limit (a
+    table of 64 positions), one where the trace matches the source model is no
+    branch (a size export excludes only because it assumes sizes of at least 2),
+    one where it differs is a branch. When nothing is left and the program reads no
+    tensor value into Python, the TracerWarnings were shape arithmetic over sizes
+    that cannot vary, and the trace holds. Returns what is left to report."""
+    torch = c.torch
+    model = c.float_model
+    dims, shapes = inputs.export_dims(c)
+    # At least 2 in every dynamic dimension: export specialises sizes 0 and 1.
+    sample = sample_at(c, {name: max(2, example_size(c, name)) for name in dims}, SEED + 3) if dims else example
+    log(c.name, f"{len(warned)} TracerWarning(s): asking torch.export whether they can vary")
+    try:
+        program = export_quietly(c, model, sample, tuple(shapes) if dims else None)
+    except Exception as e:
+        found = guarded_sizes(c, e, model, dims)
+        if found is None:
+            return warned + [f"torch.export, which sees what a trace cannot, found: {export_reason(e)}"]
+        problems = []
+        for name, sizes in found.items():
+            for size in sizes:
+                # Against what was traced (the INT8 module for dynamic INT8), not the float model.
+                runs, problem = divergence(c, source, traced, f"`{name}` = {size}", sample_at(c, {name: size}, SEED + 4))
+                if problem:
+                    problems.append(f"torch.export found that the program holds only for some sizes of `{name}`, "
+                                    f"and {problem}")
+                    break
+                if not runs:
+                    log(c.name, f"`{name}` = {size}: the source model itself fails there (its own limit)")
+                    break  # larger sizes fail alike
+                log(c.name, f"`{name}` = {size}, which torch.export's guard excludes: the trace matches the source model")
+        if problems:
+            return warned + problems
         try:
-            expected = self.outputs_of(model, sample, "export")
-        except Failure:
-            return False, None  # the source model itself does not take these inputs
-        try:
-            with self.torch.jit.optimized_execution(False):
-                produced = self.outputs_of(traced, sample, "export")
-        except Failure as f:
-            return True, f"the traced model fails on {label}: {f.message.splitlines()[0]}"
-        for index, (want, got) in enumerate(zip(expected, produced)):
-            want, got = plain(want).float(), plain(got).float()
-            if want.shape != got.shape:
-                return True, f"on {label}, output {index} has shape {list(got.shape)} traced, {list(want.shape)} in the source model"
-            if not self.torch.allclose(got, want, rtol=1e-4, atol=1e-5):
-                diff = (got - want).abs().max().item()
-                return True, f"on {label}, output {index} differs from the source model by up to {diff:.4g}"
-        return True, None
+            # Every excluded size checked: the graph, with sizes left free, for value reads.
+            auto = [{i: torch.export.Dim.AUTO for i in shape} if shape else None for shape in shapes]
+            program = export_quietly(c, model, sample, tuple(auto))
+        except Exception as again:
+            return warned + [f"torch.export, which sees what a trace cannot, found: {export_reason(again)}"]
+    reads = sorted({str(n.target) for n in program.graph.nodes
+                    if n.op == "call_function" and str(n.target) in VALUE_READS})
+    if reads:
+        return warned + [f"torch.export found the model reading tensor values into Python ({', '.join(reads)}), "
+                         "which a trace records as constants"]
+    log(c.name, "torch.export: what torch warned about depends on no input value, and the trace matches the model "
+                   "at every size where the program could differ; the trace holds")
+    return []
 
-    def export_oracle(self, source, traced, example, warned):
-        """torch.export (non-strict) runs forward with symbolic sizes: declared fixed
-        dimensions are constants, declared dynamic ones are `Dim`s, and it raises where
-        a branch depends on a tensor's values, or where the program holds only for some
-        sizes of a dynamic dimension. Those sizes are found by evaluating its guard, and
-        each is then tried: one the source model cannot run is the model's own limit (a
-        table of 64 positions), one where the trace matches the source model is no
-        branch (a size export excludes only because it assumes sizes of at least 2),
-        one where it differs is a branch. When nothing is left and the program reads no
-        tensor value into Python, the TracerWarnings were shape arithmetic over sizes
-        that cannot vary, and the trace holds. Returns what is left to report."""
-        torch = self.torch
-        model = self.float_model
-        dims, shapes = self.export_dims()
-        # At least 2 in every dynamic dimension: export specialises sizes 0 and 1.
-        sample = self.sample_at({name: max(2, self.example_size(name)) for name in dims}, SEED + 3) if dims else example
-        log(self.name, f"{len(warned)} TracerWarning(s): asking torch.export whether they can vary")
-        try:
-            program = self.export_quietly(model, sample, tuple(shapes) if dims else None)
-        except Exception as e:
-            found = self.guarded_sizes(e, model, dims)
-            if found is None:
-                return warned + [f"torch.export, which sees what a trace cannot, found: {export_reason(e)}"]
-            problems = []
-            for name, sizes in found.items():
-                for size in sizes:
-                    # Against what was traced (the INT8 module for dynamic INT8), not the float model.
-                    runs, problem = self.divergence(source, traced, f"`{name}` = {size}", self.sample_at({name: size}, SEED + 4))
-                    if problem:
-                        problems.append(f"torch.export found that the program holds only for some sizes of `{name}`, "
-                                        f"and {problem}")
-                        break
-                    if not runs:
-                        log(self.name, f"`{name}` = {size}: the source model itself fails there (its own limit)")
-                        break  # larger sizes fail alike
-                    log(self.name, f"`{name}` = {size}, which torch.export's guard excludes: the trace matches the source model")
-            if problems:
-                return warned + problems
-            try:
-                # Every excluded size checked: the graph, with sizes left free, for value reads.
-                auto = [{i: torch.export.Dim.AUTO for i in shape} if shape else None for shape in shapes]
-                program = self.export_quietly(model, sample, tuple(auto))
-            except Exception as again:
-                return warned + [f"torch.export, which sees what a trace cannot, found: {export_reason(again)}"]
-        reads = sorted({str(n.target) for n in program.graph.nodes
-                        if n.op == "call_function" and str(n.target) in VALUE_READS})
-        if reads:
-            return warned + [f"torch.export found the model reading tensor values into Python ({', '.join(reads)}), "
-                             "which a trace records as constants"]
-        log(self.name, "torch.export: what torch warned about depends on no input value, and the trace matches the model "
-                       "at every size where the program could differ; the trace holds")
-        return []
+def export_quietly(c: Conversion, model, sample, dynamic_shapes):
+    torch = c.torch
+    printed: list[str] = []
+    with warnings.catch_warnings(), native_stderr(printed), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        return torch.export.export(model, sample, dynamic_shapes=dynamic_shapes, strict=False)
 
-    def export_quietly(self, model, sample, dynamic_shapes):
-        torch = self.torch
-        printed = []
-        with warnings.catch_warnings(), native_stderr(printed), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            return torch.export.export(model, sample, dynamic_shapes=dynamic_shapes, strict=False)
+def example_size(c: Conversion, name):
+    return next(d["example"] for spec in c.decl["inputs"] for d in spec["shape"]
+                if not isinstance(d, int) and d["name"] == name)
 
-    def example_size(self, name):
-        return next(d["example"] for spec in self.decl["inputs"] for d in spec["shape"]
-                    if not isinstance(d, int) and d["name"] == name)
+def sample_at(c: Conversion, sizes, seed):
+    """One input per declared input, with the named dynamic dimensions at `sizes`."""
+    generator = c.torch.Generator().manual_seed(seed)
+    return tuple(inputs.random_tensor(c, dict(spec, shape=[dict(d, example=sizes[d["name"]])
+                                                      if not isinstance(d, int) and d["name"] in sizes else d
+                                                      for d in spec["shape"]]), generator)
+                 for spec in c.decl["inputs"])
 
-    def sample_at(self, sizes, seed):
-        """One input per declared input, with the named dynamic dimensions at `sizes`."""
-        generator = self.torch.Generator().manual_seed(seed)
-        return tuple(self.random_tensor(dict(spec, shape=[dict(d, example=sizes[d["name"]])
-                                                          if not isinstance(d, int) and d["name"] in sizes else d
-                                                          for d in spec["shape"]]), generator)
-                     for spec in self.decl["inputs"])
-
-    def guarded_sizes(self, error, model, dims):
-        """{dimension: sizes its guard excludes, smallest first, a few of them} from a
-        constraint violation; None when the error is something else or a guard cannot
-        be read."""
-        text = str(error)
-        if "Constraints violated" not in text:
+def guarded_sizes(c: Conversion, error, model, dims):
+    """{dimension: sizes its guard excludes, smallest first, a few of them} from a
+    constraint violation; None when the error is something else or a guard cannot
+    be read."""
+    text = str(error)
+    if "Constraints violated" not in text:
+        return None
+    guards = re.findall(r"Not all values of (\w+) = .*? satisfy the generated guard (.+?)\.?$", text, re.MULTILINE)
+    if not guards:
+        return None
+    try:
+        parameters = list(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):
+        return None
+    found = {}
+    for name, guard in guards:
+        if name not in dims:
             return None
-        guards = re.findall(r"Not all values of (\w+) = .*? satisfy the generated guard (.+?)\.?$", text, re.MULTILINE)
-        if not guards:
-            return None
-        try:
-            parameters = list(inspect.signature(model.forward).parameters)
-        except (TypeError, ValueError):
-            return None
-        found = {}
-        for name, guard in guards:
-            if name not in dims:
+        excluded = []
+        for size in range(1, max(256, 4 * example_size(c, name)) + 1):
+            holds = evaluate_guard(guard, parameters, c.decl["inputs"], {name: size})
+            if holds is None:
                 return None
-            excluded = []
-            for size in range(1, max(256, 4 * self.example_size(name)) + 1):
-                holds = evaluate_guard(guard, parameters, self.decl["inputs"], {name: size})
-                if holds is None:
-                    return None
-                if not holds:
-                    excluded.append(size)
-                    if len(excluded) == GUARDED_SIZES_TRIED:
-                        break
-            found[name] = excluded
-        return found
+            if not holds:
+                excluded.append(size)
+                if len(excluded) == GUARDED_SIZES_TRIED:
+                    break
+        found[name] = excluded
+    return found
 
-    def torch_trace_check(self, model, example, others):
-        """torch's own check: traces again on each input and compares the graphs."""
-        torch = self.torch
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.jit.trace(model, example, check_trace=True, check_inputs=[example] + others, check_tolerance=1e-4)
-        except torch.jit.TracingCheckError as e:
-            lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-            reason = next((l for l in lines if l.startswith("ERROR:")), lines[0] if lines else "TracingCheckError")
-            return [f"torch's trace check failed: {reason.removeprefix('ERROR: ')}"]
-        except Exception:
-            return []  # not a divergence: the other checks report what matters
-        return []
+def torch_trace_check(c: Conversion, model, example, others):
+    """torch's own check: traces again on each input and compares the graphs."""
+    torch = c.torch
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.jit.trace(model, example, check_trace=True, check_inputs=[example] + others, check_tolerance=1e-4)
+    except torch.jit.TracingCheckError as e:
+        lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+        reason = next((l for l in lines if l.startswith("ERROR:")), lines[0] if lines else "TracingCheckError")
+        return [f"torch's trace check failed: {reason.removeprefix('ERROR: ')}"]
+    except Exception:
+        return []  # not a divergence: the other checks report what matters
+    return []
 
-    def where(self, filename, lineno):
-        if not filename or not lineno:
-            return ""
-        line = linecache.getline(filename, lineno).strip()
-        shown = os.path.relpath(filename, self.crate_dir) if os.path.abspath(filename).startswith(os.path.abspath(self.crate_dir)) else filename
-        return f" at {shown}:{lineno}" + (f": `{line}`" if line else "")
+def where(c: Conversion, filename, lineno):
+    if not filename or not lineno:
+        return ""
+    line = linecache.getline(filename, lineno).strip()
+    shown = os.path.relpath(filename, c.crate_dir) if os.path.abspath(filename).startswith(os.path.abspath(c.crate_dir)) else filename
+    return f" at {shown}:{lineno}" + (f": `{line}`" if line else "")
 
-    def other_inputs(self, example):
-        """Valid inputs unlike the traced example: other values, and every dynamic
-        dimension at other sizes."""
-        generator = self.torch.Generator().manual_seed(SEED + 2)
-        others = [("other values", tuple(self.random_tensor(spec, generator) for spec in self.decl["inputs"]))]
-        names = sorted({d["name"]: d["example"] for spec in self.decl["inputs"] for d in spec["shape"] if not isinstance(d, int)}.items())
-        for name, example_size in names:
-            for size in sorted({1, example_size + 1, max(1, example_size - 1), 2 * example_size + 1} - {example_size}):
-                specs = [dict(spec, shape=[d if isinstance(d, int) or d["name"] != name else {"name": name, "example": size}
-                                           for d in spec["shape"]]) for spec in self.decl["inputs"]]
-                others.append((f"`{name}` = {size}", tuple(self.random_tensor(spec, generator) for spec in specs)))
-        return others
+def other_inputs(c: Conversion, example):
+    """Valid inputs unlike the traced example: other values, and every dynamic
+    dimension at other sizes."""
+    generator = c.torch.Generator().manual_seed(SEED + 2)
+    others = [("other values", tuple(inputs.random_tensor(c, spec, generator) for spec in c.decl["inputs"]))]
+    names = sorted({d["name"]: d["example"] for spec in c.decl["inputs"] for d in spec["shape"] if not isinstance(d, int)}.items())
+    for name, example_size in names:
+        for size in sorted({1, example_size + 1, max(1, example_size - 1), 2 * example_size + 1} - {example_size}):
+            specs = [dict(spec, shape=[d if isinstance(d, int) or d["name"] != name else {"name": name, "example": size}
+                                       for d in spec["shape"]]) for spec in c.decl["inputs"]]
+            others.append((f"`{name}` = {size}", tuple(inputs.random_tensor(c, spec, generator) for spec in specs)))
+    return others
 
 
 # Operators through which a graph reads a tensor's value into a Python number.
+
+
 VALUE_READS = {"aten.item.default", "aten._local_scalar_dense.default"}
 
 

@@ -35,9 +35,18 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from typing import Any, Callable, Optional
 
 from .common import SEED, Failure, last_frames, log, quiet_torch_warnings
+from .conversion import Conversion, Job, Torch
+
+# One model's record in RESULT.json: {"name", "ok": true, "report"} or {"name", "ok": false,
+# "stage", "message", "hint", "traceback"}.
+ModelResult = dict[str, Any]
+# REQUEST.json as read.
+Request = dict[str, Any]
 
 # Signals that mean the process crashed in native code rather than being stopped.
 CRASHES = {"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"}
@@ -54,39 +63,41 @@ PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPAWNED = "import sys; from ptm_convert.worker import main; main(sys.argv[1:])"
 
 
-def convert(torch, job, crate_dir, on_stage=lambda stage: None):
-    """One model's result record; never raises."""
-    from .pipeline import Pipeline  # imported by the parent already, before forking
-    from .pte import PtePipeline
+def convert(torch: Torch, job: dict[str, Any], crate_dir: str, scratch: str,
+            on_stage: Callable[[str], None] = lambda stage: None) -> ModelResult:
+    """One model's result record; never raises. `scratch` takes the files the conversion
+    generates (adapters)."""
+    from . import pipeline, pte  # imported by the parent already, before forking
 
     name = job["decl"]["name"]
     started = time.perf_counter()
-    pipeline = (PtePipeline if job["decl"].get("format") == "pte" else Pipeline)(torch, job, crate_dir, on_stage)
+    conversion = Conversion(torch, Job.from_json(job), crate_dir, scratch, on_stage)
+    run = pte.run if job["decl"].get("format") == "pte" else pipeline.run
     try:
-        report = pipeline.run()
+        report = run(conversion)
     except Failure as f:
         return {"name": name, "ok": False, "stage": f.stage, "message": f.message, "hint": f.hint, "traceback": f.tb}
     except SystemExit as e:
-        return {"name": name, "ok": False, "stage": pipeline.stage,
-                "message": f"the model's code called sys.exit({e.code!r}) during stage `{pipeline.stage}`",
+        return {"name": name, "ok": False, "stage": conversion.stage,
+                "message": f"the model's code called sys.exit({e.code!r}) during stage `{conversion.stage}`",
                 "hint": "a model's code must not exit the process: raise an exception instead, and keep script code "
                         "under `if __name__ == \"__main__\":`", "traceback": last_frames()}
     except Exception as e:
-        return {"name": name, "ok": False, "stage": pipeline.stage, "message": f"{type(e).__name__}: {e}",
+        return {"name": name, "ok": False, "stage": conversion.stage, "message": f"{type(e).__name__}: {e}",
                 "hint": None, "traceback": last_frames()}
     report["seconds"] = round(time.perf_counter() - started, 3)
     log(name, f"converted in {report['seconds']:.1f} s, {report['sizes'][-1]['bytes'] / 1e6:.2f} MB")
     return {"name": name, "ok": True, "report": report}
 
 
-def write_json(path, value):
+def write_json(path: str, value: Any) -> None:
     temp = path + ".tmp"
     with open(temp, "w") as f:
         json.dump(value, f)
     os.replace(temp, path)
 
 
-def read_json(path):
+def read_json(path: str) -> Any:
     try:
         with open(path) as f:
             return json.load(f)
@@ -97,15 +108,15 @@ def read_json(path):
 class Paths:
     """Where the child converting model `index` leaves its result and its last stage."""
 
-    def __init__(self, result_path, index):
+    def __init__(self, result_path: str, index: int) -> None:
         self.result = f"{result_path}.{index}"
         self.stage = f"{result_path}.{index}.stage"
 
-    def record_stage(self, stage):
+    def record_stage(self, stage: str) -> None:
         with open(self.stage, "w") as f:
             f.write(stage)
 
-    def last_stage(self):
+    def last_stage(self) -> str:
         try:
             with open(self.stage) as f:
                 return f.read().strip() or "load"
@@ -113,7 +124,7 @@ class Paths:
             return "load"
 
 
-def die_with_parent(parent):
+def die_with_parent(parent: int) -> None:
     """On Linux, a child outlives a killed worker unless asked not to: a cancelled build
     must not leave conversions running."""
     try:
@@ -125,21 +136,24 @@ def die_with_parent(parent):
         os._exit(1)
 
 
-def child(torch, request, index, paths, parent):
+def child(torch: Torch, request: Request, index: int, paths: Paths, parent: int) -> None:
     """The body of one model's process: convert, leave the result, and exit."""
     die_with_parent(parent)
     faulthandler.enable()  # a crash in native code prints the Python stack first
     torch.manual_seed(SEED)
     job = request["models"][index]
-    write_json(paths.result, convert(torch, job, request["crate_dir"], paths.record_stage))
+    # The files the conversion generates go beside the result, and are removed with it done.
+    with tempfile.TemporaryDirectory(prefix="ptm-", dir=os.path.dirname(os.path.abspath(paths.result))) as scratch:
+        result = convert(torch, job, request["crate_dir"], scratch, paths.record_stage)
+    write_json(paths.result, result)
 
 
-def source_of(decl):
+def source_of(decl: dict[str, Any]) -> str:
     source = decl["source"]
     return f"{source['file']}:{source['callable']}" if source["kind"] == "python" else source["file"]
 
 
-def died(job, paths, how, why):
+def died(job: dict[str, Any], paths: Paths, how: str, why: str) -> ModelResult:
     decl = job["decl"]
     name, stage = decl["name"], paths.last_stage()
     return {"name": name, "ok": False, "stage": stage,
@@ -149,7 +163,7 @@ def died(job, paths, how, why):
             "traceback": ""}
 
 
-def timed_out(job, paths, timeout):
+def timed_out(job: dict[str, Any], paths: Paths, timeout: float) -> ModelResult:
     decl = job["decl"]
     name, stage = decl["name"], paths.last_stage()
     return {"name": name, "ok": False, "stage": stage,
@@ -161,7 +175,7 @@ def timed_out(job, paths, timeout):
             "traceback": ""}
 
 
-def not_started(job, error, attempts):
+def not_started(job: dict[str, Any], error: OSError, attempts: int) -> ModelResult:
     name = job["decl"]["name"]
     return {"name": name, "ok": False, "stage": "start",
             "message": f"could not start the process that converts `{name}`: os.fork failed {attempts} times: {error}",
@@ -171,7 +185,7 @@ def not_started(job, error, attempts):
             "traceback": ""}
 
 
-def verdict(job, paths, signame, code):
+def verdict(job: dict[str, Any], paths: Paths, signame: Optional[str], code: int) -> ModelResult:
     """The child's result, or why there is none: it was killed by `signame` or exited with `code`."""
     result = read_json(paths.result)
     if result is not None:
@@ -193,12 +207,13 @@ class Child:
     """One running conversion as the supervisor watches it: how long it has run, and how
     long it has been in its current stage."""
 
-    def __init__(self, index, paths):
+    def __init__(self, index: int, paths: Paths) -> None:
         self.index, self.paths = index, paths
         self.started = self.stage_since = time.monotonic()
-        self.stage, self.beats, self.killed = None, 0, False
+        self.stage: Optional[str] = None
+        self.beats, self.killed = 0, False
 
-    def watch(self, pid, name, heartbeat, timeout):
+    def watch(self, pid: int, name: str, heartbeat: float, timeout: Optional[float]) -> None:
         now = time.monotonic()
         stage = self.paths.last_stage()
         if stage != self.stage:
@@ -217,7 +232,7 @@ class Child:
                 pass
 
 
-def start(torch, request, index, paths, parent):
+def start(torch: Torch, request: Request, index: int, paths: Paths, parent: int) -> int:
     """Forks the child converting model `index` and returns its pid; raises OSError when
     fork fails."""
     sys.stdout.flush()
@@ -237,14 +252,14 @@ def start(torch, request, index, paths, parent):
     return pid
 
 
-def run_forked(torch, request, result_path, jobs):
+def run_forked(torch: Torch, request: Request, result_path: str, jobs: int) -> list[ModelResult]:
     models = request["models"]
     heartbeat = float(request.get("heartbeat_seconds") or 60)
     timeout = request.get("timeout_seconds")
-    results = [None] * len(models)
+    results: list[ModelResult] = [{} for _ in models]
     waiting = list(range(len(models)))
-    failed_forks = {}
-    running = {}
+    failed_forks: dict[int, int] = {}
+    running: dict[int, Child] = {}
     parent = os.getpid()
     while waiting or running:
         while waiting and len(running) < jobs:
@@ -280,13 +295,13 @@ def run_forked(torch, request, result_path, jobs):
             index, paths = state.index, state.paths
             signame = signal.Signals(os.WTERMSIG(status)).name if os.WIFSIGNALED(status) else None
             if state.killed and read_json(paths.result) is None:
-                results[index] = timed_out(models[index], paths, timeout)
+                results[index] = timed_out(models[index], paths, float(timeout or 0))
             else:
                 results[index] = verdict(models[index], paths, signame, os.waitstatus_to_exitcode(status))
     return results
 
 
-def run_spawned(request_path, request, result_path):
+def run_spawned(request_path: str, request: Request, result_path: str) -> list[ModelResult]:
     """Without fork: one fresh interpreter per model, one at a time."""
     results = []
     for index, job in enumerate(request["models"]):
@@ -298,7 +313,7 @@ def run_spawned(request_path, request, result_path):
     return results
 
 
-def import_torch():
+def import_torch() -> Torch:
     quiet_torch_warnings()
     import torch
     import torch.jit.mobile  # not imported by `import torch`
@@ -310,16 +325,25 @@ def import_torch():
     return torch
 
 
-def import_executorch():
+def import_executorch() -> None:
     # Before forking, like torch: each child would otherwise pay its import (seconds).
     from . import pte  # noqa: F401
     import executorch.exir  # noqa: F401
 
 
-def main(argv):
+def with_defaults(request: Request, request_path: str) -> Request:
+    """The request with what ptm-build always sets filled in, for one written by hand: the
+    crate is the request's directory, and .pte runners are kept in the temporary directory."""
+    request.setdefault("crate_dir", os.path.dirname(os.path.abspath(request_path)))
+    for job in request["models"]:
+        job.setdefault("runner_dir", os.path.join(tempfile.gettempdir(), "ptm-runners"))
+    return request
+
+
+def main(argv: list[str]) -> None:
     request_path, result_path = argv[0], argv[1]
     with open(request_path) as f:
-        request = json.load(f)
+        request = with_defaults(json.load(f), request_path)
     torch = import_torch()
     if any(m["decl"].get("format") == "pte" for m in request["models"]):
         import_executorch()
