@@ -195,7 +195,8 @@ pub fn run(
     supervision: Supervision,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<Finished, Error> {
-    std::fs::create_dir_all(scratch.join("ptm_convert")).map_err(|e| Error::io("create", &scratch.join("ptm_convert"), e))?;
+    let package = scratch.join("ptm_convert");
+    std::fs::create_dir_all(&package).map_err(|e| Error::io("create", package, e))?;
     for (name, text) in SOURCES {
         crate::fsutil::write_atomic(&scratch.join(name), text.as_bytes())?;
     }
