@@ -7,7 +7,7 @@ import inspect
 import os
 import sys
 
-from ptm_common import Failure, describe, log, last_frames
+from ptm_common import DTYPE_CODES, Failure, describe, log, last_frames
 
 
 def keyword_binding(model, names):
@@ -181,5 +181,11 @@ class Adapt:
 
     def output_specs(self, outputs):
         # adapt() chose these names for exactly these outputs.
-        return [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
-                for n, t in zip(self.selected_names, outputs)]
+        specs = [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
+                 for n, t in zip(self.selected_names, outputs)]
+        for spec in specs:
+            if spec["dtype"] not in DTYPE_CODES:
+                raise Failure("load", f"output `{spec['name']}` holds {spec['dtype']} elements, which the runtime cannot hand "
+                              f"to Rust (it takes {', '.join(DTYPE_CODES)})",
+                              f"convert it in the model before returning it (for example `.float()`)")
+        return specs

@@ -11,7 +11,7 @@ import struct
 import tempfile
 import warnings
 
-from ptm_common import Failure, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
+from ptm_common import DTYPE_CODES, Failure, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
 from ptm_adapt import Adapt
 from ptm_inputs import Inputs
 from ptm_layers import LayerDrift
@@ -21,7 +21,6 @@ from ptm_verify import Verify
 
 MAX_CALIBRATION_SAMPLES = 256
 # Element type codes of ptm_executorch.h (ptm::DType).
-CODES = ["float32", "float64", "int64", "int32", "int16", "int8", "uint8", "bool", "float16"]
 
 
 class PtePipeline(Load, Inputs, Adapt, LayerDrift, Verify):
@@ -260,7 +259,7 @@ def encode(torch, samples):
         parts.append(struct.pack("<I", len(sample)))
         for t in sample:
             data = t.contiguous().numpy().tobytes()
-            parts.append(struct.pack("<iI", CODES.index(str(t.dtype).replace("torch.", "")), t.dim()))
+            parts.append(struct.pack("<iI", DTYPE_CODES.index(str(t.dtype).replace("torch.", "")), t.dim()))
             parts.append(struct.pack(f"<{t.dim()}q", *t.shape))
             parts.append(struct.pack("<Q", len(data)) + data)
     return b"".join(parts)
@@ -282,7 +281,9 @@ def decode(torch, data):
             code, rank = take("<iI")
             shape = take(f"<{rank}q")
             (length,) = take("<Q")
-            dtype = getattr(torch, CODES[code])
+            if not 0 <= code < len(DTYPE_CODES):
+                raise Failure("verify", f"ExecuTorch's runtime returned an output of an element type ptm does not know (code {code})")
+            dtype = getattr(torch, DTYPE_CODES[code])
             if length == 0:
                 outputs.append(torch.empty(shape, dtype=dtype))
             else:
