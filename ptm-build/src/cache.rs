@@ -3,7 +3,7 @@
 //! ```text
 //! <cache>/                         PTM_CACHE_DIR, else <target dir>/ptm-cache
 //!   v1/<key>/model.ptl|model.pte   the artifact (a Lite Interpreter or ExecuTorch file)
-//!   v1/<key>/report.json           what the worker measured (ptm_build::tooling::Converted)
+//!   v1/<key>/report.json           what the worker measured (ptm_report::Converted)
 //!   v1/<key>/entry.json            the artifact's name and the sha256 of both, checked on every read
 //!   locks/<key>.lock               held (flock) while a build converts <key>
 //!   staging/<unique>/              where a conversion writes before it is published

@@ -91,7 +91,10 @@ pub use ptm_report::{Bundle, ModelReport};
 pub mod tooling {
     pub use crate::cache::{Cache, Entry, Lookup};
     pub use crate::pipeline::{key_of, ModelOutcome, Outcome, Planned};
-    pub use crate::worker::{Converted, StageSeconds, EXECUTORCH_SHIM};
+    pub use crate::worker::EXECUTORCH_SHIM;
+    /// The cache entry's report, now in ptm-report with every schema ptm writes; kept
+    /// here for tools written against this path.
+    pub use ptm_report::{Converted, StageSeconds};
 
     /// The committed model store, `.ptm/` beside Cargo.toml.
     pub mod store {
