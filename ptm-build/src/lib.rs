@@ -1,4 +1,5 @@
-//! Build-time conversion of PyTorch models into PyTorch Mobile Lite Interpreter files.
+//! Build-time conversion of PyTorch models into PyTorch Mobile Lite Interpreter files
+//! (`.ptl`) or ExecuTorch programs (`.pte`), each verified in the runtime that runs it.
 //!
 //! # Tutorial
 //!
