@@ -14,7 +14,7 @@
 //! | module | its job |
 //! |---|---|
 //! | [`vars`] | the name of every environment variable ptm reads; nothing else |
-//! | [`env`] | reading them (`VAR_<target>` before `VAR`, as `cc` reads `CC`) and the `cargo:` lines that tell cargo what a build depends on |
+//! | [`env`](mod@env) | reading them (`VAR_<target>` before `VAR`, as `cc` reads `CC`) and the `cargo:` lines that tell cargo what a build depends on |
 //! | [`python`] | the interpreter (`PTM_PYTHON`, `VIRTUAL_ENV`, `CONDA_PREFIX`, a `.venv`, `python3`) and its torch |
 //! | [`libtorch`] | the libtorch the runtime links, and what it tells the app's build script |
 //! | [`executorch`] | the ExecuTorch the runtime links, the shim compiled against it and how |

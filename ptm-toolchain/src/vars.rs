@@ -1,7 +1,7 @@
 //! The name of every environment variable ptm reads, in one short file that imports
 //! nothing, so the docs, the build scripts and the code that reads them agree.
 //!
-//! Reading them is [`crate::env`]'s job.
+//! Reading them is [`crate::env`](mod@crate::env)'s job.
 
 /// The Python interpreter that converts models (and whose torch the runtime links).
 pub const PTM_PYTHON: &str = "PTM_PYTHON";
