@@ -9,9 +9,10 @@
 //! verified, so the models that finished before the worker died are not lost with it.
 
 use crate::manifest::ModelDecl;
-use crate::python::Interpreter;
 use crate::Error;
 pub use ptm_report::Converted;
+use ptm_toolchain::executorch::SHIM as EXECUTORCH_SHIM;
+use ptm_toolchain::python::Interpreter;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -38,12 +39,6 @@ pub const SOURCES: &[(&str, &str)] = &[
     (EXECUTORCH_SHIM[1].0, EXECUTORCH_SHIM[1].1),
     ("ptm_executorch_runner.cpp", include_str!("../executorch/ptm_executorch_runner.cpp")),
 ];
-
-/// The C++ over ExecuTorch's runtime (header, source) that the build-time runner and
-/// the `ptm` runtime's `executorch` backend both compile, so a `.pte` is verified in the
-/// code that runs it.
-pub const EXECUTORCH_SHIM: [(&str, &str); 2] =
-    [("ptm_executorch.h", include_str!("../executorch/ptm_executorch.h")), ("ptm_executorch.cpp", include_str!("../executorch/ptm_executorch.cpp"))];
 
 /// The start of a worker line that is a warning for the user (`WARNING_PREFIX` in
 /// `ptm_worker.py`): a model stuck in one stage.

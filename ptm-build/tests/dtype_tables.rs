@@ -77,7 +77,7 @@ fn every_boundary_numbers_element_types_the_same_way() {
     let rust = rust_table();
     assert_eq!(rust.len(), 9, "{rust:?}");
     let lite = source("ptm/shim/ptm_shim.cpp");
-    let executorch = source("ptm-build/executorch/ptm_executorch.cpp");
+    let executorch = source("ptm-toolchain/executorch/ptm_executorch.cpp");
     for (what, mut table) in [
         ("the Lite Interpreter shim's codes to types", codes_to_types(&lite)),
         ("the Lite Interpreter shim's types to codes", types_to_codes(&lite)),
