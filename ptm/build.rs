@@ -2,7 +2,8 @@
 //! Lite Interpreter's against the chosen libtorch (feature `lite`), ExecuTorch's against
 //! the chosen ExecuTorch (feature `executorch`).
 
-use ptm_build::tooling::{executorch, libtorch};
+use ptm_toolchain::vars::{DOCS_RS, OUT_DIR, TARGET};
+use ptm_toolchain::{env, executorch, libtorch, vars, Error};
 use std::path::{Path, PathBuf};
 
 fn main() {
@@ -12,21 +13,17 @@ fn main() {
     }
 }
 
-fn run() -> Result<(), ptm_build::Error> {
-    let target = std::env::var("TARGET").unwrap_or_default();
-    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
-    // What chooses the libtorch. Not PTM_CACHE_DIR: it only holds the record of the
-    // last torch probe, so moving it changes no choice, and a rerun would recompile the
-    // shim (about a minute).
-    for name in [libtorch::LIBTORCH, libtorch::PTM_LIBTORCH_LITE_DIR, executorch::PTM_EXECUTORCH_DIR, "PTM_PYTHON", "VIRTUAL_ENV", "CONDA_PREFIX"] {
-        println!("cargo:rerun-if-env-changed={name}");
-    }
+fn run() -> Result<(), Error> {
+    let target = std::env::var(TARGET).unwrap_or_default();
+    let out_dir = PathBuf::from(std::env::var_os(OUT_DIR).unwrap_or_default());
+    // What chooses the libtorch and the ExecuTorch (the list says why not PTM_CACHE_DIR).
+    env::watch(vars::RUNTIME_WATCHED);
     println!("cargo:rerun-if-changed=shim");
-    println!("cargo:rerun-if-env-changed=DOCS_RS");
+    env::rerun_if_env_changed(DOCS_RS);
     // docs.rs (DOCS_RS) and the `doc-only` feature document the crate with no libtorch
     // and no Python: nothing is compiled or linked, so such a build documents and
     // type-checks but cannot link a binary.
-    if std::env::var_os("DOCS_RS").is_some() || std::env::var_os("CARGO_FEATURE_DOC_ONLY").is_some() {
+    if std::env::var_os(DOCS_RS).is_some() || std::env::var_os("CARGO_FEATURE_DOC_ONLY").is_some() {
         println!("cargo:rustc-env=PTM_LIBTORCH_ORIGIN=none (a documentation build: DOCS_RS or the doc-only feature)");
         println!("cargo:rustc-env=PTM_EXECUTORCH_ORIGIN=none (a documentation build: DOCS_RS or the doc-only feature)");
         println!("cargo:rustc-env=PTM_EXECUTORCH_VERSION=");
@@ -35,7 +32,7 @@ fn run() -> Result<(), ptm_build::Error> {
     let lite = std::env::var_os("CARGO_FEATURE_LITE").is_some();
     let executorch = std::env::var_os("CARGO_FEATURE_EXECUTORCH").is_some();
     if !lite && !executorch {
-        return Err(ptm_build::Error::Environment {
+        return Err(Error::Environment {
             variable: "CARGO_FEATURE_LITE".into(),
             fix: "enable a backend of the ptm crate: its default feature `lite` (the Lite Interpreter, for .ptl models) or `executorch` (for .pte models), or both".into(),
         });
@@ -58,7 +55,7 @@ fn run() -> Result<(), ptm_build::Error> {
 
 /// ExecuTorch's shim, from the source ptm-build compiles the `.pte` runner from, so a
 /// model runs in the code that verified it.
-fn link_executorch(target: &str, out_dir: &Path, beside_libtorch: bool) -> Result<(), ptm_build::Error> {
+fn link_executorch(target: &str, out_dir: &Path, beside_libtorch: bool) -> Result<(), Error> {
     let found = executorch::locate(target, out_dir)?;
     if beside_libtorch && target.contains("android") {
         println!(
@@ -69,10 +66,7 @@ fn link_executorch(target: &str, out_dir: &Path, beside_libtorch: bool) -> Resul
         println!("cargo:rerun-if-changed={}", path.display());
     }
     let dir = out_dir.join("executorch-shim");
-    std::fs::create_dir_all(&dir).map_err(|e| ptm_build::Error::Io { action: "create directory".into(), path: dir.clone(), source: e })?;
-    for (name, text) in ptm_build::tooling::EXECUTORCH_SHIM {
-        std::fs::write(dir.join(name), text).map_err(|e| ptm_build::Error::Io { action: "write".into(), path: dir.join(name), source: e })?;
-    }
+    executorch::write_shim(&dir)?;
     let mut build = cc::Build::new();
     build.cpp(true).std("c++17").file(dir.join("ptm_executorch.cpp")).include(&dir).warnings(false).opt_level(2);
     for define in executorch::DEFINES {
@@ -103,15 +97,15 @@ fn link_executorch(target: &str, out_dir: &Path, beside_libtorch: bool) -> Resul
     println!("cargo:rustc-env=PTM_EXECUTORCH_ORIGIN={}", found.origin);
     println!("cargo:rustc-env=PTM_EXECUTORCH_VERSION={}", found.version.as_deref().unwrap_or_default());
     // For build scripts of crates that compile their own C++ against the same ExecuTorch.
-    let includes = std::env::join_paths(&found.include_dirs).map_err(|e| ptm_build::Error::Environment {
-        variable: executorch::PTM_EXECUTORCH_DIR.into(),
+    let includes = std::env::join_paths(&found.include_dirs).map_err(|e| Error::Environment {
+        variable: vars::PTM_EXECUTORCH_DIR.into(),
         fix: format!("the ExecuTorch include paths cannot be joined ({e}); use a path without the separator"),
     })?;
     println!("cargo:executorch_include={}", includes.to_string_lossy());
     Ok(())
 }
 
-fn link_libtorch(target: &str, out_dir: &Path) -> Result<(), ptm_build::Error> {
+fn link_libtorch(target: &str, out_dir: &Path) -> Result<(), Error> {
     let torch = libtorch::locate(target, out_dir)?;
     for path in &torch.watch {
         println!("cargo:rerun-if-changed={}", path.display());
@@ -133,8 +127,8 @@ fn link_libtorch(target: &str, out_dir: &Path) -> Result<(), ptm_build::Error> {
         println!("cargo:rustc-link-lib=dylib={name}");
     }
     // For build scripts of crates that compile their own C++ against the same libtorch.
-    let includes = std::env::join_paths(&torch.include_dirs).map_err(|e| ptm_build::Error::Environment {
-        variable: "LIBTORCH".into(),
+    let includes = std::env::join_paths(&torch.include_dirs).map_err(|e| Error::Environment {
+        variable: vars::LIBTORCH.into(),
         fix: format!("the libtorch include paths cannot be joined ({e}); use a path without the separator"),
     })?;
     println!("cargo:include={}", includes.to_string_lossy());

@@ -37,8 +37,8 @@ pub fn run(workspace: &Workspace, targets: &[String], check_only: bool, json: bo
                 .map_err(|e| e.to_string())?;
             for model in &outcome.models {
                 let report = outcome.bundle.models.iter().find(|m| m.name == model.name).ok_or_else(|| format!("the report lacks model `{}`", model.name))?;
-                let converted: serde_json::Value = serde_json::from_str(&model.entry.report).unwrap_or_default();
-                rows.push(Row::new(&krate.name, target, report, model.origin, converted["seconds"].as_f64()));
+                let converted: Option<ptm_report::Converted> = serde_json::from_str(&model.entry.report).ok();
+                rows.push(Row::new(&krate.name, target, report, model.origin, converted.map(|c| c.seconds)));
                 stored.push((model.name.clone(), target.clone(), model.key.clone(), model.torch.clone(), model.entry.clone()));
             }
             display.note(&format!("ptm prepare: {} for {target}: {} model(s) in {:.1} s", krate.name, outcome.models.len(), started.elapsed().as_secs_f64()));

@@ -142,7 +142,11 @@ mod tests {
         display.note("preparing app for x86_64-unknown-linux-gnu");
         display.show(Progress::Done { model: "digits", origin: Origin::Cache });
         display.show(Progress::Step { model: "review", step: "quantizing (dynamic INT8, qnnpack)" });
-        std::thread::sleep(Duration::from_millis(50));
+        // Drawn at the terminal's rate: wait until the step shows, not for a fixed time.
+        let started = std::time::Instant::now();
+        while !term.contents().contains("review quantizing") && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let during = term.contents();
         assert!(during.contains("review quantizing (dynamic INT8, qnnpack)"), "{during}");
         assert!(during.contains("digits from the cache"), "{during}");

@@ -97,13 +97,8 @@ int main(int argc, char** argv) {
       put(out, static_cast<uint32_t>(count));
       for (size_t i = 0; i < count; ++i) {
         ptm_et_output& o = outputs[i];
-        size_t element = 0;
-        switch (o.dtype) {
-          case 0: case 3: element = 4; break;
-          case 1: case 2: element = 8; break;
-          case 4: case 8: element = 2; break;
-          default: element = 1;
-        }
+        size_t element = ptm_et_element_size(o.dtype);
+        if (element == 0) throw std::runtime_error("an output of an element type ptm does not know (code " + std::to_string(o.dtype) + ")");
         put(out, o.dtype);
         put(out, static_cast<uint32_t>(o.rank));
         for (size_t d = 0; d < o.rank; ++d) put(out, o.shape[d]);

@@ -3,11 +3,11 @@
 //! ```text
 //! <cache>/                         PTM_CACHE_DIR, else <target dir>/ptm-cache
 //!   v1/<key>/model.ptl|model.pte   the artifact (a Lite Interpreter or ExecuTorch file)
-//!   v1/<key>/report.json           what the worker measured (ptm_build::tooling::Converted)
+//!   v1/<key>/report.json           what the worker measured (ptm_report::Converted)
 //!   v1/<key>/entry.json            the artifact's name and the sha256 of both, checked on every read
 //!   locks/<key>.lock               held (flock) while a build converts <key>
 //!   staging/<unique>/              where a conversion writes before it is published
-//!   probes/<python>.json           the torch version of each interpreter seen
+//!   probes/<python>.json           the torch version of each interpreter seen (ptm_toolchain::python)
 //! ```
 //!
 //! An entry appears by renaming a complete staging directory into place, so a reader
@@ -90,17 +90,10 @@ impl Cache {
     }
 
     /// `explicit`, else `ptm-cache` in the target directory that holds `out_dir`: the
-    /// one with cargo's CACHEDIR.TAG, shared by every crate of the workspace.
+    /// one with cargo's CACHEDIR.TAG, shared by every crate of the workspace (and by the
+    /// runtime's build script, through `ptm_toolchain::cache_dir`).
     pub fn locate(explicit: Option<PathBuf>, out_dir: &Path) -> Cache {
-        if let Some(root) = explicit {
-            return Cache::new(root);
-        }
-        let target = out_dir
-            .ancestors()
-            .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-            .or_else(|| out_dir.ancestors().find(|dir| dir.file_name().is_some_and(|n| n == "build")).and_then(Path::parent).and_then(Path::parent))
-            .unwrap_or(out_dir);
-        Cache::new(target.join("ptm-cache"))
+        Cache::new(ptm_toolchain::cache_dir::locate(explicit, out_dir))
     }
 
     /// The cache's root directory.

@@ -6,6 +6,7 @@
 //! in build.rs ends with the message, never a panic backtrace.
 
 use crate::manifest::Location;
+use ptm_toolchain::vars::PTM_OFFLINE;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -45,7 +46,8 @@ pub enum Error {
     },
     /// Several declarations are wrong: each error, in declaration order.
     Declarations(Vec<Error>),
-    /// No usable Python with torch was found.
+    /// The Python worker could not be started. (Finding no usable Python with torch, or
+    /// the wrong torch, is an [`Error::Toolchain`] since ptm-toolchain does the finding.)
     Python {
         /// What went wrong, with the interpreter tried.
         problem: String,
@@ -78,7 +80,10 @@ pub enum Error {
         /// Models it had not converted.
         unfinished: Box<[String]>,
     },
-    /// An environment variable ptm reads holds a value it cannot use.
+    /// An environment variable ptm reads holds a value it cannot use. No longer made:
+    /// such a value is now an [`Error::Toolchain`] holding `ptm_toolchain::Error::Variable`,
+    /// with the same message.
+    #[deprecated(note = "a variable's unusable value is now Error::Toolchain(ptm_toolchain::Error::Variable { .. })")]
     Variable {
         /// The variable.
         variable: String,
@@ -112,10 +117,16 @@ pub enum Error {
         /// What to do.
         fix: String,
     },
+    /// Finding the Python and torch that convert (or the libtorch and ExecuTorch the
+    /// runtime links, which ptm-build checks the models against) failed, or a variable
+    /// that chooses them is unusable: the message names the variable to set.
+    Toolchain(ptm_toolchain::Error),
 }
 
-fn env_offline() -> &'static str {
-    crate::env::PTM_OFFLINE
+impl From<ptm_toolchain::Error> for Error {
+    fn from(error: ptm_toolchain::Error) -> Error {
+        Error::Toolchain(error)
+    }
 }
 
 impl Error {
@@ -192,6 +203,7 @@ impl fmt::Display for Error {
                 }
                 write!(f, "  its stderr ended with:\n    {}", stderr.trim_end().replace('\n', "\n    "))
             }
+            #[allow(deprecated)] // Still displayed for code that makes one.
             Error::Variable { variable, found, expected } => {
                 write!(f, "ptm: environment variable {variable} is `{found}`\n  expected: {expected}\n  fix:      set {variable} to {expected}, or unset it")
             }
@@ -207,12 +219,13 @@ impl fmt::Display for Error {
                     f,
                     "  fix:      on a machine with Python and torch, run `cargo ptm prepare` in {} and commit its .ptm/ directory{}",
                     crate_dir.display(),
-                    if why.contains(env_offline()) { "" } else { "; or make Python with torch available (PTM_PYTHON, a .venv, VIRTUAL_ENV)" }
+                    if why.contains(PTM_OFFLINE) { "" } else { "; or make Python with torch available (PTM_PYTHON, a .venv, VIRTUAL_ENV)" }
                 )
             }
             Error::Environment { variable, fix } => {
                 write!(f, "ptm: environment variable {variable} is not set\n  fix:      {fix}")
             }
+            Error::Toolchain(error) => fmt::Display::fmt(error, f),
         }
     }
 }
@@ -228,6 +241,8 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            // Transparent: the toolchain error's message is shown as this one's.
+            Error::Toolchain(error) => std::error::Error::source(error),
             _ => None,
         }
     }

@@ -1,4 +1,5 @@
-//! Build-time conversion of PyTorch models into PyTorch Mobile Lite Interpreter files.
+//! Build-time conversion of PyTorch models into PyTorch Mobile Lite Interpreter files
+//! (`.ptl`) or ExecuTorch programs (`.pte`), each verified in the runtime that runs it.
 //!
 //! # Tutorial
 //!
@@ -66,16 +67,12 @@
 #![deny(missing_docs)]
 
 mod cache;
-mod env;
 mod error;
-mod executorch;
 mod fsutil;
 mod hash;
-mod libtorch;
 pub mod manifest;
 mod pipeline;
 mod progress;
-mod python;
 mod store;
 mod worker;
 
@@ -85,35 +82,51 @@ pub use progress::Progress;
 pub use ptm_report::{Bundle, ModelReport};
 
 /// What ptm's own tools share with a build: `cargo ptm` (the store, the cache, keys,
-/// outcomes) and the `ptm` runtime's build script (finding libtorch). Not for apps: a
-/// build script needs only [`bundle`] or [`Builder`], and this module changes with ptm's
-/// releases as its tools need.
+/// outcomes). Not for apps: a build script needs only [`bundle`] or [`Builder`], and this
+/// module changes with ptm's releases as its tools need.
+///
+/// Finding Python, libtorch and ExecuTorch moved to the `ptm-toolchain` crate, which the
+/// `ptm` runtime's build script uses without this one; `python`, `libtorch` and
+/// `executorch` here are that crate's modules, kept for code written against them.
 pub mod tooling {
     pub use crate::cache::{Cache, Entry, Lookup};
     pub use crate::pipeline::{key_of, ModelOutcome, Outcome, Planned};
-    pub use crate::worker::{Converted, StageSeconds, EXECUTORCH_SHIM};
+    /// The cache entry's report, now in ptm-report with every schema ptm writes; kept
+    /// here for tools written against this path.
+    pub use ptm_report::{Converted, StageSeconds};
+
+    /// The ExecuTorch shim's sources: now `ptm_toolchain::executorch::SHIM`.
+    #[deprecated(note = "use ptm_toolchain::executorch::SHIM")]
+    pub const EXECUTORCH_SHIM: [(&str, &str); 2] = ptm_toolchain::executorch::SHIM;
 
     /// The committed model store, `.ptm/` beside Cargo.toml.
     pub mod store {
         pub use crate::store::*;
     }
 
-    /// Finding the Python interpreter and its torch.
+    /// Finding the Python interpreter and its torch: `ptm_toolchain::python`.
     pub mod python {
-        pub use crate::python::*;
+        pub use ptm_toolchain::python::*;
     }
 
-    /// Finding and linking the libtorch the `ptm` runtime uses.
+    /// Finding and linking the libtorch the `ptm` runtime uses: `ptm_toolchain::libtorch`.
     pub mod libtorch {
-        pub use crate::libtorch::*;
+        pub use ptm_toolchain::libtorch::*;
+        /// The variables that choose the libtorch, now in `ptm_toolchain::vars`.
+        pub use ptm_toolchain::vars::{LIBTORCH, PTM_LIBTORCH_LITE_DIR};
     }
 
-    /// Finding and linking the ExecuTorch the `ptm` runtime's `executorch` backend uses.
+    /// Finding and linking the ExecuTorch the `ptm` runtime's `executorch` backend uses:
+    /// `ptm_toolchain::executorch`.
     pub mod executorch {
-        pub use crate::executorch::*;
+        pub use ptm_toolchain::executorch::*;
+        /// The variable that chooses the ExecuTorch, now in `ptm_toolchain::vars`.
+        pub use ptm_toolchain::vars::PTM_EXECUTORCH_DIR;
     }
 }
 
+use ptm_toolchain::vars::{CARGO_MANIFEST_DIR, OUT_DIR, PTM_CACHE_DIR, PTM_HEARTBEAT_SECONDS, PTM_MODEL_TIMEOUT, PTM_OFFLINE, TARGET};
+use ptm_toolchain::{env, libtorch};
 use std::path::PathBuf;
 
 /// Converts the models declared in the crate's Cargo.toml; the one call of a build.rs.
@@ -238,17 +251,17 @@ impl Builder {
                 fix: "call ptm_build::bundle() from build.rs, where cargo sets it, or set it with the Builder".into(),
             })
         };
-        let crate_dir = required(&self.crate_dir, "CARGO_MANIFEST_DIR")?;
-        let out_dir = required(&self.out_dir, "OUT_DIR")?;
-        let cache_dir = self.cache_dir.clone().or_else(|| env::var(env::PTM_CACHE_DIR).map(PathBuf::from));
+        let crate_dir = required(&self.crate_dir, CARGO_MANIFEST_DIR)?;
+        let out_dir = required(&self.out_dir, OUT_DIR)?;
+        let cache_dir = self.cache_dir.clone().or_else(|| env::var(PTM_CACHE_DIR).map(PathBuf::from));
         let cache = cache::Cache::locate(cache_dir, &out_dir);
-        let target = self.target.clone().or_else(|| std::env::var("TARGET").ok().filter(|t| !t.is_empty()));
-        let offline = self.offline || env::flag(env::PTM_OFFLINE);
+        let target = self.target.clone().or_else(|| std::env::var(TARGET).ok().filter(|t| !t.is_empty()));
+        let offline = self.offline || env::flag(PTM_OFFLINE);
         let mut supervision = worker::Supervision::default();
-        if let Some(heartbeat) = self.heartbeat.map_or_else(|| env::seconds(env::PTM_HEARTBEAT_SECONDS), |h| Ok(Some(h)))? {
+        if let Some(heartbeat) = self.heartbeat.map_or_else(|| env::seconds(PTM_HEARTBEAT_SECONDS), |h| Ok(Some(h)))? {
             supervision.heartbeat = heartbeat;
         }
-        supervision.timeout = self.model_timeout.map_or_else(|| env::seconds(env::PTM_MODEL_TIMEOUT), |t| Ok(Some(t)))?;
+        supervision.timeout = self.model_timeout.map_or_else(|| env::seconds(PTM_MODEL_TIMEOUT), |t| Ok(Some(t)))?;
         Ok(pipeline::Context { crate_dir, out_dir, cache, python: self.python.clone(), target, offline, progress: self.progress.clone(), supervision })
     }
 }

@@ -11,11 +11,14 @@ use crate::cache::{Cache, Entry};
 use crate::hash::{files_below, KeyHasher};
 use crate::manifest::{ModelDecl, Source};
 use crate::progress::{self, Progress, Sink};
-use crate::python::{self, Interpreter, Torch};
 use crate::store::{Miss, Store};
 use crate::worker::{self, Converted, Job};
-use crate::{env, fsutil, Error};
+use crate::{fsutil, Error};
 use ptm_report::{Bundle, ModelReport};
+use ptm_toolchain::env;
+use ptm_toolchain::python::{self, Interpreter, Torch};
+use ptm_toolchain::vars::PTM_OFFLINE;
+use ptm_toolchain::Error as ToolchainError;
 use std::path::{Path, PathBuf};
 
 /// Everything a build needs to know, resolved.
@@ -187,12 +190,12 @@ pub fn build(ctx: &Context) -> Result<Outcome, Error> {
         return write_outputs(ctx, &[], &[]).map(|bundle| Outcome { bundle, models: Vec::new() });
     }
     if ctx.offline {
-        return without_python(ctx, decls, format!("{}=1 is set", env::PTM_OFFLINE));
+        return without_python(ctx, decls, format!("{PTM_OFFLINE}=1 is set"));
     }
     let (interpreter, torch) = match interpreter(ctx) {
         Ok(found) => found,
         // With a store, a machine without Python builds what the store holds.
-        Err(Error::Python { problem, .. }) if Store::of(&ctx.crate_dir).exists() => return without_python(ctx, decls, problem),
+        Err(Error::Toolchain(ToolchainError::Unusable { problem, .. })) if Store::of(&ctx.crate_dir).exists() => return without_python(ctx, decls, problem),
         Err(other) => return Err(other),
     };
     let planned: Vec<Planned> =
@@ -251,7 +254,7 @@ fn report_store_miss(ctx: &Context, store: &Store, model: &str, miss: &Miss, tor
         }
         Miss::Stale => {
             if let Some(recorded) = store.same_release_other_build(model, torch) {
-                ctx.warn(&format!("model `{model}`: the committed store was prepared with torch {recorded} and this build has torch {torch}: keys hold the full torch version, build tag included (docs/TOOLCHAIN.md), so it converts again; build with {}=1 to take the store's artifact, or prepare the store with this torch", env::PTM_OFFLINE));
+                ctx.warn(&format!("model `{model}`: the committed store was prepared with torch {recorded} and this build has torch {torch}: keys hold the full torch version, build tag included (docs/TOOLCHAIN.md), so it converts again; build with {}=1 to take the store's artifact, or prepare the store with this torch", PTM_OFFLINE));
             }
         }
         _ => {}

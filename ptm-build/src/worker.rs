@@ -9,9 +9,10 @@
 //! verified, so the models that finished before the worker died are not lost with it.
 
 use crate::manifest::ModelDecl;
-use crate::python::Interpreter;
 use crate::Error;
-use ptm_report::{LayerDrift, StageDrift, StageSize, TensorSpec};
+pub use ptm_report::Converted;
+use ptm_toolchain::executorch::SHIM as EXECUTORCH_SHIM;
+use ptm_toolchain::python::Interpreter;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -48,12 +49,6 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("ptm_convert/ptm_executorch_runner.cpp", include_str!("../executorch/ptm_executorch_runner.cpp")),
 ];
 
-/// The C++ over ExecuTorch's runtime (header, source) that the build-time runner and
-/// the `ptm` runtime's `executorch` backend both compile, so a `.pte` is verified in the
-/// code that runs it.
-pub const EXECUTORCH_SHIM: [(&str, &str); 2] =
-    [("ptm_executorch.h", include_str!("../executorch/ptm_executorch.h")), ("ptm_executorch.cpp", include_str!("../executorch/ptm_executorch.cpp"))];
-
 /// The start of a worker line that is a warning for the user (`WARNING_PREFIX` in
 /// `ptm_convert/worker.py`): a model stuck in one stage.
 pub const WARNING_PREFIX: &str = "ptm-warning: ";
@@ -83,55 +78,6 @@ pub struct Finished {
     pub results: Vec<Option<Result<Converted, Error>>>,
     /// Why the worker as a whole failed.
     pub died: Option<Error>,
-}
-
-/// What the worker measured for one converted model.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Converted {
-    /// Inputs as declared.
-    pub inputs: Vec<TensorSpec>,
-    /// Outputs as observed on the example inputs.
-    pub outputs: Vec<TensorSpec>,
-    /// Size after each step.
-    pub sizes: Vec<StageSize>,
-    /// Operators the Lite Interpreter needs.
-    pub operators: Vec<String>,
-    /// Bytecode version of the .ptl.
-    pub bytecode_version: u32,
-    /// Drift against the source model after each stage.
-    pub drift: Vec<StageDrift>,
-    /// torch.__version__ of the worker.
-    pub torch: String,
-    /// Calibration samples static quantization read.
-    #[serde(default)]
-    pub calibration_samples: u32,
-    /// Conversion time.
-    pub seconds: f64,
-    /// Time per pipeline stage, in order (kept in the cache entry, not in models.json,
-    /// which must not vary between builds).
-    #[serde(default)]
-    pub stage_seconds: Vec<StageSeconds>,
-    /// Findings that do not fail the build: mobile lints, observers without data.
-    #[serde(default)]
-    pub warnings: Vec<String>,
-    /// What an accepted trace risk accepted.
-    #[serde(default)]
-    pub trace_risk: Option<String>,
-    /// Each quantized layer against the float model, worst first.
-    #[serde(default)]
-    pub layers: Vec<LayerDrift>,
-    /// Why a quantized model has no per-layer figures.
-    #[serde(default)]
-    pub layers_unavailable: Option<String>,
-}
-
-/// How long one stage of a conversion took.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct StageSeconds {
-    /// `load`, `export`, `quantize`, `optimize`, `save`, `backport` or `verify`.
-    pub stage: String,
-    /// Wall-clock seconds.
-    pub seconds: f64,
 }
 
 /// One model to convert and where its .ptl goes.

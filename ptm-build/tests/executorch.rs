@@ -164,3 +164,27 @@ fn a_dynamic_dimension_exports_as_a_dim() {
     // The output follows the input's dimension, as for a .ptl.
     assert!(matches!(&report.outputs[0].shape[0], ptm_report::Dim::Dynamic { name, example: 3 } if name == "batch"), "{:?}", report.outputs[0].shape);
 }
+
+const BFLOAT16_MODEL: &str = r#"
+import torch
+from torch import nn
+
+class Half(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * 2.0).to(torch.bfloat16)
+
+def build_model():
+    return Half()
+"#;
+
+#[test]
+fn an_output_of_an_element_type_the_runtime_cannot_hold_is_refused_in_both_formats() {
+    let input = "name = \"x\"\ndtype = \"float32\"\nshape = [1, 4]";
+    for format in ["pte", "ptl"] {
+        let table = pte_model("half", "half.py", "outputs = [\"y\"]", input).replace("format = \"pte\"", &format!("format = \"{format}\""));
+        let error = error_text(Project::new(&table).file("half.py", BFLOAT16_MODEL).build());
+        // Named before anything is verified: a .pte's bfloat16 output was read back as float16.
+        assert!(error.contains("output `y` holds bfloat16 elements, which the runtime cannot hand to Rust"), "{format}: {error}");
+        assert!(error.contains(".float()"), "{format}: {error}");
+    }
+}

@@ -152,7 +152,13 @@ fn info_tokens(model: &ModelReport, krate: &TokenStream) -> TokenStream {
             let (relative, top1, mismatched) = (option(o.relative), option(o.top1), option(o.mismatched));
             quote!(#krate::OutputDrift { name: #name, max_abs: #max_abs, relative: #relative, top1: #top1, mismatched: #mismatched })
         });
-        quote!(#krate::Drift { stage: #stage, samples: #samples, outputs: &[#(#outputs),*] })
+        // The figures of the whole stage, as Drift had them before drift was per output.
+        let worst_abs = d.outputs.iter().map(|o| o.max_abs).fold(0.0f64, f64::max);
+        let worst_relative = d.outputs.iter().filter_map(|o| o.relative).fold(0.0f64, f64::max);
+        let worst_top1 = option(d.outputs.iter().filter_map(|o| o.top1).reduce(f64::min));
+        quote!(#krate::Drift {
+            stage: #stage, samples: #samples, outputs: &[#(#outputs),*], max_abs: #worst_abs, relative: #worst_relative, top1: #worst_top1
+        })
     });
     let operators = &model.operators;
     quote! {
@@ -300,6 +306,7 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded, krate: &T
             pub const KEY: &'static str = #key;
 
             /// What the build knew about the model: sizes per stage, drift, operators.
+            #[allow(deprecated)] // Drift's whole-stage figures, kept for apps that read them
             pub const INFO: #krate::ModelInfo = #info;
 
             #[doc = #artifact_doc]

@@ -375,3 +375,53 @@ mod tests {
         assert_eq!(spec.shape[1].example(), 128);
     }
 }
+
+/// What the worker measured for one converted model: a cache entry's `report.json`, read
+/// back by ptm-build and by `cargo ptm`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Converted {
+    /// Inputs as declared.
+    pub inputs: Vec<TensorSpec>,
+    /// Outputs as observed on the example inputs.
+    pub outputs: Vec<TensorSpec>,
+    /// Size after each step.
+    pub sizes: Vec<StageSize>,
+    /// Operators the Lite Interpreter needs.
+    pub operators: Vec<String>,
+    /// Bytecode version of the .ptl.
+    pub bytecode_version: u32,
+    /// Drift against the source model after each stage.
+    pub drift: Vec<StageDrift>,
+    /// torch.__version__ of the worker.
+    pub torch: String,
+    /// Calibration samples static quantization read.
+    #[serde(default)]
+    pub calibration_samples: u32,
+    /// Conversion time.
+    pub seconds: f64,
+    /// Time per pipeline stage, in order (kept in the cache entry, not in models.json,
+    /// which must not vary between builds).
+    #[serde(default)]
+    pub stage_seconds: Vec<StageSeconds>,
+    /// Findings that do not fail the build: mobile lints, observers without data.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// What an accepted trace risk accepted.
+    #[serde(default)]
+    pub trace_risk: Option<String>,
+    /// Each quantized layer against the float model, worst first.
+    #[serde(default)]
+    pub layers: Vec<LayerDrift>,
+    /// Why a quantized model has no per-layer figures.
+    #[serde(default)]
+    pub layers_unavailable: Option<String>,
+}
+
+/// How long one stage of a conversion took.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StageSeconds {
+    /// `load`, `export`, `quantize`, `optimize`, `save`, `backport` or `verify`.
+    pub stage: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}

@@ -473,6 +473,11 @@ char* ptm_module_run(const ptm_module* module, const char* method, const ptm_inp
     }
     Tensors tensors;
     collect(std::move(result), tensors);
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      if (type_code(tensors[i].scalar_type()) < 0)
+        throw std::runtime_error("output " + std::to_string(i) + " holds " + std::string(c10::toString(tensors[i].scalar_type())) +
+                                 " elements, which ptm cannot hand over (it takes float32, float64, int64, int32, int16, int8, uint8, bool, float16)");
+    }
     for (const auto& t : tensors) {
       if (t.dim() > PTM_MAX_RANK)
         throw std::runtime_error("an output has " + std::to_string(t.dim()) + " dimensions, ptm supports at most " +

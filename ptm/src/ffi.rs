@@ -1,4 +1,4 @@
-//! Declarations of `shim/ptm_shim.h` (the Lite Interpreter) and of ptm-build's
+//! Declarations of `shim/ptm_shim.h` (the Lite Interpreter) and of ptm-toolchain's
 //! `executorch/ptm_executorch.h` (ExecuTorch). Inputs cross both the same way.
 
 use std::ffi::{c_char, c_void};

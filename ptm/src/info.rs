@@ -40,6 +40,15 @@ pub struct Drift {
     pub samples: u32,
     /// One per output, in output order.
     pub outputs: &'static [OutputDrift],
+    /// The largest absolute difference of any output.
+    #[deprecated(since = "0.1.0", note = "drift is measured per output: read `outputs` or `output(name)`")]
+    pub max_abs: f64,
+    /// The largest relative difference of any float output (0 when there is none).
+    #[deprecated(since = "0.1.0", note = "drift is measured per output: read `outputs` or `output(name)`")]
+    pub relative: f64,
+    /// The lowest top-1 agreement of any classifier-shaped output.
+    #[deprecated(since = "0.1.0", note = "drift is measured per output: read `outputs` or `output(name)`")]
+    pub top1: Option<f64>,
 }
 
 /// One output after one stage.

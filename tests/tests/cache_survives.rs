@@ -98,8 +98,11 @@ fn a_conversion_killed_midway_leaves_nothing_a_later_build_trusts() {
     // The model takes its time to build, so the kill lands inside the conversion.
     let model = fixture.path().join("models/tiny.py");
     let source = std::fs::read_to_string(&model).unwrap();
-    std::fs::write(&model, source.replace("def build_model():\n", "def build_model():\n    import time\n    time.sleep(30)\n")).unwrap();
+    // It marks that it got there (past torch's import), so the kill waits for that.
     let scratch = tempfile::tempdir().unwrap();
+    let inside = scratch.path().join("inside-build-model");
+    let entered = format!("def build_model():\n    import pathlib, time\n    pathlib.Path(r\"{}\").write_text(\"in\")\n    time.sleep(30)\n", inside.display());
+    std::fs::write(&model, source.replace("def build_model():\n", &entered)).unwrap();
     let (cargo, pids) = build_in_background(&fixture, scratch.path());
     let started = Instant::now();
     let pid = loop {
@@ -109,8 +112,11 @@ fn a_conversion_killed_midway_leaves_nothing_a_later_build_trusts() {
         assert!(started.elapsed() < Duration::from_secs(300), "the worker never started");
         std::thread::sleep(Duration::from_millis(100));
     };
-    // Past torch's import, inside build_model's sleep.
-    std::thread::sleep(Duration::from_secs(6));
+    // Inside build_model's sleep.
+    while !inside.exists() {
+        assert!(started.elapsed() < Duration::from_secs(300), "the model never started building");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
     let output = cargo.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -347,3 +347,14 @@ fn a_hugging_face_model_runs_as_built_and_matches_eager_pytorch() {
         assert!(diff < 1e-4, "{tokens} tokens: Rust {r:?}, eager {e:?}");
     }
 }
+
+/// An app written before drift was measured per output reads the whole stage's figures.
+#[test]
+#[allow(deprecated)]
+fn the_whole_stage_figures_of_earlier_releases_still_read_as_the_worst_output() {
+    let drift = Classifier::INFO.drift("lite").unwrap();
+    let output = drift.output("logits").unwrap();
+    assert_eq!(drift.max_abs, output.max_abs);
+    assert_eq!(Some(drift.relative), output.relative);
+    assert_eq!(drift.top1, output.top1);
+}

@@ -7,7 +7,7 @@ import inspect
 import os
 import sys
 
-from .common import Failure, describe, log, last_frames
+from .common import DTYPE_CODES, Failure, describe, log, last_frames
 from .conversion import Conversion
 
 
@@ -181,5 +181,11 @@ def adapt(c: Conversion, model, sample):
 
 def output_specs(c: Conversion, outputs):
     # adapt() chose these names for exactly these outputs.
-    return [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
-            for n, t in zip(c.selected_names, outputs)]
+    specs = [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
+             for n, t in zip(c.selected_names, outputs)]
+    for spec in specs:
+        if spec["dtype"] not in DTYPE_CODES:
+            raise Failure("load", f"output `{spec['name']}` holds {spec['dtype']} elements, which the runtime cannot hand "
+                          f"to Rust (it takes {', '.join(DTYPE_CODES)})",
+                          "convert it in the model before returning it (for example `.float()`)")
+    return specs

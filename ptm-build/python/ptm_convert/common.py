@@ -9,6 +9,10 @@ from typing import Any, Iterable, Iterator, Optional
 
 SEED = 20240601
 
+# Element types the runtime hands to Rust, by their code: ptm::DType, both C++ shims and
+# the runner number them the same way (ptm-build/tests/dtype_tables.rs checks).
+DTYPE_CODES = ["float32", "float64", "int64", "int32", "int16", "int8", "uint8", "bool", "float16"]
+
 
 class Failure(Exception):
     """A conversion error with the stage it happened in and what the user can do."""

@@ -14,12 +14,11 @@ import warnings
 from typing import Any, Optional
 
 from . import adapt, inputs, load, report, verify
-from .common import Failure, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
+from .common import DTYPE_CODES, Failure, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
 from .conversion import MAX_CALIBRATION_SAMPLES, Conversion, Module, Sample, TensorSpec, Torch
 from .runner import Runner
 
 # Element type codes of ptm_executorch.h (ptm::DType).
-CODES = ["float32", "float64", "int64", "int32", "int16", "int8", "uint8", "bool", "float16"]
 
 
 def run(c: Conversion) -> report.Report:
@@ -221,7 +220,7 @@ def encode(torch, samples):
         parts.append(struct.pack("<I", len(sample)))
         for t in sample:
             data = t.contiguous().numpy().tobytes()
-            parts.append(struct.pack("<iI", CODES.index(str(t.dtype).replace("torch.", "")), t.dim()))
+            parts.append(struct.pack("<iI", DTYPE_CODES.index(str(t.dtype).replace("torch.", "")), t.dim()))
             parts.append(struct.pack(f"<{t.dim()}q", *t.shape))
             parts.append(struct.pack("<Q", len(data)) + data)
     return b"".join(parts)
@@ -243,7 +242,9 @@ def decode(torch, data):
             code, rank = take("<iI")
             shape = take(f"<{rank}q")
             (length,) = take("<Q")
-            dtype = getattr(torch, CODES[code])
+            if not 0 <= code < len(DTYPE_CODES):
+                raise Failure("verify", f"ExecuTorch's runtime returned an output of an element type ptm does not know (code {code})")
+            dtype = getattr(torch, DTYPE_CODES[code])
             if length == 0:
                 outputs.append(torch.empty(shape, dtype=dtype))
             else:

@@ -25,15 +25,21 @@ NAME = "ptm_executorch_runner"
 LOADER_FAILED = 127
 
 
-def shim_dir():
-    """Where the runner's C++ is: beside the package's modules, where ptm-build writes it,
-    else in the checkout the package is installed from (ptm-build/executorch/)."""
+def shim_sources():
+    """The runner's C++, in SHIM_FILES order: beside the package's modules, where ptm-build
+    writes it, else in the checkout the package is installed from (the runner in
+    ptm-build/executorch/, the shim it compiles in ptm-toolchain/executorch/)."""
     here = os.path.dirname(os.path.abspath(__file__))
-    for directory in (here, os.path.join(here, "..", "..", "executorch")):
-        if all(os.path.isfile(os.path.join(directory, name)) for name in SHIM_FILES):
-            return os.path.normpath(directory)
-    raise Failure("verify", f"the C++ of ExecuTorch's runner ({', '.join(SHIM_FILES)}) is neither in {here} nor in "
-                            "ptm-build/executorch beside it", "install ptm_convert from a checkout of ptm (pip install -e ptm-build/python)")
+    checkout = os.path.join(here, "..", "..", "..")
+    places = (here, os.path.join(checkout, "ptm-build", "executorch"), os.path.join(checkout, "ptm-toolchain", "executorch"))
+    sources = []
+    for name in SHIM_FILES:
+        found = [os.path.join(d, name) for d in places if os.path.isfile(os.path.join(d, name))]
+        if not found:
+            raise Failure("verify", f"the C++ of ExecuTorch's runner ({name}) is neither in {here} nor in a ptm checkout "
+                                    "around it", "install ptm_convert from a checkout of ptm (pip install -e ptm-build/python)")
+        sources.append(os.path.normpath(found[0]))
+    return sources
 
 
 class Runner:
@@ -43,7 +49,7 @@ class Runner:
         from executorch import version
         # A namespace package: its directory comes from a module in it.
         self.package = os.path.dirname(os.path.abspath(version.__file__))
-        self.sources = [os.path.join(shim_dir(), name) for name in SHIM_FILES]
+        self.sources = shim_sources()
         digest = hashlib.sha256()
         for path in self.sources:
             with open(path, "rb") as f:
@@ -127,6 +133,7 @@ class Runner:
         include, lib = os.path.join(self.package, "include"), os.path.join(self.package, "lib")
         temporary = f"{self.path}.{os.getpid()}"
         command = [compiler, "-std=c++17", "-O2", "-w", "-DC10_USING_CUSTOM_GENERATED_MACROS", "-DET_EVENT_TRACER_ENABLED",
+                   f"-I{os.path.dirname(self.sources[0])}",
                    f"-I{include}", f"-I{include}/executorch/runtime/core/portable_type/c10", *self.sources[1:],
                    # The shim loads the backend and kernel libraries itself, through the rpath.
                    "-o", temporary, f"-L{lib}", "-lexecutorch", "-lexecutorch_threadpool", f"-Wl,-rpath,{lib}"]

@@ -70,8 +70,8 @@ def test_every_stage_is_timed_once_in_order(tmp_path: Path) -> None:
 
 
 def converted_fields() -> list[str]:
-    """The fields of ptm_build::worker::Converted, which reads the report."""
-    source = (Path(__file__).parents[2] / "src" / "worker.rs").read_text()
+    """The fields of ptm_report::Converted, which reads the report."""
+    source = (Path(__file__).parents[3] / "ptm-report" / "src" / "lib.rs").read_text()
     body = source.split("pub struct Converted {", 1)[1].split("\n}", 1)[0]
     return re.findall(r"^\s*pub (\w+):", body, re.M)
 

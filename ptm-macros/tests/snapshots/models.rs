@@ -20,6 +20,7 @@ impl Bert {
     ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another, or none.
     pub const KEY: &'static str = "8497f539b8b3f8827c1d93631db9185b1e28b160e32e8d4966e38cbcbe3cf5bf";
     /// What the build knew about the model: sizes per stage, drift, operators.
+    #[allow(deprecated)]
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
         name: "bert",
         source: "models/hf.py:build_bert",
@@ -47,6 +48,9 @@ impl Bert {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0f64,
+                relative: 0f64,
+                top1: ::core::option::Option::Some(1f64),
             },
             ::ptm::Drift {
                 stage: "optimized",
@@ -62,6 +66,9 @@ impl Bert {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0.0000000023283064365386963f64,
+                relative: 0.0000004625707201245463f64,
+                top1: ::core::option::Option::Some(1f64),
             },
             ::ptm::Drift {
                 stage: "lite",
@@ -77,6 +84,9 @@ impl Bert {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0.000000003958120942115784f64,
+                relative: 0.0000002459745825493014f64,
+                top1: ::core::option::Option::Some(1f64),
             },
         ],
         operators: &[
@@ -199,6 +209,7 @@ impl Classifier {
     ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another, or none.
     pub const KEY: &'static str = "1f0e332d8ee1c8a80c25f206b76efd6a039b66aa534989f37b4198ee6c99e85e";
     /// What the build knew about the model: sizes per stage, drift, operators.
+    #[allow(deprecated)]
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
         name: "classifier",
         source: "models/runtime.py:build_classifier",
@@ -226,6 +237,9 @@ impl Classifier {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0.0024848878383636475f64,
+                relative: 0.005019159477548473f64,
+                top1: ::core::option::Option::Some(1f64),
             },
             ::ptm::Drift {
                 stage: "optimized",
@@ -239,6 +253,9 @@ impl Classifier {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0.0024848878383636475f64,
+                relative: 0.005019159477548473f64,
+                top1: ::core::option::Option::Some(1f64),
             },
             ::ptm::Drift {
                 stage: "lite",
@@ -252,6 +269,9 @@ impl Classifier {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0.003267824649810791f64,
+                relative: 0.0059006196807649056f64,
+                top1: ::core::option::Option::Some(1f64),
             },
         ],
         operators: &["aten::relu", "aten::to.dtype", "quantized::linear_dynamic"],
@@ -328,6 +348,7 @@ impl ClassifierFbgemm {
     ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another, or none.
     pub const KEY: &'static str = "f61782e582b99f52d8d1f315e8bda3e7aee792ab65ae55767573c649b8ebce75";
     /// What the build knew about the model: sizes per stage, drift, operators.
+    #[allow(deprecated)]
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
         name: "classifier_fbgemm",
         source: "models/runtime.py:build_classifier",
@@ -355,6 +376,9 @@ impl ClassifierFbgemm {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0.004919886589050293f64,
+                relative: 0.008883701772725888f64,
+                top1: ::core::option::Option::Some(0.875f64),
             },
             ::ptm::Drift {
                 stage: "optimized",
@@ -368,6 +392,9 @@ impl ClassifierFbgemm {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0.004919886589050293f64,
+                relative: 0.008883701772725888f64,
+                top1: ::core::option::Option::Some(0.875f64),
             },
             ::ptm::Drift {
                 stage: "lite",
@@ -381,6 +408,9 @@ impl ClassifierFbgemm {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0.004919886589050293f64,
+                relative: 0.008883701772725888f64,
+                top1: ::core::option::Option::Some(0.875f64),
             },
         ],
         operators: &["aten::relu", "aten::to.dtype", "quantized::linear_dynamic"],
@@ -472,6 +502,7 @@ impl Hygiene {
     ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another, or none.
     pub const KEY: &'static str = "67def086700b5c36e34c06f8fe09f7a9ade8dd003ac3a9199e50b28bd6bb8dcd";
     /// What the build knew about the model: sizes per stage, drift, operators.
+    #[allow(deprecated)]
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
         name: "hygiene",
         source: "models/runtime.py:build_hygiene",
@@ -499,6 +530,9 @@ impl Hygiene {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0f64,
+                relative: 0f64,
+                top1: ::core::option::Option::Some(1f64),
             },
             ::ptm::Drift {
                 stage: "optimized",
@@ -512,6 +546,9 @@ impl Hygiene {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0f64,
+                relative: 0f64,
+                top1: ::core::option::Option::Some(1f64),
             },
             ::ptm::Drift {
                 stage: "lite",
@@ -525,6 +562,9 @@ impl Hygiene {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0f64,
+                relative: 0f64,
+                top1: ::core::option::Option::Some(1f64),
             },
         ],
         operators: &["aten::add.Tensor", "aten::sum.dim_IntList"],
@@ -649,6 +689,7 @@ impl Many {
     ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another, or none.
     pub const KEY: &'static str = "dcc6ba71487a50fd9e03bcc99a1fbeb1749197af3209cc78061792b66338f48e";
     /// What the build knew about the model: sizes per stage, drift, operators.
+    #[allow(deprecated)]
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
         name: "many",
         source: "models/runtime.py:build_many",
@@ -706,6 +747,9 @@ impl Many {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 8f64,
+                relative: 2.6666666666666665f64,
+                top1: ::core::option::Option::Some(1f64),
             },
             ::ptm::Drift {
                 stage: "lite",
@@ -754,6 +798,9 @@ impl Many {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 10f64,
+                relative: 1.1111111111111112f64,
+                top1: ::core::option::Option::Some(1f64),
             },
         ],
         operators: &["aten::add.Scalar", "aten::add_.Scalar", "aten::clone"],
@@ -839,6 +886,7 @@ impl Pair {
     ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another, or none.
     pub const KEY: &'static str = "4317f91d0448cdab297f83d398636644a91c10ec617e05facde90c0002fdaec1";
     /// What the build knew about the model: sizes per stage, drift, operators.
+    #[allow(deprecated)]
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
         name: "pair",
         source: "models/runtime.py:build_pair",
@@ -873,6 +921,9 @@ impl Pair {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0f64,
+                relative: 0f64,
+                top1: ::core::option::Option::Some(1f64),
             },
             ::ptm::Drift {
                 stage: "optimized",
@@ -895,6 +946,9 @@ impl Pair {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0.000000029802322387695313f64,
+                relative: 0.000000027864461019959652f64,
+                top1: ::core::option::Option::Some(1f64),
             },
             ::ptm::Drift {
                 stage: "lite",
@@ -917,6 +971,9 @@ impl Pair {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0.00000011920928955078125f64,
+                relative: 0.000000050155748646271264f64,
+                top1: ::core::option::Option::Some(1f64),
             },
         ],
         operators: &[
@@ -1028,6 +1085,7 @@ impl Writer {
     ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another, or none.
     pub const KEY: &'static str = "cdbe21b2adb9ad6fd7bf352d5bd6c6e158326aacfd1bad47d24dd9c05044648a";
     /// What the build knew about the model: sizes per stage, drift, operators.
+    #[allow(deprecated)]
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
         name: "writer",
         source: "models/runtime.py:build_writer",
@@ -1055,6 +1113,9 @@ impl Writer {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0f64,
+                relative: 0f64,
+                top1: ::core::option::Option::Some(1f64),
             },
             ::ptm::Drift {
                 stage: "optimized",
@@ -1068,6 +1129,9 @@ impl Writer {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0f64,
+                relative: 0f64,
+                top1: ::core::option::Option::Some(1f64),
             },
             ::ptm::Drift {
                 stage: "lite",
@@ -1081,6 +1145,9 @@ impl Writer {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0f64,
+                relative: 0f64,
+                top1: ::core::option::Option::Some(1f64),
             },
         ],
         operators: &["aten::add_.Scalar", "aten::mul.Scalar"],

@@ -25,6 +25,7 @@ impl Branchy {
     ///The key of the model's declaration; the .ptl's identity record names the same, and `load`/`load_from` refuse a file that names another, or none.
     pub const KEY: &'static str = "dfec39b1f42ce3ce38e53b767dc72860781d6f86c484719dd47474a65426b0c1";
     /// What the build knew about the model: sizes per stage, drift, operators.
+    #[allow(deprecated)]
     pub const INFO: ::ptm::ModelInfo = ::ptm::ModelInfo {
         name: "branchy",
         source: "models/gates.py:build_branchy",
@@ -52,6 +53,9 @@ impl Branchy {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0f64,
+                relative: 0f64,
+                top1: ::core::option::Option::Some(1f64),
             },
             ::ptm::Drift {
                 stage: "optimized",
@@ -67,6 +71,9 @@ impl Branchy {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0.00000005960464477539065f64,
+                relative: 0.00000007586110317519682f64,
+                top1: ::core::option::Option::Some(1f64),
             },
             ::ptm::Drift {
                 stage: "lite",
@@ -82,6 +89,9 @@ impl Branchy {
                         mismatched: ::core::option::Option::None,
                     },
                 ],
+                max_abs: 0.00000011920928955078125f64,
+                relative: 0.00000008851145245257713f64,
+                top1: ::core::option::Option::Some(1f64),
             },
         ],
         operators: &[

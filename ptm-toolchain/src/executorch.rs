@@ -1,18 +1,40 @@
 //! Finding the ExecuTorch runtime that the `ptm` runtime's `executorch` backend links:
 //! `PTM_EXECUTORCH_DIR_<target>` or `PTM_EXECUTORCH_DIR` (a directory with `include/`
 //! and `lib/`), else the executorch package of the Python environment that converts,
-//! whose wheel ships both.
+//! whose wheel ships both. And how to compile against it: the shim's sources ([`SHIM`],
+//! [`write_shim`]), the [`DEFINES`] its headers need and the [`RUNTIME_LIBRARIES`] to link.
 
+use crate::env;
+use crate::error::Error;
+use crate::libtorch::is_mobile;
 use crate::python::{self, Interpreter};
-use crate::{env, Error};
+use crate::vars::PTM_EXECUTORCH_DIR;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// An explicit ExecuTorch, for every target or (with `_<target>`) for one.
-pub const PTM_EXECUTORCH_DIR: &str = "PTM_EXECUTORCH_DIR";
+/// The C++ over ExecuTorch's runtime, as (file name, text): the header and the source
+/// that the `ptm` runtime's `executorch` backend compiles, and that ptm-build compiles
+/// into the runner verifying each `.pte`, so a model is verified in the code that runs
+/// it. Both are among the conversion worker's sources, whose bytes enter every cache key.
+pub const SHIM: [(&str, &str); 2] =
+    [("ptm_executorch.h", include_str!("../executorch/ptm_executorch.h")), ("ptm_executorch.cpp", include_str!("../executorch/ptm_executorch.cpp"))];
+
+/// Writes [`SHIM`] into `dir` for a compiler to read, each file only when its bytes
+/// differ, so a rerun of the build script leaves the timestamps alone.
+pub fn write_shim(dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    for (name, text) in SHIM {
+        let path = dir.join(name);
+        if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+            continue;
+        }
+        std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+    }
+    Ok(())
+}
 
 /// Metadata key the runtime's build script publishes for the library directory, read
-/// by the app's build script as `DEP_PTM_EXECUTORCH_RPATH` ([`crate::tooling::libtorch::forward_rpath`]).
+/// by the app's build script as `DEP_PTM_EXECUTORCH_RPATH` ([`crate::libtorch::forward_rpath`]).
 pub const RPATH_METADATA: &str = "executorch_rpath";
 
 /// Definitions every translation unit including ExecuTorch's headers needs: the
@@ -47,7 +69,7 @@ pub fn locate(target: &str, out_dir: &Path) -> Result<Executorch, Error> {
         let dir = PathBuf::from(dir);
         return laid_out(&dir, format!("{variable}={}", dir.display()));
     }
-    if crate::tooling::libtorch::is_mobile(target) {
+    if is_mobile(target) {
         return Err(Error::Environment {
             variable: PTM_EXECUTORCH_DIR.into(),
             fix: format!(
@@ -66,7 +88,7 @@ fn laid_out(dir: &Path, origin: String) -> Result<Executorch, Error> {
     let lib_dir = dir.join("lib");
     for needed in [include.join("executorch/extension/module/module.h"), lib_dir.join("libexecutorch.so")] {
         if !needed.exists() {
-            return Err(Error::Python {
+            return Err(Error::Unusable {
                 problem: format!("the ExecuTorch of {origin} has no {}", needed.display()),
                 remedies: vec![
                     "install executorch 1.5.1 in that environment (tools/setup in the ptm checkout)".into(),
@@ -95,12 +117,12 @@ fn version_of(text: &str) -> Option<String> {
 /// through a module inside it).
 fn package_dir(python: &Interpreter) -> Result<PathBuf, Error> {
     let script = "import os, executorch.version as v; print(os.path.dirname(os.path.abspath(v.__file__)))";
-    let output = Command::new(&python.path).args(["-c", script]).output().map_err(|e| Error::Python {
+    let output = Command::new(&python.path).args(["-c", script]).output().map_err(|e| Error::Unusable {
         problem: format!("could not start {} (chosen by {}): {e}", python.path.display(), python.origin),
         remedies: vec!["set PTM_PYTHON to a working Python with executorch".into()],
     })?;
     if !output.status.success() {
-        return Err(Error::Python {
+        return Err(Error::Unusable {
             problem: format!(
                 "{} (chosen by {}) has no executorch package: {}",
                 python.path.display(),
@@ -119,6 +141,19 @@ fn package_dir(python: &Interpreter) -> Result<PathBuf, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shim_is_written_once_and_left_alone_after() {
+        let dir = std::env::temp_dir().join(format!("ptm-shim-{}", std::process::id()));
+        write_shim(&dir).unwrap();
+        let header = dir.join(SHIM[0].0);
+        assert_eq!(std::fs::read_to_string(&header).unwrap(), SHIM[0].1);
+        let written = std::fs::metadata(&header).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write_shim(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&header).unwrap().modified().unwrap(), written);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn the_release_is_read_from_version_py() {

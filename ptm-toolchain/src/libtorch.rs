@@ -5,14 +5,10 @@
 //! `VIRTUAL_ENV`, `.venv`, `python3`). `LIBTORCH` names an unpacked libtorch instead;
 //! `PTM_LIBTORCH_LITE_DIR` names a mobile libtorch-lite for Android and iOS targets.
 
-use crate::cache::Cache;
-use crate::{env, python, Error};
+use crate::error::Error;
+use crate::vars::{DEP_PTM_EXECUTORCH_RPATH, DEP_PTM_RPATH, DEP_PTM_TORCH_ORIGIN, DEP_PTM_TORCH_VERSION, LIBTORCH, PTM_CACHE_DIR, PTM_LIBTORCH_LITE_DIR};
+use crate::{cache_dir, env, python};
 use std::path::{Path, PathBuf};
-
-/// Variables that choose the libtorch.
-pub const LIBTORCH: &str = "LIBTORCH";
-/// A mobile libtorch-lite laid out as `include/` and `lib/`.
-pub const PTM_LIBTORCH_LITE_DIR: &str = "PTM_LIBTORCH_LITE_DIR";
 
 /// A libtorch to compile and link against.
 #[derive(Debug, Clone)]
@@ -63,8 +59,8 @@ pub fn locate(target: &str, out_dir: &Path) -> Result<Libtorch, Error> {
         let version = std::fs::read_to_string(dir.join("build-version")).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         return full(&dir, None, vec![dir.join("lib"), dir.join("build-version")], format!("LIBTORCH={}", dir.display()), version);
     }
-    let cache = Cache::locate(env::var(env::PTM_CACHE_DIR).map(PathBuf::from), out_dir);
-    let (python, torch) = python::find(out_dir).and_then(|python| Ok((python.clone(), python::torch(&python, cache.root())?))).map_err(for_linking)?;
+    let cache = cache_dir::locate(env::var(PTM_CACHE_DIR).map(PathBuf::from), out_dir);
+    let (python, torch) = python::find(out_dir).and_then(|python| Ok((python.clone(), python::torch(&python, &cache)?))).map_err(for_linking)?;
     let watch = vec![torch.dir.join("version.py"), torch.dir.join("lib")];
     let origin = format!("torch {} of {} (chosen by {})", torch.version, python.path.display(), python.origin);
     full(&torch.dir, Some(torch.cxx11_abi), watch, origin, Some(torch.version))
@@ -124,8 +120,8 @@ pub const TORCH_ORIGIN_METADATA: &str = "torch_origin";
 /// check runs only in an app that depends on `ptm` and whose libtorch's version is known.
 /// Releases are compared, not build tags: `2.11.0+cpu` runs what `2.11.0+cu130` converted.
 pub fn check_linked_torch(converted: &[(String, String)]) -> Result<(), Error> {
-    let Some(linked) = std::env::var("DEP_PTM_TORCH_VERSION").ok().filter(|v| !v.is_empty()) else { return Ok(()) };
-    let origin = std::env::var("DEP_PTM_TORCH_ORIGIN").unwrap_or_default();
+    let Some(linked) = std::env::var(DEP_PTM_TORCH_VERSION).ok().filter(|v| !v.is_empty()) else { return Ok(()) };
+    let origin = std::env::var(DEP_PTM_TORCH_ORIGIN).unwrap_or_default();
     same_torch(converted, &linked, &origin)
 }
 
@@ -137,7 +133,7 @@ fn same_torch(converted: &[(String, String)], linked: &str, origin: &str) -> Res
     let others: Vec<&(String, String)> = converted.iter().filter(|(_, torch)| release(torch) != release(linked)).collect();
     let Some((model, torch)) = others.first() else { return Ok(()) };
     let names: Vec<String> = others.iter().map(|(m, _)| format!("`{m}`")).collect();
-    Err(Error::Python {
+    Err(Error::Unusable {
         problem: format!(
             "model {} {} converted and verified with torch {torch}, but the ptm runtime links torch {linked} ({origin}): the app would run the models in another libtorch than the one that verified them",
             names.join(", "),
@@ -162,7 +158,7 @@ pub fn forward_rpath() {
     if !env::in_build_script() {
         return;
     }
-    for variable in ["DEP_PTM_RPATH", "DEP_PTM_EXECUTORCH_RPATH"] {
+    for variable in [DEP_PTM_RPATH, DEP_PTM_EXECUTORCH_RPATH] {
         if let Some(dir) = std::env::var_os(variable).filter(|d| !d.is_empty()) {
             println!("cargo:rustc-link-arg=-Wl,-rpath,{}", Path::new(&dir).display());
         }
@@ -175,7 +171,7 @@ fn require(path: &Path, origin: &str) -> Result<(), Error> {
     }
     let mut remedies = vec!["reinstall torch in that environment (tools/setup in the ptm checkout)".to_string()];
     remedies.extend(link_remedies());
-    Err(Error::Python { problem: format!("the libtorch of {origin} has no {}", path.display()), remedies })
+    Err(Error::Unusable { problem: format!("the libtorch of {origin} has no {}", path.display()), remedies })
 }
 
 /// A missing Python, as the runtime meets it: the conversion's remedies include building
@@ -183,7 +179,9 @@ fn require(path: &Path, origin: &str) -> Result<(), Error> {
 /// libtorch to link, so the runtime lists the ways to give it one.
 fn for_linking(error: Error) -> Error {
     match error {
-        Error::Python { problem, .. } => Error::Python { problem: format!("the ptm runtime found no libtorch to link: {problem}"), remedies: link_remedies() },
+        Error::Unusable { problem, .. } => {
+            Error::Unusable { problem: format!("the ptm runtime found no libtorch to link: {problem}"), remedies: link_remedies() }
+        }
         other => other,
     }
 }
@@ -204,7 +202,7 @@ mod tests {
     #[test]
     fn a_missing_python_is_explained_for_linking_not_for_converting() {
         let converting =
-            Error::Python { problem: "no Python found".into(), remedies: vec!["build from a committed model store instead (PTM_OFFLINE=1)".into()] };
+            Error::Unusable { problem: "no Python found".into(), remedies: vec!["build from a committed model store instead (PTM_OFFLINE=1)".into()] };
         let text = for_linking(converting).to_string();
         assert!(!text.contains("PTM_OFFLINE"), "a store gives no libtorch: {text}");
         assert!(text.contains("found no libtorch to link: no Python found"), "{text}");
@@ -222,6 +220,15 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("PTM_PYTHON") && text.contains("LIBTORCH") && text.contains("2.11.0") && text.contains("cargo ptm prepare"), "{text}");
+    }
+
+    #[test]
+    fn cargo_hands_each_published_key_to_the_variable_of_that_name() {
+        let variable = |key: &str| format!("DEP_PTM_{}", key.to_uppercase());
+        assert_eq!(variable(RPATH_METADATA), DEP_PTM_RPATH);
+        assert_eq!(variable(TORCH_VERSION_METADATA), DEP_PTM_TORCH_VERSION);
+        assert_eq!(variable(TORCH_ORIGIN_METADATA), DEP_PTM_TORCH_ORIGIN);
+        assert_eq!(variable(crate::executorch::RPATH_METADATA), DEP_PTM_EXECUTORCH_RPATH);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 #include <executorch/extension/data_loader/mmap_data_loader.h>
 #include <executorch/extension/module/module.h>
 #include <executorch/extension/tensor/tensor_ptr_maker.h>
+#include <executorch/runtime/core/exec_aten/util/scalar_type_util.h>
 #include <executorch/runtime/executor/program.h>
 #include <executorch/runtime/platform/runtime.h>
 
@@ -214,6 +215,7 @@ char* finish_load(std::unique_ptr<ptm_et_module> holder, ptm_et_module** out) {
 }
 
 // Copies `tensor` out of the method's memory into `o`; false when out of memory.
+// Its element type is one of ptm's (checked by the caller).
 bool copy_out(const executorch::aten::Tensor& tensor, ptm_et_output& o) {
   o.rank = tensor.dim();
   o.numel = tensor.numel();
@@ -229,6 +231,11 @@ bool copy_out(const executorch::aten::Tensor& tensor, ptm_et_output& o) {
 }  // namespace
 
 extern "C" {
+
+size_t ptm_et_element_size(int32_t code) {
+  ScalarType type;
+  return scalar_type(code, &type) ? executorch::runtime::elementSize(type) : 0;
+}
 
 size_t ptm_et_program_length(const uint8_t* data, size_t len) {
   static const char magic[] = "PTMPTE01";
@@ -330,6 +337,10 @@ char* ptm_et_run(ptm_et_module* module, const ptm_et_input* inputs, size_t n_inp
     }
     for (size_t i = 0; i < returned.size(); ++i) {
       if (!returned[i].isTensor()) return message("output " + std::to_string(i) + " is not a tensor");
+      ScalarType type = returned[i].toTensor().scalar_type();
+      if (type_code(type) < 0)
+        return message("output " + std::to_string(i) + " holds " + executorch::runtime::toString(type) +
+                       " elements, which ptm cannot hand over (it takes float32, float64, int64, int32, int16, int8, uint8, bool, float16)");
       ++stored;
       if (!copy_out(returned[i].toTensor(), outputs[i])) return message("out of memory copying output " + std::to_string(i));
     }

@@ -11,10 +11,14 @@
 //! torch's `version.py` keeps its size and modification time (reinstalling torch
 //! rewrites it), so a cache hit starts no Python at all.
 
-use crate::{env, Error};
+use crate::env;
+use crate::error::Error;
+use crate::vars::{CONDA_PREFIX, PATH, PTM_ALLOW_UNTESTED_TORCH, PTM_PYTHON, VIRTUAL_ENV};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
 /// The torch release ptm is tested with (see docs/TOOLCHAIN.md).
@@ -75,15 +79,15 @@ fn remedies() -> Vec<String> {
 
 /// Finds the interpreter to use, without starting it.
 pub fn find(crate_dir: &Path) -> Result<Interpreter, Error> {
-    if let Some(path) = env::var(env::PTM_PYTHON) {
+    if let Some(path) = env::var(PTM_PYTHON) {
         let path = PathBuf::from(path);
         let resolved = if path.components().count() == 1 { which(&path).unwrap_or(path.clone()) } else { path.clone() };
         if !resolved.is_file() {
-            return Err(Error::Python { problem: format!("PTM_PYTHON={} does not name an executable file", path.display()), remedies: remedies() });
+            return Err(Error::Unusable { problem: format!("PTM_PYTHON={} does not name an executable file", path.display()), remedies: remedies() });
         }
         return Ok(Interpreter { path: resolved, origin: "PTM_PYTHON".into(), from_path: false });
     }
-    for (variable, python) in [(env::VIRTUAL_ENV, venv_python as fn(&Path) -> PathBuf), (env::CONDA_PREFIX, conda_python)] {
+    for (variable, python) in [(VIRTUAL_ENV, venv_python as fn(&Path) -> PathBuf), (CONDA_PREFIX, conda_python)] {
         if let Some(prefix) = env::var(variable) {
             let path = python(Path::new(&prefix));
             if path.is_file() {
@@ -99,7 +103,7 @@ pub fn find(crate_dir: &Path) -> Result<Interpreter, Error> {
     }
     match which(Path::new("python3")) {
         Some(path) => Ok(Interpreter { path, origin: "python3 on PATH".into(), from_path: true }),
-        None => Err(Error::Python {
+        None => Err(Error::Unusable {
             problem: format!("no Python found: PTM_PYTHON, VIRTUAL_ENV and CONDA_PREFIX are unset, no .venv above {}, no python3 on PATH", crate_dir.display()),
             remedies: remedies(),
         }),
@@ -123,10 +127,10 @@ fn conda_python(prefix: &Path) -> PathBuf {
 }
 
 /// Tells cargo to rerun the build when what chose `python`, or its torch, changes (the
-/// variables themselves are watched by `env::watch_all`).
+/// variables themselves are watched by [`env::watch_all`]).
 pub fn watch(python: &Interpreter, torch: &Torch) {
     if python.from_path {
-        env::rerun_if_env_changed("PATH");
+        env::rerun_if_env_changed(PATH);
     }
     // `<env>/bin/python` -> `<env>/pyvenv.cfg`, which making the environment again rewrites.
     if let Some(config) = python.path.parent().and_then(Path::parent).map(|env| env.join("pyvenv.cfg")).filter(|c| c.is_file()) {
@@ -138,7 +142,7 @@ pub fn watch(python: &Interpreter, torch: &Torch) {
 }
 
 fn which(name: &Path) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    let path = std::env::var_os(PATH)?;
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
 }
 
@@ -163,12 +167,12 @@ pub fn torch(python: &Interpreter, cache_dir: &Path) -> Result<Torch, Error> {
             return Ok(probe.torch);
         }
     }
-    let output = Command::new(&python.path).args(["-B", "-c", PROBE]).output().map_err(|e| Error::Python {
+    let output = Command::new(&python.path).args(["-B", "-c", PROBE]).output().map_err(|e| Error::Unusable {
         problem: format!("could not start {} (chosen by {}): {e}", python.path.display(), python.origin),
         remedies: remedies(),
     })?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let answer: serde_json::Value = stdout.lines().last().and_then(|line| serde_json::from_str(line).ok()).ok_or_else(|| Error::Python {
+    let answer: serde_json::Value = stdout.lines().last().and_then(|line| serde_json::from_str(line).ok()).ok_or_else(|| Error::Unusable {
         problem: format!(
             "{} (chosen by {}) did not answer the torch probe: {}",
             python.path.display(),
@@ -178,7 +182,7 @@ pub fn torch(python: &Interpreter, cache_dir: &Path) -> Result<Torch, Error> {
         remedies: remedies(),
     })?;
     if let Some(error) = answer.get("error").and_then(|e| e.as_str()) {
-        return Err(Error::Python {
+        return Err(Error::Unusable {
             problem: format!("torch is not importable by {} (chosen by {}): {error}", python.path.display(), python.origin),
             remedies: remedies(),
         });
@@ -193,31 +197,48 @@ pub fn torch(python: &Interpreter, cache_dir: &Path) -> Result<Torch, Error> {
     if let Some(version_stamp) = stamp(&torch.version_file) {
         let probe = Probe { python: python.path.clone(), version_stamp, torch: torch.clone() };
         // A lost race or a read-only cache only costs the next build another probe.
-        let _ = crate::fsutil::write_atomic(&record, serde_json::to_string_pretty(&probe).unwrap_or_default().as_bytes());
+        let _ = write_atomic(&record, serde_json::to_string_pretty(&probe).unwrap_or_default().as_bytes());
     }
     Ok(torch)
 }
 
+/// `probes/<python>.json` in the cache, named by the start of the sha256 of the
+/// interpreter's path (the layout ptm-build's cache documents).
 fn probe_record(cache_dir: &Path, python: &Path) -> PathBuf {
-    let id = crate::hash::hex_sha256(python.as_os_str().as_encoded_bytes());
-    cache_dir.join("probes").join(format!("{}.json", &id[..16]))
+    let id: String = Sha256::digest(python.as_os_str().as_encoded_bytes())[..8].iter().map(|b| format!("{b:02x}")).collect();
+    cache_dir.join("probes").join(format!("{id}.json"))
+}
+
+/// Writes `bytes` to a name of this process and thread's own and renames it over
+/// `path`, so that builds probing at once never read half a record.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temp = path.with_file_name(format!(".{name}.tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    std::fs::write(&temp, bytes)?;
+    std::fs::rename(&temp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temp);
+    })
 }
 
 /// Refuses an untested torch unless `PTM_ALLOW_UNTESTED_TORCH=1`.
 pub fn check_version(python: &Interpreter, torch: &Torch) -> Result<(), Error> {
     let release = torch.version.split('+').next().unwrap_or_default();
-    if release == TESTED_TORCH || env::flag(env::PTM_ALLOW_UNTESTED_TORCH) {
+    if release == TESTED_TORCH || env::flag(PTM_ALLOW_UNTESTED_TORCH) {
         return Ok(());
     }
     let mut parts = release.split('.').map(|part| part.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     let why = if (major, minor) >= (2, 13) { " (PyPI's torch 2.13 is built without XNNPACK, so optimize_for_mobile fails)" } else { "" };
-    Err(Error::Python {
+    Err(Error::Unusable {
         problem: format!("{} (chosen by {}) has torch {}, ptm is tested with {TESTED_TORCH}{why}", python.path.display(), python.origin, torch.version),
         remedies: vec![
             format!("{} -m pip install torch=={TESTED_TORCH}", python.path.display()),
             "point PTM_PYTHON at another interpreter with the tested torch".into(),
-            format!("set {}=1 to convert with torch {} anyway", env::PTM_ALLOW_UNTESTED_TORCH, torch.version),
+            format!("set {}=1 to convert with torch {} anyway", PTM_ALLOW_UNTESTED_TORCH, torch.version),
         ],
     })
 }

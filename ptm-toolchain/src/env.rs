@@ -1,53 +1,26 @@
-//! Every environment variable ptm-build reads goes through here, so cargo learns
-//! to rerun the build script when it changes.
+//! Reading the variables named in [`crate::vars`], and telling cargo what a build
+//! script's result depends on, so cargo reruns the script when it changes.
+//!
+//! Outside a build script (`cargo ptm`, tests) the `cargo:` lines would be noise on
+//! stdout, so they are printed only inside one.
 
+use crate::error::Error;
+use crate::vars::{OUT_DIR, TARGET, WATCHED};
 use std::ffi::OsString;
-
-/// Variables ptm reads. Kept in one list so the docs and the code agree.
-pub const PTM_PYTHON: &str = "PTM_PYTHON";
-/// Where the conversion cache lives.
-pub const PTM_CACHE_DIR: &str = "PTM_CACHE_DIR";
-/// Set to 1 to use a torch other than the tested version.
-pub const PTM_ALLOW_UNTESTED_TORCH: &str = "PTM_ALLOW_UNTESTED_TORCH";
-
-/// Set to 1 to build only from the cache and the committed store, never starting Python.
-pub const PTM_OFFLINE: &str = "PTM_OFFLINE";
-/// Seconds a model may stay in one stage before each warning that it is still there.
-pub const PTM_HEARTBEAT_SECONDS: &str = "PTM_HEARTBEAT_SECONDS";
-/// Seconds after which a model's conversion is killed and the build fails.
-pub const PTM_MODEL_TIMEOUT: &str = "PTM_MODEL_TIMEOUT";
-/// An activated virtual environment, searched for Python after PTM_PYTHON.
-pub const VIRTUAL_ENV: &str = "VIRTUAL_ENV";
-/// An activated conda environment, searched after VIRTUAL_ENV.
-pub const CONDA_PREFIX: &str = "CONDA_PREFIX";
-
-/// Every variable any build path may read. Declared on every run, whatever path the
-/// build takes, so that cargo sees the same instructions from a cache hit as from a miss
-/// (a changed set of instructions alone makes cargo rerun the script).
-pub const WATCHED: &[&str] = &[
-    PTM_PYTHON,
-    PTM_CACHE_DIR,
-    PTM_ALLOW_UNTESTED_TORCH,
-    PTM_OFFLINE,
-    PTM_HEARTBEAT_SECONDS,
-    PTM_MODEL_TIMEOUT,
-    VIRTUAL_ENV,
-    CONDA_PREFIX,
-    crate::libtorch::LIBTORCH,
-    crate::libtorch::PTM_LIBTORCH_LITE_DIR,
-    crate::executorch::PTM_EXECUTORCH_DIR,
-];
 
 /// Tells cargo about every variable in [`WATCHED`].
 pub fn watch_all() {
-    if in_build_script() {
-        for name in WATCHED {
-            println!("cargo:rerun-if-env-changed={name}");
-        }
+    watch(WATCHED);
+}
+
+/// Tells cargo to rerun the build script when any of `names` changes.
+pub fn watch(names: &[&str]) {
+    for name in names {
+        rerun_if_env_changed(name);
     }
 }
 
-/// Reads `name` (one of [`WATCHED`]) and, inside a build script, tells cargo to rerun when it changes.
+/// Reads `name` (one of [`WATCHED`], which [`watch_all`] declares to cargo); empty is unset.
 pub fn var(name: &str) -> Option<OsString> {
     debug_assert!(WATCHED.contains(&name), "{name} is read but not watched");
     std::env::var_os(name).filter(|value| !value.is_empty())
@@ -77,9 +50,9 @@ pub fn flag(name: &str) -> bool {
 
 /// A duration in seconds from `name`: `None` when unset, an error naming the variable
 /// when it is not a positive number.
-pub fn seconds(name: &str) -> Result<Option<std::time::Duration>, crate::Error> {
+pub fn seconds(name: &str) -> Result<Option<std::time::Duration>, Error> {
     let Some(value) = var(name) else { return Ok(None) };
-    parse_seconds(&value.to_string_lossy()).map(Some).ok_or_else(|| crate::Error::Variable {
+    parse_seconds(&value.to_string_lossy()).map(Some).ok_or_else(|| Error::Variable {
         variable: name.into(),
         found: value.to_string_lossy().into_owned(),
         expected: "a number of seconds above zero, such as 300".into(),
@@ -94,7 +67,7 @@ fn parse_seconds(text: &str) -> Option<std::time::Duration> {
 /// Cargo sets OUT_DIR and TARGET only for build scripts; elsewhere (the CLI, tests)
 /// `cargo:` lines would be noise on stdout.
 pub fn in_build_script() -> bool {
-    std::env::var_os("OUT_DIR").is_some() && std::env::var_os("TARGET").is_some()
+    std::env::var_os(OUT_DIR).is_some() && std::env::var_os(TARGET).is_some()
 }
 
 /// Tells cargo to rerun the build script when a variable outside [`WATCHED`] changes:

@@ -39,6 +39,9 @@ typedef struct {
   int32_t dtype;
 } ptm_et_output;
 
+/* The size in bytes of one element of type `code`, or 0 for a code ptm does not know. */
+size_t ptm_et_element_size(int32_t code);
+
 /* The length of the ExecuTorch program in `data`: all of it, or what precedes the
  * identity record ptm-build appends to each .pte (its last 8 bytes are "PTMPTE01").
  * ExecuTorch reads only the program. */

@@ -1,0 +1,63 @@
+//! Finds what ptm builds with: the Python and torch that convert models, the libtorch
+//! and the ExecuTorch the `ptm` runtime links, and every environment variable that
+//! chooses them.
+//!
+//! Two build scripts ask the same questions, and must get the same answers: ptm-build's
+//! (converting models in the app's build script) and the `ptm` runtime's (compiling its
+//! C++ shims and linking libtorch or ExecuTorch), so that a model runs in the torch that
+//! verified it. This crate is what they share. It is small on purpose: the runtime's
+//! build script depends on it and `cc` alone, never on the conversion's manifest parser,
+//! hashing or cache (`tests/build_graph.rs` checks the build graph).
+//!
+//! # Modules
+//!
+//! | module | its job |
+//! |---|---|
+//! | [`vars`] | the name of every environment variable ptm reads; nothing else |
+//! | [`env`](mod@env) | reading them (`VAR_<target>` before `VAR`, as `cc` reads `CC`) and the `cargo:` lines that tell cargo what a build depends on |
+//! | [`python`] | the interpreter (`PTM_PYTHON`, `VIRTUAL_ENV`, `CONDA_PREFIX`, a `.venv`, `python3`) and its torch |
+//! | [`libtorch`] | the libtorch the runtime links, and what it tells the app's build script |
+//! | [`executorch`] | the ExecuTorch the runtime links, the shim compiled against it and how |
+//! | [`cache_dir`] | where ptm's cache lives (it keeps the last torch probe of each interpreter) |
+//! | [`Error`] | why any of it failed, naming the variable to set |
+//!
+//! # In a build script
+//!
+//! ```no_run
+//! use ptm_toolchain::{env, libtorch, vars};
+//!
+//! fn main() -> Result<(), ptm_toolchain::Error> {
+//!     env::watch(vars::RUNTIME_WATCHED);
+//!     let target = std::env::var(vars::TARGET).unwrap_or_default();
+//!     let out_dir = std::path::PathBuf::from(std::env::var_os(vars::OUT_DIR).unwrap_or_default());
+//!     let torch = libtorch::locate(&target, &out_dir)?;
+//!     println!("cargo:rustc-link-search=native={}", torch.lib_dir.display());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Environment variables
+//!
+//! | variable | effect |
+//! |---|---|
+//! | `PTM_PYTHON` | the Python interpreter that converts, and whose torch the runtime links |
+//! | `VIRTUAL_ENV`, `CONDA_PREFIX` | an activated environment, searched after `PTM_PYTHON` |
+//! | `PTM_ALLOW_UNTESTED_TORCH` | `1` accepts a torch other than the tested release |
+//! | `PTM_CACHE_DIR` | where ptm's cache lives |
+//! | `LIBTORCH` | the runtime links this unpacked libtorch instead of the Python environment's |
+//! | `PTM_LIBTORCH_LITE_DIR[_<target>]` | the runtime links this mobile libtorch-lite (Android, iOS) |
+//! | `PTM_EXECUTORCH_DIR[_<target>]` | the runtime's `executorch` backend links this ExecuTorch |
+//!
+//! ptm-build reads `PTM_OFFLINE`, `PTM_HEARTBEAT_SECONDS` and `PTM_MODEL_TIMEOUT` as well
+//! (its crate docs say what they do); their names are in [`vars`] with the rest.
+#![deny(missing_docs)]
+
+pub mod cache_dir;
+pub mod env;
+mod error;
+pub mod executorch;
+pub mod libtorch;
+pub mod python;
+pub mod vars;
+
+pub use error::Error;

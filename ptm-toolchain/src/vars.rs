@@ -1,0 +1,78 @@
+//! The name of every environment variable ptm reads, in one short file that imports
+//! nothing, so the docs, the build scripts and the code that reads them agree.
+//!
+//! Reading them is [`crate::env`](mod@crate::env)'s job.
+
+/// The Python interpreter that converts models (and whose torch the runtime links).
+pub const PTM_PYTHON: &str = "PTM_PYTHON";
+/// Where the conversion cache lives.
+pub const PTM_CACHE_DIR: &str = "PTM_CACHE_DIR";
+/// Set to 1 to use a torch other than the tested version.
+pub const PTM_ALLOW_UNTESTED_TORCH: &str = "PTM_ALLOW_UNTESTED_TORCH";
+/// Set to 1 to build only from the cache and the committed store, never starting Python.
+pub const PTM_OFFLINE: &str = "PTM_OFFLINE";
+/// Seconds a model may stay in one stage before each warning that it is still there.
+pub const PTM_HEARTBEAT_SECONDS: &str = "PTM_HEARTBEAT_SECONDS";
+/// Seconds after which a model's conversion is killed and the build fails.
+pub const PTM_MODEL_TIMEOUT: &str = "PTM_MODEL_TIMEOUT";
+/// An activated virtual environment, searched for Python after PTM_PYTHON.
+pub const VIRTUAL_ENV: &str = "VIRTUAL_ENV";
+/// An activated conda environment, searched after VIRTUAL_ENV.
+pub const CONDA_PREFIX: &str = "CONDA_PREFIX";
+/// An unpacked desktop libtorch for the runtime, instead of the Python environment's.
+pub const LIBTORCH: &str = "LIBTORCH";
+/// A mobile libtorch-lite laid out as `include/` and `lib/`, for every target or (with
+/// `_<target>`) for one.
+pub const PTM_LIBTORCH_LITE_DIR: &str = "PTM_LIBTORCH_LITE_DIR";
+/// An explicit ExecuTorch, for every target or (with `_<target>`) for one.
+pub const PTM_EXECUTORCH_DIR: &str = "PTM_EXECUTORCH_DIR";
+
+/// Searched for `python3` when nothing else chose the interpreter.
+pub const PATH: &str = "PATH";
+/// Set by docs.rs: the runtime documents itself without compiling or linking anything.
+pub const DOCS_RS: &str = "DOCS_RS";
+
+/// Read by the runtime's ExecuTorch shim when it starts, not at build time: `0` loads
+/// the backend's libraries without deep binding (docs/runtime.md).
+pub const PTM_EXECUTORCH_DEEPBIND: &str = "PTM_EXECUTORCH_DEEPBIND";
+
+/// What the `ptm` runtime's build script published (`links = "ptm"`) as it reaches the
+/// build scripts of crates depending on `ptm`: cargo names it `DEP_PTM_` and the key in
+/// capitals (the keys are in [`crate::libtorch`] and [`crate::executorch`]).
+pub const DEP_PTM_RPATH: &str = "DEP_PTM_RPATH";
+/// See [`DEP_PTM_RPATH`].
+pub const DEP_PTM_EXECUTORCH_RPATH: &str = "DEP_PTM_EXECUTORCH_RPATH";
+/// See [`DEP_PTM_RPATH`].
+pub const DEP_PTM_TORCH_VERSION: &str = "DEP_PTM_TORCH_VERSION";
+/// See [`DEP_PTM_RPATH`].
+pub const DEP_PTM_TORCH_ORIGIN: &str = "DEP_PTM_TORCH_ORIGIN";
+
+/// The directory of the Cargo.toml whose build script runs, set by cargo.
+pub const CARGO_MANIFEST_DIR: &str = "CARGO_MANIFEST_DIR";
+/// Set by cargo for build scripts only; with [`TARGET`], how ptm tells a build script
+/// from the CLI or a test.
+pub const OUT_DIR: &str = "OUT_DIR";
+/// The target triple cargo builds for, set for build scripts.
+pub const TARGET: &str = "TARGET";
+
+/// Every variable a conversion's build path may read. Declared on every run, whatever
+/// path the build takes, so that cargo sees the same instructions from a cache hit as
+/// from a miss (a changed set of instructions alone makes cargo rerun the script).
+pub const WATCHED: &[&str] = &[
+    PTM_PYTHON,
+    PTM_CACHE_DIR,
+    PTM_ALLOW_UNTESTED_TORCH,
+    PTM_OFFLINE,
+    PTM_HEARTBEAT_SECONDS,
+    PTM_MODEL_TIMEOUT,
+    VIRTUAL_ENV,
+    CONDA_PREFIX,
+    LIBTORCH,
+    PTM_LIBTORCH_LITE_DIR,
+    PTM_EXECUTORCH_DIR,
+];
+
+/// What chooses the libtorch and the ExecuTorch the runtime links, watched by its build
+/// script. Not PTM_CACHE_DIR: it only holds the record of the last torch probe, so moving
+/// it changes no choice, and a rerun would recompile the shims (about a minute).
+pub const RUNTIME_WATCHED: &[&str] = &[LIBTORCH, PTM_LIBTORCH_LITE_DIR, PTM_EXECUTORCH_DIR, PTM_PYTHON, VIRTUAL_ENV, CONDA_PREFIX];
