@@ -15,9 +15,9 @@
 //! first publisher wins and later ones discard their copy. A killed conversion leaves
 //! only a staging directory, which nothing reads.
 
+use crate::error::Error;
 use crate::fsutil::write_atomic;
 use crate::hash::file_sha256;
-use crate::Error;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -5,10 +5,22 @@
 //! prints the same text as `Display`, so `fn main() -> Result<(), ptm_build::Error>`
 //! in build.rs ends with the message, never a panic backtrace.
 
-use crate::manifest::Location;
 use ptm_toolchain::vars::PTM_OFFLINE;
 use std::fmt;
 use std::path::PathBuf;
+
+/// A place in the manifest, 1-based as editors count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Line number.
+    pub line: usize,
+    /// Column of the first character pointed at, in characters.
+    pub column: usize,
+    /// The whole line.
+    pub text: String,
+    /// How many characters of it are pointed at (at least 1).
+    pub width: usize,
+}
 
 /// Why a build could not produce its models. Kept under 128 bytes (boxed strings where
 /// a variant would outgrow it), so that `fn main() -> Result<(), ptm_build::Error>` in a

@@ -1,6 +1,6 @@
 //! Writes that never leave a half-written file where a reader looks.
 
-use crate::Error;
+use crate::error::Error;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 

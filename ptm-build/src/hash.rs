@@ -1,6 +1,6 @@
 //! Content hashing for cache keys and entry verification.
 
-use crate::Error;
+use crate::error::Error;
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -70,14 +70,16 @@ mod cache;
 mod error;
 mod fsutil;
 mod hash;
+mod key;
 pub mod manifest;
 mod pipeline;
 mod progress;
+mod sources;
 mod store;
 mod worker;
 
 pub use error::Error;
-pub use pipeline::Origin;
+pub use progress::Origin;
 pub use progress::Progress;
 pub use ptm_report::{Bundle, ModelReport};
 
@@ -90,7 +92,8 @@ pub use ptm_report::{Bundle, ModelReport};
 /// `executorch` here are that crate's modules, kept for code written against them.
 pub mod tooling {
     pub use crate::cache::{Cache, Entry, Lookup};
-    pub use crate::pipeline::{key_of, ModelOutcome, Outcome, Planned};
+    pub use crate::key::key_of;
+    pub use crate::pipeline::{ModelOutcome, Outcome, Planned};
     /// The cache entry's report, now in ptm-report with every schema ptm writes; kept
     /// here for tools written against this path.
     pub use ptm_report::{Converted, StageSeconds};

@@ -8,12 +8,14 @@
 //! ```
 
 use crate::cache::{Cache, Entry};
-use crate::hash::{files_below, KeyHasher};
+use crate::error::Error;
+use crate::fsutil;
+use crate::hash::files_below;
+use crate::key::{inputs_of, key_of};
 use crate::manifest::{ModelDecl, Source};
-use crate::progress::{self, Progress, Sink};
+use crate::progress::{self, Origin, Progress, Sink};
 use crate::store::{Miss, Store};
 use crate::worker::{self, Converted, Job};
-use crate::{fsutil, Error};
 use ptm_report::{Bundle, ModelReport};
 use ptm_toolchain::env;
 use ptm_toolchain::python::{self, Interpreter, Torch};
@@ -62,17 +64,6 @@ pub struct Planned {
     pub decl: ModelDecl,
     /// Content hash of everything that goes into the .ptl.
     pub key: String,
-}
-
-/// Where a model's artifact came from in this build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// The conversion cache.
-    Cache,
-    /// The committed store (`.ptm/`).
-    Store,
-    /// Converted by this build.
-    Converted,
 }
 
 /// What one build did for one model.
@@ -148,37 +139,6 @@ fn interpreter(ctx: &Context) -> Result<(Interpreter, Torch), Error> {
     let torch = python::torch(&interpreter, ctx.cache.root())?;
     python::watch(&interpreter, &torch);
     Ok((interpreter, torch))
-}
-
-/// The files a declaration reads, relative to the crate.
-pub fn inputs_of(decl: &ModelDecl) -> Vec<&Path> {
-    let mut inputs = vec![decl.source.file().as_path()];
-    inputs.extend(decl.weights.as_deref());
-    inputs.extend(decl.depends.iter().map(PathBuf::as_path));
-    inputs.extend(decl.calibration.as_deref());
-    inputs
-}
-
-/// sha256 over the declaration (minus what does not change the artifact), every input
-/// file, the worker's source, the torch version and the ptm-build version.
-pub fn key_of(decl: &ModelDecl, crate_dir: &Path, torch_version: &str) -> Result<String, Error> {
-    let mut hasher = KeyHasher::default();
-    hasher.field("ptm-build", env!("CARGO_PKG_VERSION").as_bytes());
-    for (name, text) in worker::SOURCES {
-        hasher.field(name, text.as_bytes());
-    }
-    hasher.field("torch", torch_version.as_bytes());
-    let mut canonical = serde_json::to_value(decl).unwrap_or_default();
-    if let Some(fields) = canonical.as_object_mut() {
-        // The embed mode changes the wrapper, not the .ptl. The name stays: the .ptl
-        // carries it in its identity record.
-        fields.remove("embed");
-    }
-    hasher.field("declaration", canonical.to_string().as_bytes());
-    for input in inputs_of(decl) {
-        hasher.path("input", crate_dir, input)?;
-    }
-    Ok(hasher.finish())
 }
 
 /// Runs a whole build: the cache, then the store, then one worker for what is left.

@@ -1,8 +1,18 @@
 //! What a build tells a front end while it works ([`crate::Builder::progress`]): `cargo
 //! ptm prepare` draws it as a bar per model; a build script prints the lines as they come.
 
-use crate::Origin;
 use std::sync::Arc;
+
+/// Where a model's artifact came from in this build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The conversion cache.
+    Cache,
+    /// The committed store (`.ptm/`).
+    Store,
+    /// Converted by this build.
+    Converted,
+}
 
 /// One thing a build reports while it works.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -12,8 +12,8 @@
 //! uses the entry only when they agree.
 
 use crate::cache::{Cache, Entry, Lookup};
+use crate::error::Error;
 use crate::fsutil::write_if_changed;
-use crate::Error;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -153,7 +153,7 @@ impl Store {
         }
         let mut last = Miss::Stale;
         for record in &indexed {
-            let Ok(key) = crate::pipeline::key_of(decl, crate_dir, &record.torch) else { continue };
+            let Ok(key) = crate::key::key_of(decl, crate_dir, &record.torch) else { continue };
             if let Some(entry) = cache.and_then(|c| c.get(&key)) {
                 return Ok((key, record.torch.clone(), entry, true));
             }

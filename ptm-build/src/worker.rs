@@ -8,46 +8,16 @@
 //! it dies. Each model's result is also left in a file of its own as soon as it is
 //! verified, so the models that finished before the worker died are not lost with it.
 
+use crate::error::Error;
 use crate::manifest::ModelDecl;
-use crate::Error;
+use crate::sources::SOURCES;
 pub use ptm_report::Converted;
-use ptm_toolchain::executorch::SHIM as EXECUTORCH_SHIM;
 use ptm_toolchain::python::Interpreter;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// The worker's source files, by their path in the directory ptm-build writes them to:
-/// the launcher ptm-build runs, the `ptm_convert` package, and the C++ of the runner that
-/// verifies `.pte` files (beside the package's modules, where `runner.py` looks). Their bytes
-/// are part of every cache key.
-pub const SOURCES: &[(&str, &str)] = &[
-    ("ptm_worker.py", include_str!("../python/ptm_worker.py")),
-    ("ptm_convert/__init__.py", include_str!("../python/ptm_convert/__init__.py")),
-    ("ptm_convert/__main__.py", include_str!("../python/ptm_convert/__main__.py")),
-    ("ptm_convert/worker.py", include_str!("../python/ptm_convert/worker.py")),
-    ("ptm_convert/conversion.py", include_str!("../python/ptm_convert/conversion.py")),
-    ("ptm_convert/report.py", include_str!("../python/ptm_convert/report.py")),
-    ("ptm_convert/common.py", include_str!("../python/ptm_convert/common.py")),
-    ("ptm_convert/pipeline.py", include_str!("../python/ptm_convert/pipeline.py")),
-    ("ptm_convert/pte.py", include_str!("../python/ptm_convert/pte.py")),
-    ("ptm_convert/load.py", include_str!("../python/ptm_convert/load.py")),
-    ("ptm_convert/inputs.py", include_str!("../python/ptm_convert/inputs.py")),
-    ("ptm_convert/adapt.py", include_str!("../python/ptm_convert/adapt.py")),
-    ("ptm_convert/trace.py", include_str!("../python/ptm_convert/trace.py")),
-    ("ptm_convert/quantize.py", include_str!("../python/ptm_convert/quantize.py")),
-    ("ptm_convert/layers.py", include_str!("../python/ptm_convert/layers.py")),
-    ("ptm_convert/verify.py", include_str!("../python/ptm_convert/verify.py")),
-    ("ptm_convert/compare.py", include_str!("../python/ptm_convert/compare.py")),
-    ("ptm_convert/archive.py", include_str!("../python/ptm_convert/archive.py")),
-    ("ptm_convert/runner.py", include_str!("../python/ptm_convert/runner.py")),
-    ("ptm_convert/py.typed", include_str!("../python/ptm_convert/py.typed")),
-    ("ptm_convert/ptm_executorch.h", EXECUTORCH_SHIM[0].1),
-    ("ptm_convert/ptm_executorch.cpp", EXECUTORCH_SHIM[1].1),
-    ("ptm_convert/ptm_executorch_runner.cpp", include_str!("../executorch/ptm_executorch_runner.cpp")),
-];
 
 /// The start of a worker line that is a warning for the user (`WARNING_PREFIX` in
 /// `ptm_convert/worker.py`): a model stuck in one stage.
@@ -243,31 +213,5 @@ fn describe(status: std::process::ExitStatus) -> String {
     match status.code() {
         Some(code) => format!("exited with status {code}"),
         None => "was killed by a signal".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::SOURCES;
-
-    /// Every file of the package is written out with the worker, and so hashed into the
-    /// keys: a module left out would fail to import only in a build.
-    #[test]
-    fn every_file_of_the_package_is_a_source() {
-        let package = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/ptm_convert");
-        let mut files: Vec<String> = std::fs::read_dir(&package)
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|name| name.ends_with(".py") || name == "py.typed")
-            .collect();
-        files.sort();
-        let mut listed: Vec<String> = SOURCES
-            .iter()
-            .filter_map(|(name, _)| name.strip_prefix("ptm_convert/"))
-            .filter(|name| !name.starts_with("ptm_executorch"))
-            .map(String::from)
-            .collect();
-        listed.sort();
-        assert_eq!(files, listed);
     }
 }

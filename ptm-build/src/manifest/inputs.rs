@@ -1,11 +1,11 @@
 //! `[[...inputs]]`: names, element types, shapes with their dynamic dimensions, and
 //! value ranges, each checked against what the build can allocate and represent.
 
-use super::parse::{is_identifier, snake_case, Ctx, INPUT_KEYS};
+use super::ctx::{is_identifier, snake_case, Ctx, INPUT_KEYS};
+use super::decl::{InputDecl, DTYPES};
 use super::suggest::closest;
 use super::values::describe;
-use super::{InputDecl, DTYPES};
-use crate::Error;
+use crate::error::Error;
 use ptm_report::Dim;
 use toml::{Table, Value};
 

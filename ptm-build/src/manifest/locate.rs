@@ -4,18 +4,7 @@
 use std::ops::Range;
 use toml_edit::{ImDocument, TableLike};
 
-/// A place in the manifest, 1-based as editors count.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    /// Line number.
-    pub line: usize,
-    /// Column of the first character pointed at, in characters.
-    pub column: usize,
-    /// The whole line.
-    pub text: String,
-    /// How many characters of it are pointed at (at least 1).
-    pub width: usize,
-}
+pub use crate::error::Location;
 
 /// The key `package.metadata.models.tiny.inputs[0].dtype` in `text`: its value (or, with
 /// `at_key`, the key itself) when it is there, else the nearest table around where it

@@ -2,12 +2,13 @@
 //! with an error naming the key for every mistake. `values`, `paths` and `inputs` read
 //! the typed values, the files and the example inputs.
 
+use super::ctx::{is_identifier, snake_case, Ctx};
+use super::decl::{default_tolerance, Engine, Export, Format, ModelDecl, Quantize, Source, Tolerance, RUNTIMES};
 use super::paths::workspace_root;
 use super::suggest::closest;
 use super::targets::{self, is_arm};
 use super::values::{describe, UNKNOWN_KEY};
-use super::{default_tolerance, Engine, Export, Format, ModelDecl, Quantize, Source, Tolerance, RUNTIMES};
-use crate::Error;
+use crate::error::Error;
 use std::path::Path;
 use toml::{Table, Value};
 
@@ -47,17 +48,11 @@ const PTL_ONLY: &[(&str, &str)] = &[
     ("preserved_methods", "a .pte holds forward only"),
     ("lints", "the mobile lints read TorchScript"),
 ];
-pub(super) const INPUT_KEYS: &[&str] = &["name", "dtype", "shape", "range"];
 const TOLERANCE_KEYS: &[&str] = &["relative", "top1"];
 const QUANTIZE: &[(&str, Quantize)] = &[("none", Quantize::None), ("dynamic", Quantize::Dynamic), ("static", Quantize::Static)];
 const ENGINES: &[(&str, Engine)] = &[("qnnpack", Engine::Qnnpack), ("fbgemm", Engine::Fbgemm)];
 const BLOCKLIST: &[&str] =
     &["conv_bn_fusion", "insert_fold_prepack_ops", "remove_dropout", "fuse_add_relu", "hoist_conv_packed_params", "vulkan_automatic_gpu_transfer"];
-const KEYWORDS: &[&str] = &[
-    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move",
-    "mut", "pub", "ref", "return", "self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "async", "await", "dyn",
-    "abstract", "become", "box", "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
-];
 
 /// Reads `manifest` and parses its model declarations for `target` (a Rust target
 /// triple; `None` applies no per-target table).
@@ -131,16 +126,6 @@ fn in_target(error: Error, table: &str, spec: &str) -> Error {
         }
         other => other,
     }
-}
-
-pub(super) struct Ctx<'a> {
-    pub(super) manifest: &'a Path,
-    pub(super) crate_dir: &'a Path,
-    /// The directory of the workspace's root Cargo.toml (the crate's own when it has none).
-    pub(super) workspace: &'a Path,
-    pub(super) target: Option<&'a str>,
-    /// Findings that do not stop the build, for the model being parsed.
-    pub(super) warnings: std::cell::RefCell<Vec<String>>,
 }
 
 impl Ctx<'_> {
@@ -497,36 +482,5 @@ impl Ctx<'_> {
             tolerance.top1 = top1;
         }
         Ok(tolerance)
-    }
-}
-
-pub(super) fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') && !KEYWORDS.contains(&name)
-}
-
-pub(super) fn is_python_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-pub(super) fn snake_case(name: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 && !out.ends_with('_') {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    let out = out.trim_matches('_').to_string();
-    match out.chars().next() {
-        Some(c) if c.is_ascii_lowercase() && !KEYWORDS.contains(&out.as_str()) => out,
-        _ => format!("model_{out}"),
     }
 }

@@ -1,9 +1,9 @@
 //! The files a declaration names: its source, resolved against the crate and checked
 //! to exist, with a warning for paths another checkout could not rebuild from.
 
-use super::parse::{is_python_name, Ctx};
-use super::Source;
-use crate::Error;
+use super::ctx::{is_python_name, Ctx};
+use super::decl::Source;
+use crate::error::Error;
 use std::path::{Path, PathBuf};
 use toml::Table;
 

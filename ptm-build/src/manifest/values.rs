@@ -1,9 +1,9 @@
 //! Reading typed values out of a declaration's tables, each mistake an error that
 //! names the key, what was found, what was expected and the fix.
 
-use super::parse::Ctx;
+use super::ctx::Ctx;
 use super::suggest::closest;
-use crate::Error;
+use crate::error::Error;
 use toml::{Table, Value};
 
 /// What an error says it found for a key ptm does not know.
