@@ -5,9 +5,9 @@ import os
 import warnings
 from typing import Any, Optional
 
-from . import adapt, archive, inputs, layers, load, quantize, report, trace, verify
+from . import archive, layers, quantize, report, source, trace, verify
 from .common import Failure, identity, last_frames, log, state_bytes
-from .conversion import MAX_CALIBRATION_SAMPLES, Conversion, Module, Sample, TensorSpec
+from .conversion import Conversion, Module, Sample, TensorSpec
 
 
 def artifact_identity(c: Conversion, outputs):
@@ -20,17 +20,9 @@ def run(c: Conversion) -> report.Report:
     decl = c.decl
     torch.backends.quantized.engine = decl["engine"]
     with torch.no_grad():
-        model = load.load(c)
-        samples = inputs.example_samples(c)
-        model = c.float_model = adapt.adapt(c, model, samples[0])
-        calibration = c.calibration = inputs.calibration_samples(c)
-        c.calibration_count = len(calibration)
-        check = samples + calibration[:MAX_CALIBRATION_SAMPLES]
-        references = [verify.outputs_of(c, model, s, "load") for s in check]
-        outputs = adapt.output_specs(c, references[0])
-        c.output_names = [o["name"] for o in outputs]
-        inputs.mark_dynamic_outputs(c, model, outputs)
-        c.outputs = outputs
+        measured = source.measure(c)
+        model, samples, calibration = measured.model, measured.samples, measured.calibration
+        check, references, outputs = measured.check, measured.references, measured.outputs
 
         c.sizes.append({"stage": "source", "bytes": state_bytes(model)})
         if decl["quantize"] == "dynamic" and not isinstance(model, torch.jit.ScriptModule):

@@ -13,7 +13,7 @@ import warnings
 
 from typing import Any, Optional
 
-from . import adapt, inputs, load, report, verify
+from . import inputs, report, source, verify
 from .common import DTYPE_CODES, Failure, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
 from .conversion import MAX_CALIBRATION_SAMPLES, Conversion, Module, Sample, TensorSpec, Torch
 from .runner import Runner
@@ -27,17 +27,9 @@ def run(c: Conversion) -> report.Report:
     torch = c.torch
     decl = c.decl
     with torch.no_grad():
-        model = load.load(c)
-        samples = inputs.example_samples(c)
-        model = c.float_model = adapt.adapt(c, model, samples[0])
-        calibration = c.calibration = inputs.calibration_samples(c)
-        c.calibration_count = len(calibration)
-        check = samples + calibration[:MAX_CALIBRATION_SAMPLES]
-        references = [verify.outputs_of(c, model, s, "load") for s in check]
-        outputs = adapt.output_specs(c, references[0])
-        c.output_names = [o["name"] for o in outputs]
-        inputs.mark_dynamic_outputs(c, model, outputs)
-        c.outputs = outputs
+        measured = source.measure(c)
+        model, samples, calibration = measured.model, measured.samples, measured.calibration
+        check, references, outputs = measured.check, measured.references, measured.outputs
         if decl["quantize"] != "none":
             c.layers_unavailable = "per-layer INT8 figures are measured for .ptl models (torch.ao.ns does not read PT2E graphs)"
         c.sizes.append({"stage": "source", "bytes": state_bytes(model)})
