@@ -105,3 +105,9 @@ fn deep_binding_is_used_beside_libtorch_and_can_be_turned_off() {
     let stderr = under_asan(&[("PTM_EXECUTORCH_DEEPBIND", "0")]);
     assert!(!stderr.contains("RTLD_DEEPBIND"), "{stderr}");
 }
+
+#[test]
+fn a_quantized_model_loaded_without_an_engine_runs_under_the_one_it_loaded_with() {
+    // Loaded while fbgemm was in force: its runs take fbgemm back from qnnpack.
+    assert_eq!(probe(&["--engine-less"], &[]), "Some(Qnnpack) then Some(Fbgemm)");
+}

@@ -49,6 +49,10 @@ fn main() {
         app_log();
         return;
     }
+    if args.iter().any(|a| a == "--engine-less") {
+        engine_less();
+        return;
+    }
     if args.iter().any(|a| a == "--warn") {
         let classifier = models::Classifier::load_from(models::Classifier::BUILD_ARTIFACT).expect("loads");
         classifier.forward(&[0.5; 16]).expect("runs");
@@ -130,4 +134,19 @@ fn app_log() {
     let logged = unsafe { std::ffi::CStr::from_ptr(text.as_ptr()) }.to_string_lossy().into_owned();
     println!("app log: {}", logged.trim_end().replace('\n', " | "));
     println!("error: {error}");
+}
+
+/// A quantized model loaded without naming its engine runs under the engine that was in
+/// force when it loaded, even after another model switched it.
+fn engine_less() {
+    let fbgemm = models::ClassifierFbgemm::load().expect("loads");
+    let bytes = std::fs::read(models::Classifier::BUILD_ARTIFACT).expect("the .ptl");
+    let unnamed = ptm::Module::from_bytes(&bytes, &ptm::Options::new("unnamed")).expect("loads under fbgemm");
+    let qnnpack = models::Classifier::load_from(models::Classifier::BUILD_ARTIFACT).expect("loads");
+    let x = [0.5f32; 16];
+    qnnpack.forward(&x).expect("runs");
+    let after_qnnpack = ptm::Engine::current();
+    let [_] = unnamed.forward::<1>(&[ptm::Input::new(&x, &[1, 16]).unwrap()]).expect("runs");
+    println!("{after_qnnpack:?} then {:?}", ptm::Engine::current());
+    drop(fbgemm);
 }
