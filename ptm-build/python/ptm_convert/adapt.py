@@ -2,12 +2,10 @@
 and outputs (a dict, a Hugging Face ModelOutput, nested tuples) flattened into named
 tensors. What comes out is a module ptm can export: positional tensors in, a tensor or
 a flat tuple of tensors out."""
-import importlib.util
 import inspect
 import os
-import sys
 
-from .common import DTYPE_CODES, Failure, describe, log, last_frames
+from .common import DTYPE_CODES, Failure, describe, import_file, log, last_frames
 from .conversion import Conversion
 
 
@@ -131,13 +129,7 @@ def adapter(model, binding, selection, count, name, directory):
     path = os.path.join(directory, f"ptm_adapter_{name}.py")
     with open(path, "w") as f:
         f.write(source)
-    spec = importlib.util.spec_from_file_location(f"ptm_adapter_{name}", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"Python cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.PtmAdapter(model)
+    return import_file(f"ptm_adapter_{name}", path).PtmAdapter(model)
 
 
 def adapt(c: Conversion, model, sample):

@@ -1,9 +1,11 @@
 """What every part of the worker shares: the failure type, progress lines, the seed."""
 import contextlib
+import importlib.util
 import os
 import sys
 import tempfile
 import traceback
+import types
 import warnings
 from typing import Any, Iterable, Iterator, Optional
 
@@ -99,3 +101,15 @@ def native_stderr(lines: list[str]) -> Iterator[None]:
 def state_bytes(model: Any) -> int:
     """Bytes of the source model's parameters and buffers."""
     return sum(t.numel() * t.element_size() for t in model.state_dict().values() if hasattr(t, "numel"))
+
+
+def import_file(name: str, path: str) -> types.ModuleType:
+    """The module in the Python file at `path`, imported as `name` (registered in
+    sys.modules, as dataclasses and pickling need)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"Python cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

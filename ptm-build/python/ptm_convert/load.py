@@ -1,10 +1,9 @@
 """Loading the declared model: a Python callable (with optional weights) or a TorchScript
 archive, each failure naming the file and what to change."""
-import importlib.util
 import os
 import sys
 
-from .common import Failure, last_frames, log
+from .common import Failure, import_file, last_frames, log
 from .conversion import Conversion
 
 
@@ -30,12 +29,7 @@ def load_python(c: Conversion, file, callable_name):
     path = c.path(file)
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
     try:
-        spec = importlib.util.spec_from_file_location(f"ptm_model_{c.name}", path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"Python cannot import {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+        module = import_file(f"ptm_model_{c.name}", path)
     except Exception as e:
         raise Failure("load", f"importing {file} raised {type(e).__name__}: {e}",
                       f"fix the error in {file}; it must import with the build's Python", last_frames())
