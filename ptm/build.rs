@@ -111,9 +111,12 @@ fn link_libtorch(target: &str, out_dir: &Path) -> Result<(), Error> {
         println!("cargo:rerun-if-changed={}", path.display());
     }
 
+    // The input and output types, shared with ExecuTorch's shim.
+    let shared = out_dir.join("ptm-include");
+    ptm_toolchain::write_sources(&shared, &[ptm_toolchain::TENSOR_HEADER])?;
     let mut build = cc::Build::new();
     // Optimized in every profile: the shim sits on every call, and nobody steps through it.
-    build.cpp(true).std("c++17").file("shim/ptm_shim.cpp").include("shim").warnings(false).opt_level(2);
+    build.cpp(true).std("c++17").file("shim/ptm_shim.cpp").include("shim").include(&shared).warnings(false).opt_level(2);
     for dir in &torch.include_dirs {
         build.include(dir);
     }

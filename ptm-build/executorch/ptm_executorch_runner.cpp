@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
     for (uint32_t s = 0; s < samples; ++s) {
       uint32_t n = reader.take<uint32_t>();
       std::vector<Tensor> tensors(n);
-      std::vector<ptm_et_input> inputs(n);
+      std::vector<ptm_input> inputs(n);
       for (uint32_t i = 0; i < n; ++i) {
         Tensor& t = tensors[i];
         t.dtype = reader.take<int32_t>();
@@ -90,13 +90,13 @@ int main(int argc, char** argv) {
         reader.at += length;
         inputs[i] = {t.bytes.data(), t.shape.data(), t.shape.size(), t.dtype};
       }
-      std::vector<ptm_et_output> outputs(64);
+      std::vector<ptm_output> outputs(64);
       size_t count = 0;
       if (char* error = ptm_et_run(module, inputs.data(), n, outputs.data(), outputs.size(), &count)) return fail(error);
       if (count > outputs.size()) throw std::runtime_error("more than 64 outputs");
       put(out, static_cast<uint32_t>(count));
       for (size_t i = 0; i < count; ++i) {
-        ptm_et_output& o = outputs[i];
+        ptm_output& o = outputs[i];
         size_t element = ptm_et_element_size(o.dtype);
         if (element == 0) throw std::runtime_error("an output of an element type ptm does not know (code " + std::to_string(o.dtype) + ")");
         put(out, o.dtype);

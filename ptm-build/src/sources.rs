@@ -32,6 +32,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("ptm_convert/py.typed", include_str!("../python/ptm_convert/py.typed")),
     ("ptm_convert/ptm_executorch.h", EXECUTORCH_SHIM[0].1),
     ("ptm_convert/ptm_executorch.cpp", EXECUTORCH_SHIM[1].1),
+    ("ptm_convert/ptm_tensor.h", ptm_toolchain::TENSOR_HEADER.1),
     ("ptm_convert/ptm_executorch_runner.cpp", include_str!("../executorch/ptm_executorch_runner.cpp")),
 ];
 

@@ -216,15 +216,20 @@ char* finish_load(std::unique_ptr<ptm_et_module> holder, ptm_et_module** out) {
 
 // Copies `tensor` out of the method's memory into `o`; false when out of memory.
 // Its element type is one of ptm's (checked by the caller).
-bool copy_out(const executorch::aten::Tensor& tensor, ptm_et_output& o) {
+bool copy_out(const executorch::aten::Tensor& tensor, ptm_output& o) {
   o.rank = tensor.dim();
   o.numel = tensor.numel();
   o.dtype = type_code(tensor.scalar_type());
-  o.shape = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * (o.rank ? o.rank : 1)));
-  o.data = std::malloc(tensor.nbytes() ? tensor.nbytes() : 1);
-  if (!o.shape || !o.data) return false;
-  for (size_t d = 0; d < o.rank; ++d) o.shape[d] = tensor.size(d);
-  std::memcpy(o.data, tensor.const_data_ptr(), tensor.nbytes());
+  // One block: the sizes, then the elements at a 16-byte boundary.
+  size_t head = (sizeof(int64_t) * o.rank + 15) & ~size_t(15);
+  o.owner = std::malloc(head + (tensor.nbytes() ? tensor.nbytes() : 1));
+  if (!o.owner) return false;
+  auto* shape = static_cast<int64_t*>(o.owner);
+  auto* data = static_cast<uint8_t*>(o.owner) + head;
+  for (size_t d = 0; d < o.rank; ++d) shape[d] = tensor.size(d);
+  std::memcpy(data, tensor.const_data_ptr(), tensor.nbytes());
+  o.shape = shape;
+  o.data = data;
   return true;
 }
 
@@ -301,7 +306,7 @@ void ptm_et_module_free(ptm_et_module* module) {
   --live_modules;
 }
 
-char* ptm_et_run(ptm_et_module* module, const ptm_et_input* inputs, size_t n_inputs, ptm_et_output* outputs,
+char* ptm_et_run(ptm_et_module* module, const ptm_input* inputs, size_t n_inputs, ptm_output* outputs,
                  size_t capacity, size_t* count) {
   *count = 0;
   size_t stored = 0;
@@ -341,6 +346,9 @@ char* ptm_et_run(ptm_et_module* module, const ptm_et_input* inputs, size_t n_inp
       if (type_code(type) < 0)
         return message("output " + std::to_string(i) + " holds " + executorch::runtime::toString(type) +
                        " elements, which ptm cannot hand over (it takes float32, float64, int64, int32, int16, int8, uint8, bool, float16)");
+      if (returned[i].toTensor().dim() > PTM_MAX_RANK)
+        return message("output " + std::to_string(i) + " has " + std::to_string(returned[i].toTensor().dim()) +
+                       " dimensions, ptm supports at most " + std::to_string(PTM_MAX_RANK));
       ++stored;
       if (!copy_out(returned[i].toTensor(), outputs[i])) return message("out of memory copying output " + std::to_string(i));
     }
@@ -355,9 +363,9 @@ char* ptm_et_run(ptm_et_module* module, const ptm_et_input* inputs, size_t n_inp
   return failure;
 }
 
-void ptm_et_output_free(ptm_et_output* output) {
-  std::free(output->data);
-  std::free(output->shape);
+void ptm_et_output_free(ptm_output* output) {
+  std::free(output->owner);
+  output->owner = nullptr;
   output->data = nullptr;
   output->shape = nullptr;
 }

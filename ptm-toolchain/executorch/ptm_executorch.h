@@ -4,8 +4,10 @@
  *
  * Every function that can fail returns NULL on success or a string with ExecuTorch's
  * error, freed with ptm_et_string_free (never NULL on failure: when the message cannot
- * be allocated, a static one says so). No C++ exception crosses this boundary. Element
- * type codes match ptm::DType in Rust.
+ * be allocated, a static one says so). No C++ exception crosses this boundary. Inputs
+ * and outputs are ptm_tensor.h's, shared with the Lite Interpreter's shim: an output is
+ * copied out of the method's planned memory (which the next run reuses) into one block,
+ * its `owner`.
  *
  * Loading, freeing and ptm_et_set_num_threads exclude each other; one module runs one
  * call at a time (the caller's lock); modules run in parallel. */
@@ -15,29 +17,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ptm_tensor.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct ptm_et_module ptm_et_module;
-
-/* A borrowed input: read in place for the duration of the call. */
-typedef struct {
-  const void* data;
-  const int64_t* shape;
-  size_t rank;
-  int32_t dtype;
-} ptm_et_input;
-
-/* An output, copied out of the method's planned memory (which the next run reuses):
- * owned by the caller until ptm_et_output_free. */
-typedef struct {
-  void* data;
-  int64_t* shape;
-  size_t rank;
-  size_t numel;
-  int32_t dtype;
-} ptm_et_output;
 
 /* The size in bytes of one element of type `code`, or 0 for a code ptm does not know. */
 size_t ptm_et_element_size(int32_t code);
@@ -61,9 +47,10 @@ void ptm_et_module_free(ptm_et_module* module);
 /* Runs forward once. At most `capacity` outputs are stored; `count` receives how many
  * the method returned (none is stored when that is more than `capacity`, and none is
  * stored, with `count` 0, on failure). A dimension must fit ExecuTorch's 32-bit sizes. */
-char* ptm_et_run(ptm_et_module* module, const ptm_et_input* inputs, size_t n_inputs,
-                 ptm_et_output* outputs, size_t capacity, size_t* count);
-void ptm_et_output_free(ptm_et_output* output);
+char* ptm_et_run(ptm_et_module* module, const ptm_input* inputs, size_t n_inputs,
+                 ptm_output* outputs, size_t capacity, size_t* count);
+/* Frees the block the output was copied into. */
+void ptm_et_output_free(ptm_output* output);
 
 /* Threads of the XNNPACK threadpool, for every model in the process; only while no
  * module is loaded (a loaded delegate keeps the pool it was created with). */

@@ -19,18 +19,10 @@ use std::process::Command;
 pub const SHIM: [(&str, &str); 2] =
     [("ptm_executorch.h", include_str!("../executorch/ptm_executorch.h")), ("ptm_executorch.cpp", include_str!("../executorch/ptm_executorch.cpp"))];
 
-/// Writes [`SHIM`] into `dir` for a compiler to read, each file only when its bytes
-/// differ, so a rerun of the build script leaves the timestamps alone.
+/// Writes [`SHIM`] and the [`crate::TENSOR_HEADER`] it includes into `dir` for a
+/// compiler to read (see [`crate::write_sources`]).
 pub fn write_shim(dir: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-    for (name, text) in SHIM {
-        let path = dir.join(name);
-        if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
-            continue;
-        }
-        std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
-    }
-    Ok(())
+    crate::write_sources(dir, &[SHIM[0], SHIM[1], crate::TENSOR_HEADER])
 }
 
 /// Metadata key the runtime's build script publishes for the library directory, read

@@ -20,6 +20,7 @@
 //! | [`executorch`] | the ExecuTorch the runtime links, the shim compiled against it and how |
 //! | [`cache_dir`] | where ptm's cache lives (it keeps the last torch probe of each interpreter) |
 //! | [`Error`] | why any of it failed, naming the variable to set |
+//! | [`TENSOR_HEADER`] | the C types of inputs and outputs both runtimes' shims share |
 //!
 //! # In a build script
 //!
@@ -61,3 +62,22 @@ pub mod python;
 pub mod vars;
 
 pub use error::Error;
+
+/// The C header both runtimes' shims share, as (file name, text): the input and output
+/// types that cross ptm's C boundary, so that the `ptm` runtime marshals inputs and
+/// releases outputs the same way for the Lite Interpreter and ExecuTorch.
+pub const TENSOR_HEADER: (&str, &str) = ("ptm_tensor.h", include_str!("../include/ptm_tensor.h"));
+
+/// Writes each (file name, text) of `files` into `dir` for a compiler to read, each only
+/// when its bytes differ, so a rerun of a build script leaves the timestamps alone.
+pub fn write_sources(dir: &std::path::Path, files: &[(&str, &str)]) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    for (name, text) in files {
+        let path = dir.join(name);
+        if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+            continue;
+        }
+        std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+    }
+    Ok(())
+}

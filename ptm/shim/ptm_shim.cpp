@@ -404,8 +404,8 @@ void hand_over(Tensors& tensors, ptm_output* outputs) {
     out.rank = t.dim();
     out.numel = t.numel();
     out.dtype = type_code(t.scalar_type());
-    // The caller owns this reference (no allocation per output); ptm_tensor_free drops it.
-    out.tensor = reinterpret_cast<ptm_tensor*>(t.unsafeReleaseTensorImpl());
+    // The caller owns this reference (no allocation per output); ptm_output_free drops it.
+    out.owner = t.unsafeReleaseTensorImpl();
   }
 }
 
@@ -507,8 +507,9 @@ void ptm_pending_take(ptm_pending* pending, ptm_output* outputs) {
 
 void ptm_pending_free(ptm_pending* pending) { delete pending; }
 
-void ptm_tensor_free(ptm_tensor* tensor) {
-  c10::intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>::reclaim(reinterpret_cast<c10::TensorImpl*>(tensor));
+void ptm_output_free(ptm_output* output) {
+  c10::intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>::reclaim(static_cast<c10::TensorImpl*>(output->owner));
+  output->owner = nullptr;
 }
 
 void ptm_string_free(char* message) {

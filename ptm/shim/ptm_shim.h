@@ -2,44 +2,23 @@
  *
  * Every function that can fail returns NULL on success or a string with torch's
  * message, freed with ptm_string_free (never NULL on failure: when the message cannot
- * be allocated, a static one says so). No C++ exception crosses this boundary. Element
- * type codes match ptm::DType in Rust. */
+ * be allocated, a static one says so). No C++ exception crosses this boundary. Inputs
+ * and outputs are ptm_tensor.h's, shared with ExecuTorch's shim: an output holds one
+ * reference to a libtorch tensor, and its memory is nobody else's (an output that was a
+ * view of an input or of the model's own state is handed over as a copy). */
 #ifndef PTM_SHIM_H
 #define PTM_SHIM_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ptm_tensor.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* The most dimensions an input or output may have (ptm::MAX_RANK). */
-#define PTM_MAX_RANK 12
-
 typedef struct ptm_module ptm_module;
-typedef struct ptm_tensor ptm_tensor;
-
-/* A borrowed input: libtorch wraps the caller's memory without copying. */
-typedef struct {
-  const void* data;
-  const int64_t* shape;
-  size_t rank;
-  int32_t dtype;
-} ptm_input;
-
-/* An output: one reference to the tensor, owned by the caller until
- * ptm_tensor_free, and what the caller reads of it (valid as long as the tensor). Its
- * memory is nobody else's: an output that was a view of an input or of the model's own
- * state is handed over as a copy. */
-typedef struct {
-  ptm_tensor* tensor;
-  const void* data;
-  const int64_t* shape;
-  size_t rank;
-  size_t numel;
-  int32_t dtype;
-} ptm_output;
 
 /* engine: NULL for float models, else "qnnpack", "fbgemm", ... */
 char* ptm_module_load_bytes(const uint8_t* data, size_t len, const char* engine, ptm_module** out);
@@ -73,7 +52,8 @@ char* ptm_module_run(const ptm_module* module, const char* method,
 void ptm_pending_take(ptm_pending* pending, ptm_output* outputs);
 void ptm_pending_free(ptm_pending* pending);
 
-void ptm_tensor_free(ptm_tensor* tensor);
+/* Drops the output's reference to its tensor. */
+void ptm_output_free(ptm_output* output);
 
 void ptm_string_free(char* message);
 

@@ -1,16 +1,12 @@
-//! Declarations of `shim/ptm_shim.h` (the Lite Interpreter) and of ptm-toolchain's
-//! `executorch/ptm_executorch.h` (ExecuTorch). Inputs cross both the same way.
+//! Declarations of `shim/ptm_shim.h` (the Lite Interpreter), of ptm-toolchain's
+//! `executorch/ptm_executorch.h` (ExecuTorch) and of the `include/ptm_tensor.h` both
+//! share: inputs and outputs cross either runtime's boundary as the same types.
 
-use std::ffi::{c_char, c_void};
+use std::ffi::{c_char, c_void, CStr};
 
 #[cfg(feature = "lite")]
 #[repr(C)]
 pub struct Module {
-    _private: [u8; 0],
-}
-
-#[repr(C)]
-pub struct Tensor {
     _private: [u8; 0],
 }
 
@@ -20,6 +16,7 @@ pub struct Pending {
     _private: [u8; 0],
 }
 
+/// `ptm_input`: borrowed, read in place for one call.
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub struct Input {
@@ -29,15 +26,37 @@ pub struct Input {
     pub dtype: i32,
 }
 
+/// `ptm_output`: owned until the output-free function of the runtime that made it.
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub struct Output {
-    pub tensor: *mut Tensor,
+    pub owner: *mut c_void,
     pub data: *const c_void,
     pub shape: *const i64,
     pub rank: usize,
     pub numel: usize,
     pub dtype: i32,
+}
+
+impl Output {
+    /// A slot for the shim to fill.
+    pub const EMPTY: Output = Output { owner: std::ptr::null_mut(), data: std::ptr::null(), shape: std::ptr::null(), rank: 0, numel: 0, dtype: -1 };
+}
+
+/// How a runtime frees an output it handed over.
+pub type FreeOutput = unsafe extern "C" fn(output: *mut Output);
+/// How a runtime frees an error message it returned.
+pub type FreeMessage = unsafe extern "C" fn(message: *mut c_char);
+
+/// Takes a shim's error message, if any, and frees it with that shim's `free`.
+pub fn take_message(message: *mut c_char, free: FreeMessage) -> Option<String> {
+    if message.is_null() {
+        return None;
+    }
+    // SAFETY: the shims return NUL-terminated strings they allocated, freed by `free`.
+    let text = unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned();
+    unsafe { free(message) };
+    Some(text)
 }
 
 #[cfg(feature = "lite")]
@@ -59,7 +78,7 @@ extern "C" {
     ) -> *mut c_char;
     pub fn ptm_pending_take(pending: *mut Pending, outputs: *mut Output);
     pub fn ptm_pending_free(pending: *mut Pending);
-    pub fn ptm_tensor_free(tensor: *mut Tensor);
+    pub fn ptm_output_free(output: *mut Output);
     pub fn ptm_string_free(message: *mut c_char);
     pub fn ptm_quantized_engine() -> *const c_char;
     pub fn ptm_set_num_threads(threads: i32) -> *mut c_char;
@@ -72,51 +91,14 @@ pub struct EtModule {
     _private: [u8; 0],
 }
 
-/// An ExecuTorch output: `data` and `shape` were copied out by the shim and are freed
-/// by `ptm_et_output_free`.
-#[cfg(feature = "executorch")]
-#[derive(Clone, Copy)]
-#[repr(C)]
-pub struct EtOutput {
-    pub data: *mut c_void,
-    pub shape: *mut i64,
-    pub rank: usize,
-    pub numel: usize,
-    pub dtype: i32,
-}
-
 #[cfg(feature = "executorch")]
 extern "C" {
     pub fn ptm_et_schema(out: *mut c_char) -> i32;
     pub fn ptm_et_load_bytes(data: *const u8, len: usize, borrow: i32, out: *mut *mut EtModule) -> *mut c_char;
     pub fn ptm_et_load_file(path: *const c_char, out: *mut *mut EtModule) -> *mut c_char;
     pub fn ptm_et_module_free(module: *mut EtModule);
-    pub fn ptm_et_run(module: *mut EtModule, inputs: *const Input, n_inputs: usize, outputs: *mut EtOutput, capacity: usize, count: *mut usize) -> *mut c_char;
-    pub fn ptm_et_output_free(output: *mut EtOutput);
+    pub fn ptm_et_run(module: *mut EtModule, inputs: *const Input, n_inputs: usize, outputs: *mut Output, capacity: usize, count: *mut usize) -> *mut c_char;
+    pub fn ptm_et_output_free(output: *mut Output);
     pub fn ptm_et_set_num_threads(threads: i32) -> *mut c_char;
     pub fn ptm_et_string_free(message: *mut c_char);
-}
-
-/// Takes the ExecuTorch shim's error message, if any, and frees it.
-#[cfg(feature = "executorch")]
-pub fn take_et_message(message: *mut c_char) -> Option<String> {
-    if message.is_null() {
-        return None;
-    }
-    // SAFETY: the shim returns NUL-terminated strings it allocated with malloc.
-    let text = unsafe { std::ffi::CStr::from_ptr(message) }.to_string_lossy().into_owned();
-    unsafe { ptm_et_string_free(message) };
-    Some(text)
-}
-
-/// Takes the Lite Interpreter shim's error message, if any, and frees it.
-#[cfg(feature = "lite")]
-pub fn take_message(message: *mut c_char) -> Option<String> {
-    if message.is_null() {
-        return None;
-    }
-    // SAFETY: the shim returns NUL-terminated strings it allocated with malloc.
-    let text = unsafe { std::ffi::CStr::from_ptr(message) }.to_string_lossy().into_owned();
-    unsafe { ptm_string_free(message) };
-    Some(text)
 }

@@ -29,6 +29,7 @@
 
 #[cfg(feature = "lite")]
 mod archive;
+mod backend;
 mod dtype;
 mod error;
 mod ffi;

@@ -1,14 +1,13 @@
 //! A loaded .ptl: the Lite Interpreter's `mobile::Module` behind a handle.
 
+use crate::backend::{self, Backend, Loaded, Overflow};
 use crate::identity::{self, Identity};
 use crate::tensor::{Input, Output};
 use crate::threads::apply_default_threads;
 use crate::{ffi, Error, ErrorKind, Options};
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, CStr};
 use std::path::Path;
 use std::ptr::{self, NonNull};
-
-const EMPTY: ffi::Output = ffi::Output { tensor: ptr::null_mut(), data: ptr::null(), shape: ptr::null(), rank: 0, numel: 0, dtype: -1 };
 
 /// A model loaded in the Lite Interpreter.
 ///
@@ -21,25 +20,22 @@ const EMPTY: ffi::Output = ffi::Output { tensor: ptr::null_mut(), data: ptr::nul
 /// handle per thread to run such a model in parallel. Outputs never share memory with
 /// the caller's inputs or the model's state: such an output is handed over as a copy.
 pub struct Module {
-    raw: NonNull<ffi::Module>,
-    name: String,
-    identity: Option<Identity>,
+    loaded: Loaded<Lite>,
 }
 
-// SAFETY: see the type's documentation; `concurrent_forwards_agree` in ptm-tests runs
+/// The Lite Interpreter's side of a [`Module`].
+struct Lite(NonNull<ffi::Module>);
+
+// SAFETY: see [`Module`]'s documentation; `concurrent_forwards_agree` in ptm-tests runs
 // one handle from several threads.
-unsafe impl Send for Module {}
-unsafe impl Sync for Module {}
+unsafe impl Send for Lite {}
+unsafe impl Sync for Lite {}
 
 impl Module {
     /// Loads a .ptl from memory (embedded bytes, say). The bytes are read while loading
     /// and not kept.
     pub fn from_bytes(bytes: &[u8], options: &Options) -> Result<Module, Error> {
-        let what = match &options.name {
-            Some(name) => format!("the embedded bytes of model `{name}`"),
-            None => format!("{} bytes of a .ptl", bytes.len()),
-        };
-        Module::load_checked(what, bytes, options)
+        Module::load_checked(backend::describe_bytes(options, bytes.len(), ".ptl"), bytes, options)
     }
 
     /// Loads `bytes` once [`crate::archive`] found them whole.
@@ -54,15 +50,8 @@ impl Module {
     /// Loads a .ptl file (an app asset, say).
     pub fn from_file(path: impl AsRef<Path>, options: &Options) -> Result<Module, Error> {
         let path = path.as_ref();
-        let what = match &options.name {
-            Some(name) => format!("{} (model `{name}`)", path.display()),
-            None => path.display().to_string(),
-        };
-        // Read whole, so that it is checked before libtorch reads a byte of it.
-        let load_error = |message| Error::from(ErrorKind::Load { what: what.clone(), message });
-        let (file, len) = crate::file::open_regular(path).map_err(load_error)?;
-        let mut bytes = vec![0u8; len];
-        crate::file::read_exact_len(file, &mut bytes).map_err(load_error)?;
+        let what = backend::describe_path(path, options);
+        let bytes = backend::read_whole(path, &what, |len| vec![0u8; len], |bytes| bytes.as_mut_slice())?;
         Module::load_checked(what, &bytes, options)
     }
 
@@ -70,29 +59,29 @@ impl Module {
         apply_default_threads()?;
         let engine = options.engine.map_or(ptr::null(), |e| e.c_name().as_ptr());
         let mut raw = ptr::null_mut();
-        if let Some(message) = ffi::take_message(call(engine, &mut raw)) {
+        let message = call(engine, &mut raw);
+        let raw = backend::loaded(message, raw, ffi::ptm_string_free).map_err(|message| {
             if message.contains("bytecode.pkl") {
                 let problem = "it is a full TorchScript file (torch.jit.save), not a Lite Interpreter archive: declare it as the `source` of a model in [package.metadata.models] and let ptm-build convert it".into();
-                return Err(ErrorKind::NotLite { what, problem }.into());
+                return Error::from(ErrorKind::NotLite { what: what.clone(), problem });
             }
-            return Err(ErrorKind::Load { what, message }.into());
-        }
-        let raw = NonNull::new(raw).ok_or_else(|| Error::from(ErrorKind::Load { what: what.clone(), message: "libtorch returned no module".into() }))?;
+            Error::from(ErrorKind::Load { what: what.clone(), message })
+        })?;
+        let lite = Lite(raw);
         // SAFETY: a NUL-terminated string the module owns; copied before anything frees it.
-        let identity = Identity::parse(&unsafe { std::ffi::CStr::from_ptr(ffi::ptm_module_identity(raw.as_ptr())) }.to_string_lossy());
-        let module = Module { raw, name: options.name.clone().unwrap_or_else(|| "unnamed".into()), identity };
-        identity::check(&what, &module.name, options.key.as_deref(), module.identity.as_ref(), ".ptl")?;
-        Ok(module)
+        let identity = Identity::parse(&unsafe { CStr::from_ptr(ffi::ptm_module_identity(raw.as_ptr())) }.to_string_lossy());
+        identity::check(&what, backend::model_name(options), options.key.as_deref(), identity.as_ref(), ".ptl")?;
+        Ok(Module { loaded: Loaded::new(lite, options, identity) })
     }
 
     /// What the .ptl says of itself, when ptm-build wrote it.
     pub fn identity(&self) -> Option<&Identity> {
-        self.identity.as_ref()
+        self.loaded.identity.as_ref()
     }
 
     /// The name used in error messages.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.loaded.name
     }
 
     /// Whether each run copies its inputs first. Inputs are lent to libtorch read-only;
@@ -100,69 +89,44 @@ impl Module {
     /// variant) could write one, so its inputs are copied, whatever the op writes.
     pub fn copies_inputs(&self) -> bool {
         // SAFETY: a live module.
-        unsafe { ffi::ptm_module_copies_inputs(self.raw.as_ptr()) != 0 }
+        unsafe { ffi::ptm_module_copies_inputs(self.loaded.backend.0.as_ptr()) != 0 }
     }
 
     /// Whether calls on this handle take turns, because the model may change its own
     /// state while it runs (see the type's documentation).
     pub fn serializes_runs(&self) -> bool {
         // SAFETY: a live module.
-        unsafe { ffi::ptm_module_serializes_runs(self.raw.as_ptr()) != 0 }
+        unsafe { ffi::ptm_module_serializes_runs(self.loaded.backend.0.as_ptr()) != 0 }
     }
 
     /// Runs `forward`, which must return exactly `N` tensors.
+    #[inline]
     pub fn forward<const N: usize>(&self, inputs: &[Input<'_>]) -> Result<[Output; N], Error> {
-        let mut raws = [const { EMPTY }; N];
-        let (count, pending) = self.call(None, inputs, &mut raws)?;
-        if count != N {
-            // Whatever was handed over is released before the error: the outputs in
-            // `raws` (fewer than N), or the pending set (more).
-            match pending {
-                Some(pending) => drop(pending),
-                None => raws[..count].iter().copied().map(Output::from_raw).for_each(drop),
-            }
-            return Err(ErrorKind::OutputCount { model: self.name.clone(), expected: N, found: count }.into());
-        }
-        Ok(raws.map(Output::from_raw))
+        self.loaded.forward(inputs)
     }
 
     /// Runs the method called `method` once, with any number of results.
     pub fn run(&self, method: &str, inputs: &[Input<'_>]) -> Result<Vec<Output>, Error> {
-        let c_method = CString::new(method).map_err(|_| self.run_error(method, "the method name contains a NUL byte".into()))?;
-        let mut raws = vec![EMPTY; 4];
-        let (count, pending) = self.call(Some(&c_method), inputs, &mut raws)?;
-        match pending {
-            Some(pending) => raws = pending.take(count),
-            None => raws.truncate(count),
-        }
-        Ok(raws.into_iter().map(Output::from_raw).collect())
+        self.loaded.run(method, inputs)
     }
+}
 
-    /// Runs a method once, storing its outputs when they fit; returns how many there
-    /// were, and the shim's hold on them when they did not fit.
+impl Backend for Lite {
+    type Overflow = Pending;
+    const FREE_OUTPUT: ffi::FreeOutput = ffi::ptm_output_free;
+
     #[inline]
-    fn call(&self, method: Option<&CString>, inputs: &[Input<'_>], outputs: &mut [ffi::Output]) -> Result<(usize, Option<Pending>), Error> {
-        let mut raw_inputs = [const { ffi::Input { data: ptr::null(), shape: ptr::null(), rank: 0, dtype: 0 } }; 8];
-        let heap;
-        let raw_inputs: &[ffi::Input] = if inputs.len() <= raw_inputs.len() {
-            for (raw, input) in raw_inputs.iter_mut().zip(inputs) {
-                *raw = input.raw();
-            }
-            &raw_inputs[..inputs.len()]
-        } else {
-            heap = inputs.iter().map(Input::raw).collect::<Vec<_>>();
-            &heap
-        };
+    fn call(&self, method: Option<&CStr>, inputs: &[ffi::Input], outputs: &mut [ffi::Output]) -> Result<(usize, Option<Pending>), String> {
         let mut count = 0;
         let mut pending = ptr::null_mut();
         // SAFETY: the inputs borrow live slices (their lifetime covers this call); the
         // output buffer has `outputs.len()` slots.
         let message = unsafe {
             ffi::ptm_module_run(
-                self.raw.as_ptr(),
-                method.map_or(ptr::null(), |m| m.as_ptr()),
-                raw_inputs.as_ptr(),
-                raw_inputs.len(),
+                self.0.as_ptr(),
+                method.map_or(ptr::null(), CStr::as_ptr),
+                inputs.as_ptr(),
+                inputs.len(),
                 outputs.as_mut_ptr(),
                 outputs.len(),
                 &mut count,
@@ -170,15 +134,10 @@ impl Module {
             )
         };
         let pending = NonNull::new(pending).map(Pending);
-        let method_name = || method.map_or("forward".to_string(), |m| m.to_string_lossy().into_owned());
-        if let Some(message) = ffi::take_message(message) {
-            return Err(self.run_error(&method_name(), message));
+        match ffi::take_message(message, ffi::ptm_string_free) {
+            Some(message) => Err(message),
+            None => Ok((count, pending)),
         }
-        Ok((count, pending))
-    }
-
-    fn run_error(&self, method: &str, message: String) -> Error {
-        ErrorKind::Run { model: self.name.clone(), method: method.into(), message }.into()
     }
 }
 
@@ -186,10 +145,9 @@ impl Module {
 /// unless taken.
 struct Pending(NonNull<ffi::Pending>);
 
-impl Pending {
-    /// The `count` outputs, handed over.
+impl Overflow for Pending {
     fn take(self, count: usize) -> Vec<ffi::Output> {
-        let mut raws = vec![EMPTY; count];
+        let mut raws = vec![ffi::Output::EMPTY; count];
         let raw = self.0.as_ptr();
         std::mem::forget(self);
         // SAFETY: the shim reported `count` pending outputs; `raws` has room for them;
@@ -206,15 +164,15 @@ impl Drop for Pending {
     }
 }
 
-impl Drop for Module {
+impl Drop for Lite {
     fn drop(&mut self) {
         // SAFETY: allocated by the shim, freed once.
-        unsafe { ffi::ptm_module_free(self.raw.as_ptr()) }
+        unsafe { ffi::ptm_module_free(self.0.as_ptr()) }
     }
 }
 
 impl std::fmt::Debug for Module {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Module").field("name", &self.name).finish()
+        f.debug_struct("Module").field("name", &self.loaded.name).finish()
     }
 }

@@ -1,15 +1,14 @@
 //! A loaded .pte: ExecuTorch's program and its `forward` method behind a handle.
 
+use crate::backend::{self, Backend, Loaded};
 use crate::identity::{self, Identity};
 use crate::tensor::{Input, Output};
 use crate::threads::apply_default_threads;
 use crate::{ffi, Error, ErrorKind, Options};
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::path::Path;
 use std::ptr::{self, NonNull};
 use std::sync::Mutex;
-
-const EMPTY: ffi::EtOutput = ffi::EtOutput { data: ptr::null_mut(), shape: ptr::null_mut(), rank: 0, numel: 0, dtype: -1 };
 
 /// The ExecuTorch this build links, when the build could tell (its Python package's
 /// version; empty for a directory without one).
@@ -30,27 +29,25 @@ const LINKED_EXECUTORCH: &str = env!("PTM_EXECUTORCH_VERSION");
 /// ExecuTorch's checks alone; with [`Options::identified_by`] (as the generated wrappers
 /// load) it is refused.
 pub struct Program {
-    raw: Mutex<NonNull<ffi::EtModule>>,
-    name: String,
-    identity: Option<Identity>,
+    loaded: Loaded<Executorch>,
     /// The program's bytes when this handle read them from a file: ExecuTorch reads them
-    /// in place. Dropped after the module (see Drop).
+    /// in place. Declared after `loaded`, so dropped after the module.
     _bytes: Option<Aligned>,
 }
 
+/// ExecuTorch's side of a [`Program`]: its module, used by one call at a time.
+struct Executorch(Mutex<NonNull<ffi::EtModule>>);
+
 // SAFETY: the shim's module is used only under the mutex; nothing of it is thread-local.
-unsafe impl Send for Program {}
-unsafe impl Sync for Program {}
+unsafe impl Send for Executorch {}
+unsafe impl Sync for Executorch {}
 
 impl Program {
     /// Loads a .pte from memory (embedded bytes, say). ExecuTorch reads a program in
     /// place and needs it 16-byte aligned, so the bytes are copied into an aligned buffer
     /// the program keeps.
     pub fn from_bytes(bytes: &[u8], options: &Options) -> Result<Program, Error> {
-        let what = match &options.name {
-            Some(name) => format!("the embedded bytes of model `{name}`"),
-            None => format!("{} bytes of a .pte", bytes.len()),
-        };
+        let what = backend::describe_bytes(options, bytes.len(), ".pte");
         let (program, identity) = checked(&what, bytes, options)?;
         // SAFETY: the shim copies `len` bytes from `data` during the call (borrow = 0).
         Program::load(what, options, identity, None, |out| unsafe { ffi::ptm_et_load_bytes(program.as_ptr(), program.len(), 0, out) })
@@ -60,11 +57,8 @@ impl Program {
     /// so that a file changed or truncated later cannot reach it.
     pub fn from_file(path: impl AsRef<Path>, options: &Options) -> Result<Program, Error> {
         let path = path.as_ref();
-        let what = describe_path(path, options);
-        let load_error = |message| Error::from(ErrorKind::Load { what: what.clone(), message });
-        let (file, len) = crate::file::open_regular(path).map_err(load_error)?;
-        let mut bytes = Aligned::zeroed(len);
-        crate::file::read_exact_len(file, bytes.as_mut_slice()).map_err(load_error)?;
+        let what = backend::describe_path(path, options);
+        let bytes = backend::read_whole(path, &what, Aligned::zeroed, Aligned::as_mut_slice)?;
         let (program, identity) = checked(&what, bytes.as_slice(), options)?;
         let (data, len) = (program.as_ptr(), program.len());
         // SAFETY: `data` is 16-byte aligned (Aligned) and lives in `bytes`, which the
@@ -82,14 +76,12 @@ impl Program {
     /// SIGBUS in the process. Replacing the file by renaming another over it is safe.
     pub unsafe fn from_file_mapped(path: impl AsRef<Path>, options: &Options) -> Result<Program, Error> {
         let path = path.as_ref();
-        let what = describe_path(path, options);
-        let load_error = |message| Error::from(ErrorKind::Load { what: what.clone(), message });
-        let (file, len) = crate::file::open_regular(path).map_err(load_error)?;
-        let mut bytes = vec![0u8; len];
-        crate::file::read_exact_len(file, &mut bytes).map_err(load_error)?;
+        let what = backend::describe_path(path, options);
+        let bytes = backend::read_whole(path, &what, |len| vec![0u8; len], |bytes| bytes.as_mut_slice())?;
         let identity = checked(&what, &bytes, options)?.1;
         drop(bytes);
-        let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| load_error("the path contains a NUL byte".into()))?;
+        let c_path = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| Error::from(ErrorKind::Load { what: what.clone(), message: "the path contains a NUL byte".into() }))?;
         // SAFETY: a NUL-terminated path, read during the call; the caller keeps the file
         // as it is while the program lives. ExecuTorch reads the program's own length
         // (its header), never the identity record after it.
@@ -106,51 +98,48 @@ impl Program {
         // ExecuTorch's threadpool can be sized only before the first program loads.
         apply_default_threads()?;
         let mut raw = ptr::null_mut();
-        if let Some(message) = ffi::take_et_message(call(&mut raw)) {
-            return Err(ErrorKind::Load { what, message }.into());
-        }
-        let raw = NonNull::new(raw).ok_or_else(|| Error::from(ErrorKind::Load { what, message: "ExecuTorch returned no program".into() }))?;
-        Ok(Program { raw: Mutex::new(raw), name: options.name.clone().unwrap_or_else(|| "unnamed".into()), identity, _bytes: bytes })
+        let message = call(&mut raw);
+        let raw = backend::loaded(message, raw, ffi::ptm_et_string_free).map_err(|message| Error::from(ErrorKind::Load { what, message }))?;
+        Ok(Program { loaded: Loaded::new(Executorch(Mutex::new(raw)), options, identity), _bytes: bytes })
     }
 
     /// The name used in error messages.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.loaded.name
     }
 
     /// What the .pte says of itself, when ptm-build wrote it.
     pub fn identity(&self) -> Option<&Identity> {
-        self.identity.as_ref()
+        self.loaded.identity.as_ref()
     }
 
     /// Runs `forward`, which must return exactly `N` tensors.
+    #[inline]
     pub fn forward<const N: usize>(&self, inputs: &[Input<'_>]) -> Result<[Output; N], Error> {
-        let raw_inputs: Vec<ffi::Input> = inputs.iter().map(Input::raw).collect();
-        let mut raws = [EMPTY; N];
-        let mut count = 0;
-        let message = {
-            let module = self.raw.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            // SAFETY: the inputs borrow live slices for this call; the output buffer has N
-            // slots; the module is used by this thread alone (the lock).
-            unsafe { ffi::ptm_et_run(module.as_ptr(), raw_inputs.as_ptr(), raw_inputs.len(), raws.as_mut_ptr(), N, &mut count) }
-        };
-        if let Some(message) = ffi::take_et_message(message) {
-            // The shim stores no output with an error.
-            return Err(ErrorKind::Run { model: self.name.clone(), method: "forward".into(), message }.into());
-        }
-        if count != N {
-            // Fewer than N were stored and are freed; more than N, none was stored.
-            raws[..count.min(N)].iter().copied().map(Output::from_executorch).for_each(drop);
-            return Err(ErrorKind::OutputCount { model: self.name.clone(), expected: N, found: count }.into());
-        }
-        Ok(raws.map(Output::from_executorch))
+        self.loaded.forward(inputs)
     }
 }
 
-fn describe_path(path: &Path, options: &Options) -> String {
-    match &options.name {
-        Some(name) => format!("{} (model `{name}`)", path.display()),
-        None => path.display().to_string(),
+impl Backend for Executorch {
+    /// The shim stores no output when they do not all fit, and keeps none.
+    type Overflow = std::convert::Infallible;
+    const FREE_OUTPUT: ffi::FreeOutput = ffi::ptm_et_output_free;
+
+    fn call(&self, method: Option<&CStr>, inputs: &[ffi::Input], outputs: &mut [ffi::Output]) -> Result<(usize, Option<Self::Overflow>), String> {
+        if let Some(method) = method {
+            return Err(format!("ptm runs a program's forward only, not `{}`", method.to_string_lossy()));
+        }
+        let mut count = 0;
+        let message = {
+            let module = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            // SAFETY: the inputs borrow live slices for this call; the output buffer has
+            // `outputs.len()` slots; the module is used by this thread alone (the lock).
+            unsafe { ffi::ptm_et_run(module.as_ptr(), inputs.as_ptr(), inputs.len(), outputs.as_mut_ptr(), outputs.len(), &mut count) }
+        };
+        match ffi::take_message(message, ffi::ptm_et_string_free) {
+            Some(message) => Err(message),
+            None => Ok((count, None)),
+        }
     }
 }
 
@@ -184,7 +173,7 @@ fn checked<'a>(what: &str, bytes: &'a [u8], options: &Options) -> Result<(&'a [u
     let not_program = |problem| Error::from(ErrorKind::NotProgram { what: what.into(), problem });
     not_a_program(bytes).map_or(Ok(()), |problem| Err(not_program(problem)))?;
     let (program, identity) = split_identity(bytes).map_err(not_program)?;
-    identity::check(what, options.name.as_deref().unwrap_or("unnamed"), options.key.as_deref(), identity.as_ref(), ".pte")?;
+    identity::check(what, backend::model_name(options), options.key.as_deref(), identity.as_ref(), ".pte")?;
     if let Some(problem) = incompatible(program, identity.as_ref(), LINKED_EXECUTORCH, &linked_schema()) {
         return Err(ErrorKind::Incompatible { what: what.into(), problem }.into());
     }
@@ -273,18 +262,18 @@ impl Aligned {
     }
 }
 
-impl Drop for Program {
+impl Drop for Executorch {
     fn drop(&mut self) {
-        let raw = *self.raw.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
-        // SAFETY: allocated by the shim, freed once, before the bytes it reads (a field,
-        // dropped after this).
+        let raw = *self.0.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // SAFETY: allocated by the shim, freed once, before the bytes it reads (the
+        // program's field declared after this one).
         unsafe { ffi::ptm_et_module_free(raw.as_ptr()) }
     }
 }
 
 impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Program").field("name", &self.name).finish()
+        f.debug_struct("Program").field("name", &self.loaded.name).finish()
     }
 }
 

@@ -100,58 +100,35 @@ impl<'a> Input<'a> {
 /// One tensor a model returned, of any element type.
 pub struct Output {
     raw: ffi::Output,
-    backend: Backend,
+    /// How the runtime that made it frees it.
+    free: ffi::FreeOutput,
     #[cfg(not(target_pointer_width = "64"))]
     shape: [usize; MAX_RANK],
 }
 
-// SAFETY: this handle owns one reference to the tensor (reference counts are atomic)
-// and only reads it.
+// SAFETY: this handle owns what it holds (one reference to a libtorch tensor, whose
+// counts are atomic, or a block ExecuTorch's shim copied out) and only reads it.
 unsafe impl Send for Output {}
 unsafe impl Sync for Output {}
 
-/// Which runtime's memory an output holds, and so how it is freed.
-#[derive(Clone, Copy)]
-enum Backend {
-    /// A reference to a libtorch tensor.
-    #[cfg(feature = "lite")]
-    Lite,
-    /// Elements and sizes the ExecuTorch shim copied out of the method's memory.
-    #[cfg(feature = "executorch")]
-    Executorch,
-}
-
 impl Output {
-    /// Takes ownership of an output the Lite Interpreter shim handed over.
-    #[cfg(feature = "lite")]
+    /// Takes ownership of an output a shim handed over, which `free` releases.
     #[inline]
-    pub(crate) fn from_raw(raw: ffi::Output) -> Output {
-        Output::with_backend(raw, Backend::Lite)
-    }
-
-    /// Takes ownership of an output the ExecuTorch shim copied out.
-    #[cfg(feature = "executorch")]
-    pub(crate) fn from_executorch(raw: ffi::EtOutput) -> Output {
-        let raw = ffi::Output { tensor: std::ptr::null_mut(), data: raw.data, shape: raw.shape, rank: raw.rank, numel: raw.numel, dtype: raw.dtype };
-        Output::with_backend(raw, Backend::Executorch)
-    }
-
-    #[inline]
-    fn with_backend(raw: ffi::Output, backend: Backend) -> Output {
+    pub(crate) fn new(raw: ffi::Output, free: ffi::FreeOutput) -> Output {
         #[cfg(not(target_pointer_width = "64"))]
         {
             let mut shape = [0usize; MAX_RANK];
             if raw.rank <= MAX_RANK && !raw.shape.is_null() {
-                // SAFETY: the shim reports `rank` sizes at `shape`, alive as long as the tensor.
+                // SAFETY: the shim reports `rank` sizes at `shape`, alive as long as the output.
                 let sizes = unsafe { std::slice::from_raw_parts(raw.shape, raw.rank) };
                 for (dim, &size) in shape.iter_mut().zip(sizes) {
                     *dim = usize::try_from(size).unwrap_or(0);
                 }
             }
-            Output { raw, backend, shape }
+            Output { raw, free, shape }
         }
         #[cfg(target_pointer_width = "64")]
-        Output { raw, backend }
+        Output { raw, free }
     }
 
     /// The element type, or `None` for one ptm cannot hold (a quantized tensor, say).
@@ -229,23 +206,8 @@ impl Output {
 impl Drop for Output {
     #[inline]
     fn drop(&mut self) {
-        match self.backend {
-            // SAFETY: allocated by the shim, freed once.
-            #[cfg(feature = "lite")]
-            Backend::Lite => unsafe { ffi::ptm_tensor_free(self.raw.tensor) },
-            #[cfg(feature = "executorch")]
-            Backend::Executorch => {
-                let mut raw = ffi::EtOutput {
-                    data: self.raw.data.cast_mut(),
-                    shape: self.raw.shape.cast_mut(),
-                    rank: self.raw.rank,
-                    numel: self.raw.numel,
-                    dtype: self.raw.dtype,
-                };
-                // SAFETY: copied out by the ExecuTorch shim, freed once.
-                unsafe { ffi::ptm_et_output_free(&mut raw) }
-            }
-        }
+        // SAFETY: handed over by the runtime whose free function this is, freed once.
+        unsafe { (self.free)(&mut self.raw) }
     }
 }
 
@@ -310,15 +272,16 @@ impl<T: Element + fmt::Debug> fmt::Debug for Tensor<T> {
 mod tests {
     use super::*;
 
-    /// An output as the ExecuTorch shim hands one over: elements and sizes from malloc.
+    /// An output as the ExecuTorch shim hands one over: its sizes, then its elements
+    /// 16 bytes on, in one block from malloc.
     fn output(bytes: &[u8], dtype: DType) -> Output {
-        // SAFETY: fresh allocations of the sizes written; freed by the output's drop.
+        // SAFETY: a fresh allocation of the size written; freed by the output's drop.
         unsafe {
-            let data = libc::malloc(bytes.len().max(1)).cast::<u8>();
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
-            let shape = libc::malloc(8).cast::<i64>();
-            *shape = bytes.len() as i64;
-            Output::from_executorch(ffi::EtOutput { data: data.cast(), shape, rank: 1, numel: bytes.len(), dtype: dtype.code() })
+            let block = libc::malloc(16 + bytes.len().max(1)).cast::<u8>();
+            *block.cast::<i64>() = bytes.len() as i64;
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), block.add(16), bytes.len());
+            let raw = ffi::Output { owner: block.cast(), data: block.add(16).cast(), shape: block.cast(), rank: 1, numel: bytes.len(), dtype: dtype.code() };
+            Output::new(raw, ffi::ptm_et_output_free)
         }
     }
 

@@ -56,12 +56,12 @@ fn apply_threads(threads: usize) -> Result<(), Error> {
     // ExecuTorch first: it refuses once a program is loaded, and then nothing has changed.
     #[cfg(feature = "executorch")]
     // SAFETY: plain call.
-    if let Some(message) = ffi::take_et_message(unsafe { ffi::ptm_et_set_num_threads(pool) }) {
+    if let Some(message) = ffi::take_message(unsafe { ffi::ptm_et_set_num_threads(pool) }, ffi::ptm_et_string_free) {
         return Err(ErrorKind::Setting { message }.into());
     }
     #[cfg(feature = "lite")]
     // SAFETY: plain call; 0 asks for libtorch's default.
-    if let Some(message) = ffi::take_message(unsafe { ffi::ptm_set_num_threads(threads as i32) }) {
+    if let Some(message) = ffi::take_message(unsafe { ffi::ptm_set_num_threads(threads as i32) }, ffi::ptm_string_free) {
         return Err(ErrorKind::Setting { message }.into());
     }
     APPLIED.store(pool as usize, Ordering::SeqCst);

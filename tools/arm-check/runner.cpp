@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   for (size_t o = 0; o < count; ++o) {
     const float* v = static_cast<const float*>(outs[o].data);
     for (size_t k = 0; k < outs[o].numel; ++k) std::printf("%.9g\n", v[k]);
-    ptm_tensor_free(outs[o].tensor);
+    ptm_output_free(&outs[o]);
   }
   ptm_module_free(m);
   return 0;
