@@ -3,7 +3,7 @@
 use crate::crates::{self, Workspace};
 use crate::progress::{Display, Mode};
 use crate::table::{self, Row};
-use ptm_build::tooling::store::Store;
+use ptm_build::tooling::store::{Store, Stored};
 use ptm_build::Builder;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -39,7 +39,13 @@ pub fn run(workspace: &Workspace, targets: &[String], check_only: bool, json: bo
                 let report = outcome.bundle.models.iter().find(|m| m.name == model.name).ok_or_else(|| format!("the report lacks model `{}`", model.name))?;
                 let converted: Option<ptm_report::Converted> = serde_json::from_str(&model.entry.report).ok();
                 rows.push(Row::new(&krate.name, target, report, model.origin, converted.map(|c| c.seconds)));
-                stored.push((model.name.clone(), target.clone(), model.key.clone(), model.torch.clone(), model.entry.clone()));
+                stored.push(Stored {
+                    model: model.name.clone(),
+                    target: target.clone(),
+                    key: model.key.clone(),
+                    torch: model.torch.clone(),
+                    entry: model.entry.clone(),
+                });
             }
             display.note(&format!("ptm prepare: {} for {target}: {} model(s) in {:.1} s", krate.name, outcome.models.len(), started.elapsed().as_secs_f64()));
         }

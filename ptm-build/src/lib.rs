@@ -83,49 +83,23 @@ pub use progress::Origin;
 pub use progress::Progress;
 pub use ptm_report::{Bundle, ModelReport};
 
-/// What ptm's own tools share with a build: `cargo ptm` (the store, the cache, keys,
-/// outcomes). Not for apps: a build script needs only [`bundle`] or [`Builder`], and this
-/// module changes with ptm's releases as its tools need.
-///
-/// Finding Python, libtorch and ExecuTorch moved to the `ptm-toolchain` crate, which the
-/// `ptm` runtime's build script uses without this one; `python`, `libtorch` and
-/// `executorch` here are that crate's modules, kept for code written against them.
+/// What `cargo ptm` shares with a build: the cache, the committed store and what a build
+/// produced. Not for apps: a build script needs only [`bundle`] or [`Builder`], and this
+/// module changes with ptm's releases as `cargo ptm` needs. Finding Python, libtorch and
+/// ExecuTorch is the `ptm-toolchain` crate's; the cache entry's report is
+/// `ptm_report::Converted`.
 pub mod tooling {
-    pub use crate::cache::{Cache, Entry, Lookup};
-    pub use crate::key::key_of;
-    pub use crate::pipeline::{ModelOutcome, Outcome, Planned};
-    /// The cache entry's report, now in ptm-report with every schema ptm writes; kept
-    /// here for tools written against this path.
-    pub use ptm_report::{Converted, StageSeconds};
-
-    /// The ExecuTorch shim's sources: now `ptm_toolchain::executorch::SHIM`.
-    #[deprecated(note = "use ptm_toolchain::executorch::SHIM")]
-    pub const EXECUTORCH_SHIM: [(&str, &str); 2] = ptm_toolchain::executorch::SHIM;
+    pub use crate::cache::{Cache, Entry};
+    pub use crate::pipeline::{ModelOutcome, Outcome};
 
     /// The committed model store, `.ptm/` beside Cargo.toml.
     pub mod store {
-        pub use crate::store::*;
+        pub use crate::store::{Store, Stored, STORE_DIR};
     }
 
-    /// Finding the Python interpreter and its torch: `ptm_toolchain::python`.
-    pub mod python {
-        pub use ptm_toolchain::python::*;
-    }
-
-    /// Finding and linking the libtorch the `ptm` runtime uses: `ptm_toolchain::libtorch`.
-    pub mod libtorch {
-        pub use ptm_toolchain::libtorch::*;
-        /// The variables that choose the libtorch, now in `ptm_toolchain::vars`.
-        pub use ptm_toolchain::vars::{LIBTORCH, PTM_LIBTORCH_LITE_DIR};
-    }
-
-    /// Finding and linking the ExecuTorch the `ptm` runtime's `executorch` backend uses:
-    /// `ptm_toolchain::executorch`.
-    pub mod executorch {
-        pub use ptm_toolchain::executorch::*;
-        /// The variable that chooses the ExecuTorch, now in `ptm_toolchain::vars`.
-        pub use ptm_toolchain::vars::PTM_EXECUTORCH_DIR;
-    }
+    /// What invalidates an artifact, for ptm-build's own tests of the keys.
+    #[doc(hidden)]
+    pub use crate::key::key_of;
 }
 
 use ptm_toolchain::vars::{CARGO_MANIFEST_DIR, OUT_DIR, PTM_CACHE_DIR, PTM_HEARTBEAT_SECONDS, PTM_MODEL_TIMEOUT, PTM_OFFLINE, TARGET};

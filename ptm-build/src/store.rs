@@ -21,6 +21,21 @@ use std::path::{Path, PathBuf};
 /// Directory name of the store, beside Cargo.toml.
 pub const STORE_DIR: &str = ".ptm";
 
+/// One model's artifact for one target, as `cargo ptm prepare` records it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The model's name.
+    pub model: String,
+    /// The target triple it was built for.
+    pub target: String,
+    /// Its key (what invalidates it: `key.rs`).
+    pub key: String,
+    /// The torch version that converted and verified it.
+    pub torch: String,
+    /// The cache entry holding the artifact and its report.
+    pub entry: Entry,
+}
+
 /// The store of one crate.
 pub struct Store {
     entries: Cache,
@@ -165,27 +180,26 @@ impl Store {
         Err(last)
     }
 
-    /// Records `entries` (model name, target, key, torch version, cache entry): each
-    /// replaces the record of its model and target. Records of other targets stay for
+    /// Records `entries`: each replaces the record of its model and target. Records of other targets stay for
     /// the models `entries` name; models it does not name are dropped, with every entry
     /// no record uses any more. An unreadable index is replaced (see [`Store::index_problem`]).
-    pub fn write(&self, entries: &[(String, String, String, String, Entry)]) -> Result<(), Error> {
+    pub fn write(&self, entries: &[Stored]) -> Result<(), Error> {
         std::fs::create_dir_all(&self.root).map_err(|e| Error::io("create directory", &self.root, e))?;
         write_if_changed(
             &self.root.join(".gitignore"),
             b"# The cache's working directories; everything else here is meant to be committed.\nlocks/\nstaging/\n",
         )?;
         let mut index = Index { schema: 1, models: BTreeMap::new() };
-        let written = |model: &str, target: &str| entries.iter().any(|(m, t, ..)| m == model && t == target);
+        let written = |model: &str, target: &str| entries.iter().any(|e| e.model == model && e.target == target);
         for (model, records) in self.index().unwrap_or_default().models {
-            if entries.iter().any(|(m, ..)| *m == model) {
+            if entries.iter().any(|e| e.model == model) {
                 let kept: Vec<Indexed> = records.into_iter().filter(|r| !written(&model, &r.target)).collect();
                 if !kept.is_empty() {
                     index.models.insert(model, kept);
                 }
             }
         }
-        for (model, target, key, torch, entry) in entries {
+        for Stored { model, target, key, torch, entry } in entries {
             let found = self.entries.inspect(key);
             if !matches!(found, Lookup::Intact(_)) {
                 if matches!(found, Lookup::Damaged(_)) {
@@ -228,8 +242,8 @@ mod tests {
         cache.publish(key, &staged, "{\"seconds\": 1.0}").unwrap()
     }
 
-    fn record(model: &str, target: &str, key: &str, entry: &Entry) -> (String, String, String, String, Entry) {
-        (model.into(), target.into(), key.into(), "2.11.0+cu130".into(), entry.clone())
+    fn record(model: &str, target: &str, key: &str, entry: &Entry) -> Stored {
+        Stored { model: model.into(), target: target.into(), key: key.into(), torch: "2.11.0+cu130".into(), entry: entry.clone() }
     }
 
     #[test]
