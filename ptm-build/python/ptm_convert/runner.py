@@ -9,7 +9,8 @@ over the same shim the `ptm` runtime links, compiled by the same recipe), kept l
 It is checked before each use (a regular, executable file matching its recorded hash) and
 compiled again when it is not, or when it cannot be started: a truncated, replaced or
 emptied runner would otherwise fail every later .pte conversion with a message blaming
-the model. Models converting at once, and builds sharing the cache, compile it once:
+the model. Models converting at once, and builds sharing the directory (PTM_TOOLCHAIN_DIR, else
+the cache), compile it once:
 whoever holds the lock compiles, the others find it done."""
 import fcntl
 import hashlib
