@@ -67,9 +67,15 @@ fn link_executorch(target: &str, out_dir: &Path, beside_libtorch: bool) -> Resul
     }
     let dir = out_dir.join("executorch-shim");
     executorch::write_shim(&dir)?;
+    // The one recipe (ptm-toolchain's executorch/recipe.json), which the build-time
+    // runner and the ARM check compile with too.
+    let recipe = executorch::Recipe::get().compile(&found);
     let mut build = cc::Build::new();
-    build.cpp(true).std("c++17").file(dir.join("ptm_executorch.cpp")).include(&dir).warnings(false).opt_level(2);
-    for define in executorch::DEFINES {
+    build.cpp(true).std(recipe.std).file(dir.join("ptm_executorch.cpp")).include(&dir).warnings(recipe.warnings).opt_level(recipe.opt_level);
+    if !recipe.warnings {
+        build.flag("-w");
+    }
+    for define in &recipe.defines {
         build.define(define, None);
     }
     // Deep-bind the backend's libraries only when libtorch's own XNNPACK shares the
@@ -77,22 +83,17 @@ fn link_executorch(target: &str, out_dir: &Path, beside_libtorch: bool) -> Resul
     if beside_libtorch {
         build.define("PTM_ET_DEEPBIND", None);
     }
-    for include in &found.include_dirs {
+    for include in &recipe.include_dirs {
         build.include(include);
     }
     build.compile("ptm_executorch");
-    println!("cargo:rustc-link-search=native={}", found.lib_dir.display());
-    for name in executorch::RUNTIME_LIBRARIES {
-        // A build that folds the threadpool into libexecutorch has no library of its own.
-        if *name == executorch::RUNTIME_LIBRARIES[0] || found.lib_dir.join(format!("lib{name}.so")).exists() {
-            println!("cargo:rustc-link-lib=dylib={name}");
-        }
+    println!("cargo:rustc-link-search=native={}", recipe.lib_dir.display());
+    for name in recipe.libraries.iter().chain(&recipe.system_libraries) {
+        println!("cargo:rustc-link-lib=dylib={name}");
     }
-    // The shim loads the backend and kernel libraries by name when it starts.
-    println!("cargo:rustc-link-lib=dylib=dl");
-    if !libtorch::is_mobile(target) {
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", found.lib_dir.display());
-        println!("cargo:{}={}", executorch::RPATH_METADATA, found.lib_dir.display());
+    if recipe.rpath && !libtorch::is_mobile(target) {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", recipe.lib_dir.display());
+        println!("cargo:{}={}", executorch::RPATH_METADATA, recipe.lib_dir.display());
     }
     println!("cargo:rustc-env=PTM_EXECUTORCH_ORIGIN={}", found.origin);
     println!("cargo:rustc-env=PTM_EXECUTORCH_VERSION={}", found.version.as_deref().unwrap_or_default());

@@ -1,7 +1,7 @@
 //! `cargo ptm prepare`, the committed store and offline builds, on fixture crates built
 //! by cargo with real torch.
 
-use ptm_harness::{logging_python, starts, venv_python, Fixture};
+use ptm_harness::{logging_python, starts, toolchain_dir, venv_python, Fixture};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -13,6 +13,7 @@ fn cargo_ptm(fixture: &Fixture, args: &[&str], cache: &Path) -> Output {
         .arg(fixture.path().join("Cargo.toml"))
         .env("PTM_PYTHON", venv_python())
         .env("PTM_CACHE_DIR", cache)
+        .env("PTM_TOOLCHAIN_DIR", toolchain_dir())
         .env_remove("VIRTUAL_ENV")
         .output()
         .unwrap()

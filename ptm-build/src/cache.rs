@@ -8,7 +8,12 @@
 //!   locks/<key>.lock               held (flock) while a build converts <key>
 //!   staging/<unique>/              where a conversion writes before it is published
 //!   probes/<python>.json           the torch version of each interpreter seen (ptm_toolchain::python)
+//!   runners/executorch-<v>-<hash>/ ExecuTorch's runner that verifies .pte files (ptm_convert/runner.py)
 //! ```
+//!
+//! The last two concern the toolchain, not a model: they are in `PTM_TOOLCHAIN_DIR`
+//! instead when it is set (`ptm_toolchain::cache_dir::toolchain`), which caches of their
+//! own can share.
 //!
 //! An entry appears by renaming a complete staging directory into place, so a reader
 //! sees all of it or nothing; a directory rename onto an existing entry fails, so the

@@ -5,7 +5,6 @@
 use crate::error::Error;
 use crate::hash::KeyHasher;
 use crate::manifest::ModelDecl;
-use crate::sources::SOURCES;
 use std::path::{Path, PathBuf};
 
 /// The files a declaration reads, relative to the crate.
@@ -22,8 +21,8 @@ pub fn inputs_of(decl: &ModelDecl) -> Vec<&Path> {
 pub fn key_of(decl: &ModelDecl, crate_dir: &Path, torch_version: &str) -> Result<String, Error> {
     let mut hasher = KeyHasher::default();
     hasher.field("ptm-build", env!("CARGO_PKG_VERSION").as_bytes());
-    for (name, text) in SOURCES {
-        hasher.field(name, text.as_bytes());
+    for (name, text) in crate::sources::all() {
+        hasher.field(&name, text.as_bytes());
     }
     hasher.field("torch", torch_version.as_bytes());
     let mut canonical = serde_json::to_value(decl).unwrap_or_default();

@@ -39,6 +39,9 @@
 //! Each artifact is cached under a sha256 of its declaration, every input file, the
 //! worker's source, the torch version and this crate's version, in `PTM_CACHE_DIR` or
 //! else `<target dir>/ptm-cache`. A build whose models are all cached starts no Python.
+//! What concerns the toolchain rather than a model (ExecuTorch's runner that verifies
+//! `.pte` files, each interpreter's torch probe) is kept in `PTM_TOOLCHAIN_DIR`, else in
+//! the cache too, so that a new cache need not compile the runner or probe torch again.
 //!
 //! # Sourcing Python and torch
 //!
@@ -52,6 +55,7 @@
 //! |---|---|
 //! | `PTM_PYTHON` | the Python interpreter to run the conversion with |
 //! | `PTM_CACHE_DIR` | where converted models are cached |
+//! | `PTM_TOOLCHAIN_DIR` | where ExecuTorch's runner and the torch probes are kept (default: the cache) |
 //! | `PTM_ALLOW_UNTESTED_TORCH` | `1` converts with a torch other than 2.11.0 |
 //! | `PTM_OFFLINE` | `1` builds only from the cache and the committed store (`.ptm/`) |
 //! | `PTM_HEARTBEAT_SECONDS` | a model in one stage this long gets a warning, again each time as long (default 60) |
@@ -102,8 +106,8 @@ pub mod tooling {
     pub use crate::key::key_of;
 }
 
-use ptm_toolchain::vars::{CARGO_MANIFEST_DIR, OUT_DIR, PTM_CACHE_DIR, PTM_HEARTBEAT_SECONDS, PTM_MODEL_TIMEOUT, PTM_OFFLINE, TARGET};
-use ptm_toolchain::{env, libtorch};
+use ptm_toolchain::vars::{CARGO_MANIFEST_DIR, OUT_DIR, PTM_CACHE_DIR, PTM_HEARTBEAT_SECONDS, PTM_MODEL_TIMEOUT, PTM_OFFLINE, PTM_TOOLCHAIN_DIR, TARGET};
+use ptm_toolchain::{cache_dir, env, libtorch};
 use std::path::PathBuf;
 
 /// Converts the models declared in the crate's Cargo.toml; the one call of a build.rs.
@@ -126,6 +130,7 @@ pub struct Builder {
     crate_dir: Option<PathBuf>,
     out_dir: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
+    toolchain_dir: Option<PathBuf>,
     python: Option<PathBuf>,
     target: Option<String>,
     offline: bool,
@@ -155,6 +160,14 @@ impl Builder {
     /// The conversion cache (default: `PTM_CACHE_DIR`, else `<target dir>/ptm-cache`).
     pub fn cache_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Builder {
         self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Where ExecuTorch's runner and the torch probes are kept, which concern the
+    /// toolchain rather than a model (default: `PTM_TOOLCHAIN_DIR`, else the cache). Builds
+    /// with caches of their own that share it compile the runner once.
+    pub fn toolchain_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Builder {
+        self.toolchain_dir = Some(dir.into());
         self
     }
 
@@ -232,6 +245,7 @@ impl Builder {
         let out_dir = required(&self.out_dir, OUT_DIR)?;
         let cache_dir = self.cache_dir.clone().or_else(|| env::var(PTM_CACHE_DIR).map(PathBuf::from));
         let cache = cache::Cache::locate(cache_dir, &out_dir);
+        let toolchain_dir = cache_dir::toolchain(self.toolchain_dir.clone().or_else(|| env::var(PTM_TOOLCHAIN_DIR).map(PathBuf::from)), cache.root());
         let target = self.target.clone().or_else(|| std::env::var(TARGET).ok().filter(|t| !t.is_empty()));
         let offline = self.offline || env::flag(PTM_OFFLINE);
         let mut supervision = worker::Supervision::default();
@@ -239,6 +253,16 @@ impl Builder {
             supervision.heartbeat = heartbeat;
         }
         supervision.timeout = self.model_timeout.map_or_else(|| env::seconds(PTM_MODEL_TIMEOUT), |t| Ok(Some(t)))?;
-        Ok(pipeline::Context { crate_dir, out_dir, cache, python: self.python.clone(), target, offline, progress: self.progress.clone(), supervision })
+        Ok(pipeline::Context {
+            crate_dir,
+            out_dir,
+            cache,
+            toolchain_dir,
+            python: self.python.clone(),
+            target,
+            offline,
+            progress: self.progress.clone(),
+            supervision,
+        })
     }
 }

@@ -31,6 +31,9 @@ pub struct Context {
     pub out_dir: PathBuf,
     /// The conversion cache.
     pub cache: Cache,
+    /// Where ExecuTorch's runner and the torch probes are kept (the cache's root unless
+    /// `PTM_TOOLCHAIN_DIR` or the builder says otherwise).
+    pub toolchain_dir: PathBuf,
     /// An explicit interpreter, overriding discovery.
     pub python: Option<PathBuf>,
     /// The Rust target triple the app is built for, which picks per-target settings.
@@ -136,7 +139,7 @@ fn interpreter(ctx: &Context) -> Result<(Interpreter, Torch), Error> {
         Some(path) => Interpreter { path: path.clone(), origin: "Builder::python".into(), from_path: false },
         None => python::find(&ctx.crate_dir)?,
     };
-    let torch = python::torch(&interpreter, ctx.cache.root())?;
+    let torch = python::torch(&interpreter, &ctx.toolchain_dir)?;
     python::watch(&interpreter, &torch);
     Ok((interpreter, torch))
 }
@@ -284,7 +287,7 @@ fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Ent
         })
         .collect();
     let names: Vec<&str> = jobs.iter().map(|job| job.decl.name.as_str()).collect();
-    let runners = ctx.cache.root().join("runners");
+    let runners = ctx.toolchain_dir.join("runners");
     // The worker runs in the crate's directory.
     let runners = std::path::absolute(&runners).unwrap_or(runners);
     let finished =

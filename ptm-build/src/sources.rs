@@ -1,14 +1,13 @@
 //! What the worker is made of, embedded in ptm-build: the launcher, the `ptm_convert`
-//! package and the C++ of the `.pte` runner. Written out before the worker starts, and
-//! hashed into every key (a change of the converter is a change of every artifact).
+//! package, and the C++ of the `.pte` runner with the recipe that compiles it. Written
+//! out before the worker starts, and hashed into every key (a change of the converter
+//! is a change of every artifact).
 
-use ptm_toolchain::executorch::SHIM as EXECUTORCH_SHIM;
+use ptm_toolchain::executorch::{RECIPE_FILE, SHIM};
 
-/// The worker's source files, by their path in the directory ptm-build writes them to:
-/// the launcher ptm-build runs, the `ptm_convert` package, and the C++ of the runner that
-/// verifies `.pte` files (beside the package's modules, where `runner.py` looks). Their bytes
-/// are part of every cache key.
-pub const SOURCES: &[(&str, &str)] = &[
+/// The worker's own files, by their path in the directory ptm-build writes them to: the
+/// launcher ptm-build runs, the `ptm_convert` package and the runner's `main`.
+const SOURCES: &[(&str, &str)] = &[
     ("ptm_worker.py", include_str!("../python/ptm_worker.py")),
     ("ptm_convert/__init__.py", include_str!("../python/ptm_convert/__init__.py")),
     ("ptm_convert/__main__.py", include_str!("../python/ptm_convert/__main__.py")),
@@ -30,15 +29,23 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("ptm_convert/archive.py", include_str!("../python/ptm_convert/archive.py")),
     ("ptm_convert/runner.py", include_str!("../python/ptm_convert/runner.py")),
     ("ptm_convert/py.typed", include_str!("../python/ptm_convert/py.typed")),
-    ("ptm_convert/ptm_executorch.h", EXECUTORCH_SHIM[0].1),
-    ("ptm_convert/ptm_executorch.cpp", EXECUTORCH_SHIM[1].1),
-    ("ptm_convert/ptm_tensor.h", ptm_toolchain::TENSOR_HEADER.1),
     ("ptm_convert/ptm_executorch_runner.cpp", include_str!("../executorch/ptm_executorch_runner.cpp")),
 ];
 
+/// Every source file of the worker, by its path in the directory ptm-build writes them
+/// to: [`SOURCES`], then ptm-toolchain's ExecuTorch shim (every file of it), the C
+/// header of the types it shares with the Lite Interpreter's shim and the recipe that
+/// compiles it, beside the package's modules, where `runner.py` looks for
+/// them. Their bytes are part of every cache key.
+pub fn all() -> impl Iterator<Item = (String, &'static str)> {
+    let shim: &'static [(&str, &str)] = &SHIM;
+    let toolchain = shim.iter().chain([&ptm_toolchain::TENSOR_HEADER, &RECIPE_FILE]).map(|(name, text)| (format!("ptm_convert/{name}"), *text));
+    SOURCES.iter().map(|(name, text)| (name.to_string(), *text)).chain(toolchain)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::SOURCES;
+    use super::all;
 
     /// Every file of the package is written out with the worker, and so hashed into the
     /// keys: a module left out would fail to import only in a build.
@@ -51,13 +58,21 @@ mod tests {
             .filter(|name| name.ends_with(".py") || name == "py.typed")
             .collect();
         files.sort();
-        let mut listed: Vec<String> = SOURCES
-            .iter()
-            .filter_map(|(name, _)| name.strip_prefix("ptm_convert/"))
-            .filter(|name| !name.ends_with(".h") && !name.ends_with(".cpp"))
-            .map(String::from)
+        let mut listed: Vec<String> = all()
+            .filter_map(|(name, _)| name.strip_prefix("ptm_convert/").map(String::from))
+            .filter(|name| name.ends_with(".py") || name == "py.typed")
             .collect();
         listed.sort();
         assert_eq!(files, listed);
+    }
+
+    /// The runner is compiled from every file of the shim, with the recipe, all written
+    /// beside the package's modules.
+    #[test]
+    fn the_shim_and_the_recipe_are_written_beside_the_package() {
+        let names: Vec<String> = all().map(|(name, _)| name).collect();
+        for (file, _) in ptm_toolchain::executorch::SHIM.iter().chain([&ptm_toolchain::executorch::RECIPE_FILE]) {
+            assert!(names.contains(&format!("ptm_convert/{file}")), "{file}");
+        }
     }
 }

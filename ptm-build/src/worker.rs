@@ -10,7 +10,6 @@
 
 use crate::error::Error;
 use crate::manifest::ModelDecl;
-use crate::sources::SOURCES;
 pub use ptm_report::Converted;
 use ptm_toolchain::python::Interpreter;
 use serde::{Deserialize, Serialize};
@@ -113,7 +112,7 @@ pub fn run(
 ) -> Result<Finished, Error> {
     let package = scratch.join("ptm_convert");
     std::fs::create_dir_all(&package).map_err(|e| Error::io("create", package, e))?;
-    for (name, text) in SOURCES {
+    for (name, text) in crate::sources::all() {
         crate::fsutil::write_atomic(&scratch.join(name), text.as_bytes())?;
     }
     let request_path = scratch.join("request.json");

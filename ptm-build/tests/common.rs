@@ -55,14 +55,29 @@ impl Project {
         ptm_build::manifest::read(&self.manifest(), None)
     }
 
-    /// Builds with the workspace's .venv Python, or the given interpreter.
+    /// Builds with the workspace's .venv Python, or the given interpreter, into a cache
+    /// of the project's own and the shared [`toolchain_dir`].
     pub fn build_with(&self, python: &Path) -> Result<ptm_build::Bundle, ptm_build::Error> {
-        ptm_build::Builder::new().crate_dir(self.path()).out_dir(self.path().join("out")).cache_dir(self.path().join("cache")).python(python).bundle()
+        ptm_build::Builder::new()
+            .crate_dir(self.path())
+            .out_dir(self.path().join("out"))
+            .cache_dir(self.path().join("cache"))
+            .toolchain_dir(toolchain_dir())
+            .python(python)
+            .bundle()
     }
 
     pub fn build(&self) -> Result<ptm_build::Bundle, ptm_build::Error> {
         self.build_with(&venv_python())
     }
+}
+
+/// The toolchain directory the tests share (`<target dir>/ptm-toolchain`, as the fixture
+/// harness's): ExecuTorch's runner compiles and torch is probed once, while every
+/// project's model cache starts empty. A test that damages what is in it uses its own.
+pub fn toolchain_dir() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().unwrap_or(tmp).join("ptm-toolchain")
 }
 
 pub fn venv_python() -> PathBuf {

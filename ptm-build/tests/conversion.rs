@@ -104,6 +104,7 @@ fn concurrent_builds_of_one_model_both_succeed_and_share_one_entry() {
                         .crate_dir(project.path())
                         .out_dir(project.path().join(format!("out{i}")))
                         .cache_dir(cache)
+                        .toolchain_dir(common::toolchain_dir())
                         .python(venv_python())
                         .bundle()
                 })

@@ -38,18 +38,26 @@ fn indent(code: &str) -> String {
 }
 
 /// Builds `project` with `python`, collecting every progress line; `configure` sets more.
+/// The toolchain directory is the project's own, not the one the other tests share: these
+/// tests damage the runner in it.
 fn build(project: &Project, python: &Path, configure: impl FnOnce(&mut Builder)) -> (Result<Outcome, Error>, Vec<String>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&lines);
     let mut builder = Builder::new();
-    builder.crate_dir(project.path()).out_dir(project.path().join("out")).cache_dir(project.path().join("cache")).python(python).progress(move |event| {
-        let line = match event {
-            Progress::Step { model, step } => format!("ptm: {model}: {step}"),
-            Progress::Line(line) => line.to_string(),
-            Progress::Done { model, origin } => format!("done: {model}: {origin:?}"),
-        };
-        sink.lock().unwrap().push(line);
-    });
+    builder
+        .crate_dir(project.path())
+        .out_dir(project.path().join("out"))
+        .cache_dir(project.path().join("cache"))
+        .toolchain_dir(project.path().join("toolchain"))
+        .python(python)
+        .progress(move |event| {
+            let line = match event {
+                Progress::Step { model, step } => format!("ptm: {model}: {step}"),
+                Progress::Line(line) => line.to_string(),
+                Progress::Done { model, origin } => format!("done: {model}: {origin:?}"),
+            };
+            sink.lock().unwrap().push(line);
+        });
     configure(&mut builder);
     let result = builder.build();
     let lines = lines.lock().unwrap().clone();
@@ -167,7 +175,7 @@ fn pte_project() -> Project {
 }
 
 fn runner_of(project: &Project) -> PathBuf {
-    let runners = project.path().join("cache/runners");
+    let runners = project.path().join("toolchain/runners");
     let mut found: Vec<PathBuf> = std::fs::read_dir(&runners).unwrap().map(|e| e.unwrap().path().join("ptm_executorch_runner")).collect();
     assert_eq!(found.len(), 1, "{found:?}");
     found.remove(0)
@@ -225,4 +233,31 @@ fn a_damaged_executorch_runner_is_compiled_again() {
         assert!(lines.contains(&said), "runner {what}: no `{said}` in {lines:#?}");
         assert_intact(&runner);
     }
+}
+
+/// The runner and the torch probe concern the toolchain, not a model: a build with a new,
+/// empty cache and the same toolchain directory converts the model again but neither
+/// compiles the runner nor keeps either in the cache.
+#[test]
+fn a_new_cache_with_the_same_toolchain_directory_keeps_the_runner() {
+    let project = pte_project();
+    let compiled = |lines: &[String]| lines.iter().filter(|l| l.contains("compiling ExecuTorch's runner")).count();
+    let (first, lines) = build(&project, &venv_python(), |_| {});
+    assert_eq!(origins(&first.unwrap()), [("tiny".to_string(), Origin::Converted)]);
+    assert_eq!(compiled(&lines), 1, "{lines:#?}");
+    let runner = runner_of(&project);
+    assert!(project.path().join("toolchain/probes").read_dir().unwrap().count() > 0, "the torch probe is in the toolchain directory");
+    for kept in ["runners", "probes"] {
+        assert!(!project.path().join("cache").join(kept).exists(), "{kept} are not in the model cache");
+    }
+
+    let another = project.path().join("another-cache");
+    let (second, lines) = build(&project, &venv_python(), |builder| {
+        builder.cache_dir(&another);
+    });
+    assert_eq!(origins(&second.unwrap()), [("tiny".to_string(), Origin::Converted)], "a new cache converts again");
+    assert_eq!(compiled(&lines), 0, "the runner was compiled again for a new cache: {lines:#?}");
+    assert_eq!(runner_of(&project), runner);
+    assert_intact(&runner);
+    assert!(another.join("v1").is_dir() && !another.join("runners").exists());
 }

@@ -1,6 +1,7 @@
-//! Where ptm's cache lives, which the conversion fills and the runtime's build script
-//! reads the last torch probe from: `PTM_CACHE_DIR`, else `ptm-cache` in cargo's target
-//! directory, so that every crate of a workspace shares it.
+//! Where ptm's cache lives, which the conversion fills: `PTM_CACHE_DIR`, else `ptm-cache`
+//! in cargo's target directory, so that every crate of a workspace shares it. And where
+//! what concerns the toolchain rather than a model is kept (ExecuTorch's runner, the torch
+//! probes, which the runtime's build script reads too): `PTM_TOOLCHAIN_DIR`, else the cache.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,13 @@ pub fn locate(explicit: Option<PathBuf>, out_dir: &Path) -> PathBuf {
     target.join("ptm-cache")
 }
 
+/// `explicit` (the value of `PTM_TOOLCHAIN_DIR` or a builder's setting) when given, else
+/// the cache directory `cache`: a fresh cache for models can share one toolchain
+/// directory, whose runner and probes then outlive it.
+pub fn toolchain(explicit: Option<PathBuf>, cache: &Path) -> PathBuf {
+    explicit.unwrap_or_else(|| cache.to_path_buf())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -29,5 +37,11 @@ mod tests {
         assert_eq!(locate(None, out), Path::new("/nowhere/target/ptm-cache"));
         assert_eq!(locate(Some("/c".into()), out), Path::new("/c"));
         assert_eq!(locate(None, Path::new("/out")), Path::new("/out/ptm-cache"));
+    }
+
+    #[test]
+    fn the_toolchain_directory_is_the_cache_unless_given() {
+        assert_eq!(toolchain(None, Path::new("/c")), Path::new("/c"));
+        assert_eq!(toolchain(Some("/t".into()), Path::new("/c")), Path::new("/t"));
     }
 }

@@ -2,13 +2,16 @@
 //! `PTM_EXECUTORCH_DIR_<target>` or `PTM_EXECUTORCH_DIR` (a directory with `include/`
 //! and `lib/`), else the executorch package of the Python environment that converts,
 //! whose wheel ships both. And how to compile against it: the shim's sources ([`SHIM`],
-//! [`write_shim`]), the [`DEFINES`] its headers need and the [`RUNTIME_LIBRARIES`] to link.
+//! [`write_shim`]) and the [`Recipe`] (`executorch/recipe.json`, which the build-time
+//! runner and the ARM check read too): the standard, definitions, include directories
+//! and libraries.
 
 use crate::env;
 use crate::error::Error;
 use crate::libtorch::is_mobile;
 use crate::python::{self, Interpreter};
 use crate::vars::PTM_EXECUTORCH_DIR;
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -29,15 +32,146 @@ pub fn write_shim(dir: &Path) -> Result<(), Error> {
 /// by the app's build script as `DEP_PTM_EXECUTORCH_RPATH` ([`crate::libtorch::forward_rpath`]).
 pub const RPATH_METADATA: &str = "executorch_rpath";
 
-/// Definitions every translation unit including ExecuTorch's headers needs: the
-/// vendored c10 headers cannot compile without the first, and the wheel's libraries
-/// are built with the second, which changes the layout of classes in the headers.
-pub const DEFINES: &[&str] = &["C10_USING_CUSTOM_GENERATED_MACROS", "ET_EVENT_TRACER_ENABLED"];
+/// The recipe's file, as (file name, text): `executorch/recipe.json`. ptm-build writes
+/// it beside the worker's modules with [`SHIM`], so it enters every cache key too.
+pub const RECIPE_FILE: (&str, &str) = ("recipe.json", include_str!("../executorch/recipe.json"));
 
-/// The libraries the shim calls: the Program/Method API and the threadpool. The backend
-/// and kernel libraries register themselves from static constructors, which nothing
-/// references, so the shim loads them by name when it starts instead.
-pub const RUNTIME_LIBRARIES: &[&str] = &["executorch", "executorch_threadpool"];
+/// How C++ is compiled against ExecuTorch, parsed from [`RECIPE_FILE`]: the one recipe
+/// of the runtime's build script, the build-time runner (`ptm_convert/runner.py`) and
+/// the ARM check. Each item carries the reason it is there (`why`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Recipe {
+    /// What the recipe is and who reads it.
+    pub why: String,
+    /// The C++ standard (`c++17`).
+    pub std: Item<String>,
+    /// The optimisation level, in every profile.
+    pub opt_level: Item<u32>,
+    /// Whether the compiler's warnings are shown (false: `-w`).
+    pub warnings: Item<bool>,
+    /// Definitions every translation unit including ExecuTorch's headers needs.
+    pub defines: Vec<Define>,
+    /// Include directories, in order, relative to the ExecuTorch directory.
+    pub include_dirs: Vec<Dir>,
+    /// Where the shared libraries are, relative to the ExecuTorch directory.
+    pub lib_dir: Dir,
+    /// ExecuTorch's libraries to link, in order.
+    pub libraries: Vec<Library>,
+    /// The system's libraries to link.
+    pub system_libraries: Vec<SystemLibrary>,
+    /// Whether a desktop binary records the library directory as its rpath.
+    pub rpath: Item<bool>,
+}
+
+/// One value of the [`Recipe`] and why it is so.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Item<T> {
+    /// The value.
+    pub value: T,
+    /// Why.
+    pub why: String,
+}
+
+/// A preprocessor definition (`-D<name>`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Define {
+    /// The macro defined (without a value).
+    pub name: String,
+    /// Why.
+    pub why: String,
+}
+
+/// A directory relative to the ExecuTorch directory.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Dir {
+    /// The relative path, `/`-separated.
+    pub path: String,
+    /// Why.
+    pub why: String,
+}
+
+/// One of ExecuTorch's libraries (`lib<name>.so`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Library {
+    /// The name the linker is given (`-l<name>`).
+    pub name: String,
+    /// Linked only when the library directory has it.
+    pub optional: bool,
+    /// Why.
+    pub why: String,
+}
+
+/// A library of the system (`-l<name>`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SystemLibrary {
+    /// The name the linker is given.
+    pub name: String,
+    /// Why.
+    pub why: String,
+}
+
+impl Recipe {
+    /// The recipe of [`RECIPE_FILE`] (checked by this crate's tests, so it parses).
+    pub fn get() -> &'static Recipe {
+        static RECIPE: std::sync::OnceLock<Recipe> = std::sync::OnceLock::new();
+        RECIPE.get_or_init(|| serde_json::from_str(RECIPE_FILE.1).unwrap_or_else(|e| panic!("ptm-toolchain's executorch/recipe.json: {e}")))
+    }
+
+    /// The include directories inside the ExecuTorch directory `dir`, in order.
+    pub fn include_dirs(&self, dir: &Path) -> Vec<PathBuf> {
+        self.include_dirs.iter().map(|include| dir.join(&include.path)).collect()
+    }
+
+    /// The library directory inside the ExecuTorch directory `dir`.
+    pub fn lib_dir(&self, dir: &Path) -> PathBuf {
+        dir.join(&self.lib_dir.path)
+    }
+
+    /// ExecuTorch's libraries to link from `lib_dir`: the required ones, and the optional
+    /// ones it has.
+    pub fn libraries(&self, lib_dir: &Path) -> Vec<&str> {
+        self.libraries.iter().filter(|l| !l.optional || lib_dir.join(format!("lib{}.so", l.name)).exists()).map(|l| l.name.as_str()).collect()
+    }
+
+    /// What a compiler is given to build `found`'s C++: the recipe applied to one ExecuTorch.
+    pub fn compile(&self, found: &Executorch) -> Compile<'_> {
+        Compile {
+            std: &self.std.value,
+            opt_level: self.opt_level.value,
+            warnings: self.warnings.value,
+            defines: self.defines.iter().map(|d| d.name.as_str()).collect(),
+            include_dirs: found.include_dirs.clone(),
+            lib_dir: found.lib_dir.clone(),
+            libraries: self.libraries(&found.lib_dir),
+            system_libraries: self.system_libraries.iter().map(|l| l.name.as_str()).collect(),
+            rpath: self.rpath.value,
+        }
+    }
+}
+
+/// The [`Recipe`] applied to one [`Executorch`]: what the runtime's build script gives
+/// `cc::Build` and the linker, field by field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compile<'a> {
+    /// The C++ standard.
+    pub std: &'a str,
+    /// The optimisation level.
+    pub opt_level: u32,
+    /// Whether warnings are shown (false: `-w`).
+    pub warnings: bool,
+    /// `-D` definitions.
+    pub defines: Vec<&'a str>,
+    /// `-I` directories, in order.
+    pub include_dirs: Vec<PathBuf>,
+    /// `-L` directory.
+    pub lib_dir: PathBuf,
+    /// ExecuTorch's libraries to link (`-l`), in order.
+    pub libraries: Vec<&'a str>,
+    /// The system's libraries to link (`-l`).
+    pub system_libraries: Vec<&'a str>,
+    /// Whether a desktop binary gets `-Wl,-rpath,<lib_dir>`.
+    pub rpath: bool,
+}
 
 /// An ExecuTorch to compile against and link.
 #[derive(Debug, Clone)]
@@ -76,8 +210,9 @@ pub fn locate(target: &str, out_dir: &Path) -> Result<Executorch, Error> {
 }
 
 fn laid_out(dir: &Path, origin: String) -> Result<Executorch, Error> {
+    let recipe = Recipe::get();
     let include = dir.join("include");
-    let lib_dir = dir.join("lib");
+    let lib_dir = recipe.lib_dir(dir);
     for needed in [include.join("executorch/extension/module/module.h"), lib_dir.join("libexecutorch.so")] {
         if !needed.exists() {
             return Err(Error::Unusable {
@@ -90,7 +225,7 @@ fn laid_out(dir: &Path, origin: String) -> Result<Executorch, Error> {
         }
     }
     Ok(Executorch {
-        include_dirs: vec![include.clone(), include.join("executorch/runtime/core/portable_type/c10")],
+        include_dirs: recipe.include_dirs(dir),
         watch: vec![lib_dir.clone(), dir.join("version.py")],
         version: std::fs::read_to_string(dir.join("version.py")).ok().as_deref().and_then(version_of),
         lib_dir,
@@ -144,6 +279,44 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         write_shim(&dir).unwrap();
         assert_eq!(std::fs::metadata(&header).unwrap().modified().unwrap(), written);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// What the runtime's build script gives `cc::Build` and the linker, for an
+    /// ExecuTorch laid out as the wheel is: every item of recipe.json, the threadpool
+    /// library only where it exists.
+    #[test]
+    fn the_recipe_parses_and_is_what_the_runtime_compiles_with() {
+        let recipe = Recipe::get();
+        let dir = std::env::temp_dir().join(format!("ptm-recipe-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("include/executorch/extension/module")).unwrap();
+        std::fs::create_dir_all(dir.join("lib")).unwrap();
+        std::fs::write(dir.join("include/executorch/extension/module/module.h"), "").unwrap();
+        std::fs::write(dir.join("lib/libexecutorch.so"), "").unwrap();
+        let found = laid_out(&dir, "a test".into()).unwrap();
+        let expected = Compile {
+            std: "c++17",
+            opt_level: 2,
+            warnings: false,
+            defines: vec!["C10_USING_CUSTOM_GENERATED_MACROS", "ET_EVENT_TRACER_ENABLED"],
+            include_dirs: vec![dir.join("include"), dir.join("include/executorch/runtime/core/portable_type/c10")],
+            lib_dir: dir.join("lib"),
+            libraries: vec!["executorch"],
+            system_libraries: vec!["dl"],
+            rpath: true,
+        };
+        assert_eq!(recipe.compile(&found), expected, "a build that folds the threadpool into libexecutorch");
+        std::fs::write(dir.join("lib/libexecutorch_threadpool.so"), "").unwrap();
+        assert_eq!(recipe.compile(&found).libraries, ["executorch", "executorch_threadpool"]);
+        let whys = [&recipe.why, &recipe.std.why, &recipe.opt_level.why, &recipe.warnings.why, &recipe.lib_dir.why, &recipe.rpath.why]
+            .into_iter()
+            .chain(recipe.defines.iter().map(|d| &d.why))
+            .chain(recipe.include_dirs.iter().map(|d| &d.why))
+            .chain(recipe.libraries.iter().map(|l| &l.why))
+            .chain(recipe.system_libraries.iter().map(|l| &l.why));
+        for why in whys {
+            assert!(!why.trim().is_empty(), "every item of recipe.json says why it is there");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -18,7 +18,7 @@
 //! | [`python`] | the interpreter (`PTM_PYTHON`, `VIRTUAL_ENV`, `CONDA_PREFIX`, a `.venv`, `python3`) and its torch |
 //! | [`libtorch`] | the libtorch the runtime links, and what it tells the app's build script |
 //! | [`executorch`] | the ExecuTorch the runtime links, the shim compiled against it and how |
-//! | [`cache_dir`] | where ptm's cache lives (it keeps the last torch probe of each interpreter) |
+//! | [`cache_dir`] | where ptm's cache lives, and its toolchain directory (the last torch probe of each interpreter, ExecuTorch's runner) |
 //! | [`Error`] | why any of it failed, naming the variable to set |
 //! | [`TENSOR_HEADER`] | the C types of inputs and outputs both runtimes' shims share |
 //!
@@ -45,6 +45,7 @@
 //! | `VIRTUAL_ENV`, `CONDA_PREFIX` | an activated environment, searched after `PTM_PYTHON` |
 //! | `PTM_ALLOW_UNTESTED_TORCH` | `1` accepts a torch other than the tested release |
 //! | `PTM_CACHE_DIR` | where ptm's cache lives |
+//! | `PTM_TOOLCHAIN_DIR` | where ptm keeps ExecuTorch's runner and each interpreter's torch probe (default: the cache) |
 //! | `LIBTORCH` | the runtime links this unpacked libtorch instead of the Python environment's |
 //! | `PTM_LIBTORCH_LITE_DIR[_<target>]` | the runtime links this mobile libtorch-lite (Android, iOS) |
 //! | `PTM_EXECUTORCH_DIR[_<target>]` | the runtime's `executorch` backend links this ExecuTorch |

@@ -6,7 +6,9 @@
 //! `PTM_LIBTORCH_LITE_DIR` names a mobile libtorch-lite for Android and iOS targets.
 
 use crate::error::Error;
-use crate::vars::{DEP_PTM_EXECUTORCH_RPATH, DEP_PTM_RPATH, DEP_PTM_TORCH_ORIGIN, DEP_PTM_TORCH_VERSION, LIBTORCH, PTM_CACHE_DIR, PTM_LIBTORCH_LITE_DIR};
+use crate::vars::{
+    DEP_PTM_EXECUTORCH_RPATH, DEP_PTM_RPATH, DEP_PTM_TORCH_ORIGIN, DEP_PTM_TORCH_VERSION, LIBTORCH, PTM_CACHE_DIR, PTM_LIBTORCH_LITE_DIR, PTM_TOOLCHAIN_DIR,
+};
 use crate::{cache_dir, env, python};
 use std::path::{Path, PathBuf};
 
@@ -59,8 +61,10 @@ pub fn locate(target: &str, out_dir: &Path) -> Result<Libtorch, Error> {
         let version = std::fs::read_to_string(dir.join("build-version")).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         return full(&dir, None, vec![dir.join("lib"), dir.join("build-version")], format!("LIBTORCH={}", dir.display()), version);
     }
+    // The probe the conversion recorded, where it keeps it.
     let cache = cache_dir::locate(env::var(PTM_CACHE_DIR).map(PathBuf::from), out_dir);
-    let (python, torch) = python::find(out_dir).and_then(|python| Ok((python.clone(), python::torch(&python, &cache)?))).map_err(for_linking)?;
+    let toolchain = cache_dir::toolchain(env::var(PTM_TOOLCHAIN_DIR).map(PathBuf::from), &cache);
+    let (python, torch) = python::find(out_dir).and_then(|python| Ok((python.clone(), python::torch(&python, &toolchain)?))).map_err(for_linking)?;
     let watch = vec![torch.dir.join("version.py"), torch.dir.join("lib")];
     let origin = format!("torch {} of {} (chosen by {})", torch.version, python.path.display(), python.origin);
     full(&torch.dir, Some(torch.cxx11_abi), watch, origin, Some(torch.version))

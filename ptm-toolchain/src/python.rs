@@ -158,9 +158,12 @@ print(json.dumps({"version": torch.__version__, "dir": os.path.dirname(torch.__f
                   "cxx11_abi": bool(torch._C._GLIBCXX_USE_CXX11_ABI)}))
 "#;
 
-/// The torch of `python`, from the probe cache in `cache_dir` when still valid.
-pub fn torch(python: &Interpreter, cache_dir: &Path) -> Result<Torch, Error> {
-    let record = probe_record(cache_dir, &python.path);
+/// The torch of `python`, from its probe record in `toolchain_dir` (`PTM_TOOLCHAIN_DIR`,
+/// else the cache: [`crate::cache_dir::toolchain`]) when still valid. Builds sharing the
+/// directory may probe at once: a record is replaced whole ([`write_atomic`]), and one
+/// that cannot be read or parsed only costs another probe.
+pub fn torch(python: &Interpreter, toolchain_dir: &Path) -> Result<Torch, Error> {
+    let record = probe_record(toolchain_dir, &python.path);
     if let Some(probe) = std::fs::read(&record).ok().and_then(|bytes| serde_json::from_slice::<Probe>(&bytes).ok()) {
         let fresh = probe.python == python.path && stamp(&probe.torch.version_file).as_ref() == Some(&probe.version_stamp);
         if fresh {
@@ -202,11 +205,11 @@ pub fn torch(python: &Interpreter, cache_dir: &Path) -> Result<Torch, Error> {
     Ok(torch)
 }
 
-/// `probes/<python>.json` in the cache, named by the start of the sha256 of the
-/// interpreter's path (the layout ptm-build's cache documents).
-fn probe_record(cache_dir: &Path, python: &Path) -> PathBuf {
+/// `probes/<python>.json` in the toolchain directory, named by the start of the sha256 of
+/// the interpreter's path (the layout ptm-build's cache documents).
+fn probe_record(toolchain_dir: &Path, python: &Path) -> PathBuf {
     let id: String = Sha256::digest(python.as_os_str().as_encoded_bytes())[..8].iter().map(|b| format!("{b:02x}")).collect();
-    cache_dir.join("probes").join(format!("{id}.json"))
+    toolchain_dir.join("probes").join(format!("{id}.json"))
 }
 
 /// Writes `bytes` to a name of this process and thread's own and renames it over

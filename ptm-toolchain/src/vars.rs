@@ -7,6 +7,10 @@
 pub const PTM_PYTHON: &str = "PTM_PYTHON";
 /// Where the conversion cache lives.
 pub const PTM_CACHE_DIR: &str = "PTM_CACHE_DIR";
+/// Where ptm keeps what it builds or learns about a toolchain rather than a model:
+/// ExecuTorch's runner that verifies `.pte` files, and each interpreter's torch probe.
+/// Default: the conversion cache, so that one directory holds both unless asked.
+pub const PTM_TOOLCHAIN_DIR: &str = "PTM_TOOLCHAIN_DIR";
 /// Set to 1 to use a torch other than the tested version.
 pub const PTM_ALLOW_UNTESTED_TORCH: &str = "PTM_ALLOW_UNTESTED_TORCH";
 /// Set to 1 to build only from the cache and the committed store, never starting Python.
@@ -61,6 +65,7 @@ pub const TARGET: &str = "TARGET";
 pub const WATCHED: &[&str] = &[
     PTM_PYTHON,
     PTM_CACHE_DIR,
+    PTM_TOOLCHAIN_DIR,
     PTM_ALLOW_UNTESTED_TORCH,
     PTM_OFFLINE,
     PTM_HEARTBEAT_SECONDS,
@@ -73,6 +78,7 @@ pub const WATCHED: &[&str] = &[
 ];
 
 /// What chooses the libtorch and the ExecuTorch the runtime links, watched by its build
-/// script. Not PTM_CACHE_DIR: it only holds the record of the last torch probe, so moving
-/// it changes no choice, and a rerun would recompile the shims (about a minute).
+/// script. Not PTM_CACHE_DIR or PTM_TOOLCHAIN_DIR: they only hold the record of the last
+/// torch probe, so moving them changes no choice, and a rerun would recompile the shims
+/// (about a minute).
 pub const RUNTIME_WATCHED: &[&str] = &[LIBTORCH, PTM_LIBTORCH_LITE_DIR, PTM_EXECUTORCH_DIR, PTM_PYTHON, VIRTUAL_ENV, CONDA_PREFIX];

@@ -68,6 +68,7 @@ fn build_in_background(fixture: &Fixture, scratch: &Path) -> (std::process::Chil
         .current_dir(fixture.path())
         .env("CARGO_TARGET_DIR", ptm_tests::repo().join("target/fixtures"))
         .env("PTM_CACHE_DIR", &fixture.cache)
+        .env("PTM_TOOLCHAIN_DIR", ptm_tests::toolchain_dir())
         .env("PTM_PYTHON", &python)
         .env_remove("VIRTUAL_ENV")
         .stdout(Stdio::null())

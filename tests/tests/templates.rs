@@ -41,6 +41,7 @@ fn the_mobile_library_template_builds_as_a_cdylib_and_its_c_entry_point_runs() {
         .current_dir(lib.path())
         .env("CARGO_TARGET_DIR", ptm_tests::repo().join("target/fixtures"))
         .env("PTM_CACHE_DIR", &lib.cache)
+        .env("PTM_TOOLCHAIN_DIR", ptm_tests::toolchain_dir())
         .env("PTM_PYTHON", ptm_tests::venv_python())
         .env_remove("VIRTUAL_ENV")
         .output()

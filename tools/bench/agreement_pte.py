@@ -15,8 +15,9 @@ sys.path.insert(0, os.path.join(here, "../../ptm-build/python"))
 import review  # noqa: E402
 from ptm_convert.pte import decode, encode  # noqa: E402
 
-ptm_dir, count, cache = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-runner = sorted(glob.glob(os.path.join(cache, "runners", "executorch-*", "ptm_executorch_runner")))[-1]
+# The toolchain directory the build kept the runner in (PTM_TOOLCHAIN_DIR, else the cache).
+ptm_dir, count, toolchain = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+runner = sorted(glob.glob(os.path.join(toolchain, "runners", "executorch-*", "ptm_executorch_runner")))[-1]
 model = review.build_model().eval()
 generator = torch.Generator().manual_seed(1234)
 samples = [(torch.randint(0, 30522, (1, 128), generator=generator),) for _ in range(count)]

@@ -1,5 +1,5 @@
 """The runner that verifies .pte files in ExecuTorch's native runtime (ptm_executorch_runner.cpp
-over the same shim the `ptm` runtime links), kept in the cache like an entry:
+over the same shim the `ptm` runtime links, compiled by the same recipe), kept like a cache entry:
 
     <runner_dir>/executorch-<version>-<shim digest>/
         ptm_executorch_runner          the binary
@@ -9,37 +9,98 @@ over the same shim the `ptm` runtime links), kept in the cache like an entry:
 It is checked before each use (a regular, executable file matching its recorded hash) and
 compiled again when it is not, or when it cannot be started: a truncated, replaced or
 emptied runner would otherwise fail every later .pte conversion with a message blaming
-the model. Models converting at once, and builds sharing the cache, compile it once:
+the model. Models converting at once, and builds sharing the directory (PTM_TOOLCHAIN_DIR, else
+the cache), compile it once:
 whoever holds the lock compiles, the others find it done."""
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
+from typing import Any, Optional
 
 from .common import Failure, log
 
-SHIM_FILES = ["ptm_executorch.h", "ptm_executorch.cpp", "ptm_executorch_runner.cpp"]
+# The runner's main, compiled with every file of ptm-toolchain's ExecuTorch shim.
+RUNNER_MAIN = "ptm_executorch_runner.cpp"
+# How C++ is compiled against ExecuTorch, for every caller (ptm-toolchain/executorch/recipe.json).
+RECIPE = "recipe.json"
 NAME = "ptm_executorch_runner"
 # The dynamic loader's status when the binary starts but a library it links is missing.
 LOADER_FAILED = 127
 
 
-def shim_sources():
-    """The runner's C++, in SHIM_FILES order: beside the package's modules, where ptm-build
-    writes it, else in the checkout the package is installed from (the runner in
-    ptm-build/executorch/, the shim it compiles in ptm-toolchain/executorch/)."""
-    here = os.path.dirname(os.path.abspath(__file__))
+def source_places(here: Optional[str] = None) -> list[str]:
+    """Where the runner's C++ and the recipe are: beside the package's modules, where ptm-build
+    writes them, else in the checkout the package is installed from (the runner's main in
+    ptm-build/executorch/, the shim it compiles and the recipe in ptm-toolchain/executorch/, the
+    header of the types both runtimes' shims share in ptm-toolchain/include/)."""
+    here = here or os.path.dirname(os.path.abspath(__file__))
+    if os.path.isfile(os.path.join(here, RUNNER_MAIN)):
+        return [here]
     checkout = os.path.join(here, "..", "..", "..")
-    places = (here, os.path.join(checkout, "ptm-build", "executorch"), os.path.join(checkout, "ptm-toolchain", "executorch"))
-    sources = []
-    for name in SHIM_FILES:
-        found = [os.path.join(d, name) for d in places if os.path.isfile(os.path.join(d, name))]
-        if not found:
-            raise Failure("verify", f"the C++ of ExecuTorch's runner ({name}) is neither in {here} nor in a ptm checkout "
-                                    "around it", "install ptm_convert from a checkout of ptm (pip install -e ptm-build/python)")
-        sources.append(os.path.normpath(found[0]))
+    return [os.path.normpath(os.path.join(checkout, "ptm-build", "executorch")),
+            os.path.normpath(os.path.join(checkout, "ptm-toolchain", "executorch")),
+            os.path.normpath(os.path.join(checkout, "ptm-toolchain", "include"))]
+
+
+def missing(what: str, places: list[str]) -> Failure:
+    return Failure("verify", f"{what} is in none of {', '.join(places)}: neither beside ptm_convert's modules nor in "
+                             "a ptm checkout around them",
+                   "install ptm_convert from a checkout of ptm (pip install -e ptm-build/python)")
+
+
+def shim_sources(here: Optional[str] = None) -> list[str]:
+    """The runner's C++: every header and source found with its main (see source_places), in
+    name order, so a file added to the shim is compiled and hashed without naming it here."""
+    places = source_places(here)
+    sources = sorted(os.path.join(d, name) for d in places if os.path.isdir(d) for name in os.listdir(d)
+                     if name.endswith((".h", ".cpp")))
+    if not any(os.path.basename(path) == RUNNER_MAIN for path in sources):
+        raise missing(f"the C++ of ExecuTorch's runner ({RUNNER_MAIN})", places)
     return sources
+
+
+def recipe_path(here: Optional[str] = None) -> str:
+    """The recipe's file, found like the runner's C++."""
+    places = source_places(here)
+    for d in places:
+        if os.path.isfile(os.path.join(d, RECIPE)):
+            return os.path.join(d, RECIPE)
+    raise missing(f"the recipe that compiles ExecuTorch's runner ({RECIPE})", places)
+
+
+def load_recipe(path: Optional[str] = None) -> dict[str, Any]:
+    with open(path or recipe_path()) as f:
+        recipe: dict[str, Any] = json.load(f)
+    return recipe
+
+
+def compile_command(compiler: str, executorch_dir: str, sources: list[str], output: str,
+                    recipe: Optional[dict[str, Any]] = None) -> list[str]:
+    """The command that compiles `sources` (headers are found through their directories, the .cpp
+    files are compiled) against the ExecuTorch in `executorch_dir` (with include/ and lib/) into
+    the program `output`, by the recipe the runtime's build script uses too. The optional
+    libraries are linked when `executorch_dir` has them."""
+    recipe = recipe if recipe is not None else load_recipe()
+    lib = os.path.join(executorch_dir, recipe["lib_dir"]["path"])
+    source_dirs = list(dict.fromkeys(os.path.dirname(path) for path in sources))
+    command = [compiler, f"-std={recipe['std']['value']}", f"-O{recipe['opt_level']['value']}"]
+    if not recipe["warnings"]["value"]:
+        command.append("-w")
+    command += [f"-D{define['name']}" for define in recipe["defines"]]
+    command += [f"-I{d}" for d in source_dirs]
+    command += [f"-I{os.path.join(executorch_dir, include['path'])}" for include in recipe["include_dirs"]]
+    command += [path for path in sources if path.endswith(".cpp")]
+    command += ["-o", output, f"-L{lib}"]
+    command += [f"-l{library['name']}" for library in recipe["libraries"]
+                if not library["optional"] or os.path.exists(os.path.join(lib, f"lib{library['name']}.so"))]
+    command += [f"-l{library['name']}" for library in recipe["system_libraries"]]
+    if recipe["rpath"]["value"]:
+        # The shim loads the backend and kernel libraries itself, through the rpath.
+        command.append(f"-Wl,-rpath,{lib}")
+    return command
 
 
 class Runner:
@@ -50,8 +111,9 @@ class Runner:
         # A namespace package: its directory comes from a module in it.
         self.package = os.path.dirname(os.path.abspath(version.__file__))
         self.sources = shim_sources()
+        self.recipe_file = recipe_path()
         digest = hashlib.sha256()
-        for path in self.sources:
+        for path in [*self.sources, self.recipe_file]:
             with open(path, "rb") as f:
                 digest.update(f.read())
         self.model = model
@@ -130,13 +192,8 @@ class Runner:
 
     def compile(self):
         compiler = os.environ.get("CXX", "c++")
-        include, lib = os.path.join(self.package, "include"), os.path.join(self.package, "lib")
         temporary = f"{self.path}.{os.getpid()}"
-        command = [compiler, "-std=c++17", "-O2", "-w", "-DC10_USING_CUSTOM_GENERATED_MACROS", "-DET_EVENT_TRACER_ENABLED",
-                   f"-I{os.path.dirname(self.sources[0])}",
-                   f"-I{include}", f"-I{include}/executorch/runtime/core/portable_type/c10", *self.sources[1:],
-                   # The shim loads the backend and kernel libraries itself, through the rpath.
-                   "-o", temporary, f"-L{lib}", "-lexecutorch", "-lexecutorch_threadpool", f"-Wl,-rpath,{lib}"]
+        command = compile_command(compiler, self.package, self.sources, temporary, load_recipe(self.recipe_file))
         try:
             done = subprocess.run(command, capture_output=True, text=True)
         except FileNotFoundError:

@@ -3,7 +3,9 @@
 //! Each test copies a fixture into a temporary directory (so it can change files),
 //! points its path dependencies at this checkout, and builds it with a target
 //! directory shared by all fixture builds (`target/fixtures`), so ptm's own crates
-//! compile once. It links neither the runtime nor torch: `cargo-ptm`'s torch-free tests
+//! compile once, and a toolchain directory shared by all (`target/ptm-toolchain`), so
+//! ExecuTorch's runner compiles and torch is probed once while each fixture's model cache
+//! starts empty. It links neither the runtime nor torch: `cargo-ptm`'s torch-free tests
 //! use it too.
 
 use std::path::{Path, PathBuf};
@@ -12,6 +14,12 @@ use std::process::Command;
 /// The repository root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
+}
+
+/// `PTM_TOOLCHAIN_DIR` of every fixture build: ExecuTorch's runner and the torch probes,
+/// shared, unlike the model caches. A test that damages what is in it uses its own.
+pub fn toolchain_dir() -> PathBuf {
+    repo().join("target/ptm-toolchain")
 }
 
 /// The project's Python (made by tools/setup).
@@ -143,6 +151,7 @@ impl Fixture {
             .current_dir(self.path())
             .env("CARGO_TARGET_DIR", repo().join("target/fixtures"))
             .env("PTM_CACHE_DIR", &self.cache)
+            .env("PTM_TOOLCHAIN_DIR", toolchain_dir())
             .env("PTM_PYTHON", venv_python())
             .env_remove("VIRTUAL_ENV")
             .env_remove("CONDA_PREFIX");
