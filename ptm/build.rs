@@ -97,6 +97,9 @@ fn link_executorch(target: &str, out_dir: &Path, beside_libtorch: bool) -> Resul
     }
     println!("cargo:rustc-env=PTM_EXECUTORCH_ORIGIN={}", found.origin);
     println!("cargo:rustc-env=PTM_EXECUTORCH_VERSION={}", found.version.as_deref().unwrap_or_default());
+    // For ptm_build::bundle() in the app's build script: the .pte models must not be
+    // newer than the runtime that loads them.
+    println!("cargo:{}={}", executorch::VERSION_METADATA, found.version.as_deref().unwrap_or_default());
     // For build scripts of crates that compile their own C++ against the same ExecuTorch.
     let includes = std::env::join_paths(&found.include_dirs).map_err(|e| Error::Environment {
         variable: vars::PTM_EXECUTORCH_DIR.into(),

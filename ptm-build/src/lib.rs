@@ -107,7 +107,7 @@ pub mod tooling {
 }
 
 use ptm_toolchain::vars::{CARGO_MANIFEST_DIR, OUT_DIR, PTM_CACHE_DIR, PTM_HEARTBEAT_SECONDS, PTM_MODEL_TIMEOUT, PTM_OFFLINE, PTM_TOOLCHAIN_DIR, TARGET};
-use ptm_toolchain::{cache_dir, env, libtorch};
+use ptm_toolchain::{cache_dir, env, executorch, libtorch};
 use std::path::PathBuf;
 
 /// Converts the models declared in the crate's Cargo.toml; the one call of a build.rs.
@@ -218,6 +218,8 @@ impl Builder {
         let outcome = pipeline::build(&self.context()?)?;
         let converted: Vec<(String, String)> = outcome.models.iter().map(|m| (m.name.clone(), m.torch.clone())).collect();
         libtorch::check_linked_torch(&converted)?;
+        let exported: Vec<(String, String)> = outcome.bundle.models.iter().filter_map(|m| Some((m.name.clone(), m.executorch.clone()?))).collect();
+        executorch::check_linked_executorch(&exported)?;
         libtorch::forward_rpath();
         Ok(outcome)
     }

@@ -16,7 +16,7 @@ use crate::manifest::{ModelDecl, Source};
 use crate::progress::{self, Origin, Progress, Sink};
 use crate::store::{Miss, Store};
 use crate::worker::{self, Converted, Job};
-use ptm_report::{Bundle, ModelReport};
+use ptm_report::{Bundle, Format, ModelReport};
 use ptm_toolchain::env;
 use ptm_toolchain::python::{self, Interpreter, Torch};
 use ptm_toolchain::vars::PTM_OFFLINE;
@@ -401,7 +401,19 @@ fn report_of(plan: &Planned, artifact: String, entry: &Entry, c: Converted) -> M
         trace_risk: c.trace_risk,
         layers: c.layers,
         layers_unavailable: c.layers_unavailable,
+        executorch: c.executorch,
+        program_schema: (decl.format == Format::Pte).then(|| program_schema(&entry.artifact)).flatten(),
     }
+}
+
+/// A `.pte`'s schema identifier: its FlatBuffer file identifier, `ET` and two digits at
+/// byte 4.
+fn program_schema(artifact: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    std::fs::File::open(artifact).ok()?.read_exact(&mut head).ok()?;
+    let id = &head[4..8];
+    (id.starts_with(b"ET") && id[2..].iter().all(u8::is_ascii_digit)).then(|| String::from_utf8_lossy(id).into_owned())
 }
 
 fn remove_stale_artifacts(dir: &Path, models: &[ModelReport]) {

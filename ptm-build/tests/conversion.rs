@@ -14,6 +14,8 @@ fn a_python_source_converts_and_is_reported() {
     assert!(tiny.operators.iter().any(|op| op == "quantized::linear_dynamic"), "{:?}", tiny.operators);
     let ptl = std::fs::read(project.path().join("out/ptm/tiny.ptl")).unwrap();
     assert!(ptl.starts_with(b"PK"), "a .ptl is a zip archive");
+    assert_eq!((tiny.executorch.as_deref(), tiny.program_schema.as_deref()), (None, None), "ExecuTorch's fields are a .pte's");
+    assert!(!serde_json::to_string(tiny).unwrap().contains("executorch"), "and a .ptl's models.json leaves them out");
     let written = std::fs::read_to_string(project.path().join("out/ptm/models.json")).unwrap();
     assert_eq!(ptm_report::Bundle::from_json(&written).unwrap(), bundle);
 }

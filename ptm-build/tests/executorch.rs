@@ -58,6 +58,9 @@ fn a_float_model_becomes_a_verified_pte() {
     let bytes = std::fs::read(project.path().join("out/ptm/tiny.pte")).unwrap();
     // The FlatBuffer file identifier of an ExecuTorch program.
     assert_eq!(&bytes[4..8], b"ET12", "{:?}", &bytes[..8]);
+    // What the app's build compares with the ExecuTorch its runtime links.
+    assert_eq!(report.program_schema.as_deref(), Some("ET12"));
+    assert!(report.executorch.as_deref().is_some_and(|v| v.starts_with("1.5.1")), "{:?}", report.executorch);
     assert!(report.operators.is_empty(), "the XNNPACK delegate takes the whole Linear: {:?}", report.operators);
     assert!(!project.path().join("out/ptm/tiny.ptl").exists());
 }

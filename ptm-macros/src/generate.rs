@@ -200,9 +200,11 @@ fn summary(model: &ModelReport) -> String {
         let findings: Vec<&str> = risk.lines().skip(1).collect();
         format!("\n\n**Trace risk accepted** (`accept_trace_risk = true`): the trace may not hold for every valid input.\n{}", findings.join("\n"))
     });
-    let bytecode = match model.format {
-        Format::Ptl => format!(", bytecode v{}", model.bytecode_version),
-        Format::Pte => String::new(),
+    let bytecode = match (model.format, &model.executorch, &model.program_schema) {
+        (Format::Ptl, ..) => format!(", bytecode v{}", model.bytecode_version),
+        (Format::Pte, Some(release), Some(schema)) => format!(", exported by ExecuTorch {release} (program schema {schema})"),
+        (Format::Pte, Some(release), None) => format!(", exported by ExecuTorch {release}"),
+        (Format::Pte, None, _) => String::new(),
     };
     format!(
         "Model `{}`, from `{}` ({} export), {quantization}{size}{source_size}{bytecode}, converted by torch {}.{lite}{layer}{risk}",

@@ -89,6 +89,15 @@ pub struct ModelReport {
     /// torch.fx cannot trace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers_unavailable: Option<String>,
+    /// For a `.pte`: the ExecuTorch release that exported it (`1.5.1+cpu`). The app's
+    /// build refuses a runtime that links an older ExecuTorch, and the runtime refuses
+    /// the program at load when the build could not tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executorch: Option<String>,
+    /// For a `.pte`: the program's schema identifier (`ET12`, its FlatBuffer file
+    /// identifier), which the linked ExecuTorch must read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program_schema: Option<String>,
 }
 
 /// One quantized layer's output in the quantized model against the float model, on the
@@ -415,6 +424,9 @@ pub struct Converted {
     /// Why a quantized model has no per-layer figures.
     #[serde(default)]
     pub layers_unavailable: Option<String>,
+    /// The ExecuTorch release that exported a `.pte` (`1.5.1+cpu`); none for a `.ptl`.
+    #[serde(default)]
+    pub executorch: Option<String>,
 }
 
 /// How long one stage of a conversion took.

@@ -10,7 +10,7 @@ use crate::env;
 use crate::error::Error;
 use crate::libtorch::is_mobile;
 use crate::python::{self, Interpreter};
-use crate::vars::PTM_EXECUTORCH_DIR;
+use crate::vars::{DEP_PTM_EXECUTORCH_VERSION, PTM_EXECUTORCH_DIR};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,6 +26,46 @@ pub const SHIM: [(&str, &str); 2] =
 /// compiler to read (see [`crate::write_sources`]).
 pub fn write_shim(dir: &Path) -> Result<(), Error> {
     crate::write_sources(dir, &[SHIM[0], SHIM[1], crate::TENSOR_HEADER])
+}
+
+/// Metadata key of the ExecuTorch release the runtime links (`1.5.1+cpu`), read by the
+/// app's build script as `DEP_PTM_EXECUTORCH_VERSION` ([`check_linked_executorch`]).
+pub const VERSION_METADATA: &str = "executorch_version";
+
+/// Refuses `.pte` models exported by a newer ExecuTorch than the one the app's `ptm`
+/// runtime links: that runtime would refuse each program at load. `exported` holds each
+/// `.pte` model's exporting release; the linked one comes from the runtime's build script
+/// through cargo (`links = "ptm"`), so the check runs only in an app that depends on
+/// `ptm` with its `executorch` feature, and whose ExecuTorch release is known.
+pub fn check_linked_executorch(exported: &[(String, String)]) -> Result<(), Error> {
+    let Some(linked) = std::env::var(DEP_PTM_EXECUTORCH_VERSION).ok().filter(|v| !v.is_empty()) else { return Ok(()) };
+    not_newer_than(exported, &linked)
+}
+
+fn not_newer_than(exported: &[(String, String)], linked: &str) -> Result<(), Error> {
+    let Some(linked_release) = release(linked) else { return Ok(()) };
+    let newer: Vec<&(String, String)> = exported.iter().filter(|(_, version)| release(version).is_some_and(|r| r > linked_release)).collect();
+    let Some((_, version)) = newer.iter().max_by_key(|(_, version)| release(version)) else { return Ok(()) };
+    let names: Vec<String> = newer.iter().map(|(model, _)| format!("`{model}`")).collect();
+    Err(Error::Unusable {
+        problem: format!(
+            "model {} {} exported by ExecuTorch {}, newer than the ExecuTorch {linked} the ptm runtime links: the runtime would refuse {} at load",
+            names.join(", "),
+            if newer.len() == 1 { "was" } else { "were" },
+            newer.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>().join(", "),
+            if newer.len() == 1 { "the program" } else { "the programs" }
+        ),
+        remedies: vec![
+            format!("link ExecuTorch {version} or newer: set {PTM_EXECUTORCH_DIR} to it, or unset it to link the converting environment's executorch package"),
+            format!("or convert with the linked release: pip install executorch=={} in the converting environment", linked.split('+').next().unwrap_or(linked)),
+        ],
+    })
+}
+
+/// `1.5.1+cpu` as (1, 5, 1); the runtime compares programs with the same order.
+fn release(version: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = version.split(['+', '-']).next()?.split('.').map(|part| part.parse::<u32>().ok());
+    Some((parts.next()??, parts.next().flatten().unwrap_or(0), parts.next().flatten().unwrap_or(0)))
 }
 
 /// Metadata key the runtime's build script publishes for the library directory, read
@@ -318,6 +358,17 @@ mod tests {
             assert!(!why.trim().is_empty(), "every item of recipe.json says why it is there");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_program_newer_than_the_linked_executorch_is_refused_at_build_time() {
+        let exported = |pairs: &[(&str, &str)]| pairs.iter().map(|(m, v)| (m.to_string(), v.to_string())).collect::<Vec<_>>();
+        assert!(not_newer_than(&exported(&[("a", "1.5.1+cpu"), ("b", "1.4.0")]), "1.5.1").is_ok());
+        assert!(not_newer_than(&exported(&[("a", "1.5.1+cpu")]), "1.6.0+cpu").is_ok(), "an older program runs");
+        assert!(not_newer_than(&exported(&[("a", "1.5.1+cpu")]), "dev").is_ok(), "an unknown linked release is not refused");
+        let text = not_newer_than(&exported(&[("a", "1.5.1+cpu"), ("b", "1.4.0"), ("c", "1.5.0")]), "1.4.2+cpu").unwrap_err().to_string();
+        assert!(text.contains("model `a`, `c` were exported by ExecuTorch 1.5.1+cpu, 1.5.0, newer than the ExecuTorch 1.4.2+cpu"), "{text}");
+        assert!(text.contains("link ExecuTorch 1.5.1+cpu or newer") && text.contains("pip install executorch==1.4.2"), "{text}");
     }
 
     #[test]

@@ -233,6 +233,7 @@ mod tests {
         assert_eq!(variable(TORCH_VERSION_METADATA), DEP_PTM_TORCH_VERSION);
         assert_eq!(variable(TORCH_ORIGIN_METADATA), DEP_PTM_TORCH_ORIGIN);
         assert_eq!(variable(crate::executorch::RPATH_METADATA), DEP_PTM_EXECUTORCH_RPATH);
+        assert_eq!(variable(crate::executorch::VERSION_METADATA), crate::vars::DEP_PTM_EXECUTORCH_VERSION);
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub const DEP_PTM_EXECUTORCH_RPATH: &str = "DEP_PTM_EXECUTORCH_RPATH";
 pub const DEP_PTM_TORCH_VERSION: &str = "DEP_PTM_TORCH_VERSION";
 /// See [`DEP_PTM_RPATH`].
 pub const DEP_PTM_TORCH_ORIGIN: &str = "DEP_PTM_TORCH_ORIGIN";
+/// See [`DEP_PTM_RPATH`].
+pub const DEP_PTM_EXECUTORCH_VERSION: &str = "DEP_PTM_EXECUTORCH_VERSION";
 
 /// The directory of the Cargo.toml whose build script runs, set by cargo.
 pub const CARGO_MANIFEST_DIR: &str = "CARGO_MANIFEST_DIR";

@@ -57,7 +57,8 @@ def run(c: Conversion) -> report.Report:
         verify.measure(c, "executorch", NativeOutputs(run_native(c, check)), check, references)
         verify.check_tolerance(c, check, references)
         c.stage = "done"
-    return report.build(c, outputs, operators)
+    from executorch import version
+    return report.build(c, outputs, operators, executorch=version.__version__)
 
 def artifact_identity(c: Conversion, outputs):
     """What the .pte says of itself (common.identity), with the ExecuTorch that

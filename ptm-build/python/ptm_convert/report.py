@@ -23,9 +23,12 @@ class Report(TypedDict):
     trace_risk: Optional[str]
     layers: list[LayerRow]
     layers_unavailable: Optional[str]
+    # The ExecuTorch release that exported a .pte; None for a .ptl.
+    executorch: Optional[str]
 
 
-def build(c: Conversion, outputs: list[TensorSpec], operators: list[str], bytecode_version: int = 0) -> Report:
+def build(c: Conversion, outputs: list[TensorSpec], operators: list[str], bytecode_version: int = 0,
+          executorch: Optional[str] = None) -> Report:
     """The report of conversion `c`, which is over (its stage is `done`)."""
     return {
         "inputs": inputs.input_specs(c),
@@ -42,4 +45,5 @@ def build(c: Conversion, outputs: list[TensorSpec], operators: list[str], byteco
         "trace_risk": c.trace_risk,
         "layers": c.layers,
         "layers_unavailable": c.layers_unavailable,
+        "executorch": executorch,
     }
