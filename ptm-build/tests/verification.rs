@@ -373,3 +373,35 @@ def build_model():
     let lite = bundle.models[0].drift.iter().find(|d| d.stage == "lite").unwrap();
     assert!(lite.outputs[0].relative.unwrap() < 1e-4, "{lite:?}");
 }
+
+/// torchvision's googlenet with its own initialisation, or a head whose weights are all
+/// zero: the same output whatever the input, which any conversion reproduces.
+const CONSTANT_MODEL: &str = r#"
+import torch
+from torch import nn
+
+class Constant(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.other = nn.Linear(4, 2)
+        with torch.no_grad():
+            self.fc.weight.zero_()
+
+    def forward(self, x):
+        return self.fc(x), self.other(x)
+
+def build_model():
+    torch.manual_seed(0)
+    return Constant()
+"#;
+
+#[test]
+fn outputs_that_do_not_depend_on_the_inputs_are_a_warning_naming_them() {
+    let metadata = "[package.metadata.models.flat]\nsource = \"flat.py:build_model\"\noutputs = [\"prior\", \"scores\"]\n\n[[package.metadata.models.flat.inputs]]\nname = \"x\"\ndtype = \"float32\"\nshape = [1, 4]\n";
+    let bundle = Project::new(metadata).file("flat.py", CONSTANT_MODEL).build().unwrap();
+    let warnings = &bundle.models[0].warnings;
+    let warning = warnings.iter().find(|w| w.contains("the same for each of the")).unwrap_or_else(|| panic!("{warnings:?}"));
+    assert!(warning.starts_with("output `prior` is the same") && warning.contains("ignores its inputs"), "{warning}");
+    assert!(!warning.contains("`scores`"), "an output that follows its inputs is not named: {warning}");
+}
