@@ -402,6 +402,8 @@ fn report_of(plan: &Planned, artifact: String, entry: &Entry, c: Converted) -> M
         layers: c.layers,
         layers_unavailable: c.layers_unavailable,
         executorch: c.executorch,
+        delegated_operators: c.delegated_operators,
+        undelegated_operators: c.undelegated_operators,
         program_schema: (decl.format == Format::Pte).then(|| program_schema(&entry.artifact)).flatten(),
     }
 }

@@ -61,6 +61,8 @@ fn a_float_model_becomes_a_verified_pte() {
     // What the app's build compares with the ExecuTorch its runtime links.
     assert_eq!(report.program_schema.as_deref(), Some("ET12"));
     assert!(report.executorch.as_deref().is_some_and(|v| v.starts_with("1.5.1")), "{:?}", report.executorch);
+    assert_eq!((report.delegated_operators, report.undelegated_operators), (Some(1), Some(0)), "the Linear is delegated whole");
+    assert!(!report.warnings.iter().any(|w| w.contains("outside the XNNPACK delegate")), "{:?}", report.warnings);
     assert!(report.operators.is_empty(), "the XNNPACK delegate takes the whole Linear: {:?}", report.operators);
     assert!(!project.path().join("out/ptm/tiny.ptl").exists());
 }
@@ -190,4 +192,36 @@ fn an_output_of_an_element_type_the_runtime_cannot_hold_is_refused_in_both_forma
         assert!(error.contains("output `y` holds bfloat16 elements, which the runtime cannot hand to Rust"), "{format}: {error}");
         assert!(error.contains(".float()"), "{format}: {error}");
     }
+}
+
+/// GroupNorm, which XNNPACK does not take (as Wav2Vec2's feature encoder has it), around
+/// one Linear it does.
+const GROUP_NORM_MODEL: &str = r#"
+import torch
+from torch import nn
+
+class Normed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first = nn.GroupNorm(2, 8)
+        self.second = nn.GroupNorm(4, 8)
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.fc(self.second(self.first(x)))
+
+def build_model():
+    torch.manual_seed(0)
+    return Normed().eval()
+"#;
+
+#[test]
+fn a_graph_mostly_outside_the_delegate_is_a_warning_naming_its_operators() {
+    let project =
+        Project::new(&pte_model("normed", "normed.py", "", "name = \"x\"\ndtype = \"float32\"\nshape = [1, 8, 16]")).file("normed.py", GROUP_NORM_MODEL);
+    let report = project.build().unwrap().models.remove(0);
+    assert_eq!(report.undelegated_operators, Some(2), "{report:?}");
+    assert!(report.delegated_operators.is_some_and(|n| n >= 1), "{report:?}");
+    let warning = report.warnings.iter().find(|w| w.contains("outside the XNNPACK delegate")).unwrap_or_else(|| panic!("{:?}", report.warnings));
+    assert!(warning.contains("aten.native_group_norm.default (2)") && warning.contains("format = \"ptl\""), "{warning}");
 }

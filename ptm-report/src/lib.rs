@@ -98,6 +98,14 @@ pub struct ModelReport {
     /// identifier), which the linked ExecuTorch must read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program_schema: Option<String>,
+    /// For a `.pte`: how many of its graph's operators the XNNPACK delegate runs (counted
+    /// inside each delegated subgraph) and how many stay outside it, on ExecuTorch's
+    /// portable kernels; a build warns when a quarter or more stay outside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegated_operators: Option<u32>,
+    /// See [`ModelReport::delegated_operators`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undelegated_operators: Option<u32>,
 }
 
 /// One quantized layer's output in the quantized model against the float model, on the
@@ -427,6 +435,12 @@ pub struct Converted {
     /// The ExecuTorch release that exported a `.pte` (`1.5.1+cpu`); none for a `.ptl`.
     #[serde(default)]
     pub executorch: Option<String>,
+    /// A `.pte`'s operators inside the XNNPACK delegate; none for a `.ptl`.
+    #[serde(default)]
+    pub delegated_operators: Option<u32>,
+    /// A `.pte`'s operators outside the delegate, run on ExecuTorch's portable kernels.
+    #[serde(default)]
+    pub undelegated_operators: Option<u32>,
 }
 
 /// How long one stage of a conversion took.

@@ -111,6 +111,8 @@ class Conversion:
         self.trace_risk: Optional[str] = None
         self.layers: list[LayerRow] = []
         self.layers_unavailable: Optional[str] = None
+        # A .pte's operators inside and outside the XNNPACK delegate (pte.delegation).
+        self.delegation: Optional[dict[str, Any]] = None
         self.layer_samples = 0
         # Observers that saw no calibration data.
         self.unobserved = 0

@@ -46,6 +46,7 @@ def run(c: Conversion) -> report.Report:
 
         c.stage = "lower"
         data, operators = lower(c, program)
+        warn_undelegated(c)
         c.stage = "save"
         data = with_pte_identity(data, artifact_identity(c, outputs))
         with open(c.out, "wb") as f:
@@ -58,7 +59,7 @@ def run(c: Conversion) -> report.Report:
         verify.check_tolerance(c, check, references)
         c.stage = "done"
     from executorch import version
-    return report.build(c, outputs, operators, executorch=version.__version__)
+    return report.build(c, outputs, operators, executorch=version.__version__, delegation=c.delegation)
 
 def artifact_identity(c: Conversion, outputs):
     """What the .pte says of itself (common.identity), with the ExecuTorch that
@@ -146,6 +147,8 @@ def lower(c: Conversion, program):
             edge = to_edge_transform_and_lower(program, partitioner=partitioners)
             if c.decl["quantize"] != "none":
                 edge = EdgeProgramManager(fuse_and_fold(edge.exported_program()), compile_config=edge.compile_config)
+            # Counted before to_executorch, which adds its memory planning to the graph.
+            c.delegation = delegation(edge.exported_program())
             executorch_program = edge.to_executorch()
     except Exception as e:
         raise Failure("lower", f"lowering to ExecuTorch failed: {type(e).__name__}: {str(e).strip()}",
@@ -154,6 +157,39 @@ def lower(c: Conversion, program):
     plan = executorch_program.executorch_program.execution_plan[0]
     operators = sorted({f"{op.name}.{op.overload}" if op.overload else op.name for op in plan.operators})
     return bytes(executorch_program.buffer), operators
+
+# The share of a graph's operators outside the delegate from which a build warns.
+UNDELEGATED_WARNING_SHARE = 0.25
+
+def delegation(program) -> dict[str, Any]:
+    """How many of the lowered graph's operators the delegate took (counted in each
+    delegated subgraph) and how many stay outside it, by operator."""
+    delegated, outside = 0, dict[str, int]()
+    for node in program.graph.nodes:
+        if node.op != "call_function":
+            continue
+        name = getattr(node.target, "__name__", str(node.target))
+        if "executorch_call_delegate" in name:
+            lowered = getattr(program.graph_module, node.args[0].target)
+            delegated += sum(1 for inner in lowered.original_module.graph.nodes if inner.op == "call_function")
+        elif name != "getitem":
+            outside[name] = outside.get(name, 0) + 1
+    return {"delegated": delegated, "undelegated": sum(outside.values()), "outside": outside}
+
+def warn_undelegated(c: Conversion):
+    """A warning when much of the graph runs outside XNNPACK, on ExecuTorch's portable
+    kernels: such a .pte can be several times slower than the model's .ptl."""
+    counts = c.delegation
+    if counts is None:
+        return
+    total = counts["delegated"] + counts["undelegated"]
+    if not c.decl["optimize"] or total == 0 or counts["undelegated"] < UNDELEGATED_WARNING_SHARE * total:
+        return
+    busiest = sorted(counts["outside"].items(), key=lambda item: (-item[1], item[0]))
+    named = ", ".join(f"{name} ({n})" for name, n in busiest[:6]) + (", ..." if len(busiest) > 6 else "")
+    c.warnings.append(f"{counts['undelegated']} of the {total} operators ({100 * counts['undelegated'] / total:.0f}%) stay "
+                      f"outside the XNNPACK delegate and run on ExecuTorch's portable kernels, which are much slower: "
+                      f"{named}; measure this model as format = \"ptl\" too, it may run faster")
 
 def run_native(c: Conversion, samples):
     """Every sample through the runner: ExecuTorch's native runtime, one thread."""

@@ -1,6 +1,6 @@
 """The report of one converted model, the same for both formats: what ptm-build keeps in
 the cache entry (ptm_build::worker::Converted) and writes into models.json."""
-from typing import Optional, TypedDict
+from typing import Any, Optional, TypedDict
 
 from .conversion import Conversion, LayerRow, Size, StageDrift, StageSeconds, TensorSpec
 from . import inputs
@@ -25,10 +25,13 @@ class Report(TypedDict):
     layers_unavailable: Optional[str]
     # The ExecuTorch release that exported a .pte; None for a .ptl.
     executorch: Optional[str]
+    # A .pte's operators inside and outside the XNNPACK delegate; None for a .ptl.
+    delegated_operators: Optional[int]
+    undelegated_operators: Optional[int]
 
 
 def build(c: Conversion, outputs: list[TensorSpec], operators: list[str], bytecode_version: int = 0,
-          executorch: Optional[str] = None) -> Report:
+          executorch: Optional[str] = None, delegation: Optional[dict[str, Any]] = None) -> Report:
     """The report of conversion `c`, which is over (its stage is `done`)."""
     return {
         "inputs": inputs.input_specs(c),
@@ -46,4 +49,6 @@ def build(c: Conversion, outputs: list[TensorSpec], operators: list[str], byteco
         "layers": c.layers,
         "layers_unavailable": c.layers_unavailable,
         "executorch": executorch,
+        "delegated_operators": delegation["delegated"] if delegation else None,
+        "undelegated_operators": delegation["undelegated"] if delegation else None,
     }
