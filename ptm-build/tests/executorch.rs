@@ -162,7 +162,7 @@ fn a_dynamic_dimension_exports_as_a_dim() {
     let report = &bundle.models[0];
     assert!(matches!(report.inputs[0].shape[0], ptm_report::Dim::Dynamic { .. }), "{:?}", report.inputs[0].shape);
     // The output follows the input's dimension, as for a .ptl.
-    assert!(matches!(&report.outputs[0].shape[0], ptm_report::Dim::Dynamic { name, example: 3 } if name == "batch"), "{:?}", report.outputs[0].shape);
+    assert!(matches!(&report.outputs[0].shape[0], ptm_report::Dim::Dynamic { name, example: 3, .. } if name == "batch"), "{:?}", report.outputs[0].shape);
 }
 
 const BFLOAT16_MODEL: &str = r#"
