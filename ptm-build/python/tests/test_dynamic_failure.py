@@ -1,5 +1,6 @@
 """What a .pte build says when torch.export cannot keep a declared dimension dynamic."""
 from types import SimpleNamespace
+from typing import Any
 
 from ptm_convert import pte
 
@@ -16,11 +17,11 @@ Suggested fixes:
 """
 
 
-def conversion(shape):
+def conversion(shape: list[Any]) -> Any:
     return SimpleNamespace(name="reader", decl={"inputs": [{"name": "x", "dtype": "float32", "shape": shape}]})
 
 
-def test_a_limit_suggests_the_range_torch_found():
+def test_a_limit_suggests_the_range_torch_found() -> None:
     message, fix = pte.dynamic_failure(conversion([1, {"name": "tokens", "example": 32}, 8]), Exception(GUARDED))
     assert message.startswith("model `reader`: torch.export could not keep `tokens` of input `x` (dimension 1) dynamic, "
                               "declared \"tokens=32\": torch: Not all values of tokens")
@@ -29,7 +30,7 @@ def test_a_limit_suggests_the_range_torch_found():
                           "package.metadata.models.reader.inputs[0].shape")
 
 
-def test_a_specialised_dimension_suggests_a_fixed_size_or_a_ptl():
+def test_a_specialised_dimension_suggests_a_fixed_size_or_a_ptl() -> None:
     shape = [1, {"name": "tokens", "example": 32, "min": 1, "max": 128}]
     message, fix = pte.dynamic_failure(conversion(shape), Exception(SPECIALIZED))
     assert "declared \"tokens=32:1..128\"" in message
@@ -38,6 +39,6 @@ def test_a_specialised_dimension_suggests_a_fixed_size_or_a_ptl():
     assert "declare it fixed (32)" in fix and "format = \"ptl\"" in fix
 
 
-def test_other_errors_are_left_to_the_general_message():
+def test_other_errors_are_left_to_the_general_message() -> None:
     assert pte.dynamic_failure(conversion([1, {"name": "tokens", "example": 32}]), Exception("boom")) is None
     assert pte.dynamic_failure(conversion([1, 4]), Exception(SPECIALIZED)) is None
