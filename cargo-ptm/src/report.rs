@@ -67,7 +67,10 @@ fn shape(spec: &TensorSpec) -> String {
         .iter()
         .map(|d| match d {
             Dim::Fixed(n) => n.to_string(),
-            Dim::Dynamic { name, example } => format!("{name} (built at {example})"),
+            Dim::Dynamic { name, example, .. } => match d.range() {
+                Some((min, max)) => format!("{name} (built at {example}, {min}..{max})"),
+                None => format!("{name} (built at {example})"),
+            },
         })
         .collect();
     format!("{} {} [{}]", spec.name, spec.dtype, dims.join(", "))

@@ -167,7 +167,7 @@ fn a_dynamic_dimension_exports_as_a_dim() {
     let report = &bundle.models[0];
     assert!(matches!(report.inputs[0].shape[0], ptm_report::Dim::Dynamic { .. }), "{:?}", report.inputs[0].shape);
     // The output follows the input's dimension, as for a .ptl.
-    assert!(matches!(&report.outputs[0].shape[0], ptm_report::Dim::Dynamic { name, example: 3 } if name == "batch"), "{:?}", report.outputs[0].shape);
+    assert!(matches!(&report.outputs[0].shape[0], ptm_report::Dim::Dynamic { name, example: 3, .. } if name == "batch"), "{:?}", report.outputs[0].shape);
 }
 
 const BFLOAT16_MODEL: &str = r#"
@@ -224,4 +224,80 @@ fn a_graph_mostly_outside_the_delegate_is_a_warning_naming_its_operators() {
     assert!(report.delegated_operators.is_some_and(|n| n >= 1), "{report:?}");
     let warning = report.warnings.iter().find(|w| w.contains("outside the XNNPACK delegate")).unwrap_or_else(|| panic!("{:?}", report.warnings));
     assert!(warning.contains("aten.native_group_norm.default (2)") && warning.contains("format = \"ptl\""), "{warning}");
+}
+
+/// A table of 64 positions, sliced to the number of tokens as a transformer's position
+/// embeddings are: any number of tokens up to 64.
+const POSITIONS_MODEL: &str = r#"
+import torch
+from torch import nn
+
+class Positions(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.positions = nn.Parameter(torch.randn(64, 8))
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.out(x + self.positions[: x.shape[1]])
+
+def build_model():
+    torch.manual_seed(0)
+    return Positions().eval()
+"#;
+
+const LSTM_MODEL: &str = r#"
+import torch
+from torch import nn
+
+class Recurrent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(8, 16, batch_first=True)
+
+    def forward(self, x):
+        return self.rnn(x)[0]
+
+def build_model():
+    torch.manual_seed(0)
+    return Recurrent().eval()
+"#;
+
+#[test]
+fn a_ranged_dimension_is_verified_across_its_range_in_executorch() {
+    let project =
+        Project::new(&pte_model("tiny", "tiny.py", "", "name = \"x\"\ndtype = \"float32\"\nshape = [\"batch=3:1..8\", 4]")).file("tiny.py", TINY_MODEL);
+    let bundle = project.build().unwrap();
+    let report = &bundle.models[0];
+    assert_eq!(report.inputs[0].shape[0].range(), Some((1, 8)), "{:?}", report.inputs[0].shape);
+    // The output follows the input's dimension, range included.
+    assert_eq!(report.outputs[0].shape[0].range(), Some((1, 8)), "{:?}", report.outputs[0].shape);
+    // The 8 examples, and batch at 1, 4 and 8: ExecuTorch planned its memory for 8.
+    assert_eq!(report.runtime_drift().unwrap().samples, 11);
+}
+
+#[test]
+fn a_dimension_the_model_limits_needs_its_range() {
+    let table = |shape: &str| pte_model("reader", "reader.py", "", &format!("name = \"x\"\ndtype = \"float32\"\nshape = {shape}"));
+    let text = error_text(Project::new(&table("[1, \"tokens=32\", 8]")).file("reader.py", POSITIONS_MODEL).build());
+    assert!(text.contains("model `reader`: torch.export could not keep `tokens` of input `x` (dimension 1) dynamic"), "{text}");
+    assert!(text.contains("torch: Not all values of tokens") && text.contains("<= 64"), "{text}");
+    assert!(text.contains("\"tokens=32:1..64\" in package.metadata.models.reader.inputs[0].shape"), "{text}");
+    let bundle = Project::new(&table("[1, \"tokens=32:1..64\", 8]")).file("reader.py", POSITIONS_MODEL).build().unwrap();
+    let report = &bundle.models[0];
+    assert_eq!(report.inputs[0].shape[1].range(), Some((1, 64)));
+    // The 8 examples, and tokens at 1, 32 (the middle is the example) and 64.
+    assert_eq!(report.runtime_drift().unwrap().samples, 10);
+}
+
+#[test]
+fn an_lstm_fixes_its_steps_for_torch_export_and_the_error_says_what_to_do() {
+    // torch.export unrolls an LSTM over its steps, with or without a range (torch 2.11).
+    for shape in ["[1, \"tokens=32\", 8]", "[1, \"tokens=32:1..128\", 8]"] {
+        let table = pte_model("lstm", "lstm.py", "", &format!("name = \"x\"\ndtype = \"float32\"\nshape = {shape}"));
+        let text = error_text(Project::new(&table).file("lstm.py", LSTM_MODEL).build());
+        assert!(text.contains("model `lstm`: torch.export could not keep `tokens` of input `x` (dimension 1) dynamic"), "{text}");
+        assert!(text.contains("specialized it to be a constant (32)"), "{text}");
+        assert!(text.contains("declare it fixed (32) in package.metadata.models.lstm.inputs[0].shape") && text.contains("format = \"ptl\""), "{text}");
+    }
 }

@@ -89,9 +89,77 @@ fn shapes_and_ranges_are_checked() {
     let text = parse_error(&model("").replace("[1, 4]", "[0, 4]"));
     assert!(text.contains("inputs[0].shape") && text.contains("positive integer"), "{text}");
     let decls = Project::new(&model("").replace("[1, 4]", "[1, \"n=4\"]")).file("tiny.py", TINY_MODEL).parse().unwrap();
-    assert_eq!(decls[0].inputs[0].shape[1], ptm_report::Dim::Dynamic { name: "n".into(), example: 4 });
+    assert_eq!(decls[0].inputs[0].shape[1], ptm_report::Dim::dynamic("n", 4));
     let text = parse_error(&format!("{}range = [5, 1]\n", model("")));
     assert!(text.contains("inputs[0].range") && text.contains("low < high"), "{text}");
+}
+
+/// Two inputs sharing the dimension `n`, declared as given.
+fn two_inputs(first: &str, second: &str) -> String {
+    format!(
+        "{}\n[[package.metadata.models.tiny.inputs]]\nname = \"y\"\ndtype = \"float32\"\nshape = [{second}, 4]\n",
+        model("").replace("[1, 4]", &format!("[{first}, 4]"))
+    )
+}
+
+#[test]
+fn a_dynamic_dimension_may_declare_its_range() {
+    let decls = Project::new(&model("").replace("[1, 4]", "[\"batch=3:1..8\", 4]")).file("tiny.py", TINY_MODEL).parse().unwrap();
+    assert_eq!(decls[0].inputs[0].shape[0], ptm_report::Dim::Dynamic { name: "batch".into(), example: 3, min: Some(1), max: Some(8) });
+    assert_eq!(decls[0].inputs[0].shape[0].range(), Some((1, 8)));
+    for (shape, expected, fix) in [
+        ("\"batch=3:1-8\"", "a range written <min>..<max>", "write \"batch=3:1..12\""),
+        ("\"batch=3:..8\"", "a range written <min>..<max>", "write \"batch=3:1..12\""),
+        ("\"batch=3:0..8\"", "a smallest size of at least 1", "write \"batch=3:1..8\""),
+        ("\"batch=3:4..8\"", "(3 is not in 4..8)", "write \"batch=3:3..8\""),
+        ("\"batch=30:1..8\"", "(30 is not in 1..8)", "write \"batch=30:1..30\""),
+        ("\"batch=0:1..8\"", "<name>=<example size>:<min>..<max>", "write \"batch=<size used at build time>\""),
+    ] {
+        let text = parse_error(&model("").replace("[1, 4]", &format!("[{shape}, 4]")));
+        assert!(text.contains("`package.metadata.models.tiny.inputs[0].shape`"), "{text}");
+        assert!(text.contains(&format!("found:    {shape}")) && text.contains(expected) && text.contains(fix), "{shape}: {text}");
+    }
+}
+
+#[test]
+fn a_shared_dimension_has_one_range_given_once_or_repeated() {
+    let ranged = ptm_report::Dim::Dynamic { name: "n".into(), example: 2, min: Some(1), max: Some(8) };
+    for (first, second) in [("\"n=2:1..8\"", "\"n=2\""), ("\"n=2\"", "\"n=2:1..8\""), ("\"n=2:1..8\"", "\"n=2:1..8\"")] {
+        let decls = Project::new(&two_inputs(first, second)).file("tiny.py", TINY_MODEL).parse().unwrap();
+        assert_eq!((&decls[0].inputs[0].shape[0], &decls[0].inputs[1].shape[0]), (&ranged, &ranged), "{first}, {second}");
+    }
+    let text = parse_error(&two_inputs("\"n=2:1..8\"", "\"n=2:1..16\""));
+    assert!(text.contains("`package.metadata.models.tiny.inputs[1].shape`") && text.contains("`n` with the range 1..16 here and 1..8 in `x`"), "{text}");
+    assert!(text.contains("one range per dimension name") && text.contains("give it once"), "{text}");
+    let text = parse_error(&two_inputs("\"n=2:1..8\"", "\"n=9\""));
+    assert!(
+        text.contains("inputs[1].shape") && text.contains("\"n=9\", outside the range 1..8 declared for `n` in `x`") && text.contains("write \"n=8\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_pte_refuses_an_example_size_of_one() {
+    for (shape, fix) in [("\"batch=1\"", "write \"batch=2\""), ("\"batch=1:1..8\"", "write \"batch=2:1..8\"")] {
+        let text = parse_error(&model("format = \"pte\"").replace("[1, 4]", &format!("[{shape}, 4]")));
+        assert!(
+            text.contains("`package.metadata.models.tiny.inputs[0].shape`") && text.contains("`batch` with the example size 1, with format = \"pte\""),
+            "{text}"
+        );
+        assert!(text.contains("an example size of 2 or more: torch.export treats a size of 1 as a constant") && text.contains(fix), "{text}");
+    }
+    // A .ptl traces or scripts at 1 and checks other sizes itself.
+    assert!(Project::new(&model("").replace("[1, 4]", "[\"batch=1\", 4]")).file("tiny.py", TINY_MODEL).parse().is_ok());
+}
+
+#[test]
+fn the_range_is_part_of_the_key() {
+    let key = |shape: &str| {
+        let project = Project::new(&model("format = \"pte\"").replace("[1, 4]", &format!("[{shape}, 4]"))).file("tiny.py", TINY_MODEL);
+        ptm_build::tooling::key_of(&project.parse().unwrap()[0], project.path(), "2.11.0").unwrap()
+    };
+    let (open, ranged, wider) = (key("\"batch=3\""), key("\"batch=3:1..8\""), key("\"batch=3:1..16\""));
+    assert!(open != ranged && ranged != wider && open != wider, "{open} {ranged} {wider}");
 }
 
 #[test]

@@ -51,7 +51,10 @@ fn dynamic_note(shape: &[Dim]) -> String {
     let notes: Vec<String> = shape
         .iter()
         .filter_map(|d| match d {
-            Dim::Dynamic { name, example } => Some(format!("`{name}` is chosen at run time (the build used {example})")),
+            Dim::Dynamic { name, example, .. } => Some(match d.range() {
+                Some((min, max)) => format!("`{name}` is chosen at run time, from {min} to {max} (the build used {example})"),
+                None => format!("`{name}` is chosen at run time (the build used {example})"),
+            }),
             Dim::Fixed(_) => None,
         })
         .collect();
@@ -121,7 +124,13 @@ fn argument(model: &ModelReport, spec: &TensorSpec, krate: &TokenStream) -> Resu
                     let n = *n as usize;
                     quote!(#krate::__private::Dim::Fixed(#n))
                 }
-                Dim::Dynamic { name, .. } => quote!(#krate::__private::Dim::Dynamic(#name)),
+                Dim::Dynamic { name, .. } => match d.range() {
+                    Some((min, max)) => {
+                        let (min, max) = (usize::try_from(min).unwrap_or(usize::MAX), usize::try_from(max).unwrap_or(usize::MAX));
+                        quote!(#krate::__private::Dim::Ranged(#name, #min, #max))
+                    }
+                    None => quote!(#krate::__private::Dim::Dynamic(#name)),
+                },
             });
             Argument {
                 param: quote!(#name: #krate::TensorRef<'_, #elem>),

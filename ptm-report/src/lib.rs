@@ -277,12 +277,21 @@ pub struct TensorSpec {
 pub enum Dim {
     /// A size known at build time.
     Fixed(u64),
-    /// A size known only at run time; `example` is the size used at build time.
+    /// A size known only at run time; `example` is the size used at build time. A match
+    /// that lists the fields needs `..`: more may come.
     Dynamic {
         /// The dimension's name, shared by every input that uses it.
         name: String,
         /// The size the build used for its example inputs.
         example: u64,
+        /// The smallest size allowed, when the declaration gives a range
+        /// (`"tokens=32:1..128"`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min: Option<u64>,
+        /// The largest size allowed, when the declaration gives a range: a `.pte` was
+        /// exported for sizes up to it and plans its memory for it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max: Option<u64>,
     },
 }
 
@@ -292,6 +301,20 @@ impl Dim {
         match self {
             Dim::Fixed(n) => *n,
             Dim::Dynamic { example, .. } => *example,
+        }
+    }
+
+    /// A dynamic dimension without a declared range.
+    pub fn dynamic(name: impl Into<String>, example: u64) -> Dim {
+        Dim::Dynamic { name: name.into(), example, min: None, max: None }
+    }
+
+    /// The declared range `(min, max)` of a dynamic dimension, when it has one (a bound
+    /// left out is 1, or unbounded above).
+    pub fn range(&self) -> Option<(u64, u64)> {
+        match self {
+            Dim::Dynamic { min, max, .. } if min.is_some() || max.is_some() => Some((min.unwrap_or(1), max.unwrap_or(u64::MAX))),
+            _ => None,
         }
     }
 }
@@ -385,11 +408,23 @@ mod tests {
 
     #[test]
     fn dims_round_trip_as_number_or_object() {
-        let spec = TensorSpec { name: "ids".into(), dtype: "int64".into(), shape: vec![Dim::Fixed(1), Dim::Dynamic { name: "tokens".into(), example: 128 }] };
+        let spec = TensorSpec { name: "ids".into(), dtype: "int64".into(), shape: vec![Dim::Fixed(1), Dim::dynamic("tokens", 128)] };
         let text = serde_json::to_string(&spec).unwrap();
         assert_eq!(text, r#"{"name":"ids","dtype":"int64","shape":[1,{"name":"tokens","example":128}]}"#);
         assert_eq!(serde_json::from_str::<TensorSpec>(&text).unwrap(), spec);
         assert_eq!(spec.shape[1].example(), 128);
+        assert_eq!(spec.shape[1].range(), None);
+    }
+
+    #[test]
+    fn a_range_is_written_only_when_declared() {
+        let ranged = Dim::Dynamic { name: "tokens".into(), example: 32, min: Some(1), max: Some(128) };
+        let text = serde_json::to_string(&ranged).unwrap();
+        assert_eq!(text, r#"{"name":"tokens","example":32,"min":1,"max":128}"#);
+        assert_eq!(serde_json::from_str::<Dim>(&text).unwrap(), ranged);
+        assert_eq!(ranged.range(), Some((1, 128)));
+        // A models.json written before ranges existed still reads.
+        assert_eq!(serde_json::from_str::<Dim>(r#"{"name":"tokens","example":32}"#).unwrap(), Dim::dynamic("tokens", 32));
     }
 }
 

@@ -10,6 +10,9 @@ pub enum Dim {
     Fixed(usize),
     /// A named size chosen at run time; inputs sharing the name must agree.
     Dynamic(&'static str),
+    /// As `Dynamic`, within the declared range `min..=max` (`"tokens=32:1..128"`): a
+    /// `.pte` was exported and its memory planned for no other sizes.
+    Ranged(&'static str, usize, usize),
 }
 
 /// Sizes given to named dimensions so far in one call.
@@ -24,6 +27,7 @@ fn expected(spec: &[Dim]) -> String {
         .map(|d| match d {
             Dim::Fixed(n) => n.to_string(),
             Dim::Dynamic(name) => (*name).to_string(),
+            Dim::Ranged(name, min, max) => format!("{name} in {min}..{max}"),
         })
         .collect();
     format!("[{}]", dims.join(", "))
@@ -40,7 +44,10 @@ pub fn dynamic<'a, T: Element>(model: &str, input: &str, spec: &[Dim], tensor: T
     for (axis, (dim, &size)) in spec.iter().zip(shape).enumerate() {
         match *dim {
             Dim::Fixed(want) if want != size => return Err(fail(format!("dimension {axis} must be {want}"))),
-            Dim::Dynamic(name) => match bindings.seen.iter().find(|(seen, _)| *seen == name) {
+            Dim::Ranged(name, min, max) if !(min..=max).contains(&size) => {
+                return Err(fail(format!("`{name}` is {size}, outside its declared range {min}..{max} (dimension {axis})")));
+            }
+            Dim::Dynamic(name) | Dim::Ranged(name, ..) => match bindings.seen.iter().find(|(seen, _)| *seen == name) {
                 Some(&(_, earlier)) if earlier != size => {
                     return Err(fail(format!("`{name}` is {size} here but {earlier} in an earlier input")));
                 }
@@ -143,5 +150,20 @@ mod tests {
         dynamic("m", "a", SPEC, TensorRef::new(&a, &[3, 4]), &mut bindings).unwrap();
         let error = dynamic("m", "b", SPEC, TensorRef::new(&b, &[2, 4]), &mut bindings).unwrap_err();
         assert!(error.to_string().ends_with("`batch` is 2 here but 3 in an earlier input"), "{error}");
+    }
+
+    #[test]
+    fn a_ranged_dimension_refuses_a_size_outside_its_range() {
+        const RANGED: &[Dim] = &[Dim::Ranged("batch", 1, 2), Dim::Fixed(4)];
+        let data = [0f32; 12];
+        assert!(dynamic("m", "x", RANGED, TensorRef::new(&data[..8], &[2, 4]), &mut Bindings::default()).is_ok());
+        assert!(dynamic("m", "x", RANGED, TensorRef::new(&data[..4], &[1, 4]), &mut Bindings::default()).is_ok());
+        let error = dynamic("m", "x", RANGED, TensorRef::new(&data, &[3, 4]), &mut Bindings::default()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "ptm: input `x` of model `m` has shape [3, 4], expected [batch in 1..2, 4]: `batch` is 3, outside its declared range 1..2 (dimension 0)"
+        );
+        let error = dynamic("m", "x", RANGED, TensorRef::new(&data[..0], &[0, 4]), &mut Bindings::default()).unwrap_err();
+        assert!(error.to_string().ends_with("`batch` is 0, outside its declared range 1..2 (dimension 0)"), "{error}");
     }
 }

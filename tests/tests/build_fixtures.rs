@@ -34,9 +34,9 @@ fn torchscript_source_with_graph_mode_dynamic_int8() {
     assert_built(&build);
     let model = &build.report().models[0];
     assert_eq!(model.source, "models/tiny.pt");
-    assert_eq!(model.inputs[0].shape[0], Dim::Dynamic { name: "batch".into(), example: 2 });
+    assert_eq!(model.inputs[0].shape[0], Dim::dynamic("batch", 2));
     // The output follows the input's batch size, found by running a second size.
-    assert_eq!(model.outputs[0].shape, vec![Dim::Dynamic { name: "batch".into(), example: 2 }, Dim::Fixed(4)]);
+    assert_eq!(model.outputs[0].shape, vec![Dim::dynamic("batch", 2), Dim::Fixed(4)]);
     assert!(model.operators.contains(&"quantized::linear_dynamic".to_string()), "{:?}", model.operators);
 }
 

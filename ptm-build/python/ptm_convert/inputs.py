@@ -109,14 +109,58 @@ def check_finite(c: Conversion, tensor, name, shown):
                       f"replace or remove {shown} in `calibration` = \"{c.decl.get('calibration')}\": calibration "
                       "measures activation ranges, and NaN or infinity has none (look at the preprocessing that saved it)")
 
+def dynamic_dims(c: Conversion):
+    """{name: the declared dimension} of every dynamic dimension, each name once."""
+    return {d["name"]: d for spec in c.decl["inputs"] for d in spec["shape"] if not isinstance(d, int)}
+
+def size_range(d):
+    """The sizes a dynamic dimension may take, both bounds included: its declared range,
+    else 1 and no maximum (None)."""
+    return d.get("min", 1), d.get("max")
+
+def in_range(d, size):
+    low, high = size_range(d)
+    return low <= size and (high is None or size <= high)
+
+def sample_at(c: Conversion, sizes, seed):
+    """One input per declared input, with the named dynamic dimensions at `sizes`."""
+    generator = c.torch.Generator().manual_seed(seed)
+    return tuple(random_tensor(c, dict(spec, shape=[dict(d, example=sizes[d["name"]])
+                                                 if not isinstance(d, int) and d["name"] in sizes else d
+                                                 for d in spec["shape"]]), generator)
+                 for spec in c.decl["inputs"])
+
+# A sample at the bounds of a range is skipped past this size: the declaration's own
+# bound on a sample at the example sizes (MAX_EXAMPLE_BYTES / EXAMPLE_SAMPLES in inputs.rs).
+MAX_RANGE_SAMPLE_BYTES = 256 << 20
+
+def range_samples(c: Conversion):
+    """Samples with each dimension that declares a range at its smallest size, its middle
+    and its largest (the others at their example): a .pte is exported and its memory
+    planned for the range, so verification runs across it, the maximum included."""
+    samples = []
+    for index, (name, d) in enumerate(sorted(dynamic_dims(c).items())):
+        low, high = size_range(d)
+        if high is None:
+            continue
+        for size in sorted({low, (low + high) // 2, high} - {d["example"]}):
+            sample = sample_at(c, {name: size}, SEED + 10 + index)
+            if sum(t.element_size() * t.numel() for t in sample) > MAX_RANGE_SAMPLE_BYTES:
+                log(c.name, f"not verifying `{name}` = {size}: its sample is larger than 256 MiB")
+                continue
+            samples.append(sample)
+    return samples
+
 def mark_dynamic_outputs(c: Conversion, model, outputs):
-    """Runs once more with every dynamic input dimension at another size; output
-    dimensions that change are dynamic, named after the input dimension they follow."""
+    """Runs once more with every dynamic input dimension at another size (inside its
+    range); output dimensions that change are dynamic, named after the input dimension
+    they follow, with its range."""
     sizes = {}
-    for spec in c.decl["inputs"]:
-        for d in spec["shape"]:
-            if not isinstance(d, int):
-                sizes[d["name"]] = (d["example"], d["example"] - 1 if d["example"] > 1 else 2)
+    for name, d in dynamic_dims(c).items():
+        example = d["example"]
+        sizes[name] = (example, next((s for s in (example - 1, example + 1, 2) if s >= 1 and s != example and in_range(d, s)),
+                                     example))
+    sizes = {name: pair for name, pair in sizes.items() if pair[0] != pair[1]}
     if not sizes:
         return
     generator = c.torch.Generator().manual_seed(SEED + 1)
@@ -129,22 +173,29 @@ def mark_dynamic_outputs(c: Conversion, model, outputs):
     except Failure:
         return  # the model takes only the example sizes; the outputs stay as observed
     by_size = {alternate: (name, example) for name, (example, alternate) in sizes.items()}
+    declared = dynamic_dims(c)
     for spec, tensor in zip(outputs, produced):
         for i, (was, now) in enumerate(zip(spec["shape"], tensor.shape)):
             if was != now:
                 name, _ = by_size.get(now, (f"{spec['name']}_dim{i}", None))
-                spec["shape"][i] = {"name": name, "example": was}
+                dim = {"name": name, "example": was}
+                followed = declared.get(name, {})
+                if was == followed.get("example"):
+                    dim.update({k: followed[k] for k in ("min", "max") if k in followed})
+                spec["shape"][i] = dim
 
 def export_dims(c: Conversion):
     """The declared dynamic dimensions as torch.export `Dim`s, one per name, and per
-    input the `{axis: Dim}` of its dynamic axes (None for a fixed input)."""
+    input the `{axis: Dim}` of its dynamic axes (None for a fixed input). A declared
+    range bounds the `Dim`; without one it is at least 1 and unbounded."""
     dims: dict[str, Any] = {}
     shapes: list[Optional[dict[int, Any]]] = []
     for spec in c.decl["inputs"]:
         shape = {}
         for index, d in enumerate(spec["shape"]):
             if not isinstance(d, int):
-                dims.setdefault(d["name"], c.torch.export.Dim(d["name"], min=1))
+                low, high = size_range(d)
+                dims.setdefault(d["name"], c.torch.export.Dim(d["name"], min=low, max=high))
                 shape[index] = dims[d["name"]]
         shapes.append(shape or None)
     return dims, shapes

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import struct
 import tempfile
 import warnings
@@ -30,6 +31,11 @@ def run(c: Conversion) -> report.Report:
         measured = source.measure(c)
         model, samples, calibration = measured.model, measured.samples, measured.calibration
         check, references, outputs = measured.check, measured.references, measured.outputs
+        # Across each declared range, the maximum included: the program's memory is
+        # planned for it. Intermediate stages see the first samples only; ExecuTorch's
+        # runtime sees these too.
+        ranged = inputs.range_samples(c)
+        check, references = check + ranged, references + [verify.outputs_of(c, model, s, "load") for s in ranged]
         if decl["quantize"] != "none":
             c.layers_unavailable = "per-layer INT8 figures are measured for .ptl models (torch.ao.ns does not read PT2E graphs)"
         c.sizes.append({"stage": "source", "bytes": state_bytes(model)})
@@ -81,11 +87,64 @@ def export(c: Conversion, model, sample, dynamic_shapes, label="exporting with t
             warnings.simplefilter("ignore")
             return c.torch.export.export(model, sample, dynamic_shapes=dynamic_shapes, strict=False)
     except Exception as e:
+        dynamic = dynamic_failure(c, e)
+        if dynamic:
+            raise Failure("export", dynamic[0], dynamic[1], last_frames(3))
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise Failure("export", f"torch.export failed: {type(e).__name__}: {reason}",
                       "a .pte needs a model torch.export can capture: no control flow on tensor values, and every "
                       "declared dynamic dimension really free (see the error); or ship it as format = \"ptl\"",
                       last_frames(3))
+
+def dynamic_failure(c: Conversion, error):
+    """(message, fix) when torch.export could not keep a declared dynamic dimension
+    dynamic: the model, the input and dimension, torch's own line about it, and the
+    fix that fits (a range torch suggests, or a fixed size); None for other errors."""
+    text = str(error)
+    dims = inputs.dynamic_dims(c)
+    lines = [line.strip().removeprefix("- ").strip() for line in text.splitlines() if line.strip()]
+    named = [name for name in dims if re.search(rf"\b{re.escape(name)}\b", text)]
+    if not named or not ("Constraints violated" in text or "specialized" in text or "specialize" in text):
+        return None
+    name = named[0]
+    d = dims[name]
+    where = next((f"`{spec['name']}` (dimension {axis})" for spec in c.decl["inputs"]
+                  for axis, dim in enumerate(spec["shape"]) if not isinstance(dim, int) and dim["name"] == name), f"`{name}`")
+    key = next((f"package.metadata.models.{c.name}.inputs[{i}].shape" for i, spec in enumerate(c.decl["inputs"])
+                if any(not isinstance(dim, int) and dim["name"] == name for dim in spec["shape"])), "")
+    noise = ("Constraints violated", "For more information", "Suggested fixes", "The error above", "If you")
+    reasons = [line for line in lines if re.search(rf"\b{re.escape(name)}\b", line) and not line.startswith(noise)
+               and not re.match(rf"{re.escape(name)}\s*=", line)]
+    reason = " ".join(line.split(". If you're using")[0] for line in reasons[:2]) or lines[0]
+    example = d["example"]
+    low, high = inputs.size_range(d)
+    declared = f"\"{name}={example}" + (f":{low}..{high}\"" if high is not None else "\"")
+    message = (f"model `{c.name}`: torch.export could not keep `{name}` of input {where} dynamic, declared {declared}: "
+               f"torch: {reason}")
+    suggested = suggested_range(text, name, example, low, high)
+    if suggested and suggested != (low, high):
+        fix = (f"declare the sizes the model takes, as torch suggests: \"{name}={example}:{suggested[0]}..{suggested[1]}\" "
+               f"in {key}; or ship it as format = \"ptl\"")
+    elif "specialized" in text or "specialize" in text:
+        fix = (f"the model's code fixes `{name}` for torch.export (an LSTM or GRU unrolls over its steps, for one): "
+               f"declare it fixed ({example}) in {key}, or ship the model as format = \"ptl\", which traces or scripts it "
+               f"and checks other sizes; a range (\"{name}={example}:1..128\") helps only where the model has a limit")
+    else:
+        fix = (f"declare the sizes the model takes as a range, e.g. \"{name}={example}:1..{max(example, 128)}\" in {key}, "
+               "or ship it as format = \"ptl\"")
+    return message, fix
+
+def suggested_range(text, name, example, low, high):
+    """The bounds of torch's "Suggested fixes: name = Dim('name', min=.., max=..)"."""
+    found = re.search(rf"{re.escape(name)} = Dim\('{re.escape(name)}'(?P<args>[^)]*)\)", text)
+    if not found:
+        return None
+    bounds = dict(re.findall(r"(min|max)=(\d+)", found.group("args")))
+    new_low, new_high = int(bounds.get("min", low)), bounds.get("max")
+    new_high = int(new_high) if new_high is not None else high
+    if new_high is None or not new_low <= example <= new_high:
+        return None
+    return new_low, new_high
 
 def quantize(c: Conversion, program, calibration):
     """PT2E INT8 for XNNPACK: static per-channel (calibrated on the declared samples),

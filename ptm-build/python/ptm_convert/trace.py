@@ -82,7 +82,7 @@ def export_oracle(c: Conversion, source, traced, example, warned):
     model = c.float_model
     dims, shapes = inputs.export_dims(c)
     # At least 2 in every dynamic dimension: export specialises sizes 0 and 1.
-    sample = sample_at(c, {name: max(2, example_size(c, name)) for name in dims}, SEED + 3) if dims else example
+    sample = inputs.sample_at(c, {name: max(2, example_size(c, name)) for name in dims}, SEED + 3) if dims else example
     log(c.name, f"{len(warned)} TracerWarning(s): asking torch.export whether they can vary")
     try:
         program = export_quietly(c, model, sample, tuple(shapes) if dims else None)
@@ -94,7 +94,7 @@ def export_oracle(c: Conversion, source, traced, example, warned):
         for name, sizes in found.items():
             for size in sizes:
                 # Against what was traced (the INT8 module for dynamic INT8), not the float model.
-                runs, problem = divergence(c, source, traced, f"`{name}` = {size}", sample_at(c, {name: size}, SEED + 4))
+                runs, problem = divergence(c, source, traced, f"`{name}` = {size}", inputs.sample_at(c, {name: size}, SEED + 4))
                 if problem:
                     problems.append(f"torch.export found that the program holds only for some sizes of `{name}`, "
                                     f"and {problem}")
@@ -131,13 +131,6 @@ def example_size(c: Conversion, name):
     return next(d["example"] for spec in c.decl["inputs"] for d in spec["shape"]
                 if not isinstance(d, int) and d["name"] == name)
 
-def sample_at(c: Conversion, sizes, seed):
-    """One input per declared input, with the named dynamic dimensions at `sizes`."""
-    generator = c.torch.Generator().manual_seed(seed)
-    return tuple(inputs.random_tensor(c, dict(spec, shape=[dict(d, example=sizes[d["name"]])
-                                                      if not isinstance(d, int) and d["name"] in sizes else d
-                                                      for d in spec["shape"]]), generator)
-                 for spec in c.decl["inputs"])
 
 def guarded_sizes(c: Conversion, error, model, dims):
     """{dimension: sizes its guard excludes, smallest first, a few of them} from a
@@ -158,7 +151,8 @@ def guarded_sizes(c: Conversion, error, model, dims):
         if name not in dims:
             return None
         excluded = []
-        for size in range(1, max(256, 4 * example_size(c, name)) + 1):
+        low, high = inputs.size_range(inputs.dynamic_dims(c)[name])
+        for size in range(low, (high if high is not None else max(256, 4 * example_size(c, name))) + 1):
             holds = evaluate_guard(guard, parameters, c.decl["inputs"], {name: size})
             if holds is None:
                 return None
@@ -196,9 +190,11 @@ def other_inputs(c: Conversion, example):
     dimension at other sizes."""
     generator = c.torch.Generator().manual_seed(SEED + 2)
     others = [("other values", tuple(inputs.random_tensor(c, spec, generator) for spec in c.decl["inputs"]))]
-    names = sorted({d["name"]: d["example"] for spec in c.decl["inputs"] for d in spec["shape"] if not isinstance(d, int)}.items())
-    for name, example_size in names:
-        for size in sorted({1, example_size + 1, max(1, example_size - 1), 2 * example_size + 1} - {example_size}):
+    for name, d in sorted(inputs.dynamic_dims(c).items()):
+        example_size = d["example"]
+        # Around the example, and a declared range's bounds; never outside the range.
+        tried = {1, example_size + 1, max(1, example_size - 1), 2 * example_size + 1, *(v for k, v in d.items() if k in ("min", "max"))}
+        for size in sorted(s for s in tried - {example_size} if inputs.in_range(d, s)):
             specs = [dict(spec, shape=[d if isinstance(d, int) or d["name"] != name else {"name": name, "example": size}
                                        for d in spec["shape"]]) for spec in c.decl["inputs"]]
             others.append((f"`{name}` = {size}", tuple(inputs.random_tensor(c, spec, generator) for spec in specs)))

@@ -56,6 +56,7 @@ impl Ctx<'_> {
             let range = self.range(input, &prefix, dtype)?;
             inputs.push(InputDecl { name: name.to_string(), dtype: dtype.to_string(), shape, range });
         }
+        self.share_ranges(&key, &mut inputs)?;
         self.check_example_bytes(&key, &inputs)?;
         Ok(inputs)
     }
@@ -85,24 +86,14 @@ impl Ctx<'_> {
 
     pub(super) fn shape(&self, input: &Table, prefix: &str, dtype: &str) -> Result<Vec<Dim>, Error> {
         let key = format!("{prefix}.shape");
-        let expected = "an array of sizes: a positive integer, or \"<name>=<example size>\" for a size known only at run time";
+        let expected = "an array of sizes: a positive integer, or \"<name>=<example size>\" for a size known only at run time, optionally with the sizes it may take: \"<name>=<example size>:<min>..<max>\"";
         let value = input.get("shape").ok_or_else(|| self.missing(&key, expected, "add shape = [1, 3, 224, 224]"))?;
         let array = value.as_array().ok_or_else(|| self.error(&key, describe(value), expected, "write shape = [1, 128]"))?;
         let shape = array
             .iter()
             .map(|dim| match dim {
                 Value::Integer(n) if *n > 0 => Ok(Dim::Fixed(*n as u64)),
-                Value::String(s) => match s.split_once('=') {
-                    Some((name, example)) if is_identifier(name.trim()) && example.trim().parse::<u64>().is_ok_and(|n| n > 0) => {
-                        Ok(Dim::Dynamic { name: name.trim().to_string(), example: example.trim().parse().unwrap_or(1) })
-                    }
-                    _ => Err(self.error(
-                        &key,
-                        format!("\"{s}\""),
-                        expected,
-                        format!("write \"{}=<size used at build time>\", e.g. \"tokens=128\"", s.split('=').next().unwrap_or("n").trim()),
-                    )),
-                },
+                Value::String(s) => self.dynamic_dim(&key, s, expected),
                 other => Err(self.error(&key, describe(other), expected, "use positive integers, e.g. shape = [1, 128]")),
             })
             .collect::<Result<Vec<Dim>, Error>>()?;
@@ -115,6 +106,95 @@ impl Ctx<'_> {
             ));
         }
         Ok(shape)
+    }
+
+    /// `"<name>=<example>"` or `"<name>=<example>:<min>..<max>"`, the bounds inclusive.
+    fn dynamic_dim(&self, key: &str, text: &str, expected: &str) -> Result<Dim, Error> {
+        let found = format!("\"{text}\"");
+        let shown_name = text.split('=').next().map(str::trim).filter(|n| is_identifier(n)).unwrap_or("tokens");
+        let (name, rest) = text.split_once('=').map(|(n, r)| (n.trim(), r.trim())).unwrap_or((text.trim(), ""));
+        let (example, range) = match rest.split_once(':') {
+            Some((example, range)) => (example.trim(), Some(range.trim())),
+            None => (rest, None),
+        };
+        let example = match example.parse::<u64>() {
+            Ok(example) if example > 0 && is_identifier(name) => example,
+            _ => return Err(self.error(key, found, expected, format!("write \"{shown_name}=<size used at build time>\", e.g. \"{shown_name}=128\""))),
+        };
+        let Some(range) = range else { return Ok(Dim::dynamic(name, example)) };
+        let bounds = range.split_once("..").and_then(|(min, max)| Some((min.trim().parse::<u64>().ok()?, max.trim().parse::<u64>().ok()?)));
+        let Some((min, max)) = bounds else {
+            return Err(self.error(
+                key,
+                found,
+                "a range written <min>..<max> after the example size, both bounds included: \"<name>=<example>:<min>..<max>\"",
+                format!("write \"{name}={example}:1..{}\"", example.max(2) * 4),
+            ));
+        };
+        if min == 0 {
+            return Err(self.error(
+                key,
+                found,
+                "a smallest size of at least 1: a dimension of size 0 holds no elements, and torch.export treats sizes 0 and 1 as special cases, so it cannot keep a dimension dynamic from 0",
+                format!("write \"{name}={example}:1..{max}\""),
+            ));
+        }
+        if !(min <= example && example <= max) {
+            return Err(self.error(
+                key,
+                found,
+                format!(
+                    "<min> <= <example> <= <max>: the build runs the model at the example size, so the range must hold it ({example} is not in {min}..{max})"
+                ),
+                format!("write \"{name}={example}:{}..{}\"", min.min(example), max.max(example)),
+            ));
+        }
+        Ok(Dim::Dynamic { name: name.to_string(), example, min: Some(min), max: Some(max) })
+    }
+
+    /// A dimension name used in several inputs is one size, so it has one range: given in
+    /// one input (the others then take it) or repeated identically. Every occurrence ends
+    /// up carrying the range, and each occurrence's example must lie in it.
+    fn share_ranges(&self, key: &str, inputs: &mut [InputDecl]) -> Result<(), Error> {
+        let mut declared: Vec<(String, (u64, u64), String)> = Vec::new();
+        for (index, input) in inputs.iter().enumerate() {
+            for dim in &input.shape {
+                let (Dim::Dynamic { name, .. }, Some(range)) = (dim, dim.range()) else { continue };
+                match declared.iter().find(|(seen, ..)| seen == name) {
+                    Some((_, first, at)) if *first != range => {
+                        return Err(self.error(
+                            &format!("{key}[{index}].shape"),
+                            format!("`{name}` with the range {}..{} here and {}..{} in `{}`", range.0, range.1, first.0, first.1, at),
+                            "one range per dimension name: the name is one size shared by every input that uses it",
+                            format!(
+                                "write the same range in both inputs, or give it once (\"{name}={}:{}..{}\") and the other inputs \"{name}=<example>\" alone",
+                                dim.example(),
+                                first.0,
+                                first.1
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => declared.push((name.clone(), range, input.name.clone())),
+                }
+            }
+        }
+        for (index, input) in inputs.iter_mut().enumerate() {
+            for dim in &mut input.shape {
+                let Dim::Dynamic { name, example, min, max } = dim else { continue };
+                let Some((_, (low, high), at)) = declared.iter().find(|(seen, ..)| seen == name) else { continue };
+                if !(low..=high).contains(&&*example) {
+                    return Err(self.error(
+                        &format!("{key}[{index}].shape"),
+                        format!("\"{name}={example}\", outside the range {low}..{high} declared for `{name}` in `{at}`"),
+                        "an example size inside the dimension's range",
+                        format!("write \"{name}={}\"", (*example).clamp(*low, *high)),
+                    ));
+                }
+                (*min, *max) = (Some(*low), Some(*high));
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn range(&self, input: &Table, prefix: &str, dtype: &str) -> Result<Option<[f64; 2]>, Error> {

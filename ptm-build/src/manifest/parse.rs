@@ -3,12 +3,13 @@
 //! the typed values, the files and the example inputs.
 
 use super::ctx::{is_identifier, snake_case, Ctx};
-use super::decl::{default_tolerance, Engine, Export, Format, ModelDecl, Quantize, Source, Tolerance, RUNTIMES};
+use super::decl::{default_tolerance, Engine, Export, Format, InputDecl, ModelDecl, Quantize, Source, Tolerance, RUNTIMES};
 use super::paths::workspace_root;
 use super::suggest::closest;
 use super::targets::{self, is_arm};
 use super::values::{describe, UNKNOWN_KEY};
 use crate::error::Error;
+use ptm_report::Dim;
 use std::path::Path;
 use toml::{Table, Value};
 
@@ -276,6 +277,9 @@ impl Ctx<'_> {
             }
         }
         let inputs = self.inputs(table, &prefix)?;
+        if format == Format::Pte {
+            self.check_pte_examples(&inputs, &prefix, &format_key)?;
+        }
         let tolerance = self.tolerance(table, &prefix, quantize)?;
         // What a .pte is converted with, whatever the Lite Interpreter defaults say.
         let (export, engine, lints) = match format {
@@ -339,6 +343,24 @@ impl Ctx<'_> {
                 "no engine: a .pte runs INT8 in ExecuTorch's XNNPACK delegate on every CPU",
                 "remove `engine`, or keep fbgemm for the targets that build a .ptl",
             ));
+        }
+        Ok(())
+    }
+
+    /// torch.export specialises a dimension whose example size is 1 (and 0) to that
+    /// constant, so a `.pte` exported at 1 would take no other size.
+    fn check_pte_examples(&self, inputs: &[InputDecl], prefix: &str, format_key: &str) -> Result<(), Error> {
+        for (index, input) in inputs.iter().enumerate() {
+            for dim in &input.shape {
+                let Dim::Dynamic { name, example: 1, .. } = dim else { continue };
+                let range = dim.range().map(|(min, max)| format!(":{min}..{}", max.max(2))).unwrap_or_default();
+                return Err(self.error(
+                    &format!("{prefix}.inputs[{index}].shape"),
+                    format!("`{name}` with the example size 1, with format = \"pte\" ({format_key})"),
+                    "an example size of 2 or more: torch.export treats a size of 1 as a constant and would build a program that takes only 1",
+                    format!("write \"{name}=2{range}\" (the example is only the size the build runs; a range keeps 1 allowed)"),
+                ));
+            }
         }
         Ok(())
     }

@@ -140,8 +140,8 @@ impl Bert {
     /**Runs the model once.
 
 Inputs:
-- `input_ids`: int64 [1, tokens]; `tokens` is chosen at run time (the build used 12), row-major with its shape
-- `token_type_ids`: int64 [1, tokens]; `tokens` is chosen at run time (the build used 12), row-major with its shape
+- `input_ids`: int64 [1, tokens]; `tokens` is chosen at run time, from 1 to 128 (the build used 12), row-major with its shape
+- `token_type_ids`: int64 [1, tokens]; `tokens` is chosen at run time, from 1 to 128 (the build used 12), row-major with its shape
 
 Errors when libtorch raises or a dynamic input's shape does not fit.*/
     pub fn forward(
@@ -161,7 +161,7 @@ Errors when libtorch raises or a dynamic input's shape does not fit.*/
                         "input_ids",
                         &[
                             ::ptm::__private::Dim::Fixed(1usize),
-                            ::ptm::__private::Dim::Dynamic("tokens"),
+                            ::ptm::__private::Dim::Ranged("tokens", 1usize, 128usize),
                         ],
                         input_ids,
                         &mut bindings,
@@ -171,7 +171,7 @@ Errors when libtorch raises or a dynamic input's shape does not fit.*/
                         "token_type_ids",
                         &[
                             ::ptm::__private::Dim::Fixed(1usize),
-                            ::ptm::__private::Dim::Dynamic("tokens"),
+                            ::ptm::__private::Dim::Ranged("tokens", 1usize, 128usize),
                         ],
                         token_type_ids,
                         &mut bindings,
