@@ -66,7 +66,7 @@
 //! # Linking the runtime
 //!
 //! `bundle()` also gives the app's binaries and tests an rpath to the desktop libtorch
-//! the `ptm` runtime linked ([`tooling::libtorch::forward_rpath`]), so they run without
+//! the `ptm` runtime linked ([`ptm_toolchain::libtorch::forward_rpath`]), so they run without
 //! `LD_LIBRARY_PATH`.
 #![deny(missing_docs)]
 

@@ -160,7 +160,7 @@ print(json.dumps({"version": torch.__version__, "dir": os.path.dirname(torch.__f
 
 /// The torch of `python`, from its probe record in `toolchain_dir` (`PTM_TOOLCHAIN_DIR`,
 /// else the cache: [`crate::cache_dir::toolchain`]) when still valid. Builds sharing the
-/// directory may probe at once: a record is replaced whole ([`write_atomic`]), and one
+/// directory may probe at once: a record is replaced whole (written aside, then renamed), and one
 /// that cannot be read or parsed only costs another probe.
 pub fn torch(python: &Interpreter, toolchain_dir: &Path) -> Result<Torch, Error> {
     let record = probe_record(toolchain_dir, &python.path);
