@@ -20,7 +20,7 @@ use ptm_report::{Bundle, Format, ModelReport};
 use ptm_toolchain::env;
 use ptm_toolchain::python::{self, Interpreter, Torch};
 use ptm_toolchain::vars::PTM_OFFLINE;
-use ptm_toolchain::Error as ToolchainError;
+use ptm_toolchain::{Error as ToolchainError, Tool};
 use std::path::{Path, PathBuf};
 
 /// Everything a build needs to know, resolved.
@@ -158,7 +158,9 @@ pub fn build(ctx: &Context) -> Result<Outcome, Error> {
     let (interpreter, torch) = match interpreter(ctx) {
         Ok(found) => found,
         // With a store, a machine without Python builds what the store holds.
-        Err(Error::Toolchain(ToolchainError::Unusable { problem, .. })) if Store::of(&ctx.crate_dir).exists() => return without_python(ctx, decls, problem),
+        Err(Error::Toolchain(ToolchainError::Unusable { tool: Tool::Python, problem, .. })) if Store::of(&ctx.crate_dir).exists() => {
+            return without_python(ctx, decls, problem)
+        }
         Err(other) => return Err(other),
     };
     let planned: Vec<Planned> =

@@ -15,6 +15,8 @@ pub enum Error {
     /// No usable Python with torch, libtorch or ExecuTorch was found, or the one found
     /// is the wrong release.
     Unusable {
+        /// Which of them.
+        tool: Tool,
         /// What went wrong, with what was tried and what chose it.
         problem: String,
         /// Every way to fix it.
@@ -48,6 +50,19 @@ pub enum Error {
     },
 }
 
+/// What an [`Error::Unusable`] is about, for code that handles one case: a missing
+/// Python, say, which a build from a committed store can do without.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Tool {
+    /// The Python interpreter that converts, or its torch.
+    Python,
+    /// The libtorch the `ptm` runtime links, or its agreement with the converting torch.
+    Libtorch,
+    /// The ExecuTorch the `ptm` runtime's `executorch` backend links.
+    Executorch,
+}
+
 impl Error {
     /// A failed file-system operation: `action` (a verb, "write") on `path`.
     pub fn io(action: impl Into<String>, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
@@ -58,7 +73,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Unusable { problem, remedies } => {
+            Error::Unusable { problem, remedies, .. } => {
                 writeln!(f, "ptm: {problem}")?;
                 write!(f, "  fix, any of:")?;
                 for remedy in remedies {

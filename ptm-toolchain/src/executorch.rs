@@ -7,7 +7,7 @@
 //! and libraries.
 
 use crate::env;
-use crate::error::Error;
+use crate::error::{Error, Tool};
 use crate::libtorch::is_mobile;
 use crate::python::{self, Interpreter};
 use crate::vars::{DEP_PTM_EXECUTORCH_VERSION, PTM_EXECUTORCH_DIR};
@@ -48,6 +48,7 @@ fn not_newer_than(exported: &[(String, String)], linked: &str) -> Result<(), Err
     let Some((_, version)) = newer.iter().max_by_key(|(_, version)| release(version)) else { return Ok(()) };
     let names: Vec<String> = newer.iter().map(|(model, _)| format!("`{model}`")).collect();
     Err(Error::Unusable {
+        tool: Tool::Executorch,
         problem: format!(
             "model {} {} exported by ExecuTorch {}, newer than the ExecuTorch {linked} the ptm runtime links: the runtime would refuse {} at load",
             names.join(", "),
@@ -256,6 +257,7 @@ fn laid_out(dir: &Path, origin: String) -> Result<Executorch, Error> {
     for needed in [include.join("executorch/extension/module/module.h"), lib_dir.join("libexecutorch.so")] {
         if !needed.exists() {
             return Err(Error::Unusable {
+                tool: Tool::Executorch,
                 problem: format!("the ExecuTorch of {origin} has no {}", needed.display()),
                 remedies: vec![
                     "install executorch 1.5.1 in that environment (tools/setup in the ptm checkout)".into(),
@@ -285,11 +287,13 @@ fn version_of(text: &str) -> Option<String> {
 fn package_dir(python: &Interpreter) -> Result<PathBuf, Error> {
     let script = "import os, executorch.version as v; print(os.path.dirname(os.path.abspath(v.__file__)))";
     let output = Command::new(&python.path).args(["-c", script]).output().map_err(|e| Error::Unusable {
+        tool: Tool::Executorch,
         problem: format!("could not start {} (chosen by {}): {e}", python.path.display(), python.origin),
         remedies: vec!["set PTM_PYTHON to a working Python with executorch".into()],
     })?;
     if !output.status.success() {
         return Err(Error::Unusable {
+            tool: Tool::Executorch,
             problem: format!(
                 "{} (chosen by {}) has no executorch package: {}",
                 python.path.display(),

@@ -62,7 +62,7 @@ pub mod libtorch;
 pub mod python;
 pub mod vars;
 
-pub use error::Error;
+pub use error::{Error, Tool};
 
 /// The C header both runtimes' shims share, as (file name, text): the input and output
 /// types that cross ptm's C boundary, so that the `ptm` runtime marshals inputs and

@@ -5,7 +5,7 @@
 //! `VIRTUAL_ENV`, `.venv`, `python3`). `LIBTORCH` names an unpacked libtorch instead;
 //! `PTM_LIBTORCH_LITE_DIR` names a mobile libtorch-lite for Android and iOS targets.
 
-use crate::error::Error;
+use crate::error::{Error, Tool};
 use crate::vars::{
     DEP_PTM_EXECUTORCH_RPATH, DEP_PTM_RPATH, DEP_PTM_TORCH_ORIGIN, DEP_PTM_TORCH_VERSION, LIBTORCH, PTM_CACHE_DIR, PTM_LIBTORCH_LITE_DIR, PTM_TOOLCHAIN_DIR,
 };
@@ -137,7 +137,7 @@ fn same_torch(converted: &[(String, String)], linked: &str, origin: &str) -> Res
     let others: Vec<&(String, String)> = converted.iter().filter(|(_, torch)| release(torch) != release(linked)).collect();
     let Some((model, torch)) = others.first() else { return Ok(()) };
     let names: Vec<String> = others.iter().map(|(m, _)| format!("`{m}`")).collect();
-    Err(Error::Unusable {
+    Err(Error::Unusable { tool: Tool::Libtorch,
         problem: format!(
             "model {} {} converted and verified with torch {torch}, but the ptm runtime links torch {linked} ({origin}): the app would run the models in another libtorch than the one that verified them",
             names.join(", "),
@@ -175,7 +175,7 @@ fn require(path: &Path, origin: &str) -> Result<(), Error> {
     }
     let mut remedies = vec!["reinstall torch in that environment (tools/setup in the ptm checkout)".to_string()];
     remedies.extend(link_remedies());
-    Err(Error::Unusable { problem: format!("the libtorch of {origin} has no {}", path.display()), remedies })
+    Err(Error::Unusable { tool: Tool::Libtorch, problem: format!("the libtorch of {origin} has no {}", path.display()), remedies })
 }
 
 /// A missing Python, as the runtime meets it: the conversion's remedies include building
@@ -184,7 +184,7 @@ fn require(path: &Path, origin: &str) -> Result<(), Error> {
 fn for_linking(error: Error) -> Error {
     match error {
         Error::Unusable { problem, .. } => {
-            Error::Unusable { problem: format!("the ptm runtime found no libtorch to link: {problem}"), remedies: link_remedies() }
+            Error::Unusable { tool: Tool::Libtorch, problem: format!("the ptm runtime found no libtorch to link: {problem}"), remedies: link_remedies() }
         }
         other => other,
     }
@@ -205,8 +205,11 @@ mod tests {
 
     #[test]
     fn a_missing_python_is_explained_for_linking_not_for_converting() {
-        let converting =
-            Error::Unusable { problem: "no Python found".into(), remedies: vec!["build from a committed model store instead (PTM_OFFLINE=1)".into()] };
+        let converting = Error::Unusable {
+            tool: Tool::Python,
+            problem: "no Python found".into(),
+            remedies: vec!["build from a committed model store instead (PTM_OFFLINE=1)".into()],
+        };
         let text = for_linking(converting).to_string();
         assert!(!text.contains("PTM_OFFLINE"), "a store gives no libtorch: {text}");
         assert!(text.contains("found no libtorch to link: no Python found"), "{text}");

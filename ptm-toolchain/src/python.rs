@@ -12,7 +12,7 @@
 //! rewrites it), so a cache hit starts no Python at all.
 
 use crate::env;
-use crate::error::Error;
+use crate::error::{Error, Tool};
 use crate::vars::{CONDA_PREFIX, PATH, PTM_ALLOW_UNTESTED_TORCH, PTM_PYTHON, VIRTUAL_ENV};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -83,7 +83,11 @@ pub fn find(crate_dir: &Path) -> Result<Interpreter, Error> {
         let path = PathBuf::from(path);
         let resolved = if path.components().count() == 1 { which(&path).unwrap_or(path.clone()) } else { path.clone() };
         if !resolved.is_file() {
-            return Err(Error::Unusable { problem: format!("PTM_PYTHON={} does not name an executable file", path.display()), remedies: remedies() });
+            return Err(Error::Unusable {
+                tool: Tool::Python,
+                problem: format!("PTM_PYTHON={} does not name an executable file", path.display()),
+                remedies: remedies(),
+            });
         }
         return Ok(Interpreter { path: resolved, origin: "PTM_PYTHON".into(), from_path: false });
     }
@@ -104,6 +108,7 @@ pub fn find(crate_dir: &Path) -> Result<Interpreter, Error> {
     match which(Path::new("python3")) {
         Some(path) => Ok(Interpreter { path, origin: "python3 on PATH".into(), from_path: true }),
         None => Err(Error::Unusable {
+            tool: Tool::Python,
             problem: format!("no Python found: PTM_PYTHON, VIRTUAL_ENV and CONDA_PREFIX are unset, no .venv above {}, no python3 on PATH", crate_dir.display()),
             remedies: remedies(),
         }),
@@ -171,11 +176,13 @@ pub fn torch(python: &Interpreter, toolchain_dir: &Path) -> Result<Torch, Error>
         }
     }
     let output = Command::new(&python.path).args(["-B", "-c", PROBE]).output().map_err(|e| Error::Unusable {
+        tool: Tool::Python,
         problem: format!("could not start {} (chosen by {}): {e}", python.path.display(), python.origin),
         remedies: remedies(),
     })?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let answer: serde_json::Value = stdout.lines().last().and_then(|line| serde_json::from_str(line).ok()).ok_or_else(|| Error::Unusable {
+        tool: Tool::Python,
         problem: format!(
             "{} (chosen by {}) did not answer the torch probe: {}",
             python.path.display(),
@@ -186,6 +193,7 @@ pub fn torch(python: &Interpreter, toolchain_dir: &Path) -> Result<Torch, Error>
     })?;
     if let Some(error) = answer.get("error").and_then(|e| e.as_str()) {
         return Err(Error::Unusable {
+            tool: Tool::Python,
             problem: format!("torch is not importable by {} (chosen by {}): {error}", python.path.display(), python.origin),
             remedies: remedies(),
         });
@@ -237,6 +245,7 @@ pub fn check_version(python: &Interpreter, torch: &Torch) -> Result<(), Error> {
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     let why = if (major, minor) >= (2, 13) { " (PyPI's torch 2.13 is built without XNNPACK, so optimize_for_mobile fails)" } else { "" };
     Err(Error::Unusable {
+        tool: Tool::Python,
         problem: format!("{} (chosen by {}) has torch {}, ptm is tested with {TESTED_TORCH}{why}", python.path.display(), python.origin, torch.version),
         remedies: vec![
             format!("{} -m pip install torch=={TESTED_TORCH}", python.path.display()),
