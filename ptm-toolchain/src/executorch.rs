@@ -25,7 +25,8 @@ pub const SHIM: [(&str, &str); 2] =
 /// Writes [`SHIM`] and the [`crate::TENSOR_HEADER`] it includes into `dir` for a
 /// compiler to read (see [`crate::write_sources`]).
 pub fn write_shim(dir: &Path) -> Result<(), Error> {
-    crate::write_sources(dir, &[SHIM[0], SHIM[1], crate::TENSOR_HEADER])
+    crate::write_sources(dir, &SHIM)?;
+    crate::write_sources(dir, &[crate::TENSOR_HEADER])
 }
 
 /// Metadata key of the ExecuTorch release the runtime links (`1.5.1+cpu`), read by the
