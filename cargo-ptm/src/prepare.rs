@@ -44,6 +44,7 @@ pub fn run(workspace: &Workspace, targets: &[String], check_only: bool, json: bo
                     target: target.clone(),
                     key: model.key.clone(),
                     torch: model.torch.clone(),
+                    executorch: model.executorch.clone(),
                     entry: model.entry.clone(),
                 });
             }

@@ -81,7 +81,11 @@ fn page(krate: &str, path: &Path, m: &ModelReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{krate}/{}  ({})", m.name, path.display());
     let quantization = if m.quantize == ptm_report::Quantize::None { "float".to_string() } else { format!("{} INT8 ({})", m.quantize, m.engine) };
-    let _ = writeln!(out, "  source      {} ({} export), {quantization}, torch {}", m.source, m.export, m.torch);
+    let executorch = m.executorch.as_deref().map(|e| format!(", executorch {e}")).unwrap_or_default();
+    let _ = writeln!(out, "  source      {} ({} export), {quantization}, torch {}{executorch}", m.source, m.export, m.torch);
+    if let Some(python) = &m.python {
+        let _ = writeln!(out, "  python      {python}");
+    }
     let _ = writeln!(
         out,
         "  artifact    {} ({}), bytecode v{}, sha256 {}",

@@ -17,14 +17,20 @@ pub fn inputs_of(decl: &ModelDecl) -> Vec<&Path> {
 }
 
 /// sha256 over the declaration (minus what does not change the artifact), every input
-/// file, the worker's source, the torch version and the ptm-build version.
-pub fn key_of(decl: &ModelDecl, crate_dir: &Path, torch_version: &str) -> Result<String, Error> {
+/// file, the worker's source, the torch version, for a `.pte` the ExecuTorch version
+/// that exports it, and the ptm-build version.
+pub fn key_of(decl: &ModelDecl, crate_dir: &Path, torch_version: &str, executorch_version: Option<&str>) -> Result<String, Error> {
     let mut hasher = KeyHasher::default();
     hasher.field("ptm-build", env!("CARGO_PKG_VERSION").as_bytes());
     for (name, text) in crate::sources::all() {
         hasher.field(&name, text.as_bytes());
     }
     hasher.field("torch", torch_version.as_bytes());
+    // A .ptl is made by torch alone; keeping ExecuTorch out of its key lets the two
+    // formats come from two environments without converting the .ptl again.
+    if let (ptm_report::Format::Pte, Some(executorch)) = (decl.format, executorch_version) {
+        hasher.field("executorch", executorch.as_bytes());
+    }
     let mut canonical = serde_json::to_value(decl).unwrap_or_default();
     if let Some(fields) = canonical.as_object_mut() {
         // The embed mode changes the wrapper, not the .ptl. The name stays: the .ptl

@@ -46,17 +46,23 @@
 //! # Sourcing Python and torch
 //!
 //! The interpreter is `PTM_PYTHON`, else `$VIRTUAL_ENV/bin/python`, else `.venv/bin/python`
-//! in the crate's directory or any parent, else `python3` on PATH. It needs torch
-//! 2.11.0 (`PTM_ALLOW_UNTESTED_TORCH=1` accepts another version).
+//! in the crate's directory or any parent, else `python3` on PATH. `PTM_PYTHON_PTL` and
+//! `PTM_PYTHON_PTE` come first for their format's models, for an app whose `.ptl` models
+//! need an older torch than its `.pte` models (each format's runtime then links its
+//! interpreter's libtorch or ExecuTorch). Its torch (and, for `.pte` models, its
+//! ExecuTorch) must be a validated toolchain ([`ptm_toolchain::toolchains`]; the table
+//! is in the repository's `docs/compatibility.md`); `PTM_ALLOW_UNTESTED_TORCH=1` accepts
+//! another.
 //!
 //! # Environment variables
 //!
 //! | variable | effect |
 //! |---|---|
 //! | `PTM_PYTHON` | the Python interpreter to run the conversion with |
+//! | `PTM_PYTHON_PTL`, `PTM_PYTHON_PTE` | the interpreter for one format's models, before `PTM_PYTHON` |
 //! | `PTM_CACHE_DIR` | where converted models are cached |
 //! | `PTM_TOOLCHAIN_DIR` | where ExecuTorch's runner and the torch probes are kept (default: the cache) |
-//! | `PTM_ALLOW_UNTESTED_TORCH` | `1` converts with a torch other than 2.11.0 |
+//! | `PTM_ALLOW_UNTESTED_TORCH` | `1` converts with a torch or ExecuTorch outside the validated toolchains |
 //! | `PTM_OFFLINE` | `1` builds only from the cache and the committed store (`.ptm/`) |
 //! | `PTM_HEARTBEAT_SECONDS` | a model in one stage this long gets a warning, again each time as long (default 60) |
 //! | `PTM_MODEL_TIMEOUT` | seconds after which a model's conversion is killed and the build fails (default: no limit) |
@@ -85,7 +91,7 @@ mod worker;
 pub use error::Error;
 pub use progress::Origin;
 pub use progress::Progress;
-pub use ptm_report::{Bundle, ModelReport};
+pub use ptm_report::{Bundle, Format, ModelReport};
 
 /// What `cargo ptm` shares with a build: the cache, the committed store and what a build
 /// produced. Not for apps: a build script needs only [`bundle`] or [`Builder`], and this
@@ -132,6 +138,7 @@ pub struct Builder {
     cache_dir: Option<PathBuf>,
     toolchain_dir: Option<PathBuf>,
     python: Option<PathBuf>,
+    python_for: std::collections::BTreeMap<ptm_report::Format, PathBuf>,
     target: Option<String>,
     offline: bool,
     progress: Option<progress::Sink>,
@@ -177,6 +184,21 @@ impl Builder {
         self
     }
 
+    /// The Python interpreter for `format`'s models alone, before [`Builder::python`]
+    /// (default: `PTM_PYTHON_PTL` or `PTM_PYTHON_PTE`, then as for every model).
+    ///
+    /// ```no_run
+    /// use ptm_build::Format;
+    /// fn main() -> Result<(), ptm_build::Error> {
+    ///     ptm_build::Builder::new().python_for(Format::Ptl, "/opt/torch-2.11/bin/python").bundle()?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn python_for(&mut self, format: Format, path: impl Into<PathBuf>) -> &mut Builder {
+        self.python_for.insert(format, path.into());
+        self
+    }
+
     /// Builds only from the cache and the committed store, as `PTM_OFFLINE=1` does.
     pub fn offline(&mut self, offline: bool) -> &mut Builder {
         self.offline = offline;
@@ -216,7 +238,10 @@ impl Builder {
     /// where each model came from.
     pub fn build(&self) -> Result<tooling::Outcome, Error> {
         let outcome = pipeline::build(&self.context()?)?;
-        let converted: Vec<(String, String)> = outcome.models.iter().map(|m| (m.name.clone(), m.torch.clone())).collect();
+        // The libtorch the runtime links runs the .ptl models; the .pte models may come
+        // from another torch (PTM_PYTHON_PTE).
+        let converted: Vec<(String, String)> =
+            outcome.bundle.models.iter().filter(|m| m.format == Format::Ptl).map(|m| (m.name.clone(), m.torch.clone())).collect();
         libtorch::check_linked_torch(&converted)?;
         let exported: Vec<(String, String)> = outcome.bundle.models.iter().filter_map(|m| Some((m.name.clone(), m.executorch.clone()?))).collect();
         executorch::check_linked_executorch(&exported)?;
@@ -261,6 +286,7 @@ impl Builder {
             cache,
             toolchain_dir,
             python: self.python.clone(),
+            python_for: self.python_for.clone(),
             target,
             offline,
             progress: self.progress.clone(),

@@ -19,8 +19,10 @@ use crate::worker::{self, Converted, Job};
 use ptm_report::{Bundle, Format, ModelReport};
 use ptm_toolchain::env;
 use ptm_toolchain::python::{self, Interpreter, Torch};
+use ptm_toolchain::toolchains;
 use ptm_toolchain::vars::PTM_OFFLINE;
 use ptm_toolchain::{Error as ToolchainError, Tool};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Everything a build needs to know, resolved.
@@ -36,6 +38,8 @@ pub struct Context {
     pub toolchain_dir: PathBuf,
     /// An explicit interpreter, overriding discovery.
     pub python: Option<PathBuf>,
+    /// An explicit interpreter for one format's models, before [`Context::python`].
+    pub python_for: BTreeMap<Format, PathBuf>,
     /// The Rust target triple the app is built for, which picks per-target settings.
     pub target: Option<String>,
     /// Build only from the cache and the store (`PTM_OFFLINE=1`).
@@ -78,6 +82,8 @@ pub struct ModelOutcome {
     pub key: String,
     /// The torch version in the key.
     pub torch: String,
+    /// For a `.pte`, the ExecuTorch version in the key.
+    pub executorch: Option<String>,
     /// Where the artifact came from.
     pub origin: Origin,
     /// The entry the artifact was taken from.
@@ -134,14 +140,21 @@ fn calibration_files(decl: &ModelDecl, crate_dir: &Path) -> Result<Vec<String>, 
     Ok(samples)
 }
 
-fn interpreter(ctx: &Context) -> Result<(Interpreter, Torch), Error> {
-    let interpreter = match &ctx.python {
-        Some(path) => Interpreter { path: path.clone(), origin: "Builder::python".into(), from_path: false },
-        None => python::find(&ctx.crate_dir)?,
+/// The interpreter that converts `format`'s models, and its torch.
+fn interpreter(ctx: &Context, format: Format) -> Result<(Interpreter, Torch), Error> {
+    let interpreter = match (ctx.python_for.get(&format), &ctx.python) {
+        (Some(path), _) => Interpreter { path: path.clone(), origin: format!("Builder::python_for({format})"), from_path: false },
+        (None, Some(path)) => Interpreter { path: path.clone(), origin: "Builder::python".into(), from_path: false },
+        (None, None) => python::find(&ctx.crate_dir, Some(format))?,
     };
     let torch = python::torch(&interpreter, &ctx.toolchain_dir)?;
     python::watch(&interpreter, &torch);
     Ok((interpreter, torch))
+}
+
+/// The ExecuTorch version in a model's key: a `.pte`'s exporter, nothing for a `.ptl`.
+fn executorch_of(format: Format, torch: &Torch) -> Option<String> {
+    (format == Format::Pte).then(|| torch.executorch.clone()).flatten()
 }
 
 /// Runs a whole build: the cache, then the store, then one worker for what is left.
@@ -150,21 +163,35 @@ fn interpreter(ctx: &Context) -> Result<(Interpreter, Torch), Error> {
 pub fn build(ctx: &Context) -> Result<Outcome, Error> {
     let decls = declarations(ctx)?;
     if decls.is_empty() {
-        return write_outputs(ctx, &[], &[]).map(|bundle| Outcome { bundle, models: Vec::new() });
+        return write_outputs(ctx, &[], &[], &BTreeMap::new()).map(|bundle| Outcome { bundle, models: Vec::new() });
     }
     if ctx.offline {
         return without_python(ctx, decls, format!("{PTM_OFFLINE}=1 is set"));
     }
-    let (interpreter, torch) = match interpreter(ctx) {
-        Ok(found) => found,
-        // With a store, a machine without Python builds what the store holds.
-        Err(Error::Toolchain(ToolchainError::Unusable { tool: Tool::Python, problem, .. })) if Store::of(&ctx.crate_dir).exists() => {
-            return without_python(ctx, decls, problem)
+    // One interpreter per format declared; both are usually the same one.
+    let mut found: BTreeMap<Format, (Interpreter, Torch)> = BTreeMap::new();
+    for decl in &decls {
+        if found.contains_key(&decl.format) {
+            continue;
         }
-        Err(other) => return Err(other),
-    };
-    let planned: Vec<Planned> =
-        decls.into_iter().map(|decl| Ok(Planned { key: key_of(&decl, &ctx.crate_dir, &torch.version)?, decl })).collect::<Result<_, Error>>()?;
+        match interpreter(ctx, decl.format) {
+            Ok(pair) => found.insert(decl.format, pair),
+            // With a store, a machine without Python builds what the store holds.
+            Err(Error::Toolchain(ToolchainError::Unusable { tool: Tool::Python, problem, .. })) if Store::of(&ctx.crate_dir).exists() => {
+                return without_python(ctx, decls, problem)
+            }
+            Err(other) => return Err(other),
+        };
+    }
+    let torch_of = |format: Format| &found[&format].1;
+    let planned: Vec<Planned> = decls
+        .into_iter()
+        .map(|decl| {
+            let torch = torch_of(decl.format);
+            let key = key_of(&decl, &ctx.crate_dir, &torch.version, executorch_of(decl.format, torch).as_deref())?;
+            Ok(Planned { key, decl })
+        })
+        .collect::<Result<_, Error>>()?;
     let store = Store::of(&ctx.crate_dir);
     let mut origins = Vec::new();
     let mut entries: Vec<Option<Entry>> = Vec::new();
@@ -175,7 +202,7 @@ pub fn build(ctx: &Context) -> Result<Outcome, Error> {
             None => match store.get(&plan.decl.name, &plan.key) {
                 Ok(entry) => (Some(entry), Origin::Store),
                 Err(miss) => {
-                    report_store_miss(ctx, &store, &plan.decl.name, &miss, &torch.version, &mut corrupt_reported);
+                    report_store_miss(ctx, &store, &plan.decl.name, &miss, &torch_of(plan.decl.format).version, &mut corrupt_reported);
                     (None, Origin::Converted)
                 }
             },
@@ -188,18 +215,39 @@ pub fn build(ctx: &Context) -> Result<Outcome, Error> {
     }
     if entries.iter().any(Option::is_none) {
         let missing: Vec<bool> = entries.iter().map(Option::is_none).collect();
-        convert_missing(ctx, &planned, &mut entries, &interpreter, &torch)?;
+        // One worker per interpreter, each converting the formats it was chosen for.
+        let mut by_interpreter: Vec<(&Interpreter, &Torch, Vec<Format>)> = Vec::new();
+        for (format, (interpreter, torch)) in &found {
+            match by_interpreter.iter_mut().find(|(i, _, _)| i.path == interpreter.path) {
+                Some((_, _, formats)) => formats.push(*format),
+                None => by_interpreter.push((interpreter, torch, vec![*format])),
+            }
+        }
+        for (interpreter, torch, formats) in by_interpreter {
+            convert_missing(ctx, &planned, &mut entries, interpreter, torch, &formats)?;
+        }
         for (plan, _) in planned.iter().zip(missing).filter(|(_, missing)| *missing) {
             ctx.emit(Progress::Done { model: &plan.decl.name, origin: Origin::Converted });
         }
     }
     let entries: Vec<Entry> = entries.into_iter().map(|e| e.expect("every miss was converted or returned an error")).collect();
-    let bundle = write_outputs(ctx, &planned, &entries)?;
+    let pythons: BTreeMap<Format, String> = found.iter().map(|(format, (i, _))| (*format, format!("{} ({})", i.path.display(), i.origin))).collect();
+    let bundle = write_outputs(ctx, &planned, &entries, &pythons)?;
     let models = planned
         .iter()
         .zip(entries)
         .zip(origins)
-        .map(|((plan, entry), origin)| ModelOutcome { name: plan.decl.name.clone(), key: plan.key.clone(), torch: torch.version.clone(), origin, entry })
+        .map(|((plan, entry), origin)| {
+            let torch = torch_of(plan.decl.format);
+            ModelOutcome {
+                name: plan.decl.name.clone(),
+                key: plan.key.clone(),
+                torch: torch.version.clone(),
+                executorch: executorch_of(plan.decl.format, torch),
+                origin,
+                entry,
+            }
+        })
         .collect();
     Ok(Outcome { bundle, models })
 }
@@ -238,9 +286,9 @@ fn without_python(ctx: &Context, decls: Vec<ModelDecl>, why: String) -> Result<O
             .find(&decl, &ctx.crate_dir, Some(&ctx.cache))
             .map(|(key, torch, entry, cached)| (key, torch, entry, if cached { Origin::Cache } else { Origin::Store }));
         match found {
-            Ok((key, torch, entry, origin)) => {
+            Ok((key, record, entry, origin)) => {
                 ctx.emit(Progress::Done { model: &decl.name, origin });
-                models.push(ModelOutcome { name: decl.name.clone(), key: key.clone(), torch, origin, entry });
+                models.push(ModelOutcome { name: decl.name.clone(), key: key.clone(), torch: record.torch, executorch: record.executorch, origin, entry });
                 planned.push(Planned { decl, key });
             }
             Err(miss) => missing.push((decl.name.clone(), miss.to_string())),
@@ -250,20 +298,37 @@ fn without_python(ctx: &Context, decls: Vec<ModelDecl>, why: String) -> Result<O
         return Err(Error::Offline { crate_dir: ctx.crate_dir.clone(), why, models: missing });
     }
     let entries: Vec<Entry> = models.iter().map(|m| m.entry.clone()).collect();
-    let bundle = write_outputs(ctx, &planned, &entries)?;
+    let bundle = write_outputs(ctx, &planned, &entries, &BTreeMap::new())?;
     Ok(Outcome { bundle, models })
 }
 
-fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Entry>], python: &Interpreter, torch: &Torch) -> Result<(), Error> {
-    python::check_version(python, torch)?;
+/// Converts the missing models of `formats` with `python`, after checking that its
+/// torch (and ExecuTorch) is a validated toolchain for the formats it has to make.
+fn convert_missing(
+    ctx: &Context,
+    planned: &[Planned],
+    entries: &mut [Option<Entry>],
+    python: &Interpreter,
+    torch: &Torch,
+    formats: &[Format],
+) -> Result<(), Error> {
+    let mine = |index: usize| entries[index].is_none() && formats.contains(&planned[index].decl.format);
+    let needed: Vec<Format> = formats.iter().copied().filter(|f| (0..planned.len()).any(|i| mine(i) && planned[i].decl.format == *f)).collect();
+    if needed.is_empty() {
+        return Ok(());
+    }
+    toolchains::check(python, torch, &needed)?;
     // Lock in key order so two builds never wait on each other in a cycle; then look
     // again, since another build may have converted while we waited.
-    let mut keys: Vec<&str> = planned.iter().zip(entries.iter()).filter(|(_, e)| e.is_none()).map(|(p, _)| p.key.as_str()).collect();
+    let mut keys: Vec<&str> = (0..planned.len()).filter(|&i| mine(i)).map(|i| planned[i].key.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();
     let _locks = keys.iter().map(|key| ctx.cache.lock(key)).collect::<Result<Vec<_>, _>>()?;
     let mut todo: Vec<usize> = Vec::new();
     for (index, plan) in planned.iter().enumerate() {
+        if !formats.contains(&plan.decl.format) {
+            continue;
+        }
         if entries[index].is_none() {
             entries[index] = ctx.cache.get(&plan.key);
         }
@@ -333,7 +398,9 @@ fn convert_missing(ctx: &Context, planned: &[Planned], entries: &mut [Option<Ent
     first_error.map_or(Ok(()), Err)
 }
 
-fn write_outputs(ctx: &Context, planned: &[Planned], entries: &[Entry]) -> Result<Bundle, Error> {
+/// Writes `ptm/`: each artifact and models.json, where `pythons` names the interpreter of
+/// each format (none in a build from the store).
+fn write_outputs(ctx: &Context, planned: &[Planned], entries: &[Entry], pythons: &BTreeMap<Format, String>) -> Result<Bundle, Error> {
     let dir = ctx.out_dir.join("ptm");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
     let mut models = Vec::new();
@@ -342,7 +409,7 @@ fn write_outputs(ctx: &Context, planned: &[Planned], entries: &[Entry]) -> Resul
         fsutil::copy_if_changed(&entry.artifact, &dir.join(&artifact))?;
         let converted: Converted =
             serde_json::from_str(&entry.report).map_err(|e| Error::io("parse cache report of", &entry.artifact, std::io::Error::other(e)))?;
-        models.push(report_of(plan, artifact, entry, converted));
+        models.push(report_of(plan, artifact, entry, converted, pythons.get(&plan.decl.format).cloned()));
     }
     models.sort_by(|a, b| a.name.cmp(&b.name));
     for model in &models {
@@ -373,7 +440,7 @@ fn selected_operators(models: &[ModelReport]) -> String {
     text
 }
 
-fn report_of(plan: &Planned, artifact: String, entry: &Entry, c: Converted) -> ModelReport {
+fn report_of(plan: &Planned, artifact: String, entry: &Entry, c: Converted, python: Option<String>) -> ModelReport {
     let decl = &plan.decl;
     let source = match &decl.source {
         Source::Python { file, callable } => format!("{}:{callable}", file.display()),
@@ -397,6 +464,7 @@ fn report_of(plan: &Planned, artifact: String, entry: &Entry, c: Converted) -> M
         bytecode_version: c.bytecode_version,
         drift: c.drift,
         torch: c.torch,
+        python,
         cache_key: plan.key.clone(),
         calibration_samples: c.calibration_samples,
         warnings: c.warnings,

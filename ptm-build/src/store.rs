@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! .ptm/
-//!   index.json                 model name -> key and the torch that converted it
+//!   index.json                 model name -> key and the torch (and ExecuTorch) that converted it
 //!   v1/<key>/...               entries laid out and verified as in the cache
 //!   .gitignore                 keeps the cache's lock and staging directories out of git
 //! ```
@@ -32,6 +32,8 @@ pub struct Stored {
     pub key: String,
     /// The torch version that converted and verified it.
     pub torch: String,
+    /// For a `.pte`, the ExecuTorch version that exported it (part of its key).
+    pub executorch: Option<String>,
     /// The cache entry holding the artifact and its report.
     pub entry: Entry,
 }
@@ -51,6 +53,9 @@ pub struct Indexed {
     pub key: String,
     /// The torch version that converted it (part of the key).
     pub torch: String,
+    /// For a `.pte`, the ExecuTorch version that exported it (part of its key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executorch: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -159,21 +164,22 @@ impl Store {
 
     /// The entry for `decl` as a build without Python gets it: the key recomputed from
     /// today's files and each recorded torch version, looked up in `cache` first (when
-    /// given), then in the store. Each key is hashed once. Returns the key, the torch
-    /// version, the entry and whether it came from the cache.
-    pub fn find(&self, decl: &crate::manifest::ModelDecl, crate_dir: &Path, cache: Option<&Cache>) -> Result<(String, String, Entry, bool), Miss> {
+    /// given), then in the store. Each key is hashed once. Returns the key, the record
+    /// that matched (the torch and ExecuTorch versions), the entry and whether it came
+    /// from the cache.
+    pub fn find(&self, decl: &crate::manifest::ModelDecl, crate_dir: &Path, cache: Option<&Cache>) -> Result<(String, Indexed, Entry, bool), Miss> {
         let indexed = self.indexed(&decl.name)?;
         if indexed.is_empty() {
             return Err(Miss::NotPrepared);
         }
         let mut last = Miss::Stale;
         for record in &indexed {
-            let Ok(key) = crate::key::key_of(decl, crate_dir, &record.torch) else { continue };
+            let Ok(key) = crate::key::key_of(decl, crate_dir, &record.torch, record.executorch.as_deref()) else { continue };
             if let Some(entry) = cache.and_then(|c| c.get(&key)) {
-                return Ok((key, record.torch.clone(), entry, true));
+                return Ok((key, record.clone(), entry, true));
             }
             match self.lookup(&indexed, &key) {
-                Ok(entry) => return Ok((key, record.torch.clone(), entry, false)),
+                Ok(entry) => return Ok((key, record.clone(), entry, false)),
                 Err(miss) => last = miss,
             }
         }
@@ -199,7 +205,7 @@ impl Store {
                 }
             }
         }
-        for Stored { model, target, key, torch, entry } in entries {
+        for Stored { model, target, key, torch, executorch, entry } in entries {
             let found = self.entries.inspect(key);
             if !matches!(found, Lookup::Intact(_)) {
                 if matches!(found, Lookup::Damaged(_)) {
@@ -212,7 +218,7 @@ impl Store {
                 crate::fsutil::copy_if_changed(&entry.artifact, &staged.join(file))?;
                 self.entries.publish(key, &staged, &entry.report)?;
             }
-            index.models.entry(model.clone()).or_default().push(Indexed { target: target.clone(), key: key.clone(), torch: torch.clone() });
+            index.models.entry(model.clone()).or_default().push(Indexed { target: target.clone(), key: key.clone(), torch: torch.clone(), executorch: executorch.clone() });
         }
         for records in index.models.values_mut() {
             records.sort_by(|a, b| a.target.cmp(&b.target));
@@ -243,7 +249,7 @@ mod tests {
     }
 
     fn record(model: &str, target: &str, key: &str, entry: &Entry) -> Stored {
-        Stored { model: model.into(), target: target.into(), key: key.into(), torch: "2.11.0+cu130".into(), entry: entry.clone() }
+        Stored { model: model.into(), target: target.into(), key: key.into(), torch: "2.11.0+cu130".into(), executorch: None, entry: entry.clone() }
     }
 
     #[test]

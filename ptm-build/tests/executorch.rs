@@ -155,7 +155,7 @@ fn a_target_table_chooses_the_format_and_the_key_follows() {
     let arm = project.parse_for("aarch64-linux-android").unwrap();
     let x86 = project.parse_for("x86_64-unknown-linux-gnu").unwrap();
     assert_eq!((arm[0].format, x86[0].format), (ptm_build::manifest::Format::Pte, ptm_build::manifest::Format::Ptl));
-    let key = |decl: &ptm_build::manifest::ModelDecl| ptm_build::tooling::key_of(decl, project.path(), "2.11.0").unwrap();
+    let key = |decl: &ptm_build::manifest::ModelDecl| ptm_build::tooling::key_of(decl, project.path(), "2.11.0", Some("1.5.1+cpu")).unwrap();
     assert_ne!(key(&arm[0]), key(&x86[0]));
 }
 

@@ -156,7 +156,7 @@ fn a_pte_refuses_an_example_size_of_one() {
 fn the_range_is_part_of_the_key() {
     let key = |shape: &str| {
         let project = Project::new(&model("format = \"pte\"").replace("[1, 4]", &format!("[{shape}, 4]"))).file("tiny.py", TINY_MODEL);
-        ptm_build::tooling::key_of(&project.parse().unwrap()[0], project.path(), "2.11.0").unwrap()
+        ptm_build::tooling::key_of(&project.parse().unwrap()[0], project.path(), "2.11.0", None).unwrap()
     };
     let (open, ranged, wider) = (key("\"batch=3\""), key("\"batch=3:1..8\""), key("\"batch=3:1..16\""));
     assert!(open != ranged && ranged != wider && open != wider, "{open} {ranged} {wider}");
@@ -211,7 +211,7 @@ fn a_target_override_changes_the_cache_key_only_where_it_applies() {
     let plain = Project::new(&model("quantize = \"dynamic\"")).file("tiny.py", TINY_MODEL);
     let overridden =
         Project::new(&model("quantize = \"dynamic\"\n\n[package.metadata.models.tiny.target.x86_64]\nengine = \"fbgemm\"")).file("tiny.py", TINY_MODEL);
-    let key = |project: &Project, target: &str| ptm_build::tooling::key_of(&project.parse_for(target).unwrap()[0], project.path(), "2.11.0").unwrap();
+    let key = |project: &Project, target: &str| ptm_build::tooling::key_of(&project.parse_for(target).unwrap()[0], project.path(), "2.11.0", None).unwrap();
     assert_eq!(key(&plain, "aarch64-linux-android"), key(&overridden, "aarch64-linux-android"));
     assert_ne!(key(&plain, "x86_64-unknown-linux-gnu"), key(&overridden, "x86_64-unknown-linux-gnu"));
 }

@@ -68,6 +68,11 @@ pub struct ModelReport {
     pub drift: Vec<StageDrift>,
     /// Torch version that converted the model.
     pub torch: String,
+    /// The Python interpreter this build converts the model's format with, and what
+    /// chose it (`/venv/bin/python (PTM_PYTHON_PTE)`): an app whose formats need two torch
+    /// releases has two. Absent when no Python was used (a build from the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<String>,
     /// Content hash of everything that went into the artifact.
     pub cache_key: String,
     /// Calibration samples static quantization read (0 without static quantization).
@@ -129,7 +134,7 @@ pub struct LayerDrift {
 macro_rules! words {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $word:literal,)+ }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         pub enum $name {
             $($(#[$vmeta])* #[serde(rename = $word)] $variant,)+
         }

@@ -11,6 +11,7 @@ use crate::error::{Error, Tool};
 use crate::libtorch::is_mobile;
 use crate::python::{self, Interpreter};
 use crate::vars::{DEP_PTM_EXECUTORCH_VERSION, PTM_EXECUTORCH_DIR};
+use ptm_report::Format;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -246,7 +247,7 @@ pub fn locate(target: &str, out_dir: &Path) -> Result<Executorch, Error> {
             ),
         });
     }
-    let python = python::find(out_dir)?;
+    let python = python::find(out_dir, Some(Format::Pte))?;
     let package = package_dir(&python)?;
     laid_out(&package, format!("the executorch package of {} (chosen by {})", python.path.display(), python.origin))
 }

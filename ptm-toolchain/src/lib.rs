@@ -15,7 +15,8 @@
 //! |---|---|
 //! | [`vars`] | the name of every environment variable ptm reads; nothing else |
 //! | [`env`](mod@env) | reading them (`VAR_<target>` before `VAR`, as `cc` reads `CC`) and the `cargo:` lines that tell cargo what a build depends on |
-//! | [`python`] | the interpreter (`PTM_PYTHON`, `VIRTUAL_ENV`, `CONDA_PREFIX`, a `.venv`, `python3`) and its torch |
+//! | [`python`] | the interpreter (`PTM_PYTHON_PTL`/`PTM_PYTHON_PTE`, `PTM_PYTHON`, `VIRTUAL_ENV`, `CONDA_PREFIX`, a `.venv`, `python3`) and its torch |
+//! | [`toolchains`] | the validated torch and ExecuTorch releases, and which formats each makes |
 //! | [`libtorch`] | the libtorch the runtime links, and what it tells the app's build script |
 //! | [`executorch`] | the ExecuTorch the runtime links, the shim compiled against it and how |
 //! | [`cache_dir`] | where ptm's cache lives, and its toolchain directory (the last torch probe of each interpreter, ExecuTorch's runner) |
@@ -42,8 +43,9 @@
 //! | variable | effect |
 //! |---|---|
 //! | `PTM_PYTHON` | the Python interpreter that converts, and whose torch the runtime links |
+//! | `PTM_PYTHON_PTL`, `PTM_PYTHON_PTE` | the interpreter for one format's models (and its runtime), before `PTM_PYTHON` |
 //! | `VIRTUAL_ENV`, `CONDA_PREFIX` | an activated environment, searched after `PTM_PYTHON` |
-//! | `PTM_ALLOW_UNTESTED_TORCH` | `1` accepts a torch other than the tested release |
+//! | `PTM_ALLOW_UNTESTED_TORCH` | `1` converts with a torch or ExecuTorch outside the validated toolchains ([`toolchains`]) |
 //! | `PTM_CACHE_DIR` | where ptm's cache lives |
 //! | `PTM_TOOLCHAIN_DIR` | where ptm keeps ExecuTorch's runner and each interpreter's torch probe (default: the cache) |
 //! | `LIBTORCH` | the runtime links this unpacked libtorch instead of the Python environment's |
@@ -60,6 +62,7 @@ mod error;
 pub mod executorch;
 pub mod libtorch;
 pub mod python;
+pub mod toolchains;
 pub mod vars;
 
 pub use error::{Error, Tool};

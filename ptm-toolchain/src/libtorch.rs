@@ -10,6 +10,7 @@ use crate::vars::{
     DEP_PTM_EXECUTORCH_RPATH, DEP_PTM_RPATH, DEP_PTM_TORCH_ORIGIN, DEP_PTM_TORCH_VERSION, LIBTORCH, PTM_CACHE_DIR, PTM_LIBTORCH_LITE_DIR, PTM_TOOLCHAIN_DIR,
 };
 use crate::{cache_dir, env, python};
+use ptm_report::Format;
 use std::path::{Path, PathBuf};
 
 /// A libtorch to compile and link against.
@@ -64,7 +65,7 @@ pub fn locate(target: &str, out_dir: &Path) -> Result<Libtorch, Error> {
     // The probe the conversion recorded, where it keeps it.
     let cache = cache_dir::locate(env::var(PTM_CACHE_DIR).map(PathBuf::from), out_dir);
     let toolchain = cache_dir::toolchain(env::var(PTM_TOOLCHAIN_DIR).map(PathBuf::from), &cache);
-    let (python, torch) = python::find(out_dir).and_then(|python| Ok((python.clone(), python::torch(&python, &toolchain)?))).map_err(for_linking)?;
+    let (python, torch) = python::find(out_dir, Some(Format::Ptl)).and_then(|python| Ok((python.clone(), python::torch(&python, &toolchain)?))).map_err(for_linking)?;
     let watch = vec![torch.dir.join("version.py"), torch.dir.join("lib")];
     let origin = format!("torch {} of {} (chosen by {})", torch.version, python.path.display(), python.origin);
     full(&torch.dir, Some(torch.cxx11_abi), watch, origin, Some(torch.version))

@@ -1,28 +1,30 @@
 //! Finding the Python that has torch, and what torch it has.
 //!
-//! Lookup order: `PTM_PYTHON`, then `VIRTUAL_ENV`, then `CONDA_PREFIX`, then a `.venv` in
-//! the crate's directory or any parent (the workspace's), then `python3` on PATH. Whatever
+//! Lookup order: for one format's models `PTM_PYTHON_PTL` or `PTM_PYTHON_PTE` first, then
+//! `PTM_PYTHON`, then `VIRTUAL_ENV`, then `CONDA_PREFIX`, then a `.venv` in the crate's
+//! directory or any parent (the workspace's), then `python3` on PATH. Whatever
 //! made the choice is watched ([`watch`]): the variables always, PATH when it decided, the
 //! environment's `pyvenv.cfg` (rewritten when the environment is made again) and torch's
 //! `version.py` (rewritten when torch is installed again).
 //!
 //! Asking Python for its torch version costs an interpreter start and a torch import
-//! (seconds). The answer is kept in the cache directory and trusted while the
-//! torch's `version.py` keeps its size and modification time (reinstalling torch
-//! rewrites it), so a cache hit starts no Python at all.
+//! (seconds). The answer is kept in the toolchain directory and trusted while torch's
+//! `version.py` and the environment's site-packages directory keep their size and
+//! modification time (installing a package changes the directory), so a cache hit
+//! starts no Python at all. Which torch may convert which format is
+//! [`crate::toolchains`]' question.
 
 use crate::env;
 use crate::error::{Error, Tool};
-use crate::vars::{CONDA_PREFIX, PATH, PTM_ALLOW_UNTESTED_TORCH, PTM_PYTHON, VIRTUAL_ENV};
+use crate::toolchains::{python_variable, Table};
+use crate::vars::{CONDA_PREFIX, PATH, PTM_PYTHON, VIRTUAL_ENV};
+use ptm_report::Format;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
-
-/// The torch release ptm is tested with (see docs/TOOLCHAIN.md).
-pub const TESTED_TORCH: &str = "2.11.0";
 
 /// A Python interpreter and how it was chosen.
 #[derive(Debug, Clone)]
@@ -47,12 +49,21 @@ pub struct Torch {
     /// torch's `version.py`, rewritten whenever torch is installed.
     #[serde(default)]
     pub version_file: PathBuf,
+    /// The release of the executorch package beside it (`1.5.1+cpu`), if there is one.
+    #[serde(default)]
+    pub executorch: Option<String>,
+    /// The site-packages directory holding torch, whose stamp changes when a package is
+    /// installed or removed there.
+    #[serde(default)]
+    pub site_packages: PathBuf,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Probe {
     python: PathBuf,
     version_stamp: Stamp,
+    #[serde(default)]
+    site_packages_stamp: Option<Stamp>,
     torch: Torch,
 }
 
@@ -69,27 +80,35 @@ fn stamp(path: &Path) -> Option<Stamp> {
 }
 
 fn remedies() -> Vec<String> {
+    let default = Table::get().default_toolchain();
+    let executorch = default.executorch.as_deref().map(|e| format!(" executorch=={e}")).unwrap_or_default();
     vec![
-        format!("run `tools/setup` in the ptm checkout, or create a .venv beside your workspace's Cargo.toml: python3 -m venv .venv && .venv/bin/pip install torch=={TESTED_TORCH}"),
+        format!(
+            "run `tools/setup` in the ptm checkout, or create a .venv beside your workspace's Cargo.toml: python3 -m venv .venv && .venv/bin/pip install torch=={}{executorch}",
+            default.torch
+        ),
         "set PTM_PYTHON to a Python executable that has torch installed".into(),
         "activate a virtual environment or conda environment that has torch (VIRTUAL_ENV, CONDA_PREFIX)".into(),
         "build from a committed model store instead (PTM_OFFLINE=1, see the ptm-build docs)".into(),
     ]
 }
 
-/// Finds the interpreter to use, without starting it.
-pub fn find(crate_dir: &Path) -> Result<Interpreter, Error> {
-    if let Some(path) = env::var(PTM_PYTHON) {
+/// Finds the interpreter to use, without starting it: for `format`'s models when given
+/// (its own variable first), else for any.
+pub fn find(crate_dir: &Path, format: Option<Format>) -> Result<Interpreter, Error> {
+    let variables = format.map(python_variable).into_iter().chain([PTM_PYTHON]);
+    for variable in variables {
+        let Some(path) = env::var(variable) else { continue };
         let path = PathBuf::from(path);
         let resolved = if path.components().count() == 1 { which(&path).unwrap_or(path.clone()) } else { path.clone() };
         if !resolved.is_file() {
             return Err(Error::Unusable {
                 tool: Tool::Python,
-                problem: format!("PTM_PYTHON={} does not name an executable file", path.display()),
+                problem: format!("{variable}={} does not name an executable file", path.display()),
                 remedies: remedies(),
             });
         }
-        return Ok(Interpreter { path: resolved, origin: "PTM_PYTHON".into(), from_path: false });
+        return Ok(Interpreter { path: resolved, origin: variable.into(), from_path: false });
     }
     for (variable, python) in [(VIRTUAL_ENV, venv_python as fn(&Path) -> PathBuf), (CONDA_PREFIX, conda_python)] {
         if let Some(prefix) = env::var(variable) {
@@ -158,8 +177,13 @@ try:
 except Exception as e:
     print(json.dumps({"error": "%s: %s" % (type(e).__name__, e)}))
     sys.exit(0)
+try:
+    from executorch import version as executorch
+    executorch = executorch.__version__
+except Exception:
+    executorch = None
 print(json.dumps({"version": torch.__version__, "dir": os.path.dirname(torch.__file__),
-                  "version_file": torch.version.__file__,
+                  "version_file": torch.version.__file__, "executorch": executorch,
                   "cxx11_abi": bool(torch._C._GLIBCXX_USE_CXX11_ABI)}))
 "#;
 
@@ -170,7 +194,9 @@ print(json.dumps({"version": torch.__version__, "dir": os.path.dirname(torch.__f
 pub fn torch(python: &Interpreter, toolchain_dir: &Path) -> Result<Torch, Error> {
     let record = probe_record(toolchain_dir, &python.path);
     if let Some(probe) = std::fs::read(&record).ok().and_then(|bytes| serde_json::from_slice::<Probe>(&bytes).ok()) {
-        let fresh = probe.python == python.path && stamp(&probe.torch.version_file).as_ref() == Some(&probe.version_stamp);
+        let fresh = probe.python == python.path
+            && stamp(&probe.torch.version_file).as_ref() == Some(&probe.version_stamp)
+            && stamp(&probe.torch.site_packages) == probe.site_packages_stamp;
         if fresh {
             return Ok(probe.torch);
         }
@@ -199,14 +225,18 @@ pub fn torch(python: &Interpreter, toolchain_dir: &Path) -> Result<Torch, Error>
         });
     }
     let text = |key: &str| answer.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let dir = PathBuf::from(text("dir"));
     let torch = Torch {
         version: text("version"),
-        dir: PathBuf::from(text("dir")),
+        site_packages: dir.parent().map(Path::to_path_buf).unwrap_or_default(),
+        dir,
         cxx11_abi: answer.get("cxx11_abi").and_then(|v| v.as_bool()).unwrap_or(true),
         version_file: PathBuf::from(text("version_file")),
+        executorch: answer.get("executorch").and_then(|v| v.as_str()).map(String::from),
     };
     if let Some(version_stamp) = stamp(&torch.version_file) {
-        let probe = Probe { python: python.path.clone(), version_stamp, torch: torch.clone() };
+        let site_packages_stamp = stamp(&torch.site_packages);
+        let probe = Probe { python: python.path.clone(), version_stamp, site_packages_stamp, torch: torch.clone() };
         // A lost race or a read-only cache only costs the next build another probe.
         let _ = write_atomic(&record, serde_json::to_string_pretty(&probe).unwrap_or_default().as_bytes());
     }
@@ -233,44 +263,4 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&temp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&temp);
     })
-}
-
-/// Refuses an untested torch unless `PTM_ALLOW_UNTESTED_TORCH=1`.
-pub fn check_version(python: &Interpreter, torch: &Torch) -> Result<(), Error> {
-    let release = torch.version.split('+').next().unwrap_or_default();
-    if release == TESTED_TORCH || env::flag(PTM_ALLOW_UNTESTED_TORCH) {
-        return Ok(());
-    }
-    let mut parts = release.split('.').map(|part| part.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    let why = if (major, minor) >= (2, 13) { " (PyPI's torch 2.13 is built without XNNPACK, so optimize_for_mobile fails)" } else { "" };
-    Err(Error::Unusable {
-        tool: Tool::Python,
-        problem: format!("{} (chosen by {}) has torch {}, ptm is tested with {TESTED_TORCH}{why}", python.path.display(), python.origin, torch.version),
-        remedies: vec![
-            format!("{} -m pip install torch=={TESTED_TORCH}", python.path.display()),
-            "point PTM_PYTHON at another interpreter with the tested torch".into(),
-            format!("set {}=1 to convert with torch {} anyway", PTM_ALLOW_UNTESTED_TORCH, torch.version),
-        ],
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn torch(version: &str) -> Torch {
-        Torch { version: version.into(), dir: PathBuf::from("/t"), cxx11_abi: true, version_file: PathBuf::new() }
-    }
-
-    #[test]
-    fn the_tested_torch_passes_and_others_name_the_bypass() {
-        let python = Interpreter { path: PathBuf::from("/venv/bin/python"), origin: "PTM_PYTHON".into(), from_path: false };
-        assert!(check_version(&python, &torch("2.11.0+cu130")).is_ok());
-        let text = check_version(&python, &torch("2.13.0")).unwrap_err().to_string();
-        assert!(text.contains("has torch 2.13.0, ptm is tested with 2.11.0") && text.contains("without XNNPACK"), "{text}");
-        assert!(text.contains("PTM_ALLOW_UNTESTED_TORCH=1") && text.contains("pip install torch==2.11.0"), "{text}");
-        let text = check_version(&python, &torch("2.4.1")).unwrap_err().to_string();
-        assert!(!text.contains("XNNPACK"), "{text}");
-    }
 }

@@ -5,13 +5,19 @@
 
 /// The Python interpreter that converts models (and whose torch the runtime links).
 pub const PTM_PYTHON: &str = "PTM_PYTHON";
+/// The interpreter for `.ptl` models alone (and whose torch the `lite` runtime links),
+/// before `PTM_PYTHON`: for an app whose formats need two torch releases.
+pub const PTM_PYTHON_PTL: &str = "PTM_PYTHON_PTL";
+/// The interpreter for `.pte` models alone (and whose ExecuTorch the `executorch`
+/// runtime links), before `PTM_PYTHON`.
+pub const PTM_PYTHON_PTE: &str = "PTM_PYTHON_PTE";
 /// Where the conversion cache lives.
 pub const PTM_CACHE_DIR: &str = "PTM_CACHE_DIR";
 /// Where ptm keeps what it builds or learns about a toolchain rather than a model:
 /// ExecuTorch's runner that verifies `.pte` files, and each interpreter's torch probe.
 /// Default: the conversion cache, so that one directory holds both unless asked.
 pub const PTM_TOOLCHAIN_DIR: &str = "PTM_TOOLCHAIN_DIR";
-/// Set to 1 to use a torch other than the tested version.
+/// Set to 1 to convert with a torch (or ExecuTorch) outside the validated toolchains.
 pub const PTM_ALLOW_UNTESTED_TORCH: &str = "PTM_ALLOW_UNTESTED_TORCH";
 /// Set to 1 to build only from the cache and the committed store, never starting Python.
 pub const PTM_OFFLINE: &str = "PTM_OFFLINE";
@@ -66,6 +72,8 @@ pub const TARGET: &str = "TARGET";
 /// from a miss (a changed set of instructions alone makes cargo rerun the script).
 pub const WATCHED: &[&str] = &[
     PTM_PYTHON,
+    PTM_PYTHON_PTL,
+    PTM_PYTHON_PTE,
     PTM_CACHE_DIR,
     PTM_TOOLCHAIN_DIR,
     PTM_ALLOW_UNTESTED_TORCH,
@@ -83,4 +91,4 @@ pub const WATCHED: &[&str] = &[
 /// script. Not PTM_CACHE_DIR or PTM_TOOLCHAIN_DIR: they only hold the record of the last
 /// torch probe, so moving them changes no choice, and a rerun would recompile the shims
 /// (about a minute).
-pub const RUNTIME_WATCHED: &[&str] = &[LIBTORCH, PTM_LIBTORCH_LITE_DIR, PTM_EXECUTORCH_DIR, PTM_PYTHON, VIRTUAL_ENV, CONDA_PREFIX];
+pub const RUNTIME_WATCHED: &[&str] = &[LIBTORCH, PTM_LIBTORCH_LITE_DIR, PTM_EXECUTORCH_DIR, PTM_PYTHON, PTM_PYTHON_PTL, PTM_PYTHON_PTE, VIRTUAL_ENV, CONDA_PREFIX];
