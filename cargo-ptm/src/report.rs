@@ -68,6 +68,7 @@ fn shape(spec: &TensorSpec) -> String {
         .map(|d| match d {
             Dim::Fixed(n) => n.to_string(),
             Dim::Dynamic { name, example, .. } => match d.range() {
+                Some((min, max)) if d.step() > 1 => format!("{name} (built at {example}, {min}..{max} step {})", d.step()),
                 Some((min, max)) => format!("{name} (built at {example}, {min}..{max})"),
                 None => format!("{name} (built at {example})"),
             },

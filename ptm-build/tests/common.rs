@@ -96,3 +96,6 @@ pub fn error_text<T: std::fmt::Debug>(result: Result<T, ptm_build::Error>) -> St
 pub fn model(extra: &str) -> String {
     format!("[package.metadata.models.tiny]\nsource = \"tiny.py:build_model\"\n{extra}\n\n[[package.metadata.models.tiny.inputs]]\nname = \"x\"\ndtype = \"float32\"\nshape = [1, 4]\n")
 }
+
+#[allow(unused_imports)]
+pub use ptm_harness::{pte_only_series, toolchain_python};

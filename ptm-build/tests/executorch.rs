@@ -301,3 +301,38 @@ fn an_lstm_fixes_its_steps_for_torch_export_and_the_error_says_what_to_do() {
         assert!(text.contains("declare it fixed (32) in package.metadata.models.lstm.inputs[0].shape") && text.contains("format = \"ptl\""), "{text}");
     }
 }
+
+const SQUEEZENET_MODEL: &str = r#"
+import torch
+import torchvision
+
+def build_model():
+    torch.manual_seed(0)
+    return torchvision.models.squeezenet1_1(num_classes=10).eval()
+"#;
+
+#[test]
+fn a_cnn_takes_a_dynamic_resolution_in_the_steps_its_pooling_allows() {
+    let table = |height: &str, width: &str| {
+        let input = format!("name = \"x\"\ndtype = \"float32\"\nshape = [1, 3, \"{height}\", \"{width}\"]");
+        pte_model("squeeze", "squeeze.py", "", &input)
+    };
+    // torchvision's ceil-mode max pooling keeps only some sizes: torch.export's guard
+    // names them, and the error suggests the multiples that satisfy it.
+    let text = error_text(Project::new(&table("height=64:32..128", "width=64:32..128")).file("squeeze.py", SQUEEZENET_MODEL).build());
+    assert!(text.contains("model `squeeze`: torch.export could not keep `height` of input `x` (dimension 2) dynamic"), "{text}");
+    assert!(text.contains("satisfy the generated guard") && text.contains("package.metadata.models.squeeze.inputs[0].shape"), "{text}");
+    let suggested = text.split('"').find(|part| part.starts_with("height=") && part.contains(" step ")).unwrap_or_else(|| panic!("no step suggested: {text}"));
+    let width = suggested.replace("height", "width");
+    let bundle = Project::new(&table(suggested, &width)).file("squeeze.py", SQUEEZENET_MODEL).build().unwrap_or_else(|e| panic!("{suggested}: {e}"));
+    let report = &bundle.models[0];
+    let step = report.inputs[0].shape[2].step();
+    assert!(step > 1 && report.inputs[0].shape[3].step() == step, "{:?}", report.inputs[0].shape);
+    let (low, high) = report.inputs[0].shape[2].range().unwrap();
+    // ExecuTorch ran each dimension at its smallest, middle and largest allowed size,
+    // beside the examples, and matched eager.
+    let drift = report.runtime_drift().unwrap();
+    let sizes: std::collections::BTreeSet<u64> = [low, (low + high) / 2 / step * step, high].into_iter().filter(|&s| s != report.inputs[0].shape[2].example()).collect();
+    assert_eq!(drift.samples as usize, 8 + 2 * sizes.len(), "{drift:?}");
+    assert!(drift.outputs[0].max_abs < 1e-3, "{drift:?}");
+}

@@ -105,7 +105,7 @@ fn two_inputs(first: &str, second: &str) -> String {
 #[test]
 fn a_dynamic_dimension_may_declare_its_range() {
     let decls = Project::new(&model("").replace("[1, 4]", "[\"batch=3:1..8\", 4]")).file("tiny.py", TINY_MODEL).parse().unwrap();
-    assert_eq!(decls[0].inputs[0].shape[0], ptm_report::Dim::Dynamic { name: "batch".into(), example: 3, min: Some(1), max: Some(8) });
+    assert_eq!(decls[0].inputs[0].shape[0], ptm_report::Dim::Dynamic { name: "batch".into(), example: 3, min: Some(1), max: Some(8), step: None });
     assert_eq!(decls[0].inputs[0].shape[0].range(), Some((1, 8)));
     for (shape, expected, fix) in [
         ("\"batch=3:1-8\"", "a range written <min>..<max>", "write \"batch=3:1..12\""),
@@ -122,8 +122,31 @@ fn a_dynamic_dimension_may_declare_its_range() {
 }
 
 #[test]
+fn a_range_may_keep_the_multiples_of_a_step() {
+    let decls = Project::new(&model("").replace("[1, 4]", "[1, \"height=64:32..128 step 16\"]")).file("tiny.py", TINY_MODEL).parse().unwrap();
+    let height = &decls[0].inputs[0].shape[1];
+    assert_eq!((height.range(), height.step()), (Some((32, 128)), 16));
+    for (shape, expected, fix) in [
+        ("\"h=64:30..128 step 16\"", "multiples of the step", "write \"h=64:32..128 step 16\""),
+        ("\"h=60:32..120 step 16\"", "multiples of the step", "write \"h=64:32..112 step 16\""),
+        ("\"h=64:32..128 step 0\"", "a step of at least 1", "step 64\""),
+        ("\"h=64:32..128 step x\"", "a step of at least 1", "step 64\""),
+    ] {
+        let text = parse_error(&model("").replace("[1, 4]", &format!("[1, {shape}]")));
+        assert!(text.contains("`package.metadata.models.tiny.inputs[0].shape`"), "{text}");
+        assert!(text.contains(expected) && text.contains(fix), "{shape}: {text}");
+    }
+    // Shared by two inputs, the step is part of the one range.
+    let text = parse_error(&two_inputs("\"n=16:8..64 step 8\"", "\"n=16:8..64\""));
+    assert!(text.contains("`n` with the range 8..64 here and 8..64 step 8 in `x`"), "{text}");
+    // A .pte exports `step * Dim`: one step as the example is a constant to torch.export.
+    let text = parse_error(&model("format = \"pte\"").replace("[1, 4]", "[1, \"h=16:16..128 step 16\"]"));
+    assert!(text.contains("an example size of two steps or more") && text.contains("write \"h=32:16..128 step 16\""), "{text}");
+}
+
+#[test]
 fn a_shared_dimension_has_one_range_given_once_or_repeated() {
-    let ranged = ptm_report::Dim::Dynamic { name: "n".into(), example: 2, min: Some(1), max: Some(8) };
+    let ranged = ptm_report::Dim::Dynamic { name: "n".into(), example: 2, min: Some(1), max: Some(8), step: None };
     for (first, second) in [("\"n=2:1..8\"", "\"n=2\""), ("\"n=2\"", "\"n=2:1..8\""), ("\"n=2:1..8\"", "\"n=2:1..8\"")] {
         let decls = Project::new(&two_inputs(first, second)).file("tiny.py", TINY_MODEL).parse().unwrap();
         assert_eq!((&decls[0].inputs[0].shape[0], &decls[0].inputs[1].shape[0]), (&ranged, &ranged), "{first}, {second}");
@@ -160,6 +183,7 @@ fn the_range_is_part_of_the_key() {
     };
     let (open, ranged, wider) = (key("\"batch=3\""), key("\"batch=3:1..8\""), key("\"batch=3:1..16\""));
     assert!(open != ranged && ranged != wider && open != wider, "{open} {ranged} {wider}");
+    assert_ne!(key("\"batch=4:2..8\""), key("\"batch=4:2..8 step 2\""));
 }
 
 #[test]

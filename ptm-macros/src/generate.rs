@@ -52,6 +52,9 @@ fn dynamic_note(shape: &[Dim]) -> String {
         .iter()
         .filter_map(|d| match d {
             Dim::Dynamic { name, example, .. } => Some(match d.range() {
+                Some((min, max)) if d.step() > 1 => {
+                    format!("`{name}` is chosen at run time, from {min} to {max} in steps of {} (the build used {example})", d.step())
+                }
                 Some((min, max)) => format!("`{name}` is chosen at run time, from {min} to {max} (the build used {example})"),
                 None => format!("`{name}` is chosen at run time (the build used {example})"),
             }),
@@ -127,7 +130,10 @@ fn argument(model: &ModelReport, spec: &TensorSpec, krate: &TokenStream) -> Resu
                 Dim::Dynamic { name, .. } => match d.range() {
                     Some((min, max)) => {
                         let (min, max) = (usize::try_from(min).unwrap_or(usize::MAX), usize::try_from(max).unwrap_or(usize::MAX));
-                        quote!(#krate::__private::Dim::Ranged(#name, #min, #max))
+                        match usize::try_from(d.step()).unwrap_or(usize::MAX) {
+                            1 => quote!(#krate::__private::Dim::Ranged(#name, #min, #max)),
+                            step => quote!(#krate::__private::Dim::Stepped(#name, #min, #max, #step)),
+                        }
                     }
                     None => quote!(#krate::__private::Dim::Dynamic(#name)),
                 },

@@ -297,6 +297,11 @@ pub enum Dim {
         /// exported for sizes up to it and plans its memory for it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max: Option<u64>,
+        /// When the declaration gives one (`"height=64:32..128 step 16"`), the sizes
+        /// allowed are the multiples of it in the range: a model whose strides or
+        /// pooling take only such sizes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<u64>,
     },
 }
 
@@ -311,7 +316,15 @@ impl Dim {
 
     /// A dynamic dimension without a declared range.
     pub fn dynamic(name: impl Into<String>, example: u64) -> Dim {
-        Dim::Dynamic { name: name.into(), example, min: None, max: None }
+        Dim::Dynamic { name: name.into(), example, min: None, max: None, step: None }
+    }
+
+    /// The step between allowed sizes of a dynamic dimension: 1 unless declared.
+    pub fn step(&self) -> u64 {
+        match self {
+            Dim::Dynamic { step: Some(step), .. } => *step,
+            _ => 1,
+        }
     }
 
     /// The declared range `(min, max)` of a dynamic dimension, when it has one (a bound

@@ -196,6 +196,8 @@ pub fn torch(python: &Interpreter, toolchain_dir: &Path) -> Result<Torch, Error>
     if let Some(probe) = std::fs::read(&record).ok().and_then(|bytes| serde_json::from_slice::<Probe>(&bytes).ok()) {
         let fresh = probe.python == python.path
             && stamp(&probe.torch.version_file).as_ref() == Some(&probe.version_stamp)
+            // A record from before site-packages was stamped has no stamp: probe again.
+            && probe.site_packages_stamp.is_some()
             && stamp(&probe.torch.site_packages) == probe.site_packages_stamp;
         if fresh {
             return Ok(probe.torch);

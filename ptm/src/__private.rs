@@ -13,6 +13,8 @@ pub enum Dim {
     /// As `Dynamic`, within the declared range `min..=max` (`"tokens=32:1..128"`): a
     /// `.pte` was exported and its memory planned for no other sizes.
     Ranged(&'static str, usize, usize),
+    /// As `Ranged`, the multiples of the step alone (`"height=64:32..128 step 16"`).
+    Stepped(&'static str, usize, usize, usize),
 }
 
 /// Sizes given to named dimensions so far in one call.
@@ -28,6 +30,7 @@ fn expected(spec: &[Dim]) -> String {
             Dim::Fixed(n) => n.to_string(),
             Dim::Dynamic(name) => (*name).to_string(),
             Dim::Ranged(name, min, max) => format!("{name} in {min}..{max}"),
+            Dim::Stepped(name, min, max, step) => format!("{name} in {min}..{max} step {step}"),
         })
         .collect();
     format!("[{}]", dims.join(", "))
@@ -47,7 +50,12 @@ pub fn dynamic<'a, T: Element>(model: &str, input: &str, spec: &[Dim], tensor: T
             Dim::Ranged(name, min, max) if !(min..=max).contains(&size) => {
                 return Err(fail(format!("`{name}` is {size}, outside its declared range {min}..{max} (dimension {axis})")));
             }
-            Dim::Dynamic(name) | Dim::Ranged(name, ..) => match bindings.seen.iter().find(|(seen, _)| *seen == name) {
+            Dim::Stepped(name, min, max, step) if !(min..=max).contains(&size) || size % step != 0 => {
+                return Err(fail(format!(
+                    "`{name}` is {size}, not one of its declared sizes {min}..{max} in steps of {step} (dimension {axis})"
+                )));
+            }
+            Dim::Dynamic(name) | Dim::Ranged(name, ..) | Dim::Stepped(name, ..) => match bindings.seen.iter().find(|(seen, _)| *seen == name) {
                 Some(&(_, earlier)) if earlier != size => {
                     return Err(fail(format!("`{name}` is {size} here but {earlier} in an earlier input")));
                 }
@@ -165,5 +173,22 @@ mod tests {
         );
         let error = dynamic("m", "x", RANGED, TensorRef::new(&data[..0], &[0, 4]), &mut Bindings::default()).unwrap_err();
         assert!(error.to_string().ends_with("`batch` is 0, outside its declared range 1..2 (dimension 0)"), "{error}");
+    }
+
+    #[test]
+    fn a_stepped_dimension_takes_the_multiples_of_its_step_in_its_range() {
+        const STEPPED: &[Dim] = &[Dim::Fixed(1), Dim::Stepped("height", 32, 128, 16)];
+        let data = [0f32; 128];
+        for height in [32, 48, 128] {
+            assert!(dynamic("m", "x", STEPPED, TensorRef::new(&data[..height], &[1, height]), &mut Bindings::default()).is_ok(), "{height}");
+        }
+        for height in [40, 16, 144] {
+            let data = vec![0f32; height];
+            let error = dynamic("m", "x", STEPPED, TensorRef::new(&data, &[1, height]), &mut Bindings::default()).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!("ptm: input `x` of model `m` has shape [1, {height}], expected [1, height in 32..128 step 16]: `height` is {height}, not one of its declared sizes 32..128 in steps of 16 (dimension 1)")
+            );
+        }
     }
 }

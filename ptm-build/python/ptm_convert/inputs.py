@@ -118,9 +118,13 @@ def size_range(d):
     else 1 and no maximum (None)."""
     return d.get("min", 1), d.get("max")
 
+def size_step(d):
+    """The step between a dynamic dimension's allowed sizes (1 unless declared)."""
+    return d.get("step", 1)
+
 def in_range(d, size):
     low, high = size_range(d)
-    return low <= size and (high is None or size <= high)
+    return low <= size and (high is None or size <= high) and size % size_step(d) == 0
 
 def sample_at(c: Conversion, sizes, seed):
     """One input per declared input, with the named dynamic dimensions at `sizes`."""
@@ -143,7 +147,8 @@ def range_samples(c: Conversion):
         low, high = size_range(d)
         if high is None:
             continue
-        for size in sorted({low, (low + high) // 2, high} - {d["example"]}):
+        step = size_step(d)
+        for size in sorted({low, (low + high) // 2 // step * step, high} - {d["example"]}):
             sample = sample_at(c, {name: size}, SEED + 10 + index)
             if sum(t.element_size() * t.numel() for t in sample) > MAX_RANGE_SAMPLE_BYTES:
                 log(c.name, f"not verifying `{name}` = {size}: its sample is larger than 256 MiB")
@@ -157,9 +162,9 @@ def mark_dynamic_outputs(c: Conversion, model, outputs):
     they follow, with its range."""
     sizes = {}
     for name, d in dynamic_dims(c).items():
-        example = d["example"]
-        sizes[name] = (example, next((s for s in (example - 1, example + 1, 2) if s >= 1 and s != example and in_range(d, s)),
-                                     example))
+        example, step = d["example"], size_step(d)
+        sizes[name] = (example, next((s for s in (example - step, example + step, 2 * step) if s >= 1 and s != example
+                                      and in_range(d, s)), example))
     sizes = {name: pair for name, pair in sizes.items() if pair[0] != pair[1]}
     if not sizes:
         return
@@ -181,13 +186,15 @@ def mark_dynamic_outputs(c: Conversion, model, outputs):
                 dim = {"name": name, "example": was}
                 followed = declared.get(name, {})
                 if was == followed.get("example"):
-                    dim.update({k: followed[k] for k in ("min", "max") if k in followed})
+                    dim.update({k: followed[k] for k in ("min", "max", "step") if k in followed})
                 spec["shape"][i] = dim
 
-def export_dims(c: Conversion):
+def export_dims(c: Conversion, steps: Optional[dict[str, int]] = None):
     """The declared dynamic dimensions as torch.export `Dim`s, one per name, and per
     input the `{axis: Dim}` of its dynamic axes (None for a fixed input). A declared
-    range bounds the `Dim`; without one it is at least 1 and unbounded."""
+    range bounds the `Dim`; without one it is at least 1 and unbounded. A declared step
+    makes it `step * Dim` over the multiples in the range; `steps` gives some dimensions
+    another step (to try one)."""
     dims: dict[str, Any] = {}
     shapes: list[Optional[dict[int, Any]]] = []
     for spec in c.decl["inputs"]:
@@ -195,7 +202,11 @@ def export_dims(c: Conversion):
         for index, d in enumerate(spec["shape"]):
             if not isinstance(d, int):
                 low, high = size_range(d)
-                dims.setdefault(d["name"], c.torch.export.Dim(d["name"], min=low, max=high))
+                step = (steps or {}).get(d["name"], size_step(d))
+                if step > 1:
+                    dims.setdefault(d["name"], step * c.torch.export.Dim(d["name"], min=max(1, -(-low // step)), max=high // step))
+                else:
+                    dims.setdefault(d["name"], c.torch.export.Dim(d["name"], min=low, max=high))
                 shape[index] = dims[d["name"]]
         shapes.append(shape or None)
     return dims, shapes

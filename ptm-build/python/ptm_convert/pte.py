@@ -87,7 +87,7 @@ def export(c: Conversion, model, sample, dynamic_shapes, label="exporting with t
             warnings.simplefilter("ignore")
             return c.torch.export.export(model, sample, dynamic_shapes=dynamic_shapes, strict=False)
     except Exception as e:
-        dynamic = dynamic_failure(c, e)
+        dynamic = dynamic_failure(c, e, model, sample)
         if dynamic:
             raise Failure("export", dynamic[0], dynamic[1], last_frames(3))
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -96,7 +96,7 @@ def export(c: Conversion, model, sample, dynamic_shapes, label="exporting with t
                       "declared dynamic dimension really free (see the error); or ship it as format = \"ptl\"",
                       last_frames(3))
 
-def dynamic_failure(c: Conversion, error):
+def dynamic_failure(c: Conversion, error, model=None, sample=None):
     """(message, fix) when torch.export could not keep a declared dynamic dimension
     dynamic: the model, the input and dimension, torch's own line about it, and the
     fix that fits (a range torch suggests, or a fixed size); None for other errors."""
@@ -122,7 +122,12 @@ def dynamic_failure(c: Conversion, error):
     message = (f"model `{c.name}`: torch.export could not keep `{name}` of input {where} dynamic, declared {declared}: "
                f"torch: {reason}")
     suggested = suggested_range(text, name, example, low, high)
-    if suggested and suggested != (low, high):
+    step = suggested_step(c, text, name, model, sample, example, low, high)
+    if step:
+        fix = (f"the model takes only some sizes of `{name}` (torch's guard above; strides and pooling often need a multiple): "
+               f"declare the multiples it takes, \"{name}={step[1]}:{step[2]}..{step[3]} step {step[0]}\" in {key} "
+               f"(torch may then find the next layer's limit); or ship it as format = \"ptl\"")
+    elif suggested and suggested != (low, high):
         fix = (f"declare the sizes the model takes, as torch suggests: \"{name}={example}:{suggested[0]}..{suggested[1]}\" "
                f"in {key}; or ship it as format = \"ptl\"")
     elif "specialized" in text or "specialize" in text:
@@ -133,6 +138,38 @@ def dynamic_failure(c: Conversion, error):
         fix = (f"declare the sizes the model takes as a range, e.g. \"{name}={example}:1..{max(example, 128)}\" in {key}, "
                "or ship it as format = \"ptl\"")
     return message, fix
+
+# Steps tried for dimensions whose guard keeps only some sizes (powers of two: the
+# strides of convolutions and pooling multiply).
+STEPS_TRIED = (2, 4, 8, 16, 32)
+
+def suggested_step(c: Conversion, text, name, model, sample, example, low, high):
+    """(step, example, min, max) when the guard on `name` is modular (a CNN's ceil-mode
+    pooling keeps some sizes) and the model exports with every such dimension taking
+    the multiples of a power of two, the smallest that works; None otherwise. Exports
+    once per step tried: only a failed build pays for it."""
+    guarded = {seen for seen, guard in re.findall(r"Not all values of (\w+) = .*? satisfy the generated guard (.+?)\.?$", text,
+                                                  re.MULTILINE) if "%" in guard or "Mod(" in guard}
+    if name not in guarded or high is None or model is None or sample is None:
+        return None
+    dims = inputs.dynamic_dims(c)
+    for step in STEPS_TRIED:
+        first, last = -(-low // step) * step, high // step * step
+        examples = [dims[g]["example"] for g in guarded if g in dims]
+        if any(e < 2 * step for e in examples) or last < first + step:
+            break
+        if any(e % step for e in examples):
+            continue
+        _, shapes = inputs.export_dims(c, {g: step for g in guarded if g in dims})
+        log(c.name, f"trying `{'`, `'.join(sorted(guarded))}` in steps of {step}")
+        try:
+            with warnings.catch_warnings(), native_stderr([]), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                c.torch.export.export(model, sample, dynamic_shapes=tuple(shapes), strict=False)
+        except Exception:
+            continue
+        return step, example, first, last
+    return None
 
 def suggested_range(text, name, example, low, high):
     """The bounds of torch's "Suggested fixes: name = Dim('name', min=.., max=..)"."""

@@ -151,8 +151,9 @@ def guarded_sizes(c: Conversion, error, model, dims):
         if name not in dims:
             return None
         excluded = []
-        low, high = inputs.size_range(inputs.dynamic_dims(c)[name])
-        for size in range(low, (high if high is not None else max(256, 4 * example_size(c, name))) + 1):
+        d = inputs.dynamic_dims(c)[name]
+        low, high = inputs.size_range(d)
+        for size in range(low, (high if high is not None else max(256, 4 * example_size(c, name))) + 1, inputs.size_step(d)):
             holds = evaluate_guard(guard, parameters, c.decl["inputs"], {name: size})
             if holds is None:
                 return None
@@ -191,9 +192,11 @@ def other_inputs(c: Conversion, example):
     generator = c.torch.Generator().manual_seed(SEED + 2)
     others = [("other values", tuple(inputs.random_tensor(c, spec, generator) for spec in c.decl["inputs"]))]
     for name, d in sorted(inputs.dynamic_dims(c).items()):
-        example_size = d["example"]
-        # Around the example, and a declared range's bounds; never outside the range.
-        tried = {1, example_size + 1, max(1, example_size - 1), 2 * example_size + 1, *(v for k, v in d.items() if k in ("min", "max"))}
+        example_size, step = d["example"], inputs.size_step(d)
+        # Around the example, and a declared range's bounds; never outside the range
+        # (nor off its step).
+        tried = {1, example_size + 1, max(1, example_size - 1), 2 * example_size + 1, example_size + step, example_size - step,
+                 2 * example_size, *(v for k, v in d.items() if k in ("min", "max"))}
         for size in sorted(s for s in tried - {example_size} if inputs.in_range(d, s)):
             specs = [dict(spec, shape=[d if isinstance(d, int) or d["name"] != name else {"name": name, "example": size}
                                        for d in spec["shape"]]) for spec in c.decl["inputs"]]

@@ -86,7 +86,7 @@ impl Ctx<'_> {
 
     pub(super) fn shape(&self, input: &Table, prefix: &str, dtype: &str) -> Result<Vec<Dim>, Error> {
         let key = format!("{prefix}.shape");
-        let expected = "an array of sizes: a positive integer, or \"<name>=<example size>\" for a size known only at run time, optionally with the sizes it may take: \"<name>=<example size>:<min>..<max>\"";
+        let expected = "an array of sizes: a positive integer, or \"<name>=<example size>\" for a size known only at run time, optionally with the sizes it may take: \"<name>=<example size>:<min>..<max>\", or only the multiples of a step among them: \"<name>=<example size>:<min>..<max> step <n>\"";
         let value = input.get("shape").ok_or_else(|| self.missing(&key, expected, "add shape = [1, 3, 224, 224]"))?;
         let array = value.as_array().ok_or_else(|| self.error(&key, describe(value), expected, "write shape = [1, 128]"))?;
         let shape = array
@@ -108,7 +108,8 @@ impl Ctx<'_> {
         Ok(shape)
     }
 
-    /// `"<name>=<example>"` or `"<name>=<example>:<min>..<max>"`, the bounds inclusive.
+    /// `"<name>=<example>"` or `"<name>=<example>:<min>..<max>"`, the bounds inclusive,
+    /// optionally followed by ` step <n>`.
     fn dynamic_dim(&self, key: &str, text: &str, expected: &str) -> Result<Dim, Error> {
         let found = format!("\"{text}\"");
         let shown_name = text.split('=').next().map(str::trim).filter(|n| is_identifier(n)).unwrap_or("tokens");
@@ -122,6 +123,22 @@ impl Ctx<'_> {
             _ => return Err(self.error(key, found, expected, format!("write \"{shown_name}=<size used at build time>\", e.g. \"{shown_name}=128\""))),
         };
         let Some(range) = range else { return Ok(Dim::dynamic(name, example)) };
+        let (range, step) = match range.split_once("step") {
+            Some((range, step)) => (range.trim(), Some(step.trim())),
+            None => (range, None),
+        };
+        let step = match step.map(str::parse::<u64>) {
+            None => None,
+            Some(Ok(step)) if step >= 1 => Some(step),
+            Some(_) => {
+                return Err(self.error(
+                    key,
+                    found,
+                    "a step of at least 1 after the range: \"<name>=<example>:<min>..<max> step <n>\"",
+                    format!("write \"{name}={example}:{example}..{} step {example}\"", example * 4),
+                ))
+            }
+        };
         let bounds = range.split_once("..").and_then(|(min, max)| Some((min.trim().parse::<u64>().ok()?, max.trim().parse::<u64>().ok()?)));
         let Some((min, max)) = bounds else {
             return Err(self.error(
@@ -149,22 +166,34 @@ impl Ctx<'_> {
                 format!("write \"{name}={example}:{}..{}\"", min.min(example), max.max(example)),
             ));
         }
-        Ok(Dim::Dynamic { name: name.to_string(), example, min: Some(min), max: Some(max) })
+        if let Some(step) = step.filter(|&step| [min, example, max].iter().any(|size| size % step != 0)) {
+            let round_up = |size: u64| size.div_ceil(step) * step;
+            let (low, high) = (round_up(min), (max / step).max(1) * step);
+            return Err(self.error(
+                key,
+                found,
+                format!("<min>, <example> and <max> multiples of the step: the sizes allowed are {min}..{max} in steps of {step}, from the smallest"),
+                format!("write \"{name}={}:{low}..{} step {step}\"", round_up(example).clamp(low, high.max(low)), high.max(low)),
+            ));
+        }
+        Ok(Dim::Dynamic { name: name.to_string(), example, min: Some(min), max: Some(max), step })
     }
 
     /// A dimension name used in several inputs is one size, so it has one range: given in
     /// one input (the others then take it) or repeated identically. Every occurrence ends
     /// up carrying the range, and each occurrence's example must lie in it.
     fn share_ranges(&self, key: &str, inputs: &mut [InputDecl]) -> Result<(), Error> {
-        let mut declared: Vec<(String, (u64, u64), String)> = Vec::new();
+        let mut declared: Vec<(String, (u64, u64, u64), String)> = Vec::new();
         for (index, input) in inputs.iter().enumerate() {
             for dim in &input.shape {
-                let (Dim::Dynamic { name, .. }, Some(range)) = (dim, dim.range()) else { continue };
+                let (Dim::Dynamic { name, .. }, Some((low, high))) = (dim, dim.range()) else { continue };
+                let range = (low, high, dim.step());
                 match declared.iter().find(|(seen, ..)| seen == name) {
                     Some((_, first, at)) if *first != range => {
+                        let show = |(low, high, step): (u64, u64, u64)| if step > 1 { format!("{low}..{high} step {step}") } else { format!("{low}..{high}") };
                         return Err(self.error(
                             &format!("{key}[{index}].shape"),
-                            format!("`{name}` with the range {}..{} here and {}..{} in `{}`", range.0, range.1, first.0, first.1, at),
+                            format!("`{name}` with the range {} here and {} in `{}`", show(range), show(*first), at),
                             "one range per dimension name: the name is one size shared by every input that uses it",
                             format!(
                                 "write the same range in both inputs, or give it once (\"{name}={}:{}..{}\") and the other inputs \"{name}=<example>\" alone",
@@ -181,17 +210,21 @@ impl Ctx<'_> {
         }
         for (index, input) in inputs.iter_mut().enumerate() {
             for dim in &mut input.shape {
-                let Dim::Dynamic { name, example, min, max } = dim else { continue };
-                let Some((_, (low, high), at)) = declared.iter().find(|(seen, ..)| seen == name) else { continue };
-                if !(low..=high).contains(&&*example) {
+                let Dim::Dynamic { name, example, min, max, step } = dim else { continue };
+                let Some((_, (low, high, every), at)) = declared.iter().find(|(seen, ..)| seen == name) else { continue };
+                if !(low..=high).contains(&&*example) || *example % every != 0 {
                     return Err(self.error(
                         &format!("{key}[{index}].shape"),
-                        format!("\"{name}={example}\", outside the range {low}..{high} declared for `{name}` in `{at}`"),
-                        "an example size inside the dimension's range",
-                        format!("write \"{name}={}\"", (*example).clamp(*low, *high)),
+                        format!(
+                            "\"{name}={example}\", outside the range {low}..{high}{} declared for `{name}` in `{at}`",
+                            if *every > 1 { format!(" step {every}") } else { String::new() }
+                        ),
+                        if *every > 1 { "an example size inside the dimension's range, a multiple of its step" } else { "an example size inside the dimension's range" },
+                        format!("write \"{name}={}\"", ((*example).clamp(*low, *high) / every * every).max(*low)),
                     ));
                 }
                 (*min, *max) = (Some(*low), Some(*high));
+                *step = (*every > 1).then_some(*every);
             }
         }
         Ok(())

@@ -348,10 +348,22 @@ impl Ctx<'_> {
     }
 
     /// torch.export specialises a dimension whose example size is 1 (and 0) to that
-    /// constant, so a `.pte` exported at 1 would take no other size.
+    /// constant, so a `.pte` exported at 1 would take no other size. With a step the
+    /// dimension is `step * Dim`, whose example is the example divided by the step.
     fn check_pte_examples(&self, inputs: &[InputDecl], prefix: &str, format_key: &str) -> Result<(), Error> {
         for (index, input) in inputs.iter().enumerate() {
             for dim in &input.shape {
+                if let (Dim::Dynamic { name, example, .. }, Some((min, max))) = (dim, dim.range()) {
+                    let step = dim.step();
+                    if step > 1 && *example == step {
+                        return Err(self.error(
+                            &format!("{prefix}.inputs[{index}].shape"),
+                            format!("`{name}` with the example size {example}, one step, with format = \"pte\" ({format_key})"),
+                            "an example size of two steps or more: torch.export exports the dimension as a number of steps and treats 1 step as a constant",
+                            format!("write \"{name}={}:{min}..{} step {step}\"", 2 * step, max.max(2 * step)),
+                        ));
+                    }
+                }
                 let Dim::Dynamic { name, example: 1, .. } = dim else { continue };
                 let range = dim.range().map(|(min, max)| format!(":{min}..{}", max.max(2))).unwrap_or_default();
                 return Err(self.error(

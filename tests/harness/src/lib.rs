@@ -29,6 +29,27 @@ pub fn venv_python() -> PathBuf {
     python
 }
 
+/// The python of the validated toolchain for `series` (`2.14`): the project's .venv for
+/// the default one, else the environment `tools/toolchains/run install <series>` makes.
+pub fn toolchain_python(series: &str) -> PathBuf {
+    if ptm_toolchain::toolchains::Table::get().default == series {
+        return venv_python();
+    }
+    let python = repo().join(format!(".toolchains/torch-{series}/bin/python"));
+    assert!(python.is_file(), "run `tools/toolchains/run install {series}` first: {} is missing", python.display());
+    python
+}
+
+/// The series of the newest toolchain that makes `.pte` files and cannot make `.ptl`
+/// files: an app of both formats needs a second environment beside it.
+pub fn pte_only_series() -> String {
+    use ptm_report::Format;
+    let table = ptm_toolchain::toolchains::Table::get();
+    let newest = table.newest_for(Format::Pte).expect("a toolchain makes .pte files");
+    assert!(newest.cannot_make(Format::Ptl).is_some(), "the newest .pte toolchain ({}) also makes .ptl files", newest.torch);
+    newest.series.clone()
+}
+
 /// A fixture crate copied into a temporary directory.
 pub struct Fixture {
     dir: tempfile::TempDir,
