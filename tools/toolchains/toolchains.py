@@ -113,7 +113,7 @@ def relock(series):
         frozen = subprocess.run([python, "-m", "pip", "freeze"], check=True, capture_output=True, text=True).stdout
     lines = sorted((line for line in frozen.splitlines() if line.strip()), key=str.lower)
     header = (f"# torch {series}'s validated toolchain (ptm-toolchain/toolchains/toolchains.json), every package\n"
-              f"# pinned. Made by `tools/toolchains/run relock {series}` from {' '.join(pins(entry))}.\n")
+              f"# pinned, resolved from {' '.join(pins(entry))} (`tools/toolchains/run relock {series}` resolves them again).\n")
     os.makedirs(LOCKS, exist_ok=True)
     with open(lock_of(series), "w") as f:
         f.write(header + "\n".join(lines) + "\n")

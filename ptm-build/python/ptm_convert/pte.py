@@ -144,12 +144,12 @@ def dynamic_failure(c: Conversion, error, model=None, sample=None):
 STEPS_TRIED = (2, 4, 8, 16, 32)
 
 def suggested_step(c: Conversion, text, name, model, sample, example, low, high):
-    """(step, example, min, max) when the guard on `name` is modular (a CNN's ceil-mode
+    """(step, example, min, max) when the guard on `name` divides (a CNN's ceil-mode
     pooling keeps some sizes) and the model exports with every such dimension taking
     the multiples of a power of two, the smallest that works; None otherwise. Exports
     once per step tried: only a failed build pays for it."""
     guarded = {seen for seen, guard in re.findall(r"Not all values of (\w+) = .*? satisfy the generated guard (.+?)\.?$", text,
-                                                  re.MULTILINE) if "%" in guard or "Mod(" in guard}
+                                                  re.MULTILINE) if any(op in guard for op in ("%", "//", "Mod(", "FloorDiv("))}
     if name not in guarded or high is None or model is None or sample is None:
         return None
     dims = inputs.dynamic_dims(c)
