@@ -53,7 +53,8 @@ fn a_float_model_becomes_a_verified_pte() {
     assert_eq!(report.engine, "xnnpack");
     assert_eq!(stages(report), ["exported", "executorch"]);
     let native = report.runtime_drift().expect("measured in ExecuTorch's runtime");
-    assert_eq!(native.samples, 8);
+    // The 8 examples, and more for top-1 alone until the classifier's output has 200 rows.
+    assert_eq!((native.samples, native.outputs[0].top1_rows), (8, Some(200)));
     assert!(native.worst_relative().unwrap() < 1e-5, "{native:?}");
     let bytes = std::fs::read(project.path().join("out/ptm/tiny.pte")).unwrap();
     // The FlatBuffer file identifier of an ExecuTorch program.
@@ -92,6 +93,7 @@ fn static_int8_is_calibrated_and_lowered_to_xnnpack() {
     assert_eq!(report.calibration_samples, 16);
     let native = report.runtime_drift().unwrap();
     assert_eq!(native.samples, 8 + 16, "every example and calibration sample runs natively");
+    assert_eq!(native.outputs[0].top1_rows, Some(200), "and more for top-1 alone: {native:?}");
     assert!(native.worst_relative().unwrap() > 0.0 && native.worst_relative().unwrap() < 0.25, "INT8 drifts a little: {native:?}");
 }
 
@@ -272,8 +274,12 @@ fn a_ranged_dimension_is_verified_across_its_range_in_executorch() {
     assert_eq!(report.inputs[0].shape[0].range(), Some((1, 8)), "{:?}", report.inputs[0].shape);
     // The output follows the input's dimension, range included.
     assert_eq!(report.outputs[0].shape[0].range(), Some((1, 8)), "{:?}", report.outputs[0].shape);
-    // The 8 examples, and batch at 1, 4 and 8: ExecuTorch planned its memory for 8.
-    assert_eq!(report.runtime_drift().unwrap().samples, 11);
+    // The 8 examples and batch at 1, 4 and 8 (ExecuTorch planned its memory for 8); then,
+    // for top-1 alone, samples at the example size until the classifier's output has
+    // 200 rows (counting 3 rows a sample, as at the example size).
+    let drift = report.runtime_drift().unwrap();
+    let extra = (200u64 - 3 * 11).div_ceil(3);
+    assert_eq!((drift.samples, drift.outputs[0].top1_rows), (11, Some(8 * 3 + 1 + 4 + 8 + 3 * extra)), "{drift:?}");
 }
 
 #[test]
@@ -334,5 +340,8 @@ fn a_cnn_takes_a_dynamic_resolution_in_the_steps_its_pooling_allows() {
     let drift = report.runtime_drift().unwrap();
     let sizes: std::collections::BTreeSet<u64> = [low, (low + high) / 2 / step * step, high].into_iter().filter(|&s| s != report.inputs[0].shape[2].example()).collect();
     assert_eq!(drift.samples as usize, 8 + 2 * sizes.len(), "{drift:?}");
+    // Top-1 counts more rows, as many as 10 s of forwards allow, up to 200.
+    let rows = drift.outputs[0].top1_rows.unwrap();
+    assert!(rows > u64::from(drift.samples) && rows <= 200, "{drift:?}");
     assert!(drift.outputs[0].max_abs < 1e-3, "{drift:?}");
 }

@@ -370,6 +370,14 @@ pub struct OutputDrift {
     pub relative: Option<f64>,
     /// Share of rows whose arg-max agrees, for classifier-shaped float outputs.
     pub top1: Option<f64>,
+    /// How many rows `top1` counts: the runtime stage compares up to 200, as many as the
+    /// model's cost allows, so that one flipped row does not decide a verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1_rows: Option<u64>,
+    /// The 95% Wilson interval of `top1` over those rows: where the agreement over every
+    /// input lies, given the rows compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1_interval: Option<[f64; 2]>,
     /// Elements that differ, for integer and bool outputs (compared exactly).
     pub mismatched: Option<u64>,
     /// Elements compared, over every sample.
@@ -436,7 +444,7 @@ mod tests {
 
     #[test]
     fn a_range_is_written_only_when_declared() {
-        let ranged = Dim::Dynamic { name: "tokens".into(), example: 32, min: Some(1), max: Some(128) };
+        let ranged = Dim::Dynamic { name: "tokens".into(), example: 32, min: Some(1), max: Some(128), step: None };
         let text = serde_json::to_string(&ranged).unwrap();
         assert_eq!(text, r#"{"name":"tokens","example":32,"min":1,"max":128}"#);
         assert_eq!(serde_json::from_str::<Dim>(&text).unwrap(), ranged);
