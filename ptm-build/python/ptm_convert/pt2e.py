@@ -1,0 +1,81 @@
+"""INT8 for a .pte: PT2E with ExecuTorch's XNNPACK quantizer, static per-channel or
+dynamic Linear with 8-bit weight-only embeddings."""
+import warnings
+
+from .common import Failure, last_frames, log, native_stderr
+from .conversion import MAX_CALIBRATION_SAMPLES, Conversion
+from .quantize import skipped_modules
+
+
+def quantize(c: Conversion, program, calibration):
+    """The exported program's module, prepared, calibrated and converted to INT8."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    kind = c.decl["quantize"]
+    log(c.name, f"quantizing ({kind} INT8, XNNPACK, PT2E)")
+    quantizer = make_quantizer(kind, skipped_modules(c, c.float_model))
+    printed: list[str] = []
+    try:
+        with warnings.catch_warnings(), native_stderr(printed):
+            warnings.simplefilter("ignore")
+            prepared = prepare_pt2e(program.module(), quantizer)
+            for sample in calibration[:MAX_CALIBRATION_SAMPLES]:
+                prepared(*sample)
+            return convert_pt2e(prepared)
+    except Exception as e:
+        raise Failure("quantize", f"{kind} INT8 for XNNPACK failed: {type(e).__name__}: {str(e).strip()}",
+                      "keep the model in float with quantize = \"none\"", last_frames(3))
+
+
+def make_quantizer(kind, skipped):
+    """ExecuTorch's XNNPACK quantizer for `kind`, with 8-bit embeddings for dynamic."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer, get_symmetric_quantization_config)
+
+    class Quantizer(XNNPACKQuantizer):  # type: ignore[misc]  # torch's classes are Any here
+        def transform_for_annotation(self, model):
+            return lift_scalars(model)
+
+    config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=kind == "dynamic")
+    xnnpack = Quantizer().set_global(config)
+    for name in skipped:
+        xnnpack.set_module_name(name, None)
+    if kind != "dynamic":
+        return xnnpack
+    import executorch.kernels.quantized  # noqa: F401  (registers embedding_byte for export)
+    from torchao.quantization.pt2e.quantizer import ComposableQuantizer
+    from torchao.quantization.pt2e.quantizer.embedding_quantizer import EmbeddingQuantizer
+    return ComposableQuantizer([EmbeddingQuantizer(), xnnpack])
+
+
+def lift_scalars(model):
+    """XNNPACKQuantizer.transform_for_annotation (executorch 1.5.1) turns the scalar
+    operand of every aten.add.Tensor and aten.mul.Tensor into a float32 buffer, so that
+    a quantized add or mul has a tensor to observe. An integer node changes type with it:
+    Hugging Face's attention mask indexes with `arange(n) + 0`, which became float32, and
+    the prepared graph failed in aten.index ("tensors used as indices must be long, int,
+    byte or bool tensors"); RoBERTa's position ids (`cumsum(mask) + 0`) failed likewise.
+    The same lifting, with each constant in its node's own dtype (as ExecuTorch's fix,
+    pytorch/executorch#22065, after 1.5.1, does)."""
+    import torch
+    from torchao.quantization.pt2e.utils import get_new_attr_name_with_prefix
+    for node in model.graph.nodes:
+        if node.op != "call_function" or node.target not in (torch.ops.aten.add.Tensor, torch.ops.aten.mul.Tensor):
+            continue
+        value = node.meta.get("val")
+        if not isinstance(value, torch.Tensor):
+            continue
+        args = []
+        for arg in node.args:
+            if isinstance(arg, torch.fx.Node):
+                args.append(arg)
+                continue
+            constant = torch.tensor(arg, dtype=value.dtype)
+            name = get_new_attr_name_with_prefix("_tensor_constant_")(model)
+            model.register_buffer(name, constant)
+            with model.graph.inserting_before(node):
+                attr = model.graph.create_node("get_attr", name, (), {})
+            attr.meta["val"] = value.fake_mode.from_tensor(constant, static_shapes=True)
+            args.append(attr)
+        node.args = tuple(args)
+    model.recompile()
+    return model
