@@ -43,8 +43,35 @@ def make_quantizer(kind, skipped):
         return xnnpack
     import executorch.kernels.quantized  # noqa: F401  (registers embedding_byte for export)
     from torchao.quantization.pt2e.quantizer import ComposableQuantizer
-    from torchao.quantization.pt2e.quantizer.embedding_quantizer import EmbeddingQuantizer
-    return ComposableQuantizer([EmbeddingQuantizer(), xnnpack])
+    return ComposableQuantizer([embedding_quantizer(), xnnpack])
+
+
+def embedding_quantizer():
+    """Every aten.embedding to 8-bit weights, one scale and float zero point per row, as
+    the .ptl's float_qparams_weight_only_qconfig quantizes them. torchao's
+    EmbeddingQuantizer (0.18) annotates the same but observes with eps = 2**-12, and its
+    observer replaces a row's scale below eps by 1.0: a row whose values span less than
+    255 * 2**-12 = 0.062 dequantizes to its minimum everywhere (about 5% of the rows of a
+    32-wide embedding initialised with std 0.02, as Hugging Face initialises). Here eps
+    is float32's, the qconfig's own."""
+    import torch
+    from torchao.quantization.pt2e.observer import PerChannelMinMaxObserver
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, QuantizationSpec, Quantizer
+    from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
+    spec = QuantizationSpec(dtype=torch.uint8, qscheme=torch.per_channel_affine_float_qparams, ch_axis=0,
+                            observer_or_fake_quant_ctr=PerChannelMinMaxObserver.with_args(eps=torch.finfo(torch.float32).eps))
+
+    class Embeddings(Quantizer):  # type: ignore[misc]
+        def annotate(self, model):
+            for node in model.graph.nodes:
+                if node.target == torch.ops.aten.embedding.default:
+                    node.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(input_qspec_map={node.args[0]: spec})
+            return model
+
+        def validate(self, model):
+            pass
+
+    return Embeddings()
 
 
 def lift_scalars(model):
