@@ -1,6 +1,8 @@
 """INT8 for a .pte: PT2E with ExecuTorch's XNNPACK quantizer, static per-channel or
-dynamic Linear with 8-bit weight-only embeddings."""
+dynamic Linear with 8-bit weight-only embeddings; `quantize_skip`'s modules left
+unannotated, so they stay float."""
 import warnings
+from typing import Optional
 
 from .common import Failure, last_frames, log, native_stderr
 from .conversion import MAX_CALIBRATION_SAMPLES, Conversion
@@ -27,7 +29,8 @@ def quantize(c: Conversion, program, calibration):
 
 
 def make_quantizer(kind, skipped):
-    """ExecuTorch's XNNPACK quantizer for `kind`, with 8-bit embeddings for dynamic."""
+    """ExecuTorch's XNNPACK quantizer for `kind`, with 8-bit embeddings for dynamic,
+    annotating nothing inside the `skipped` modules."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer, get_symmetric_quantization_config)
 
@@ -37,23 +40,25 @@ def make_quantizer(kind, skipped):
 
     config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=kind == "dynamic")
     xnnpack = Quantizer().set_global(config)
-    for name in skipped:
-        xnnpack.set_module_name(name, None)
+    if skipped:
+        # XNNPACKQuantizer.set_module_name refuses None (executorch 1.5.1: "quantization_config
+        # == None is not supported yet"); a filter is what its annotators consult per node.
+        xnnpack.set_filter_function(lambda node: inside(node, skipped) is None)
     if kind != "dynamic":
         return xnnpack
     import executorch.kernels.quantized  # noqa: F401  (registers embedding_byte for export)
     from torchao.quantization.pt2e.quantizer import ComposableQuantizer
-    return ComposableQuantizer([embedding_quantizer(), xnnpack])
+    return ComposableQuantizer([embedding_quantizer(skipped), xnnpack])
 
 
-def embedding_quantizer():
-    """Every aten.embedding to 8-bit weights, one scale and float zero point per row, as
-    the .ptl's float_qparams_weight_only_qconfig quantizes them. torchao's
-    EmbeddingQuantizer (0.18) annotates the same but observes with eps = 2**-12, and its
-    observer replaces a row's scale below eps by 1.0: a row whose values span less than
-    255 * 2**-12 = 0.062 dequantizes to its minimum everywhere (about 5% of the rows of a
-    32-wide embedding initialised with std 0.02, as Hugging Face initialises). Here eps
-    is float32's, the qconfig's own."""
+def embedding_quantizer(skipped):
+    """Every aten.embedding outside the `skipped` modules to 8-bit weights, one scale and
+    float zero point per row, as the .ptl's float_qparams_weight_only_qconfig quantizes
+    them. torchao's EmbeddingQuantizer (0.18) annotates the same (with no way to skip a
+    module) but observes with eps = 2**-12, and its observer replaces a row's scale below
+    eps by 1.0: a row whose values span less than 255 * 2**-12 = 0.062 dequantizes to its
+    minimum everywhere (about 5% of the rows of a 32-wide embedding initialised with std
+    0.02, as Hugging Face initialises). Here eps is float32's, the qconfig's own."""
     import torch
     from torchao.quantization.pt2e.observer import PerChannelMinMaxObserver
     from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, QuantizationSpec, Quantizer
@@ -64,7 +69,7 @@ def embedding_quantizer():
     class Embeddings(Quantizer):  # type: ignore[misc]
         def annotate(self, model):
             for node in model.graph.nodes:
-                if node.target == torch.ops.aten.embedding.default:
+                if node.target == torch.ops.aten.embedding.default and inside(node, skipped) is None:
                     node.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(input_qspec_map={node.args[0]: spec})
             return model
 
@@ -106,3 +111,18 @@ def lift_scalars(model):
         node.args = tuple(args)
     model.recompile()
     return model
+
+
+def inside(node, modules) -> Optional[str]:
+    """The one of `modules` (module paths) that `node` was traced in, or None."""
+    for path in module_paths(node):
+        if path in modules:
+            return path
+    return None
+
+
+def module_paths(node) -> list[str]:
+    """The modules `node` was traced in, outermost first, as model.named_modules() names
+    them (torch.export records them in nn_module_stack)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    return [str(path).removeprefix("L['self'].") for path, _ in stack.values()]
