@@ -1,6 +1,7 @@
 """INT8 for a .pte: PT2E with ExecuTorch's XNNPACK quantizer, static per-channel or
 dynamic Linear with 8-bit weight-only embeddings; `quantize_skip`'s modules left
-unannotated, so they stay float."""
+unannotated, so they stay float; and a failure named after the layer it happened in."""
+import traceback
 import warnings
 from typing import Optional
 
@@ -16,16 +17,19 @@ def quantize(c: Conversion, program, calibration):
     log(c.name, f"quantizing ({kind} INT8, XNNPACK, PT2E)")
     quantizer = make_quantizer(kind, skipped_modules(c, c.float_model))
     printed: list[str] = []
+    step, prepared = "annotating and observing the graph (prepare_pt2e)", None
     try:
         with warnings.catch_warnings(), native_stderr(printed):
             warnings.simplefilter("ignore")
             prepared = prepare_pt2e(program.module(), quantizer)
+            step = "running the observed graph on the samples"
             for sample in calibration[:MAX_CALIBRATION_SAMPLES]:
                 prepared(*sample)
+            step = "converting the observed graph to INT8 (convert_pt2e)"
             return convert_pt2e(prepared)
     except Exception as e:
-        raise Failure("quantize", f"{kind} INT8 for XNNPACK failed: {type(e).__name__}: {str(e).strip()}",
-                      "keep the model in float with quantize = \"none\"", last_frames(3))
+        node = failing_node(e, prepared, calibration[:MAX_CALIBRATION_SAMPLES])
+        raise failure(c, kind, step, e, node)
 
 
 def make_quantizer(kind, skipped):
@@ -126,3 +130,82 @@ def module_paths(node) -> list[str]:
     them (torch.export records them in nn_module_stack)."""
     stack = node.meta.get("nn_module_stack") or {}
     return [str(path).removeprefix("L['self'].") for path, _ in stack.values()]
+
+
+def layer_of(node) -> Optional[tuple[str, str]]:
+    """(module path, class name) of the innermost module `node` was traced in; for a node
+    that quantization added (an observer, a quantize or dequantize, a weight), that of
+    the nearest node it feeds or is fed by that was traced."""
+    seen, frontier = {node}, [node]
+    for _ in range(8):
+        for candidate in frontier:
+            stack = list((candidate.meta.get("nn_module_stack") or {}).values())
+            if stack:
+                path, kind = stack[-1]
+                return str(path).removeprefix("L['self']."), class_name(kind)
+        # Users first: a weight and its quantize ops feed the layer they belong to.
+        neighbours = [n for candidate in frontier for n in [*candidate.users, *candidate.all_input_nodes]]
+        frontier = [n for n in neighbours if n not in seen]
+        seen.update(frontier)
+    return None
+
+
+def class_name(kind) -> str:
+    """`Linear` of nn_module_stack's class (a type, or its qualified name)."""
+    return kind.__name__ if isinstance(kind, type) else str(kind).rsplit(".", 1)[-1].rstrip("'>")
+
+
+def failing_node(error, prepared, samples):
+    """The graph node `error` was raised at: the innermost torch.fx Node a frame of its
+    traceback holds (annotation, convert_pt2e's constant folding); else, when the
+    prepared graph's own code failed, which hides its frames, the node an interpreter
+    stops at on the same samples."""
+    import torch
+    found = None
+    for frame, _ in traceback.walk_tb(error.__traceback__):
+        for value in frame.f_locals.values():
+            if isinstance(value, torch.fx.Node):
+                found = value
+    if found is not None or prepared is None:
+        return found
+    return interpreted_failure(prepared, samples)
+
+
+def interpreted_failure(module, samples):
+    import torch
+
+    class Interpreter(torch.fx.Interpreter):  # type: ignore[misc]
+        def run_node(self, n):
+            self.node = n
+            return super().run_node(n)
+
+    runner = Interpreter(module)
+    runner.node = None
+    try:
+        for sample in samples:
+            runner.run(*sample)
+    except Exception:
+        return runner.node
+    return None
+
+
+def failure(c: Conversion, kind, step, error, node) -> Failure:
+    """The quantize stage's error: torch's, the step it came from and, when the node is
+    known, the layer (as quantize_skip names it) and the fix."""
+    reason = f"{type(error).__name__}: {first_line(error)}"
+    layer = layer_of(node) if node is not None else None
+    table = f"package.metadata.models.{c.name}"
+    # The model's own module (or ptm's adapter around it) is no layer quantize_skip can take.
+    if layer is None or not layer[0].startswith(c.inner_prefix) or layer[0] in ("", c.inner_prefix.rstrip(".")):
+        return Failure("quantize", f"{kind} INT8 for XNNPACK failed while {step}: {reason}",
+                       f"keep the model in float with quantize = \"none\" in {table}", last_frames(3))
+    name, module = layer[0].removeprefix(c.inner_prefix), layer[1]
+    where = f" at `{node.name}` ({node.target})" if node.op == "call_function" else ""
+    return Failure("quantize", f"{kind} INT8 for XNNPACK failed in layer `{name}` ({module}){where} while {step}: {reason}",
+                   f"keep that layer in float with quantize_skip = [\"{name}\"] in {table}.quantize_skip, "
+                   f"or the whole model with quantize = \"none\"", last_frames(3))
+
+
+def first_line(error) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
