@@ -14,7 +14,7 @@ import warnings
 
 from typing import Any, Optional
 
-from . import inputs, pt2e, report, source, verify
+from . import inputs, layers, pt2e, report, source, verify
 from .common import DTYPE_CODES, Failure, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
 from .conversion import Conversion, Module, Sample, TensorSpec, Torch
 from .runner import Runner
@@ -36,8 +36,6 @@ def run(c: Conversion) -> report.Report:
         # runtime sees these too.
         ranged = inputs.range_samples(c)
         check, references = check + ranged, references + [verify.outputs_of(c, model, s, "load") for s in ranged]
-        if decl["quantize"] != "none":
-            c.layers_unavailable = "per-layer INT8 figures are measured for .ptl models (torch.ao.ns does not read PT2E graphs)"
         c.sizes.append({"stage": "source", "bytes": state_bytes(model)})
 
         c.stage = "export"
@@ -48,6 +46,7 @@ def run(c: Conversion) -> report.Report:
             c.stage = "quantize"
             quantized = pt2e.quantize(c, program, calibration or samples)
             verify.measure(c, "quantized", quantized, check, references)
+            c.layers, c.layers_unavailable = layers.measure_pt2e(c, program.module(), quantized, calibration or samples)
             program = export(c, quantized, samples[0], dynamic_shapes, "exporting the quantized graph")
 
         c.stage = "lower"
