@@ -345,3 +345,81 @@ fn a_cnn_takes_a_dynamic_resolution_in_the_steps_its_pooling_allows() {
     assert!(rows > u64::from(drift.samples) && rows <= 200, "{drift:?}");
     assert!(drift.outputs[0].max_abs < 1e-3, "{drift:?}");
 }
+
+/// A Hugging Face BERT as transformers builds it, no wrapper: tiny, random weights, a
+/// vocabulary large enough that its embedding dominates the float size, as a real
+/// BERT's does.
+const HF_BERT_MODEL: &str = r#"
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+
+def build_model():
+    torch.manual_seed(11)
+    config = BertConfig(vocab_size=2000, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, num_labels=3)
+    return BertForSequenceClassification(config)
+"#;
+
+#[test]
+fn a_raw_hugging_face_bert_becomes_a_verified_dynamic_int8_pte_with_per_layer_figures() {
+    // Its attention mask indexes with `arange(n) + 0`, which XNNPACK's quantizer once turned float.
+    let inputs = "name = \"input_ids\"\ndtype = \"int64\"\nshape = [1, 16]\nrange = [0, 2000]\n\n[[package.metadata.models.bert.inputs]]\nname = \"attention_mask\"\ndtype = \"int64\"\nshape = [1, 16]\nrange = [1, 2]";
+    let project = Project::new(&pte_model("bert", "hf.py", "quantize = \"dynamic\"\noutputs = [\"logits\"]", inputs)).file("hf.py", HF_BERT_MODEL);
+    let bundle = project.build().unwrap();
+    let report = &bundle.models[0];
+    assert_eq!(stages(report), ["exported", "quantized", "executorch"]);
+    let native = report.runtime_drift().unwrap();
+    assert!(native.worst_relative().unwrap() < 0.05 && native.worst_top1().unwrap() == 1.0, "as close as its .ptl: {native:?}");
+    // INT8 at about a quarter of the float parameters (the embeddings at 8 bits too).
+    let size = |stage: &str| report.sizes.iter().find(|s| s.stage == stage).unwrap().bytes;
+    assert!(size("pte") * 2 < size("source"), "{:?}", report.sizes);
+    assert!(report.operators.iter().any(|op| op.contains("embedding_byte")), "{:?}", report.operators);
+
+    // Every Linear and embedding, named as quantize_skip names them, worst first.
+    let layers = &report.layers;
+    assert_eq!(report.layers_unavailable, None);
+    assert_eq!(layers.len(), 2 * 6 + 2 + 3, "{layers:?}");
+    for (name, kind) in [("classifier", "Linear"), ("bert.encoder.layer.1.attention.self.query", "Linear"), ("bert.embeddings.word_embeddings", "Embedding")] {
+        assert!(layers.iter().any(|l| l.name == name && l.kind == kind), "{name}: {layers:?}");
+    }
+    assert!(layers.windows(2).all(|w| w[0].sqnr_db <= w[1].sqnr_db), "worst first: {layers:?}");
+    assert!(layers.iter().all(|l| l.sqnr_db > 20.0 && l.relative > 0.0), "{layers:?}");
+    let written = std::fs::read_to_string(project.path().join("out/ptm/models.json")).unwrap();
+    assert_eq!(ptm_report::Bundle::from_json(&written).unwrap().models[0].layers, *layers, "models.json carries them");
+}
+
+/// A float64 Linear between two float32 ones: convert_pt2e cannot quantize it.
+const FLOAT64_LAYER_MODEL: &str = r#"
+import torch
+from torch import nn
+
+class Scorer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Linear(8, 16)
+        self.score = nn.Linear(16, 16).double()
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(self.score(self.encoder(x).double()).float())
+
+def build_model():
+    torch.manual_seed(0)
+    return Scorer().eval()
+"#;
+
+#[test]
+fn a_layer_int8_cannot_take_is_named_and_quantize_skip_keeps_it_float() {
+    let input = "name = \"x\"\ndtype = \"float32\"\nshape = [1, 8]";
+    let text = error_text(Project::new(&pte_model("scorer", "scorer.py", "quantize = \"dynamic\"", input)).file("scorer.py", FLOAT64_LAYER_MODEL).build());
+    assert!(text.contains("model `scorer` failed at stage `quantize`"), "{text}");
+    assert!(text.contains("dynamic INT8 for XNNPACK failed in layer `score` (Linear)"), "{text}");
+    assert!(text.contains("quantize_skip = [\"score\"] in package.metadata.models.scorer.quantize_skip"), "{text}");
+
+    let skipped =
+        Project::new(&pte_model("scorer", "scorer.py", "quantize = \"dynamic\"\nquantize_skip = [\"score\"]", input)).file("scorer.py", FLOAT64_LAYER_MODEL);
+    let report = skipped.build().unwrap().models.remove(0);
+    let names: std::collections::BTreeSet<&str> = report.layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["encoder", "head"].into(), "the skipped layer stays float: {:?}", report.layers);
+    assert!(report.runtime_drift().unwrap().worst_relative().unwrap() < 0.05);
+}

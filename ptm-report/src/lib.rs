@@ -86,7 +86,8 @@ pub struct ModelReport {
     /// the model converts and shown in the wrapper's docs, not repeated on every build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_risk: Option<String>,
-    /// Each quantized layer's output, float against INT8 (torch's numeric suite), worst
+    /// Each quantized layer's output, float against INT8 (torch's numeric suite for a
+    /// `.ptl`, the float and INT8 PT2E graphs run node by node for a `.pte`), worst
     /// first; empty for float models.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<LayerDrift>,
@@ -114,13 +115,14 @@ pub struct ModelReport {
 }
 
 /// One quantized layer's output in the quantized model against the float model, on the
-/// same samples (torch.ao.ns).
+/// same samples (torch.ao.ns for a `.ptl`; for a `.pte`, the layer's node in the INT8
+/// PT2E graph against the same node in the float one).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LayerDrift {
     /// The module's name in the source model (`model.named_modules()`), the name
     /// `quantize_skip` takes.
     pub name: String,
-    /// The quantized module's type (`Linear`, `Conv2d`, `ConvReLU2d`, ...).
+    /// The quantized module's type (`Linear`, `Conv2d`, `ConvReLU2d`, `Embedding`, ...).
     pub kind: String,
     /// Signal-to-quantization-noise ratio of its output in dB, worst sample: higher is
     /// better; below about 20 dB a layer loses visibly.
