@@ -36,6 +36,9 @@ def run(c: Conversion) -> report.Report:
         # runtime sees these too.
         ranged = inputs.range_samples(c)
         check, references = check + ranged, references + [verify.outputs_of(c, model, s, "load") for s in ranged]
+        # Imports torch, so here rather than with the module.
+        from . import recurrent
+        model = recurrent.scan_loops(c, model)
         if decl["quantize"] != "none":
             c.layers_unavailable = "per-layer INT8 figures are measured for .ptl models (torch.ao.ns does not read PT2E graphs)"
         c.sizes.append({"stage": "source", "bytes": state_bytes(model)})
@@ -131,9 +134,10 @@ def dynamic_failure(c: Conversion, error, model=None, sample=None):
         fix = (f"declare the sizes the model takes, as torch suggests: \"{name}={example}:{suggested[0]}..{suggested[1]}\" "
                f"in {key}; or ship it as format = \"ptl\"")
     elif "specialized" in text or "specialize" in text:
-        fix = (f"the model's code fixes `{name}` for torch.export (an LSTM or GRU unrolls over its steps, for one): "
-               f"declare it fixed ({example}) in {key}, or ship the model as format = \"ptl\", which traces or scripts it "
-               f"and checks other sizes; a range (\"{name}={example}:1..128\") helps only where the model has a limit")
+        fix = (f"the model's code fixes `{name}` for torch.export (a Python loop over it, such as a recurrent cell "
+               f"called once per step, or a reshape to a literal size): declare it fixed ({example}) in {key}, or ship "
+               f"the model as format = \"ptl\", which traces or scripts it and checks other sizes; a range "
+               f"(\"{name}={example}:1..128\") helps only where the model has a limit")
     else:
         fix = (f"declare the sizes the model takes as a range, e.g. \"{name}={example}:1..{max(example, 128)}\" in {key}, "
                "or ship it as format = \"ptl\"")
@@ -189,10 +193,12 @@ def quantize(c: Conversion, program, calibration):
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer, get_symmetric_quantization_config)
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from .recurrent import outside_loops
     kind = c.decl["quantize"]
     log(c.name, f"quantizing ({kind} INT8, XNNPACK, PT2E)")
     xnnpack = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True,
                                                                               is_dynamic=kind == "dynamic"))
+    xnnpack.set_filter_function(outside_loops)
     skipped = skipped_modules(c)
     for name in skipped:
         xnnpack.set_module_name(name, None)
