@@ -67,8 +67,10 @@ class ScanRecurrent(nn.Module):  # type: ignore[misc]  # torch is untyped here (
         out_size = self.proj_size if lstm and self.proj_size > 0 else self.hidden_size
         batch = x.shape[1]
         if hx is None:
-            h0 = x.new_zeros(layers, batch, out_size)
-            c0 = x.new_zeros(layers, batch, self.hidden_size)
+            # One zero state for every layer (scan does not write to its inputs): no
+            # per-layer copies for ExecuTorch to make outside the delegate.
+            h0 = [x.new_zeros(batch, out_size)] * layers
+            c0 = [x.new_zeros(batch, self.hidden_size)] * layers
         elif lstm:
             h0, c0 = hx
             if not batched:
@@ -176,9 +178,9 @@ def scan_loops(c: Conversion, model: Module) -> Module:
             parent = model.get_submodule(parent_name)
             setattr(parent, child, ScanRecurrent(getattr(parent, child)))
     shown = [f"nn.{layers[name].mode} `{name.removeprefix(c.inner_prefix) or c.name}`" for name in varying]
-    log(c.name, f"running {', '.join(shown)} as scan loop{'s' if len(shown) > 1 else ''} over the steps "
-                "(torch.export would fix the length)")
     many = len(shown) > 1
+    log(c.name, f"running {', '.join(shown)} as {'scan loops' if many else 'a scan loop'} over "
+                f"{'their' if many else 'its'} steps (torch.export would fix the length)")
     c.warnings.append(f"{' and '.join([', '.join(shown[:-1]), shown[-1]]) if many else shown[0]} "
                       f"run{'' if many else 's'} as {'scan loops' if many else 'a scan loop'} over {'their' if many else 'its'} steps so that "
                       f"{'their lengths stay' if many else 'its length stays'} dynamic: the input projection is a "
