@@ -43,6 +43,7 @@ class ScanRecurrent(nn.Module):  # type: ignore[misc]  # torch is untyped here (
         # (weight_ih_l0, bias_hh_l1_reverse, weight_hr_l0, ...).
         for name, parameter in rnn.named_parameters(recurse=False):
             self.register_parameter(name, parameter)
+        self.train(rnn.training)
 
     def flatten_parameters(self) -> None:
         """What nn.RNNBase does for cuDNN; models call it in forward, and here there is

@@ -1,6 +1,5 @@
 """nn.LSTM and nn.GRU as scan loops (recurrent.py): the same results as the layers they
 replace, in eager PyTorch and after torch.export with a dynamic length. Needs torch."""
-import copy
 from types import SimpleNamespace
 from typing import Any
 
@@ -146,3 +145,13 @@ def test_torch_export_keeps_the_length_of_a_scan_layer_dynamic() -> None:
                                         if n.op == "call_function")
     assert all(recurrent.outside_loops(n) for n in program.graph_module.graph.nodes
                if n.op == "call_function" and n.target is torch.ops.aten.linear.default)
+
+
+def test_a_layer_with_a_hook_fails_naming_it() -> None:
+    from ptm_convert.common import Failure
+    model = Tagger().eval()
+    model.encoder.rnn.register_forward_hook(lambda module, args, result: None)
+    with pytest.raises(Failure) as failed:
+        recurrent.scan_loops(conversion([2, {"name": "tokens", "example": 6}, 8]), model)
+    assert failed.value.message.startswith("nn.LSTM `encoder.rnn` has parametrizations or hooks")
+    assert "format = \"ptl\"" in (failed.value.hint or "")
