@@ -248,21 +248,66 @@ def build_model():
     return Positions().eval()
 "#;
 
+/// Two bidirectional LSTM layers over the tokens, then a Linear per token.
 const LSTM_MODEL: &str = r#"
 import torch
 from torch import nn
 
-class Recurrent(nn.Module):
+class Tagger(nn.Module):
     def __init__(self):
         super().__init__()
-        self.rnn = nn.LSTM(8, 16, batch_first=True)
+        self.rnn = nn.LSTM(8, 16, num_layers=2, bidirectional=True, batch_first=True)
+        self.head = nn.Linear(32, 4)
 
     def forward(self, x):
-        return self.rnn(x)[0]
+        return self.head(self.rnn(x)[0])
 
 def build_model():
     torch.manual_seed(0)
-    return Recurrent().eval()
+    return Tagger().eval()
+"#;
+
+/// A GRU encoder over `src` whose final state starts a GRU decoder over `tgt`.
+const SEQ2SEQ_MODEL: &str = r#"
+import torch
+from torch import nn
+
+class Seq2Seq(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.GRU(8, 16, batch_first=True)
+        self.decoder = nn.GRU(6, 16, batch_first=True)
+        self.out = nn.Linear(16, 5)
+
+    def forward(self, src, tgt):
+        _, state = self.encoder(src)
+        steps, _ = self.decoder(tgt, state)
+        return self.out(steps)
+
+def build_model():
+    torch.manual_seed(0)
+    return Seq2Seq().eval()
+"#;
+
+/// A recurrent cell called once per step in Python: torch.export unrolls the loop.
+const LOOP_MODEL: &str = r#"
+import torch
+from torch import nn
+
+class Loop(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cell = nn.Linear(8 + 16, 16)
+
+    def forward(self, x):
+        h = x.new_zeros(x.shape[0], 16)
+        for t in range(x.shape[1]):
+            h = torch.tanh(self.cell(torch.cat([x[:, t], h], dim=1)))
+        return h
+
+def build_model():
+    torch.manual_seed(0)
+    return Loop().eval()
 "#;
 
 #[test]
@@ -297,14 +342,14 @@ fn a_dimension_the_model_limits_needs_its_range() {
 }
 
 #[test]
-fn an_lstm_fixes_its_steps_for_torch_export_and_the_error_says_what_to_do() {
-    // torch.export unrolls an LSTM over its steps, with or without a range (torch 2.11).
+fn a_loop_over_a_dimension_fixes_it_for_torch_export_and_the_error_says_what_to_do() {
+    // torch.export unrolls a Python loop over the steps, with or without a range.
     for shape in ["[1, \"tokens=32\", 8]", "[1, \"tokens=32:1..128\", 8]"] {
-        let table = pte_model("lstm", "lstm.py", "", &format!("name = \"x\"\ndtype = \"float32\"\nshape = {shape}"));
-        let text = error_text(Project::new(&table).file("lstm.py", LSTM_MODEL).build());
-        assert!(text.contains("model `lstm`: torch.export could not keep `tokens` of input `x` (dimension 1) dynamic"), "{text}");
+        let table = pte_model("looped", "looped.py", "", &format!("name = \"x\"\ndtype = \"float32\"\nshape = {shape}"));
+        let text = error_text(Project::new(&table).file("looped.py", LOOP_MODEL).build());
+        assert!(text.contains("model `looped`: torch.export could not keep `tokens` of input `x` (dimension 1) dynamic"), "{text}");
         assert!(text.contains("specialized it to be a constant (32)"), "{text}");
-        assert!(text.contains("declare it fixed (32) in package.metadata.models.lstm.inputs[0].shape") && text.contains("format = \"ptl\""), "{text}");
+        assert!(text.contains("declare it fixed (32) in package.metadata.models.looped.inputs[0].shape") && text.contains("format = \"ptl\""), "{text}");
     }
 }
 
@@ -338,7 +383,8 @@ fn a_cnn_takes_a_dynamic_resolution_in_the_steps_its_pooling_allows() {
     // ExecuTorch ran each dimension at its smallest, middle and largest allowed size,
     // beside the examples, and matched eager.
     let drift = report.runtime_drift().unwrap();
-    let sizes: std::collections::BTreeSet<u64> = [low, (low + high) / 2 / step * step, high].into_iter().filter(|&s| s != report.inputs[0].shape[2].example()).collect();
+    let sizes: std::collections::BTreeSet<u64> =
+        [low, (low + high) / 2 / step * step, high].into_iter().filter(|&s| s != report.inputs[0].shape[2].example()).collect();
     assert_eq!(drift.samples as usize, 8 + 2 * sizes.len(), "{drift:?}");
     // Top-1 counts more rows, as many as 10 s of forwards allow, up to 200.
     let rows = drift.outputs[0].top1_rows.unwrap();
@@ -422,4 +468,54 @@ fn a_layer_int8_cannot_take_is_named_and_quantize_skip_keeps_it_float() {
     let names: std::collections::BTreeSet<&str> = report.layers.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, ["encoder", "head"].into(), "the skipped layer stays float: {:?}", report.layers);
     assert!(report.runtime_drift().unwrap().worst_relative().unwrap() < 0.05);
+}
+
+#[test]
+fn an_lstm_keeps_its_length_dynamic_as_a_scan_loop() {
+    let table = pte_model("tagger", "tagger.py", "", "name = \"x\"\ndtype = \"float32\"\nshape = [1, \"tokens=32:2..128\", 8]");
+    let bundle = Project::new(&table).file("tagger.py", LSTM_MODEL).build().unwrap();
+    let report = &bundle.models[0];
+    assert_eq!(report.inputs[0].shape[1].range(), Some((2, 128)), "{:?}", report.inputs[0].shape);
+    assert_eq!(report.outputs[0].shape[1].range(), Some((2, 128)), "{:?}", report.outputs[0].shape);
+    // The 8 examples and tokens at 2, 65 and 128, each run in ExecuTorch's runtime
+    // against the nn.LSTM itself.
+    let native = report.runtime_drift().unwrap();
+    assert_eq!(native.samples, 11);
+    assert!(native.worst_relative().unwrap() < 1e-5, "{native:?}");
+    let warning = report.warnings.iter().find(|w| w.contains("scan loop")).unwrap_or_else(|| panic!("{:?}", report.warnings));
+    assert!(warning.starts_with("nn.LSTM `rnn` runs as a scan loop over its steps so that its length stays dynamic"), "{warning}");
+    // The input projections and the head are delegated; the loops are not.
+    assert!(report.delegated_operators.is_some_and(|n| n >= 5), "{report:?}");
+    assert!(report.operators.iter().any(|op| op.contains("sigmoid")), "{:?}", report.operators);
+}
+
+#[test]
+fn a_gru_encoder_and_decoder_keep_two_dynamic_lengths_with_static_int8() {
+    let table = pte_model(
+        "seq2seq",
+        "seq2seq.py",
+        "quantize = \"static\"\ncalibration = \"samples\"",
+        "name = \"src\"\ndtype = \"float32\"\nshape = [1, \"src=16:2..64\", 8]",
+    ) + "\n[[package.metadata.models.seq2seq.inputs]]\nname = \"tgt\"\ndtype = \"float32\"\nshape = [1, \"tgt=8:2..32\", 6]\n";
+    let project = Project::new(&table).file("seq2seq.py", SEQ2SEQ_MODEL).file("samples/make.txt", "");
+    // Calibration samples of other lengths, keyed by input name.
+    let status = std::process::Command::new(common::venv_python())
+        .args(["-c", "import torch, sys\ntorch.manual_seed(1)\nfor i, (s, t) in enumerate([(3, 30), (10, 4), (40, 12), (64, 2), (20, 20), (7, 9), (50, 31), (16, 8)]):\n    torch.save({'src': torch.randn(1, s, 8), 'tgt': torch.randn(1, t, 6)}, f'{sys.argv[1]}/s{i}.pt')"])
+        .arg(project.path().join("samples"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::remove_file(project.path().join("samples/make.txt")).unwrap();
+    let bundle = project.build().unwrap();
+    let report = &bundle.models[0];
+    assert_eq!(stages(report), ["exported", "quantized", "executorch"]);
+    assert_eq!(report.outputs[0].shape[1].range(), Some((2, 32)), "{:?}", report.outputs[0].shape);
+    let exported = report.drift.iter().find(|d| d.stage.to_string() == "exported").unwrap();
+    assert!(exported.worst_relative().unwrap() < 1e-5, "the scan loops compute what the GRUs do: {exported:?}");
+    // The 8 examples, the 8 calibration samples, src at 2, 33 and 64, tgt at 2, 17 and 32.
+    let native = report.runtime_drift().unwrap();
+    assert_eq!(native.samples, 22);
+    // INT8 projections and head around float loops.
+    assert!(native.worst_relative().unwrap() < 0.25, "INT8 drifts a little: {:?}", report.drift);
+    assert!(report.warnings.iter().any(|w| w.starts_with("nn.GRU `encoder` and nn.GRU `decoder` run as scan loops over their steps")), "{:?}", report.warnings);
 }

@@ -44,10 +44,11 @@ def make_quantizer(kind, skipped):
 
     config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=kind == "dynamic")
     xnnpack = Quantizer().set_global(config)
-    if skipped:
-        # XNNPACKQuantizer.set_module_name refuses None (executorch 1.5.1: "quantization_config
-        # == None is not supported yet"); a filter is what its annotators consult per node.
-        xnnpack.set_filter_function(lambda node: inside(node, skipped) is None)
+    from .recurrent import outside_loops
+    # XNNPACKQuantizer.set_module_name refuses None (executorch 1.5.1: "quantization_config
+    # == None is not supported yet"); a filter is what its annotators consult per node.
+    # Scan loops' bodies stay float too (recurrent.outside_loops says why).
+    xnnpack.set_filter_function(lambda node: outside_loops(node) and inside(node, skipped) is None)
     if kind != "dynamic":
         return xnnpack
     import executorch.kernels.quantized  # noqa: F401  (registers embedding_byte for export)

@@ -36,6 +36,9 @@ def run(c: Conversion) -> report.Report:
         # runtime sees these too.
         ranged = inputs.range_samples(c)
         check, references = check + ranged, references + [verify.outputs_of(c, model, s, "load") for s in ranged]
+        # Imports torch, so here rather than with the module.
+        from . import recurrent
+        model = recurrent.scan_loops(c, model)
         c.sizes.append({"stage": "source", "bytes": state_bytes(model)})
 
         c.stage = "export"
@@ -132,9 +135,10 @@ def dynamic_failure(c: Conversion, error, model=None, sample=None):
         fix = (f"declare the sizes the model takes, as torch suggests: \"{name}={example}:{suggested[0]}..{suggested[1]}\" "
                f"in {key}; or ship it as format = \"ptl\"")
     elif "specialized" in text or "specialize" in text:
-        fix = (f"the model's code fixes `{name}` for torch.export (an LSTM or GRU unrolls over its steps, for one): "
-               f"declare it fixed ({example}) in {key}, or ship the model as format = \"ptl\", which traces or scripts it "
-               f"and checks other sizes; a range (\"{name}={example}:1..128\") helps only where the model has a limit")
+        fix = (f"the model's code fixes `{name}` for torch.export (a Python loop over it, such as a recurrent cell "
+               f"called once per step, or a reshape to a literal size): declare it fixed ({example}) in {key}, or ship "
+               f"the model as format = \"ptl\", which traces or scripts it and checks other sizes; a range "
+               f"(\"{name}={example}:1..128\") helps only where the model has a limit")
     else:
         fix = (f"declare the sizes the model takes as a range, e.g. \"{name}={example}:1..{max(example, 128)}\" in {key}, "
                "or ship it as format = \"ptl\"")
