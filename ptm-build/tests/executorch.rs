@@ -415,7 +415,9 @@ fn a_raw_hugging_face_bert_becomes_a_verified_dynamic_int8_pte_with_per_layer_fi
     let report = &bundle.models[0];
     assert_eq!(stages(report), ["exported", "quantized", "executorch"]);
     let native = report.runtime_drift().unwrap();
-    assert!(native.worst_relative().unwrap() < 0.05 && native.worst_top1().unwrap() == 1.0, "as close as its .ptl: {native:?}");
+    // Top-1 over 200 rows, where one flip moves it by 0.005.
+    assert!(native.worst_relative().unwrap() < 0.05 && native.worst_top1().unwrap() >= 0.95, "as close as its .ptl: {native:?}");
+    assert_eq!(native.outputs[0].top1_rows, Some(200), "{native:?}");
     // INT8 at about a quarter of the float parameters (the embeddings at 8 bits too).
     let size = |stage: &str| report.sizes.iter().find(|s| s.stage == stage).unwrap().bytes;
     assert!(size("pte") * 2 < size("source"), "{:?}", report.sizes);
