@@ -512,7 +512,7 @@ fn a_gru_encoder_and_decoder_keep_two_dynamic_lengths_with_static_int8() {
     let report = &bundle.models[0];
     assert_eq!(stages(report), ["exported", "quantized", "executorch"]);
     assert_eq!(report.outputs[0].shape[1].range(), Some((2, 32)), "{:?}", report.outputs[0].shape);
-    let exported = report.drift.iter().find(|d| d.stage.to_string() == "exported").unwrap();
+    let exported = report.drift.iter().find(|d| d.stage == "exported").unwrap();
     assert!(exported.worst_relative().unwrap() < 1e-5, "the scan loops compute what the GRUs do: {exported:?}");
     // The 8 examples, the 8 calibration samples, src at 2, 33 and 64, tgt at 2, 17 and 32.
     let native = report.runtime_drift().unwrap();

@@ -55,11 +55,8 @@ with torch.no_grad():
         out = out.logits if hasattr(out, "logits") else out
         print(label, size, " ".join(repr(v) for v in out.flatten().tolist()))
 "#;
-    let runs: Vec<(&str, &str)> = stdout
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(label, rest)| ["tagger", "bert", "squeeze"].contains(label) && rest.contains(" ["))
-        .collect();
+    let runs: Vec<(&str, &str)> =
+        stdout.lines().filter_map(|l| l.split_once(' ')).filter(|(label, rest)| ["tagger", "bert", "squeeze"].contains(label) && rest.contains(" [")).collect();
     assert_eq!(runs.len(), 9, "three sizes of three models: {stdout}");
     let asked: String = runs.iter().map(|(label, rest)| format!("{label} {}\n", rest.split(' ').next().unwrap())).collect();
     let mut python = std::process::Command::new(toolchain_python(&series))
