@@ -42,7 +42,7 @@ def rows(filters=(), formats=FORMATS):
 
 
 def example_size(dim):
-    return dim if isinstance(dim, int) else int(dim.split("=")[1])
+    return dim if isinstance(dim, int) else int(dim.split("=")[1].split(":")[0])
 
 
 def random_inputs(inputs, seed):
@@ -90,8 +90,9 @@ def manifest(package, builder, inputs, outputs, export, quantize, fmt):
     if quantize == "static":
         lines.append('calibration = "calibration"')
     for spec in inputs:
+        shape = spec.get("pte_shape", spec["shape"]) if fmt == "pte" else spec["shape"]
         lines.append(f'\n[[package.metadata.models.model.inputs]]\nname = "{spec["name"]}"\ndtype = "{spec["dtype"]}"\n'
-                     f'shape = [{", ".join(toml_dim(d) for d in spec["shape"])}]')
+                     f'shape = [{", ".join(toml_dim(d) for d in shape)}]')
         if "range" in spec:
             lines.append(f'range = [{spec["range"][0]}, {spec["range"][1]}]')
     return "\n".join(lines) + "\n"

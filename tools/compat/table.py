@@ -139,6 +139,8 @@ def render(rows, seconds, date, machine, versions, subset=None):
                 "The same declarations with `format = \"pte\"` (no `export`: every program leaves Python through",
                 "torch.export): `quantize = \"static\"` is PT2E with ExecuTorch's XNNPACK quantizer calibrated on the same",
                 "samples, `quantize = \"dynamic\"` XNNPACK's dynamic INT8 Linear layers with 8-bit weight-only embeddings.",
+                "Token inputs declare their range, `\"tokens=16:1..64\"`: torch.export keeps a dimension dynamic only within",
+                "the bound the encoders' table of 64 positions sets (the .ptl rows declare `\"tokens=16\"`).",
                 ""] + pte_table(pte) + [""]
     failures = [r for r in rows if "error" in r]
     if failures:
