@@ -325,10 +325,18 @@ def import_torch() -> Torch:
     return torch
 
 
-def import_executorch() -> None:
+def import_executorch(programs: int) -> None:
     # Before forking, like torch: each child would otherwise pay its import (seconds).
     from . import pte  # noqa: F401
     import executorch.exir  # noqa: F401
+    if programs > 1:
+        # XNNPACK's lowering builds the graphs it matches (bilinear upsampling,
+        # attention) by exporting small modules, once per process: built here, every
+        # program's child starts with them instead of building them again. With one
+        # program the child pays the same, so the parent does not wait for it.
+        from executorch.backends.xnnpack.partition.graphs import bilinear_2d, sdpa
+        bilinear_2d.get_graphs_dict()
+        sdpa.get_graphs()
 
 
 def with_defaults(request: Request, request_path: str) -> Request:
@@ -345,10 +353,13 @@ def main(argv: list[str]) -> None:
     with open(request_path) as f:
         request = with_defaults(json.load(f), request_path)
     torch = import_torch()
-    if any(m["decl"].get("format") == "pte" for m in request["models"]):
-        import_executorch()
-    if argv[2:3] == ["--only"]:
-        child(torch, request, int(argv[3]), Paths(result_path, int(argv[3])), os.getppid())
+    only = int(argv[3]) if argv[2:3] == ["--only"] else None
+    mine = request["models"] if only is None else [request["models"][only]]
+    programs = sum(1 for m in mine if m["decl"].get("format") == "pte")
+    if programs:
+        import_executorch(programs)
+    if only is not None:
+        child(torch, request, only, Paths(result_path, only), os.getppid())
         return
     jobs = max(1, min(int(request.get("jobs", 1)), len(request["models"])))
     if hasattr(os, "fork"):
