@@ -5,7 +5,9 @@ writes docs/compatibility.md (keeping its Toolchains section, which tools/toolch
 
 Usage: tools/compat/run [substring ...]   (rows whose name, `<architecture>_<quantize>_<format>`
 such as `bert_dynamic_pte`, contains one; all by default, and only a full run rewrites
-docs/compatibility.md). The python that runs this file converts every row (PTM_PYTHON)."""
+docs/compatibility.md). The python that runs this file converts every row (PTM_PYTHON).
+`tools/compat/run --from-results` writes the doc from the rows the last run saved
+(target/compat/results.json), saying so when that run stopped before the end."""
 import importlib
 import json
 import os
@@ -269,11 +271,18 @@ def machine():
 
 def main(filters):
     os.makedirs(WORK, exist_ok=True)
-    started = time.perf_counter()
-    results = build_rows(rows(filters))
-    seconds = time.perf_counter() - started
-    text = render(results, seconds, time.strftime("%Y-%m-%d"), machine(), versions(), subset=filters)
-    if filters:
+    if filters == ["--from-results"]:
+        # The rows the last run saved, also when it was stopped before the end.
+        with open(os.path.join(WORK, "results.json")) as f:
+            results = json.load(f)
+        date = time.strftime("%Y-%m-%d", time.localtime(os.path.getmtime(os.path.join(WORK, "results.json"))))
+        text = render(results, sum(r["build_seconds"] for r in results), date, machine(), versions(), of=len(rows()))
+    else:
+        started = time.perf_counter()
+        results = build_rows(rows(filters))
+        seconds = time.perf_counter() - started
+        text = render(results, seconds, time.strftime("%Y-%m-%d"), machine(), versions(), subset=filters)
+    if filters and filters != ["--from-results"]:
         print(text)
         return
     doc = os.path.join(REPO, "docs", "compatibility.md")
