@@ -269,20 +269,29 @@ def machine():
     return f"{platform.machine()}, {os.cpu_count()} cores"
 
 
+def in_zoo_order(results):
+    order = {row_name(a, q, f): i for i, (a, l, b, ins, o, e, q, f) in enumerate(rows())}
+    return sorted(results, key=lambda r: order.get(row_name(r["architecture"], r["quantize"], r["format"]), len(order)))
+
+
 def main(filters):
     os.makedirs(WORK, exist_ok=True)
+    saved = os.path.join(WORK, "results.json")
     if filters == ["--from-results"]:
         # The rows the last run saved, also when it was stopped before the end.
-        with open(os.path.join(WORK, "results.json")) as f:
-            results = json.load(f)
-        date = time.strftime("%Y-%m-%d", time.localtime(os.path.getmtime(os.path.join(WORK, "results.json"))))
+        with open(saved) as f:
+            results = in_zoo_order(json.load(f))
+        date = time.strftime("%Y-%m-%d", time.localtime(os.path.getmtime(saved)))
         text = render(results, sum(r["build_seconds"] for r in results), date, machine(), versions(), of=len(rows()))
+        filters = []
     else:
         started = time.perf_counter()
-        results = build_rows(rows(filters))
+        # Static INT8 rows last: they take longest (calibration, per-layer figures), so a
+        # run stopped early still holds every architecture in float and dynamic INT8.
+        results = in_zoo_order(build_rows(sorted(rows(filters), key=lambda r: r[6] == "static")))
         seconds = time.perf_counter() - started
         text = render(results, seconds, time.strftime("%Y-%m-%d"), machine(), versions(), subset=filters)
-    if filters and filters != ["--from-results"]:
+    if filters:
         print(text)
         return
     doc = os.path.join(REPO, "docs", "compatibility.md")
