@@ -42,9 +42,9 @@ def summary_line(error):
     return (f"`{stage.group(1)}` " if stage else "") + picked.lstrip("- ")
 
 
-def escape(text):
+def escape(text, limit=160):
     text = text.replace("|", "\\|")
-    return text if len(text) <= 160 else text[:157] + "..."
+    return text if limit is None or len(text) <= limit else text[:limit - 3] + "..."
 
 
 def built(rows, fmt=None):
@@ -205,10 +205,10 @@ def toolchains_section(entries, measured, unmeasured, date, machine, seconds, un
         for fmt in FORMATS:
             reason = entry.get("cannot", {}).get(fmt)
             if reason:
-                out.append(head + f".{fmt} | - | cannot: {escape(reason)} | - | - |")
+                out.append(head + f".{fmt} | - | cannot: {escape(reason, None)} | - | - |")
                 continue
             if fmt in unmeasured.get(series, {}):
-                out.append(head + f".{fmt} | - | not measured in this run: {escape(unmeasured[series][fmt])} | - | - |")
+                out.append(head + f".{fmt} | - | not measured in this run: {escape(unmeasured[series][fmt], None)} | - | - |")
                 continue
             for r in [r for r in measured.get(series, []) if r["format"] == fmt]:
                 name = r["architecture"] + ("" if r["quantize"] == "none" else f" ({r['quantize']})")

@@ -153,8 +153,8 @@ def prepare(series):
             missing, fix = "its environment is not installed", f"`tools/toolchains/run install {series}`"
         else:
             missing, fix = "neither its environment nor its lock exists", f"`tools/toolchains/run relock {series}`, then `install {series}`"
-        return (f"{missing}, and this machine had {free / 1024 ** 3:.1f} GiB free, short of the "
-                f"{(NEEDED_BYTES + BUILD_BYTES) // 1024 ** 3} GiB an environment (about 6 GB) and its builds take ({fix})")
+        return (f"{missing} and the disk had {free / 1024 ** 3:.1f} GiB free, short of the "
+                f"{(NEEDED_BYTES + BUILD_BYTES) // 1024 ** 3} GiB that one (about 6 GB) and its builds take; {fix} makes it")
     if not os.path.isfile(lock_of(series)):
         relock(series)
     install(series)
