@@ -6,8 +6,9 @@ writes docs/compatibility.md (keeping its Toolchains section, which tools/toolch
 Usage: tools/compat/run [substring ...]   (rows whose name, `<architecture>_<quantize>_<format>`
 such as `bert_dynamic_pte`, contains one; all by default, and only a full run rewrites
 docs/compatibility.md). The python that runs this file converts every row (PTM_PYTHON).
-`tools/compat/run --from-results` writes the doc from the rows the last run saved
-(target/compat/results.json), saying so when that run stopped before the end."""
+`tools/compat/run --from-results [FILE ...]` writes the doc from the rows the last run saved
+(target/compat/results.json), or those of the files named (runs of some rows each, such
+as the static ones on their own), saying which rows are missing when they are not all there."""
 import importlib
 import json
 import os
@@ -277,12 +278,19 @@ def in_zoo_order(results):
 def main(filters):
     os.makedirs(WORK, exist_ok=True)
     saved = os.path.join(WORK, "results.json")
-    if filters == ["--from-results"]:
-        # The rows the last run saved, also when it was stopped before the end.
-        with open(saved) as f:
-            results = in_zoo_order(json.load(f))
-        date = time.strftime("%Y-%m-%d", time.localtime(os.path.getmtime(saved)))
-        text = render(results, sum(r["build_seconds"] for r in results), date, machine(), versions(), of=len(rows()))
+    if filters[:1] == ["--from-results"]:
+        # The rows runs saved, also when stopped before the end: the last run's, or those
+        # of the files named, a later file's row replacing an earlier one of the same name.
+        files = filters[1:] or [saved]
+        found = {}
+        for path in files:
+            with open(path) as f:
+                found.update({row_name(r["architecture"], r["quantize"], r["format"]): r for r in json.load(f)})
+        results = in_zoo_order(found.values())
+        date = time.strftime("%Y-%m-%d", time.localtime(max(os.path.getmtime(p) for p in files)))
+        built = {row_name(r["architecture"], r["quantize"], r["format"]) for r in results}
+        missing = [row_name(a, q, f) for a, l, b, i, o, e, q, f in rows() if row_name(a, q, f) not in built]
+        text = render(results, sum(r["build_seconds"] for r in results), date, machine(), versions(), missing=missing)
         filters = []
     else:
         started = time.perf_counter()
