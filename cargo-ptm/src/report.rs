@@ -120,7 +120,9 @@ fn page(krate: &str, path: &Path, m: &ModelReport) -> String {
         }
     }
     if !m.layers.is_empty() {
-        let _ = writeln!(out, "  INT8 layers (torch.ao.ns, worst first):");
+        // How the build measured them: torch's numeric suite cannot read a .pte's PT2E graphs.
+        let how = if m.format == ptm_report::Format::Pte { "PT2E graphs" } else { "torch.ao.ns" };
+        let _ = writeln!(out, "  INT8 layers ({how}, worst first):");
         for layer in m.layers.iter().take(10) {
             let _ = writeln!(out, "                {} ({}): SQNR {:.1} dB, relative {:.3e}", layer.name, layer.kind, layer.sqnr_db, layer.relative);
         }

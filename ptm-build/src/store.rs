@@ -218,7 +218,12 @@ impl Store {
                 crate::fsutil::copy_if_changed(&entry.artifact, &staged.join(file))?;
                 self.entries.publish(key, &staged, &entry.report)?;
             }
-            index.models.entry(model.clone()).or_default().push(Indexed { target: target.clone(), key: key.clone(), torch: torch.clone(), executorch: executorch.clone() });
+            index.models.entry(model.clone()).or_default().push(Indexed {
+                target: target.clone(),
+                key: key.clone(),
+                torch: torch.clone(),
+                executorch: executorch.clone(),
+            });
         }
         for records in index.models.values_mut() {
             records.sort_by(|a, b| a.target.cmp(&b.target));

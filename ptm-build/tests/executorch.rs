@@ -53,7 +53,8 @@ fn a_float_model_becomes_a_verified_pte() {
     assert_eq!(report.engine, "xnnpack");
     assert_eq!(stages(report), ["exported", "executorch"]);
     let native = report.runtime_drift().expect("measured in ExecuTorch's runtime");
-    assert_eq!(native.samples, 8);
+    // The 8 examples, and more for top-1 alone until the classifier's output has 200 rows.
+    assert_eq!((native.samples, native.outputs[0].top1_rows), (8, Some(200)));
     assert!(native.worst_relative().unwrap() < 1e-5, "{native:?}");
     let bytes = std::fs::read(project.path().join("out/ptm/tiny.pte")).unwrap();
     // The FlatBuffer file identifier of an ExecuTorch program.
@@ -92,6 +93,7 @@ fn static_int8_is_calibrated_and_lowered_to_xnnpack() {
     assert_eq!(report.calibration_samples, 16);
     let native = report.runtime_drift().unwrap();
     assert_eq!(native.samples, 8 + 16, "every example and calibration sample runs natively");
+    assert_eq!(native.outputs[0].top1_rows, Some(200), "and more for top-1 alone: {native:?}");
     assert!(native.worst_relative().unwrap() > 0.0 && native.worst_relative().unwrap() < 0.25, "INT8 drifts a little: {native:?}");
 }
 
@@ -246,21 +248,66 @@ def build_model():
     return Positions().eval()
 "#;
 
+/// Two bidirectional LSTM layers over the tokens, then a Linear per token.
 const LSTM_MODEL: &str = r#"
 import torch
 from torch import nn
 
-class Recurrent(nn.Module):
+class Tagger(nn.Module):
     def __init__(self):
         super().__init__()
-        self.rnn = nn.LSTM(8, 16, batch_first=True)
+        self.rnn = nn.LSTM(8, 16, num_layers=2, bidirectional=True, batch_first=True)
+        self.head = nn.Linear(32, 4)
 
     def forward(self, x):
-        return self.rnn(x)[0]
+        return self.head(self.rnn(x)[0])
 
 def build_model():
     torch.manual_seed(0)
-    return Recurrent().eval()
+    return Tagger().eval()
+"#;
+
+/// A GRU encoder over `src` whose final state starts a GRU decoder over `tgt`.
+const SEQ2SEQ_MODEL: &str = r#"
+import torch
+from torch import nn
+
+class Seq2Seq(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.GRU(8, 16, batch_first=True)
+        self.decoder = nn.GRU(6, 16, batch_first=True)
+        self.out = nn.Linear(16, 5)
+
+    def forward(self, src, tgt):
+        _, state = self.encoder(src)
+        steps, _ = self.decoder(tgt, state)
+        return self.out(steps)
+
+def build_model():
+    torch.manual_seed(0)
+    return Seq2Seq().eval()
+"#;
+
+/// A recurrent cell called once per step in Python: torch.export unrolls the loop.
+const LOOP_MODEL: &str = r#"
+import torch
+from torch import nn
+
+class Loop(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cell = nn.Linear(8 + 16, 16)
+
+    def forward(self, x):
+        h = x.new_zeros(x.shape[0], 16)
+        for t in range(x.shape[1]):
+            h = torch.tanh(self.cell(torch.cat([x[:, t], h], dim=1)))
+        return h
+
+def build_model():
+    torch.manual_seed(0)
+    return Loop().eval()
 "#;
 
 #[test]
@@ -272,8 +319,12 @@ fn a_ranged_dimension_is_verified_across_its_range_in_executorch() {
     assert_eq!(report.inputs[0].shape[0].range(), Some((1, 8)), "{:?}", report.inputs[0].shape);
     // The output follows the input's dimension, range included.
     assert_eq!(report.outputs[0].shape[0].range(), Some((1, 8)), "{:?}", report.outputs[0].shape);
-    // The 8 examples, and batch at 1, 4 and 8: ExecuTorch planned its memory for 8.
-    assert_eq!(report.runtime_drift().unwrap().samples, 11);
+    // The 8 examples and batch at 1, 4 and 8 (ExecuTorch planned its memory for 8); then,
+    // for top-1 alone, samples at the example size until the classifier's output has
+    // 200 rows (counting 3 rows a sample, as at the example size).
+    let drift = report.runtime_drift().unwrap();
+    let extra = (200u64 - 3 * 11).div_ceil(3);
+    assert_eq!((drift.samples, drift.outputs[0].top1_rows), (11, Some(8 * 3 + 1 + 4 + 8 + 3 * extra)), "{drift:?}");
 }
 
 #[test]
@@ -291,14 +342,14 @@ fn a_dimension_the_model_limits_needs_its_range() {
 }
 
 #[test]
-fn an_lstm_fixes_its_steps_for_torch_export_and_the_error_says_what_to_do() {
-    // torch.export unrolls an LSTM over its steps, with or without a range (torch 2.11).
+fn a_loop_over_a_dimension_fixes_it_for_torch_export_and_the_error_says_what_to_do() {
+    // torch.export unrolls a Python loop over the steps, with or without a range.
     for shape in ["[1, \"tokens=32\", 8]", "[1, \"tokens=32:1..128\", 8]"] {
-        let table = pte_model("lstm", "lstm.py", "", &format!("name = \"x\"\ndtype = \"float32\"\nshape = {shape}"));
-        let text = error_text(Project::new(&table).file("lstm.py", LSTM_MODEL).build());
-        assert!(text.contains("model `lstm`: torch.export could not keep `tokens` of input `x` (dimension 1) dynamic"), "{text}");
+        let table = pte_model("looped", "looped.py", "", &format!("name = \"x\"\ndtype = \"float32\"\nshape = {shape}"));
+        let text = error_text(Project::new(&table).file("looped.py", LOOP_MODEL).build());
+        assert!(text.contains("model `looped`: torch.export could not keep `tokens` of input `x` (dimension 1) dynamic"), "{text}");
         assert!(text.contains("specialized it to be a constant (32)"), "{text}");
-        assert!(text.contains("declare it fixed (32) in package.metadata.models.lstm.inputs[0].shape") && text.contains("format = \"ptl\""), "{text}");
+        assert!(text.contains("declare it fixed (32) in package.metadata.models.looped.inputs[0].shape") && text.contains("format = \"ptl\""), "{text}");
     }
 }
 
@@ -332,7 +383,139 @@ fn a_cnn_takes_a_dynamic_resolution_in_the_steps_its_pooling_allows() {
     // ExecuTorch ran each dimension at its smallest, middle and largest allowed size,
     // beside the examples, and matched eager.
     let drift = report.runtime_drift().unwrap();
-    let sizes: std::collections::BTreeSet<u64> = [low, (low + high) / 2 / step * step, high].into_iter().filter(|&s| s != report.inputs[0].shape[2].example()).collect();
+    let sizes: std::collections::BTreeSet<u64> =
+        [low, (low + high) / 2 / step * step, high].into_iter().filter(|&s| s != report.inputs[0].shape[2].example()).collect();
     assert_eq!(drift.samples as usize, 8 + 2 * sizes.len(), "{drift:?}");
+    // Top-1 counts more rows, as many as 10 s of forwards allow, up to 200.
+    let rows = drift.outputs[0].top1_rows.unwrap();
+    assert!(rows > u64::from(drift.samples) && rows <= 200, "{drift:?}");
     assert!(drift.outputs[0].max_abs < 1e-3, "{drift:?}");
+}
+
+/// A Hugging Face BERT as transformers builds it, no wrapper: tiny, random weights, a
+/// vocabulary large enough that its embedding dominates the float size, as a real
+/// BERT's does.
+const HF_BERT_MODEL: &str = r#"
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+
+def build_model():
+    torch.manual_seed(11)
+    config = BertConfig(vocab_size=2000, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, num_labels=3)
+    return BertForSequenceClassification(config)
+"#;
+
+#[test]
+fn a_raw_hugging_face_bert_becomes_a_verified_dynamic_int8_pte_with_per_layer_figures() {
+    // Its attention mask indexes with `arange(n) + 0`, which XNNPACK's quantizer once turned float.
+    let inputs = "name = \"input_ids\"\ndtype = \"int64\"\nshape = [1, 16]\nrange = [0, 2000]\n\n[[package.metadata.models.bert.inputs]]\nname = \"attention_mask\"\ndtype = \"int64\"\nshape = [1, 16]\nrange = [1, 2]";
+    let project = Project::new(&pte_model("bert", "hf.py", "quantize = \"dynamic\"\noutputs = [\"logits\"]", inputs)).file("hf.py", HF_BERT_MODEL);
+    let bundle = project.build().unwrap();
+    let report = &bundle.models[0];
+    assert_eq!(stages(report), ["exported", "quantized", "executorch"]);
+    let native = report.runtime_drift().unwrap();
+    assert!(native.worst_relative().unwrap() < 0.05 && native.worst_top1().unwrap() == 1.0, "as close as its .ptl: {native:?}");
+    // INT8 at about a quarter of the float parameters (the embeddings at 8 bits too).
+    let size = |stage: &str| report.sizes.iter().find(|s| s.stage == stage).unwrap().bytes;
+    assert!(size("pte") * 2 < size("source"), "{:?}", report.sizes);
+    assert!(report.operators.iter().any(|op| op.contains("embedding_byte")), "{:?}", report.operators);
+
+    // Every Linear and embedding, named as quantize_skip names them, worst first.
+    let layers = &report.layers;
+    assert_eq!(report.layers_unavailable, None);
+    assert_eq!(layers.len(), 2 * 6 + 2 + 3, "{layers:?}");
+    for (name, kind) in [("classifier", "Linear"), ("bert.encoder.layer.1.attention.self.query", "Linear"), ("bert.embeddings.word_embeddings", "Embedding")] {
+        assert!(layers.iter().any(|l| l.name == name && l.kind == kind), "{name}: {layers:?}");
+    }
+    assert!(layers.windows(2).all(|w| w[0].sqnr_db <= w[1].sqnr_db), "worst first: {layers:?}");
+    assert!(layers.iter().all(|l| l.sqnr_db > 20.0 && l.relative > 0.0), "{layers:?}");
+    let written = std::fs::read_to_string(project.path().join("out/ptm/models.json")).unwrap();
+    assert_eq!(ptm_report::Bundle::from_json(&written).unwrap().models[0].layers, *layers, "models.json carries them");
+}
+
+/// A float64 Linear between two float32 ones: convert_pt2e cannot quantize it.
+const FLOAT64_LAYER_MODEL: &str = r#"
+import torch
+from torch import nn
+
+class Scorer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Linear(8, 16)
+        self.score = nn.Linear(16, 16).double()
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(self.score(self.encoder(x).double()).float())
+
+def build_model():
+    torch.manual_seed(0)
+    return Scorer().eval()
+"#;
+
+#[test]
+fn a_layer_int8_cannot_take_is_named_and_quantize_skip_keeps_it_float() {
+    let input = "name = \"x\"\ndtype = \"float32\"\nshape = [1, 8]";
+    let text = error_text(Project::new(&pte_model("scorer", "scorer.py", "quantize = \"dynamic\"", input)).file("scorer.py", FLOAT64_LAYER_MODEL).build());
+    assert!(text.contains("model `scorer` failed at stage `quantize`"), "{text}");
+    assert!(text.contains("dynamic INT8 for XNNPACK failed in layer `score` (Linear)"), "{text}");
+    assert!(text.contains("quantize_skip = [\"score\"] in package.metadata.models.scorer.quantize_skip"), "{text}");
+
+    let skipped =
+        Project::new(&pte_model("scorer", "scorer.py", "quantize = \"dynamic\"\nquantize_skip = [\"score\"]", input)).file("scorer.py", FLOAT64_LAYER_MODEL);
+    let report = skipped.build().unwrap().models.remove(0);
+    let names: std::collections::BTreeSet<&str> = report.layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["encoder", "head"].into(), "the skipped layer stays float: {:?}", report.layers);
+    assert!(report.runtime_drift().unwrap().worst_relative().unwrap() < 0.05);
+}
+
+#[test]
+fn an_lstm_keeps_its_length_dynamic_as_a_scan_loop() {
+    let table = pte_model("tagger", "tagger.py", "", "name = \"x\"\ndtype = \"float32\"\nshape = [1, \"tokens=32:2..128\", 8]");
+    let bundle = Project::new(&table).file("tagger.py", LSTM_MODEL).build().unwrap();
+    let report = &bundle.models[0];
+    assert_eq!(report.inputs[0].shape[1].range(), Some((2, 128)), "{:?}", report.inputs[0].shape);
+    assert_eq!(report.outputs[0].shape[1].range(), Some((2, 128)), "{:?}", report.outputs[0].shape);
+    // The 8 examples and tokens at 2, 65 and 128, each run in ExecuTorch's runtime
+    // against the nn.LSTM itself.
+    let native = report.runtime_drift().unwrap();
+    assert_eq!(native.samples, 11);
+    assert!(native.worst_relative().unwrap() < 1e-5, "{native:?}");
+    let warning = report.warnings.iter().find(|w| w.contains("scan loop")).unwrap_or_else(|| panic!("{:?}", report.warnings));
+    assert!(warning.starts_with("nn.LSTM `rnn` runs as a scan loop over its steps so that its length stays dynamic"), "{warning}");
+    // The input projections and the head are delegated; the loops are not.
+    assert!(report.delegated_operators.is_some_and(|n| n >= 5), "{report:?}");
+    assert!(report.operators.iter().any(|op| op.contains("sigmoid")), "{:?}", report.operators);
+}
+
+#[test]
+fn a_gru_encoder_and_decoder_keep_two_dynamic_lengths_with_static_int8() {
+    let table = pte_model(
+        "seq2seq",
+        "seq2seq.py",
+        "quantize = \"static\"\ncalibration = \"samples\"",
+        "name = \"src\"\ndtype = \"float32\"\nshape = [1, \"src=16:2..64\", 8]",
+    ) + "\n[[package.metadata.models.seq2seq.inputs]]\nname = \"tgt\"\ndtype = \"float32\"\nshape = [1, \"tgt=8:2..32\", 6]\n";
+    let project = Project::new(&table).file("seq2seq.py", SEQ2SEQ_MODEL).file("samples/make.txt", "");
+    // Calibration samples of other lengths, keyed by input name.
+    let status = std::process::Command::new(common::venv_python())
+        .args(["-c", "import torch, sys\ntorch.manual_seed(1)\nfor i, (s, t) in enumerate([(3, 30), (10, 4), (40, 12), (64, 2), (20, 20), (7, 9), (50, 31), (16, 8)]):\n    torch.save({'src': torch.randn(1, s, 8), 'tgt': torch.randn(1, t, 6)}, f'{sys.argv[1]}/s{i}.pt')"])
+        .arg(project.path().join("samples"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::remove_file(project.path().join("samples/make.txt")).unwrap();
+    let bundle = project.build().unwrap();
+    let report = &bundle.models[0];
+    assert_eq!(stages(report), ["exported", "quantized", "executorch"]);
+    assert_eq!(report.outputs[0].shape[1].range(), Some((2, 32)), "{:?}", report.outputs[0].shape);
+    let exported = report.drift.iter().find(|d| d.stage.to_string() == "exported").unwrap();
+    assert!(exported.worst_relative().unwrap() < 1e-5, "the scan loops compute what the GRUs do: {exported:?}");
+    // The 8 examples, the 8 calibration samples, src at 2, 33 and 64, tgt at 2, 17 and 32.
+    let native = report.runtime_drift().unwrap();
+    assert_eq!(native.samples, 22);
+    // INT8 projections and head around float loops.
+    assert!(native.worst_relative().unwrap() < 0.25, "INT8 drifts a little: {:?}", report.drift);
+    assert!(report.warnings.iter().any(|w| w.starts_with("nn.GRU `encoder` and nn.GRU `decoder` run as scan loops over their steps")), "{:?}", report.warnings);
 }

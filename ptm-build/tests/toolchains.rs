@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{error_text, model, pte_only_series, toolchain_python, toolchain_dir, venv_python, Project, TINY_MODEL};
+use common::{error_text, model, pte_only_series, toolchain_dir, toolchain_python, venv_python, Project, TINY_MODEL};
 use ptm_build::Format;
 
 fn two_formats() -> Project {

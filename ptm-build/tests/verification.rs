@@ -405,3 +405,19 @@ fn outputs_that_do_not_depend_on_the_inputs_are_a_warning_naming_them() {
     assert!(warning.starts_with("output `prior` is the same") && warning.contains("ignores its inputs"), "{warning}");
     assert!(!warning.contains("`scores`"), "an output that follows its inputs is not named: {warning}");
 }
+
+#[test]
+fn a_classifier_is_judged_on_enough_rows_that_one_flip_cannot_decide_it() {
+    for format in ["ptl", "pte"] {
+        let project = Project::new(&model(&format!("format = \"{format}\"\nquantize = \"dynamic\""))).file("tiny.py", TINY_MODEL);
+        let bundle = project.build().unwrap_or_else(|e| panic!("{format}: {e}"));
+        let drift = bundle.models[0].runtime_drift().unwrap();
+        let output = &drift.outputs[0];
+        // A tiny model: the extra samples cost little, so 200 rows of one each, counted for
+        // top-1 alone (the other figures stay over the 8 examples).
+        assert_eq!((drift.samples, output.top1_rows), (8, Some(200)), "{format}: {drift:?}");
+        let [low, high] = output.top1_interval.unwrap_or_else(|| panic!("{format}: no interval in {output:?}"));
+        let top1 = output.top1.unwrap();
+        assert!(low <= top1 && top1 <= high && high - low < 0.1, "{format}: {low} {top1} {high}");
+    }
+}

@@ -86,7 +86,8 @@ pub struct ModelReport {
     /// the model converts and shown in the wrapper's docs, not repeated on every build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_risk: Option<String>,
-    /// Each quantized layer's output, float against INT8 (torch's numeric suite), worst
+    /// Each quantized layer's output, float against INT8 (torch's numeric suite for a
+    /// `.ptl`, the float and INT8 PT2E graphs run node by node for a `.pte`), worst
     /// first; empty for float models.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<LayerDrift>,
@@ -114,13 +115,14 @@ pub struct ModelReport {
 }
 
 /// One quantized layer's output in the quantized model against the float model, on the
-/// same samples (torch.ao.ns).
+/// same samples (torch.ao.ns for a `.ptl`; for a `.pte`, the layer's node in the INT8
+/// PT2E graph against the same node in the float one).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LayerDrift {
     /// The module's name in the source model (`model.named_modules()`), the name
     /// `quantize_skip` takes.
     pub name: String,
-    /// The quantized module's type (`Linear`, `Conv2d`, `ConvReLU2d`, ...).
+    /// The quantized module's type (`Linear`, `Conv2d`, `ConvReLU2d`, `Embedding`, ...).
     pub kind: String,
     /// Signal-to-quantization-noise ratio of its output in dB, worst sample: higher is
     /// better; below about 20 dB a layer loses visibly.
@@ -370,6 +372,14 @@ pub struct OutputDrift {
     pub relative: Option<f64>,
     /// Share of rows whose arg-max agrees, for classifier-shaped float outputs.
     pub top1: Option<f64>,
+    /// How many rows `top1` counts: the runtime stage compares up to 200, as many as the
+    /// model's cost allows, so that one flipped row does not decide a verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1_rows: Option<u64>,
+    /// The 95% Wilson interval of `top1` over those rows: where the agreement over every
+    /// input lies, given the rows compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1_interval: Option<[f64; 2]>,
     /// Elements that differ, for integer and bool outputs (compared exactly).
     pub mismatched: Option<u64>,
     /// Elements compared, over every sample.
@@ -436,7 +446,7 @@ mod tests {
 
     #[test]
     fn a_range_is_written_only_when_declared() {
-        let ranged = Dim::Dynamic { name: "tokens".into(), example: 32, min: Some(1), max: Some(128) };
+        let ranged = Dim::Dynamic { name: "tokens".into(), example: 32, min: Some(1), max: Some(128), step: None };
         let text = serde_json::to_string(&ranged).unwrap();
         assert_eq!(text, r#"{"name":"tokens","example":32,"min":1,"max":128}"#);
         assert_eq!(serde_json::from_str::<Dim>(&text).unwrap(), ranged);

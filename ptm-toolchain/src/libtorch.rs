@@ -65,7 +65,8 @@ pub fn locate(target: &str, out_dir: &Path) -> Result<Libtorch, Error> {
     // The probe the conversion recorded, where it keeps it.
     let cache = cache_dir::locate(env::var(PTM_CACHE_DIR).map(PathBuf::from), out_dir);
     let toolchain = cache_dir::toolchain(env::var(PTM_TOOLCHAIN_DIR).map(PathBuf::from), &cache);
-    let (python, torch) = python::find(out_dir, Some(Format::Ptl)).and_then(|python| Ok((python.clone(), python::torch(&python, &toolchain)?))).map_err(for_linking)?;
+    let (python, torch) =
+        python::find(out_dir, Some(Format::Ptl)).and_then(|python| Ok((python.clone(), python::torch(&python, &toolchain)?))).map_err(for_linking)?;
     let watch = vec![torch.dir.join("version.py"), torch.dir.join("lib")];
     let origin = format!("torch {} of {} (chosen by {})", torch.version, python.path.display(), python.origin);
     full(&torch.dir, Some(torch.cxx11_abi), watch, origin, Some(torch.version))

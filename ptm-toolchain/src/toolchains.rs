@@ -167,11 +167,7 @@ fn check_against(table: &Table, python: &Interpreter, torch: &Torch, formats: &[
         return Ok(());
     }
     remedies.push(format!("set {PTM_ALLOW_UNTESTED_TORCH}=1 to convert with torch {} anyway", torch.version));
-    Err(Error::Unusable {
-        tool: Tool::Python,
-        problem: format!("{} (chosen by {}): {}", python.path.display(), python.origin, problems.join("; ")),
-        remedies,
-    })
+    Err(Error::Unusable { tool: Tool::Python, problem: format!("{} (chosen by {}): {}", python.path.display(), python.origin, problems.join("; ")), remedies })
 }
 
 fn toolchain_executorch(found: Option<&Toolchain>, format: Format) -> Option<String> {
@@ -265,7 +261,8 @@ mod tests {
     #[test]
     fn a_torch_that_cannot_make_ptl_says_why_and_which_can() {
         let table = Table::get();
-        let no_ptl = table.toolchains.iter().find(|t| t.cannot_make(Format::Ptl).is_some() && t.cannot_make(Format::Pte).is_none()).expect("a .pte-only toolchain");
+        let no_ptl =
+            table.toolchains.iter().find(|t| t.cannot_make(Format::Ptl).is_some() && t.cannot_make(Format::Pte).is_none()).expect("a .pte-only toolchain");
         let text = refusal(&torch(&no_ptl.torch, no_ptl.executorch.as_deref()), &[Format::Ptl, Format::Pte]);
         assert!(text.contains(&format!("torch {} cannot make .ptl files: {}", no_ptl.torch, no_ptl.cannot[&Format::Ptl])), "{text}");
         let newest = table.newest_for(Format::Ptl).unwrap();

@@ -91,4 +91,5 @@ pub const WATCHED: &[&str] = &[
 /// script. Not PTM_CACHE_DIR or PTM_TOOLCHAIN_DIR: they only hold the record of the last
 /// torch probe, so moving them changes no choice, and a rerun would recompile the shims
 /// (about a minute).
-pub const RUNTIME_WATCHED: &[&str] = &[LIBTORCH, PTM_LIBTORCH_LITE_DIR, PTM_EXECUTORCH_DIR, PTM_PYTHON, PTM_PYTHON_PTL, PTM_PYTHON_PTE, VIRTUAL_ENV, CONDA_PREFIX];
+pub const RUNTIME_WATCHED: &[&str] =
+    &[LIBTORCH, PTM_LIBTORCH_LITE_DIR, PTM_EXECUTORCH_DIR, PTM_PYTHON, PTM_PYTHON_PTL, PTM_PYTHON_PTE, VIRTUAL_ENV, CONDA_PREFIX];

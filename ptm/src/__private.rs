@@ -51,9 +51,7 @@ pub fn dynamic<'a, T: Element>(model: &str, input: &str, spec: &[Dim], tensor: T
                 return Err(fail(format!("`{name}` is {size}, outside its declared range {min}..{max} (dimension {axis})")));
             }
             Dim::Stepped(name, min, max, step) if !(min..=max).contains(&size) || size % step != 0 => {
-                return Err(fail(format!(
-                    "`{name}` is {size}, not one of its declared sizes {min}..{max} in steps of {step} (dimension {axis})"
-                )));
+                return Err(fail(format!("`{name}` is {size}, not one of its declared sizes {min}..{max} in steps of {step} (dimension {axis})")));
             }
             Dim::Dynamic(name) | Dim::Ranged(name, ..) | Dim::Stepped(name, ..) => match bindings.seen.iter().find(|(seen, _)| *seen == name) {
                 Some(&(_, earlier)) if earlier != size => {

@@ -24,6 +24,8 @@ fn python_source_with_weights_and_dynamic_int8() {
     // Eager dynamic quantization precedes export: the first TorchScript module is INT8.
     assert_eq!(stages, ["quantized", "optimized", "lite"]);
     assert_eq!(tiny.drift.last().unwrap().samples, 8, "the deciding stage sees every example input");
+    // And, for top-1 alone, more up to 200 rows of the classifier-shaped output.
+    assert_eq!(tiny.drift.last().unwrap().outputs[0].top1_rows, Some(200));
     assert!(tiny.drift.iter().all(|d| d.worst_relative().is_some_and(|r| r <= 0.25)), "{:?}", tiny.drift);
 }
 

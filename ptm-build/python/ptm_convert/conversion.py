@@ -38,6 +38,8 @@ class OutputDrift(TypedDict):
     source_max_abs: float
     relative: Optional[float]
     top1: Optional[float]
+    top1_rows: Optional[int]
+    top1_interval: Optional[list[float]]
     mismatched: Optional[int]
     elements: int
 
@@ -111,6 +113,9 @@ class Conversion:
         self.trace_risk: Optional[str] = None
         self.layers: list[LayerRow] = []
         self.layers_unavailable: Optional[str] = None
+        # How many samples at the end of the runtime stage's list count towards top-1
+        # agreement alone (verify.top1_samples).
+        self.top1_only = 0
         # A .pte's operators inside and outside the XNNPACK delegate (pte.delegation).
         self.delegation: Optional[dict[str, Any]] = None
         self.layer_samples = 0

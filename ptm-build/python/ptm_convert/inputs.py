@@ -156,16 +156,21 @@ def range_samples(c: Conversion):
             samples.append(sample)
     return samples
 
-def mark_dynamic_outputs(c: Conversion, model, outputs):
-    """Runs once more with every dynamic input dimension at another size (inside its
-    range); output dimensions that change are dynamic, named after the input dimension
-    they follow, with its range."""
+def alternate_sizes(c: Conversion):
+    """{name: (example, another size in its range)} of the dynamic dimensions that can
+    take another size (example - step, example + step or 2 * step)."""
     sizes = {}
     for name, d in dynamic_dims(c).items():
         example, step = d["example"], size_step(d)
         sizes[name] = (example, next((s for s in (example - step, example + step, 2 * step) if s >= 1 and s != example
                                       and in_range(d, s)), example))
-    sizes = {name: pair for name, pair in sizes.items() if pair[0] != pair[1]}
+    return {name: pair for name, pair in sizes.items() if pair[0] != pair[1]}
+
+def mark_dynamic_outputs(c: Conversion, model, outputs):
+    """Runs once more with every dynamic input dimension at another size (inside its
+    range); output dimensions that change are dynamic, named after the input dimension
+    they follow, with its range."""
+    sizes = alternate_sizes(c)
     if not sizes:
         return
     generator = c.torch.Generator().manual_seed(SEED + 1)

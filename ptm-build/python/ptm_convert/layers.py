@@ -1,8 +1,11 @@
-"""Where INT8 loses: torch's numeric suite (torch.ao.ns) compares each quantized layer's
-output in the float model and in the quantized one, on the same samples."""
+"""Where INT8 loses: each quantized layer's output in the float model and in the quantized
+one, on the same samples. For a .ptl, torch's numeric suite (torch.ao.ns) measures them;
+for a .pte, whose PT2E graphs the suite cannot read, the graphs are run node by node and
+each quantized layer's node compared with the float graph's node it came from."""
 import contextlib
 import copy
 import warnings
+from typing import Any
 
 from .adapt import leaves
 from .common import log
@@ -34,6 +37,65 @@ def measure_layers(c: Conversion, samples):
     rows.sort(key=lambda r: (r["sqnr_db"], r["name"]))
     log(c.name, f"measured {len(rows)} quantized layer(s) with torch.ao.ns on {len(samples)} sample(s)")
     return rows, None
+
+def measure_pt2e(c: Conversion, float_module, quantized, samples):
+    """measure_layers for a .pte: the float exported graph against the converted one."""
+    samples = samples[:SAMPLES]
+    c.layer_samples = len(samples)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rows = pt2e_layers(c, float_module, quantized, samples)
+    except Exception as e:  # diagnostic, as above
+        return [], f"the layers could not be compared: {type(e).__name__}: {str(e).strip().splitlines()[0]}"
+    rows.sort(key=lambda r: (r["sqnr_db"], r["name"]))
+    log(c.name, f"measured {len(rows)} quantized layer(s) on {len(samples)} sample(s)")
+    return rows, None
+
+def pt2e_layers(c: Conversion, float_module, quantized, samples):
+    """One row per module with a quantized weight (the node takes the dequantized value
+    of an INT8 constant: Linear, Conv, Embedding), worst of its calls. convert_pt2e keeps
+    the name of every node it does not add, so a layer's node has its float twin by name."""
+    from . import pt2e
+    layers = {}
+    for node in quantized.graph.nodes:
+        if node.op != "call_function" or is_quantize_op(node.target):
+            continue
+        if any(is_quantize_op(arg.target) and arg.args and getattr(arg.args[0], "op", None) == "get_attr"
+               for arg in node.all_input_nodes):
+            layer = pt2e.layer_of(node)
+            if layer is not None and layer[0].startswith(c.inner_prefix):
+                layers[node.name] = layer
+    float_names = {node.name for node in float_module.graph.nodes}
+    layers = {name: layer for name, layer in layers.items() if name in float_names}
+    floats, quantizeds = node_outputs(c, float_module, layers, samples), node_outputs(c, quantized, layers, samples)
+    worst: dict[str, Any] = {}
+    for name, (path, kind) in layers.items():
+        measured = row(c, path, kind, floats[name], quantizeds[name])
+        if path not in worst or measured["sqnr_db"] < worst[path]["sqnr_db"]:
+            worst[path] = measured
+    return list(worst.values())
+
+def is_quantize_op(target):
+    """A quantize, dequantize or choose-qparams op of the quantized_decomposed library."""
+    return str(target).startswith("quantized_decomposed.")
+
+def node_outputs(c: Conversion, module, names, samples):
+    """Each named node's output on every sample, run node by node."""
+    from torch.fx import Interpreter
+    seen: dict[str, list[Any]] = {name: [] for name in names}
+
+    class Recorder(Interpreter):  # type: ignore[misc]  # torch is typed as Any here
+        def run_node(self, n):
+            result = super().run_node(n)
+            if n.name in seen:
+                seen[n.name].append(result)
+            return result
+
+    recorder = Recorder(module)
+    for sample in samples:
+        recorder.run(*(t.clone() for t in sample))
+    return seen
 
 def dynamic_layers(c: Conversion, samples):
     """The eager model that was quantized and exported, against its float source."""
@@ -120,7 +182,8 @@ def layers_message(c: Conversion, rows, why):
         return [f"per-layer figures: {why}"]
     if not rows:
         return []
-    lines = [f"layers that lose the most (torch.ao.ns: each quantized layer's output, float against INT8, "
+    how = "the PT2E graphs node by node" if c.decl.get("format") == "pte" else "torch.ao.ns"
+    lines = [f"layers that lose the most ({how}: each quantized layer's output, float against INT8, "
              f"worst of {c.layer_samples} sample(s)):"]
     lines += [f"  {r['name']} ({r['kind']}): SQNR {r['sqnr_db']:.1f} dB, relative error {r['relative']:.3g}"
               for r in rows[:NAMED_IN_ERRORS]]

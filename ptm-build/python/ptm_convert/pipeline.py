@@ -67,6 +67,8 @@ def run(c: Conversion) -> report.Report:
         c.sizes.append({"stage": "ptl", "bytes": len(rewritten)})
 
         c.stage = "verify"
+        extra, extra_references = verify.top1_samples(c, model, check, references)
+        check, references = check + extra, references + extra_references
         log(c.name, "verifying in the Lite Interpreter")
         lite = torch.jit.mobile._load_for_lite_interpreter(c.out)
         verify.measure(c, "lite", lite, check, references)

@@ -14,9 +14,9 @@ import warnings
 
 from typing import Any, Optional
 
-from . import inputs, report, source, verify
+from . import inputs, layers, pt2e, report, source, verify
 from .common import DTYPE_CODES, Failure, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
-from .conversion import MAX_CALIBRATION_SAMPLES, Conversion, Module, Sample, TensorSpec, Torch
+from .conversion import Conversion, Module, Sample, TensorSpec, Torch
 from .runner import Runner
 
 # Element type codes of ptm_executorch.h (ptm::DType).
@@ -36,8 +36,9 @@ def run(c: Conversion) -> report.Report:
         # runtime sees these too.
         ranged = inputs.range_samples(c)
         check, references = check + ranged, references + [verify.outputs_of(c, model, s, "load") for s in ranged]
-        if decl["quantize"] != "none":
-            c.layers_unavailable = "per-layer INT8 figures are measured for .ptl models (torch.ao.ns does not read PT2E graphs)"
+        # Imports torch, so here rather than with the module.
+        from . import recurrent
+        model = recurrent.scan_loops(c, model)
         c.sizes.append({"stage": "source", "bytes": state_bytes(model)})
 
         c.stage = "export"
@@ -46,8 +47,9 @@ def run(c: Conversion) -> report.Report:
         verify.measure(c, "exported", program.module(), check, references)
         if decl["quantize"] != "none":
             c.stage = "quantize"
-            quantized = quantize(c, program, calibration or samples)
+            quantized = pt2e.quantize(c, program, calibration or samples)
             verify.measure(c, "quantized", quantized, check, references)
+            c.layers, c.layers_unavailable = layers.measure_pt2e(c, program.module(), quantized, calibration or samples)
             program = export(c, quantized, samples[0], dynamic_shapes, "exporting the quantized graph")
 
         c.stage = "lower"
@@ -60,6 +62,8 @@ def run(c: Conversion) -> report.Report:
         c.sizes.append({"stage": "pte", "bytes": len(data)})
 
         c.stage = "verify"
+        extra, extra_references = verify.top1_samples(c, model, check, references)
+        check, references = check + extra, references + extra_references
         log(c.name, "verifying in ExecuTorch's native runtime")
         verify.measure(c, "executorch", NativeOutputs(run_native(c, check)), check, references)
         verify.check_tolerance(c, check, references)
@@ -131,9 +135,10 @@ def dynamic_failure(c: Conversion, error, model=None, sample=None):
         fix = (f"declare the sizes the model takes, as torch suggests: \"{name}={example}:{suggested[0]}..{suggested[1]}\" "
                f"in {key}; or ship it as format = \"ptl\"")
     elif "specialized" in text or "specialize" in text:
-        fix = (f"the model's code fixes `{name}` for torch.export (an LSTM or GRU unrolls over its steps, for one): "
-               f"declare it fixed ({example}) in {key}, or ship the model as format = \"ptl\", which traces or scripts it "
-               f"and checks other sizes; a range (\"{name}={example}:1..128\") helps only where the model has a limit")
+        fix = (f"the model's code fixes `{name}` for torch.export (a Python loop over it, such as a recurrent cell "
+               f"called once per step, or a reshape to a literal size): declare it fixed ({example}) in {key}, or ship "
+               f"the model as format = \"ptl\", which traces or scripts it and checks other sizes; a range "
+               f"(\"{name}={example}:1..128\") helps only where the model has a limit")
     else:
         fix = (f"declare the sizes the model takes as a range, e.g. \"{name}={example}:1..{max(example, 128)}\" in {key}, "
                "or ship it as format = \"ptl\"")
@@ -182,53 +187,6 @@ def suggested_range(text, name, example, low, high):
     if new_high is None or not new_low <= example <= new_high:
         return None
     return new_low, new_high
-
-def quantize(c: Conversion, program, calibration):
-    """PT2E INT8 for XNNPACK: static per-channel (calibrated on the declared samples),
-    or dynamic Linear with 8-bit weight-only embeddings."""
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer, get_symmetric_quantization_config)
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    kind = c.decl["quantize"]
-    log(c.name, f"quantizing ({kind} INT8, XNNPACK, PT2E)")
-    xnnpack = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True,
-                                                                              is_dynamic=kind == "dynamic"))
-    skipped = skipped_modules(c)
-    for name in skipped:
-        xnnpack.set_module_name(name, None)
-    quantizer = xnnpack
-    if kind == "dynamic":
-        import executorch.kernels.quantized  # noqa: F401  (registers embedding_byte for export)
-        from torchao.quantization.pt2e.quantizer import ComposableQuantizer
-        from torchao.quantization.pt2e.quantizer.embedding_quantizer import EmbeddingQuantizer
-        quantizer = ComposableQuantizer([EmbeddingQuantizer(), xnnpack])
-    printed: list[str] = []
-    try:
-        with warnings.catch_warnings(), native_stderr(printed):
-            warnings.simplefilter("ignore")
-            prepared = prepare_pt2e(program.module(), quantizer)
-            for sample in calibration[:MAX_CALIBRATION_SAMPLES]:
-                prepared(*sample)
-            return convert_pt2e(prepared)
-    except Exception as e:
-        raise Failure("quantize", f"{kind} INT8 for XNNPACK failed: {type(e).__name__}: {str(e).strip()}",
-                      "keep the model in float with quantize = \"none\"", last_frames(3))
-
-def skipped_modules(c: Conversion):
-    """`quantize_skip`'s names as the exported graph records them (the user's module
-    names, under the adapter's prefix when there is one)."""
-    skip = c.decl.get("quantize_skip", [])
-    if not skip:
-        return []
-    modules = {name for name, _ in c.float_model.named_modules()}
-    prefix = c.inner_prefix
-    missing = [name for name in skip if prefix + name not in modules]
-    if missing:
-        raise Failure("quantize", f"`quantize_skip` names {', '.join(f'`{n}`' for n in missing)}, which the model does "
-                      "not have", f"name modules as model.named_modules() does in "
-                      f"package.metadata.models.{c.name}.quantize_skip")
-    log(c.name, f"keeping {', '.join(skip)} in float (quantize_skip)")
-    return [prefix + name for name in skip]
 
 def lower(c: Conversion, program):
     """The program's bytes, and the operators left outside the XNNPACK delegate."""

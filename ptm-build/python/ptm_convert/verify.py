@@ -1,9 +1,11 @@
 """Verification: every stage's outputs against the source model's, per output, and the
 error that says at which stage drift began, which layers lose most, and what to change."""
+import time
+
 from . import compare
-from .common import Failure, describe, last_frames
-from .conversion import Conversion
-from . import layers
+from .common import SEED, Failure, describe, last_frames, log
+from .conversion import Conversion, Sample, Tensor
+from . import inputs, layers
 
 # Intermediate stages are diagnostic: on a passing build they are measured on this many
 # example inputs; the runtime stage (the Lite Interpreter's, or ExecuTorch's), which
@@ -11,6 +13,16 @@ from . import layers
 # When a check fails, every stage is measured again on every sample.
 QUICK_SAMPLES = 2
 RUNTIME_STAGES = ("lite", "executorch")
+
+# Rows of a classifier-shaped output the runtime stage compares when the model's cost
+# allows: with 8 rows one flipped row moves top-1 agreement by 0.125 and decides a 0.9
+# verdict alone; with 200 it moves it by 0.005.
+TOP1_ROWS = 200
+# Seconds of source-model forwards the extra samples may cost (the runtime runs them
+# once more): a model slow enough to get fewer rows reports the wider interval.
+TOP1_SECONDS = 10.0
+# Bytes the extra samples may hold together (the examples are bounded by the manifest).
+TOP1_BYTES = 256 << 20
 
 
 def outputs_of(c: Conversion, module, sample, stage):
@@ -34,13 +46,40 @@ def outputs_of(c: Conversion, module, sample, stage):
     raise Failure(stage, f"forward returned {describe(result)}; ptm takes a Tensor or a flat tuple of Tensors",
                   "return a tensor, or a flat tuple of tensors, from forward()")
 
+def top1_samples(c: Conversion, model, samples, references):
+    """More samples at the example sizes, with the source model's outputs, when an output
+    is classifier-shaped: up to TOP1_ROWS rows, as many as TOP1_SECONDS of forwards and
+    TOP1_BYTES allow. Sample i is drawn by its own generator seeded SEED + 1000 + i
+    (docs/manifest.md). ([], []) for a model without such an output."""
+    shaped = [compare.plain(r) for r in references[0] if compare.classifier_shaped(compare.plain(r))]
+    if not shaped:
+        return [], []
+    per_sample = min(max(1, r.argmax(-1).numel()) for r in shaped)
+    have = per_sample * len(samples)
+    extra: list[Sample] = []
+    extra_references: list[tuple[Tensor, ...]] = []
+    started = time.perf_counter()
+    sample_bytes = max(1, sum(t.element_size() * t.numel() for t in samples[0]))
+    while have < TOP1_ROWS and time.perf_counter() - started < TOP1_SECONDS and (len(extra) + 1) * sample_bytes <= TOP1_BYTES:
+        sample = inputs.sample_at(c, {}, SEED + 1000 + len(extra))
+        extra.append(sample)
+        extra_references.append(outputs_of(c, model, sample, "load"))
+        have += per_sample
+    if extra:
+        log(c.name, f"comparing top-1 over {per_sample * (len(samples) + len(extra))} rows ({len(extra)} more samples)")
+    c.top1_only = len(extra)
+    return extra, extra_references
+
 def measure(c: Conversion, stage, module, samples, references):
     c.measured.append((stage, module))
     if stage not in RUNTIME_STAGES:
-        samples, references = samples[:QUICK_SAMPLES], references[:QUICK_SAMPLES]
-    c.drift.append(compare_stage(c, stage, module, samples, references))
+        c.drift.append(compare_stage(c, stage, module, samples[:QUICK_SAMPLES], references[:QUICK_SAMPLES], 0))
+    else:
+        c.drift.append(compare_stage(c, stage, module, samples, references, c.top1_only))
 
-def compare_stage(c: Conversion, stage, module, samples, references):
+def compare_stage(c: Conversion, stage, module, samples, references, top1_only):
+    """The stage's figures over `samples`, the last `top1_only` of them (top1_samples)
+    counting towards top-1 agreement alone."""
     def shape_changed(message):
         raise Failure(c.stage, message)
 
@@ -49,7 +88,7 @@ def compare_stage(c: Conversion, stage, module, samples, references):
     # costs far more than running it a few dozen times.
     with c.torch.jit.optimized_execution(False):
         return compare.measure(c.torch, stage, lambda s: outputs_of(c, module, s, c.stage),
-                                   samples, references, c.output_names, shape_changed)
+                               samples, references, c.output_names, shape_changed, top1_only)
 
 def problems(c: Conversion, stage_drift):
     return compare.problems(stage_drift, c.decl["tolerance"], c.decl["quantize"] != "none")
@@ -57,7 +96,7 @@ def problems(c: Conversion, stage_drift):
 def check_tolerance(c: Conversion, samples, references):
     if any(problems(c, d) for d in c.drift):
         # Measure every stage on every sample, so the error names where drift began.
-        c.drift = [compare_stage(c, stage, module, samples, references) for stage, module in c.measured]
+        c.drift = [compare_stage(c, stage, module, samples, references, c.top1_only) for stage, module in c.measured]
     for d in c.drift:
         found = problems(c, d)
         if found:

@@ -1,5 +1,7 @@
 """The package's torch-free tier: what is pure logic runs here in seconds, without torch
-(the conversions themselves are tested by ptm-build's cargo tests, on real models)."""
+(the conversions themselves are tested by ptm-build's cargo tests, on real models).
+test_recurrent.py checks torch modules of the package against torch's own in eager
+PyTorch, so it needs torch (`.venv`, as tools/test runs it) and is skipped without it."""
 import os
 import sys
 

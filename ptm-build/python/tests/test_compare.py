@@ -64,4 +64,15 @@ def test_a_source_output_without_signal_is_degenerate() -> None:
 def test_the_summary_has_a_line_per_output() -> None:
     lines = compare.summary(stage(total(name="a", max_abs=0.1, source_max_abs=1.0, agree=1, rows=1),
                                   total(name="b", exact=True, mismatched=1, elements=4)))
-    assert lines == ["`a`: relative 0.1, max abs 0.1, source values up to 1, top-1 1.000", "`b`: 1 of 4 elements differ"]
+    assert lines == ["`a`: relative 0.1, max abs 0.1, source values up to 1, top-1 1.000 over 1 row (95% interval 0.207-1.000)",
+                     "`b`: 1 of 4 elements differ"]
+
+
+def test_the_top1_interval_says_how_little_eight_rows_tell() -> None:
+    # One flipped row of 8: the agreement over every input could be as low as 0.53.
+    low, high = compare.wilson_interval(7, 8)
+    assert (round(low, 3), round(high, 3)) == (0.529, 0.978)
+    # Of 200, the same share narrows to a few hundredths.
+    low, high = compare.wilson_interval(175, 200)
+    assert (round(low, 3), round(high, 3)) == (0.822, 0.914)
+    assert compare.wilson_interval(200, 200)[1] == 1.0 and compare.wilson_interval(0, 5)[0] == 0.0

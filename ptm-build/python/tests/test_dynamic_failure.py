@@ -37,6 +37,8 @@ def test_a_specialised_dimension_suggests_a_fixed_size_or_a_ptl() -> None:
     assert "torch: You marked tokens as dynamic but your code specialized it to be a constant (32)" in message
     assert "mark_dynamic" not in message
     assert "declare it fixed (32)" in fix and "format = \"ptl\"" in fix
+    # nn.LSTM and nn.GRU run as scan loops, which keep their length dynamic.
+    assert "LSTM" not in fix and "GRU" not in fix and "a Python loop over it" in fix
 
 
 def test_other_errors_are_left_to_the_general_message() -> None:

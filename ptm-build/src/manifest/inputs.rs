@@ -219,7 +219,11 @@ impl Ctx<'_> {
                             "\"{name}={example}\", outside the range {low}..{high}{} declared for `{name}` in `{at}`",
                             if *every > 1 { format!(" step {every}") } else { String::new() }
                         ),
-                        if *every > 1 { "an example size inside the dimension's range, a multiple of its step" } else { "an example size inside the dimension's range" },
+                        if *every > 1 {
+                            "an example size inside the dimension's range, a multiple of its step"
+                        } else {
+                            "an example size inside the dimension's range"
+                        },
                         format!("write \"{name}={}\"", ((*example).clamp(*low, *high) / every * every).max(*low)),
                     ));
                 }
