@@ -77,15 +77,16 @@ def ptl_table(rows):
 
 
 def pte_table(rows):
-    out = ["| architecture | library | quantize | builds | .pte (vs fp32) | drift (executorch) | Rust vs eager | forward | delegated |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    out = ["| architecture | library | quantize | builds | .pte (vs fp32) | drift (executorch) | Rust vs eager | forward | delegated | worst INT8 layer |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         head = f"| {r['architecture']} | {r['library']} | {r['quantize']} | "
         if "error" in r:
-            out.append(head + f"no: {escape(summary_line(r['error']))} | - | - | - | - | - |")
+            out.append(head + f"no: {escape(summary_line(r['error']))} | - | - | - | - | - | {worst_layer_cell(r)} |")
         else:
             share = delegated_share(r.get("delegated_operators"), r.get("undelegated_operators"))
-            out.append(head + f"yes | {size_cell(r)} | {cell_drift(r)} | {r['rust_vs_eager']:.2e} | {r['forward_ms']:.2f} ms | {share} |")
+            out.append(head + f"yes | {size_cell(r)} | {cell_drift(r)} | {r['rust_vs_eager']:.2e} | {r['forward_ms']:.2f} ms | {share} | "
+                       f"{worst_layer_cell(r)} |")
     return out
 
 
@@ -146,6 +147,7 @@ def render(rows, seconds, date, machine, versions, subset=None, missing=None):
                 "samples, `quantize = \"dynamic\"` XNNPACK's dynamic INT8 Linear layers with 8-bit weight-only embeddings.",
                 "Token inputs declare their range, `\"tokens=16:1..64\"`: torch.export keeps a dimension dynamic only within",
                 "the bound the encoders' table of 64 positions sets (the .ptl rows declare `\"tokens=16\"`).",
+                "The last column names the quantized layer that loses the most, as the build measured it.",
                 ""] + pte_table(pte) + [""]
     failures = [r for r in rows if "error" in r]
     if failures:

@@ -29,7 +29,7 @@ def test_pte_rows_show_the_delegated_share_and_failures_their_stage():
     built = row("pte", delegated_operators=45, undelegated_operators=5)
     failed = row("pte", architecture="lstm", error="Error: ptm: model `model` failed at stage `export`:\n    torch.export could not keep `tokens` dynamic")
     lines = table.pte_table([built, failed])
-    assert lines[2] == "| bert | transformers | none | yes | 0.00 MB (0.50x) | 1.00e-06, top-1 100% | 2.00e-07 | 0.25 ms | 90% (45 of 50) |"
+    assert lines[2] == "| bert | transformers | none | yes | 0.00 MB (0.50x) | 1.00e-06, top-1 100% | 2.00e-07 | 0.25 ms | 90% (45 of 50) | - |"
     assert lines[3].startswith("| lstm | transformers | none | no: `export` torch.export could not keep `tokens` dynamic |")
 
 
