@@ -290,7 +290,8 @@ def main(filters):
         date = time.strftime("%Y-%m-%d", time.localtime(max(os.path.getmtime(p) for p in files)))
         built = {row_name(r["architecture"], r["quantize"], r["format"]) for r in results}
         missing = [row_name(a, q, f) for a, l, b, i, o, e, q, f in rows() if row_name(a, q, f) not in built]
-        text = render(results, sum(r["build_seconds"] for r in results), date, machine(), versions(), missing=missing)
+        text = render(results, sum(r["build_seconds"] for r in results), date, machine(), versions(), missing=missing,
+                      summed=len(files) > 1)
         filters = []
     else:
         started = time.perf_counter()

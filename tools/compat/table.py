@@ -90,10 +90,11 @@ def pte_table(rows):
     return out
 
 
-def render(rows, seconds, date, machine, versions, subset=None, missing=None):
+def render(rows, seconds, date, machine, versions, subset=None, missing=None, summed=False):
     """docs/compatibility.md from every row of one run (each with its `format`); `subset`
     names the filters of a run that did not build every row, `missing` the rows a run
-    stopped before the end did not build."""
+    stopped before the end did not build; `summed` says `seconds` add up the rows' builds
+    of several runs rather than one run's duration."""
     ptl = [r for r in rows if r["format"] == "ptl"]
     pte = [r for r in rows if r["format"] == "pte"]
     counts = "; ".join(f"{len(built(rows, f))} of {len([r for r in rows if r['format'] == f])} .{f} rows built"
@@ -115,7 +116,8 @@ def render(rows, seconds, date, machine, versions, subset=None, missing=None):
             "torchvision classifiers take 64x64 images and carry BatchNorm statistics from four train-mode passes",
             "over random images; static INT8 is calibrated on 8 random images of the same distribution.", "",
             f"Run: {date}, {machine}, " + ", ".join(f"{k} {v}" for k, v in versions.items())
-            + f"; {counts}, in {seconds / 60:.0f} min.", "",
+            + f"; {counts}, " + (f"builds taking {seconds / 60:.0f} min in all (of runs side by side)." if summed
+                                 else f"in {seconds / 60:.0f} min."), "",
             "- **size vs fp32**: the file's size over the source model's float32 parameters and buffers.",
             "- **drift (lite)**, **drift (executorch)**: the worst output's relative error in the runtime the app links",
             "  (the Lite Interpreter, ExecuTorch's native runtime) against the source model over the build's samples,",
