@@ -1,9 +1,15 @@
 """Builds every architecture of zoo.py through ptm as an app would (a crate declaring
-the model, `cargo build --release`, the typed wrapper run from Rust), compares what Rust
-computes with eager PyTorch on the same inputs, and writes docs/compatibility.md.
+the model, `cargo build --release`, the typed wrapper run from Rust), once as a .ptl and
+once as a .pte, compares what Rust computes with eager PyTorch on the same inputs, and
+writes docs/compatibility.md (keeping its Toolchains section, which tools/toolchains writes).
 
-Usage: tools/compat/run [substring ...]   (rows whose name contains one; all by default,
-and only a full run rewrites docs/compatibility.md)."""
+Usage: tools/compat/run [substring ...]   (rows whose name, `<architecture>_<quantize>_<format>`
+such as `bert_dynamic_pte`, contains one; all by default, and only a full run rewrites
+docs/compatibility.md). The python that runs this file converts every row (PTM_PYTHON).
+`tools/compat/run --from-results [FILE ...]` writes the doc from the rows the last run saved
+(target/compat/results.json), or those of the files named (runs of some rows each, such
+as the static ones on their own), saying which rows are missing when they are not all there."""
+import importlib
 import json
 import os
 import platform
@@ -20,18 +26,26 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 WORK = os.path.join(REPO, "target", "compat")
 sys.path.insert(0, HERE)
 import zoo  # noqa: E402
+from table import FORMATS, RUNTIME_STAGE, TOOLCHAINS_HEADING, render, section, splice  # noqa: E402
 
 CALIBRATION_SAMPLES = 8
 LATENCY_RUNS = 20
 RUST_TYPES = {"float32": "f32", "int64": "i64"}
 
 
-def row_name(architecture, quantize):
-    return f"{architecture}_{quantize}"
+def row_name(architecture, quantize, fmt):
+    return f"{architecture}_{quantize}_{fmt}"
+
+
+def rows(filters=(), formats=FORMATS):
+    """zoo.ROWS as one entry per quantization and format: the rows whose name contains
+    one of `filters` (every row without filters)."""
+    return [(a, l, b, i, o, e, q, f) for a, l, b, i, o, e, qs in zoo.ROWS for q in qs for f in formats
+            if not filters or any(w in row_name(a, q, f) for w in filters)]
 
 
 def example_size(dim):
-    return dim if isinstance(dim, int) else int(dim.split("=")[1])
+    return dim if isinstance(dim, int) else int(dim.split("=")[1].split(":")[0])
 
 
 def random_inputs(inputs, seed):
@@ -67,16 +81,21 @@ def toml_dim(dim):
     return str(dim) if isinstance(dim, int) else f'"{dim}"'
 
 
-def manifest(package, builder, inputs, outputs, export, quantize):
+def manifest(package, builder, inputs, outputs, export, quantize, fmt):
+    """The row's Cargo.toml: a .pte crate depends on the runtime's ExecuTorch backend
+    alone and declares no `export` (every program leaves Python through torch.export)."""
+    runtime = "" if fmt == "ptl" else ', default-features = false, features = ["executorch"]'
+    how = f'export = "{export}"' if fmt == "ptl" else 'format = "pte"'
     lines = [f'[package]\nname = "{package}"\nversion = "0.0.0"\nedition = "2021"\npublish = false\n\n[workspace]\n',
-             f'[dependencies]\nptm = {{ path = "{REPO}/ptm" }}\n\n[build-dependencies]\nptm-build = {{ path = "{REPO}/ptm-build" }}\n',
-             f'[package.metadata.models.model]\nsource = "models/zoo.py:{builder}"\nexport = "{export}"\nquantize = "{quantize}"',
+             f'[dependencies]\nptm = {{ path = "{REPO}/ptm"{runtime} }}\n\n[build-dependencies]\nptm-build = {{ path = "{REPO}/ptm-build" }}\n',
+             f'[package.metadata.models.model]\nsource = "models/zoo.py:{builder}"\n{how}\nquantize = "{quantize}"',
              f'outputs = [{", ".join(json.dumps(o) for o in outputs)}]']
     if quantize == "static":
         lines.append('calibration = "calibration"')
     for spec in inputs:
+        shape = spec.get("pte_shape", spec["shape"]) if fmt == "pte" else spec["shape"]
         lines.append(f'\n[[package.metadata.models.model.inputs]]\nname = "{spec["name"]}"\ndtype = "{spec["dtype"]}"\n'
-                     f'shape = [{", ".join(toml_dim(d) for d in spec["shape"])}]')
+                     f'shape = [{", ".join(toml_dim(d) for d in shape)}]')
         if "range" in spec:
             lines.append(f'range = [{spec["range"][0]}, {spec["range"][1]}]')
     return "\n".join(lines) + "\n"
@@ -147,15 +166,18 @@ def failure_text(stderr):
     return "\n".join(lines[start:min(end, start + 25)]).strip()
 
 
-def build_row(architecture, library, builder, inputs, outputs, export, quantize):
-    name = row_name(architecture, quantize)
-    crate = os.path.join(WORK, "rows", name)
+def build_row(architecture, library, builder, inputs, outputs, export, quantize, fmt, work=WORK):
+    """Builds one row's crate under `work` with this interpreter (PTM_PYTHON), runs its
+    typed wrapper and measures it; a failure is the row's `error`, the build's first lines."""
+    name = row_name(architecture, quantize, fmt)
+    package = f"compat-{name.replace('_', '-')}"
+    crate = os.path.join(work, "rows", name)
     shutil.rmtree(crate, ignore_errors=True)
     os.makedirs(os.path.join(crate, "models"))
     os.makedirs(os.path.join(crate, "src"))
     shutil.copy(os.path.join(HERE, "zoo.py"), os.path.join(crate, "models", "zoo.py"))
     with open(os.path.join(crate, "Cargo.toml"), "w") as f:
-        f.write(manifest(f"compat-{name.replace('_', '-')}", builder, inputs, outputs, export, quantize))
+        f.write(manifest(package, builder, inputs, outputs, export, quantize, fmt))
     with open(os.path.join(crate, "build.rs"), "w") as f:
         f.write("fn main() -> Result<(), ptm_build::Error> {\n    ptm_build::bundle()?;\n    Ok(())\n}\n")
     with open(os.path.join(crate, "src", "main.rs"), "w") as f:
@@ -174,21 +196,27 @@ def build_row(architecture, library, builder, inputs, outputs, export, quantize)
     for i, t in enumerate(tensors):
         t.numpy().tofile(os.path.join(run_dir, f"input{i}.bin"))
 
-    row = {"architecture": architecture, "library": library, "export": export, "quantize": quantize, "fp32_bytes": fp32_bytes}
+    row = {"architecture": architecture, "library": library, "export": export, "quantize": quantize, "format": fmt,
+           "fp32_bytes": fp32_bytes}
     started = time.perf_counter()
-    env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(WORK, "target"), PTM_PYTHON=sys.executable)
+    target = os.path.join(work, "target")
+    env = dict(os.environ, CARGO_TARGET_DIR=target, PTM_PYTHON=sys.executable)
+    for variable in ("PTM_PYTHON_PTL", "PTM_PYTHON_PTE"):
+        env.pop(variable, None)
     build = subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=crate, env=env, capture_output=True, text=True)
     row["build_seconds"] = round(time.perf_counter() - started, 1)
     if build.returncode != 0:
         row["error"] = failure_text(build.stderr)
         return row
-    report = json.load(open(report_path(crate)))["models"][0]
-    row["ptl_bytes"] = report["sizes"][-1]["bytes"]
-    lite = next(d for d in report["drift"] if d["stage"] == "lite")
-    row["drift"] = max((o["relative"] for o in lite["outputs"] if o["relative"] is not None), default=None)
-    row["top1"] = min((o["top1"] for o in lite["outputs"] if o.get("top1") is not None), default=None)
+    report = json.load(open(report_path(target, package)))["models"][0]
+    row["bytes"] = report["sizes"][-1]["bytes"]
+    runtime = next(d for d in report["drift"] if d["stage"] == RUNTIME_STAGE[fmt])
+    row["drift"] = max((o["relative"] for o in runtime["outputs"] if o["relative"] is not None), default=None)
+    row["top1"] = min((o["top1"] for o in runtime["outputs"] if o.get("top1") is not None), default=None)
     row["worst_layer"] = report.get("layers", [None])[0] if report.get("layers") else None
-    binary = os.path.join(WORK, "target", "release", f"compat-{name.replace('_', '-')}")
+    row["delegated_operators"] = report.get("delegated_operators")
+    row["undelegated_operators"] = report.get("undelegated_operators")
+    binary = os.path.join(target, "release", package)
     run = subprocess.run([binary, run_dir], capture_output=True, text=True, env=dict(os.environ, PTM_NUM_THREADS="1"))
     if run.returncode != 0:
         row["error"] = "the typed wrapper failed: " + run.stderr.strip()[-600:]
@@ -203,124 +231,85 @@ def build_row(architecture, library, builder, inputs, outputs, export, quantize)
     return row
 
 
-def report_path(crate):
-    """The models.json of the crate's last build: its out dir is named in cargo's
+def report_path(target, package):
+    """The models.json of the package's last build: its out dir is named in cargo's
     build-script output directory, newest first."""
-    build_root = os.path.join(WORK, "target", "release", "build")
-    package = os.path.basename(crate).replace("_", "-")
+    build_root = os.path.join(target, "release", "build")
     candidates = [os.path.join(build_root, d, "out", "ptm", "models.json") for d in os.listdir(build_root)
-                  if d.startswith(f"compat-{package}-")]
+                  if d.startswith(f"{package}-")]
     candidates = [c for c in candidates if os.path.exists(c)]
     return max(candidates, key=os.path.getmtime)
 
 
-def mb(n):
-    return f"{n / 1e6:.2f} MB"
+def build_rows(selected, work=WORK):
+    """Builds each of `selected` (entries of rows()) in turn, saying how each went on stderr;
+    the rows so far are in `work`/results.json after each."""
+    results = []
+    for index, (architecture, library, builder, inputs, outputs, export, quantize, fmt) in enumerate(selected, 1):
+        print(f"compat: [{index}/{len(selected)}] {architecture}, format = {fmt}, quantize = {quantize}", file=sys.stderr, flush=True)
+        row = build_row(architecture, library, builder, inputs, outputs, export, quantize, fmt, work)
+        results.append(row)
+        status = "built" if "error" not in row else "failed: " + row["error"].splitlines()[0][:200]
+        print(f"compat:   {status} ({row['build_seconds']} s)", file=sys.stderr, flush=True)
+        with open(os.path.join(work, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+    return results
 
 
-def cell_drift(row):
-    if row.get("drift") is None:
-        return "-"
-    text = f"{row['drift']:.2e}"
-    return text + (f", top-1 {row['top1'] * 100:.0f}%" if row.get("top1") is not None else "")
+def versions():
+    found = {"torch": torch.__version__}
+    for library in ("executorch", "torchvision", "transformers"):
+        try:
+            found[library] = importlib.import_module(library + ".version" if library == "executorch" else library).__version__
+        except ImportError:
+            found[library] = "absent"
+    return found
 
 
-def render(rows, seconds):
-    versions = {"torch": torch.__version__}
-    for library in ("torchvision", "transformers"):
-        versions[library] = __import__(library).__version__
-    built = sum("error" not in r for r in rows)
-    out = ["# Compatibility", "",
-           "Generated by `tools/compat/run` (do not edit): every architecture below is built through ptm as an app",
-           "builds it (a crate declaring the model, `cargo build --release`), then its typed wrapper runs from Rust",
-           "on an input drawn with a fixed seed and is compared with the same model run eagerly in PyTorch.",
-           "Models come from their libraries with tiny configurations and random weights (nothing downloaded);",
-           "torchvision classifiers take 64x64 images and carry BatchNorm statistics from four train-mode passes",
-           "over random images; static INT8 is calibrated on 8 random images of the same distribution.", "",
-           f"Run: {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
-           + ", ".join(f"{k} {v}" for k, v in versions.items())
-           + f"; {built} of {len(rows)} rows built, in {seconds / 60:.0f} min.", "",
-           "- **.ptl vs fp32**: the .ptl's size over the source model's float32 parameters and buffers.",
-           "- **drift (lite)**: the worst output's relative error in the Lite Interpreter against the source model over",
-           "  the build's samples, as the build measured it (and top-1 agreement for classifier outputs).",
-           "- **Rust vs eager**: max |Rust output - eager float32 output| / max |eager output| on the compared input;",
-           "  for INT8 rows this is the quantization's own difference.",
-           "- **forward**: median of 20 calls from Rust on one thread (`PTM_NUM_THREADS=1`), after 3 warm-up calls,",
-           "  on this shared machine: a comparison between rows, not a phone's figure.", "",
-           "| architecture | library | export | quantize | builds | .ptl (vs fp32) | drift (lite) | Rust vs eager | forward | worst INT8 layer |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if "error" in r:
-            first = summary_line(r["error"])
-            layer = re.search(r"layers that lose the most.*\n\s*(\S+) \((\w+)\): SQNR (-?[\d.]+) dB", r["error"])
-            layer_text = f"`{layer.group(1)}` {float(layer.group(3)):.1f} dB" if layer else "-"
-            out.append(f"| {r['architecture']} | {r['library']} | {r['export']} | {r['quantize']} | no: {escape(first)} | - | - | - | - | {layer_text} |")
-            continue
-        layer = r.get("worst_layer")
-        layer_text = f"`{layer['name']}` {layer['sqnr_db']:.1f} dB" if layer else "-"
-        out.append(f"| {r['architecture']} | {r['library']} | {r['export']} | {r['quantize']} | yes | "
-                   f"{mb(r['ptl_bytes'])} ({r['ptl_bytes'] / r['fp32_bytes']:.2f}x) | {cell_drift(r)} | "
-                   f"{r['rust_vs_eager']:.2e} | {r['forward_ms']:.2f} ms | {layer_text} |")
-    static = [r for r in rows if r["quantize"] == "static"]
-    static_failed = [r for r in static if "error" in r]
-    if static_failed:
-        out += ["", f"Static INT8 builds for {len(static) - len(static_failed)} of {len(static)} torchvision classifiers here; the others "
-                "drift past the default static tolerance (0.25 relative error, 90% top-1 agreement) and the build stops, "
-                "naming the layer that loses the most (last column, as the build measured it with torch.ao.ns). These "
-                "networks are untrained: the random weights give logits whose classes differ by little more than INT8's "
-                "rounding, and layers whose outputs INT8 represents worse than noise (SQNR near or below 0 dB), so the "
-                "figures say where quantization loses, not how a trained network would fare. With trained weights, the "
-                "fixes the error names apply: calibration samples from real data, `quantize_skip` for the layers named, "
-                "or `quantize = \"dynamic\"`."]
-    failures = [r for r in rows if "error" in r]
-    if failures:
-        out += ["", "## Rows that do not build", "",
-                "Each with the error the build printed (the first lines), so that it can be read without running the tool."]
-        for r in failures:
-            out += ["", f"### {r['architecture']}, quantize = \"{r['quantize']}\"", "", "```text", r["error"], "```"]
-    return "\n".join(out) + "\n"
+def machine():
+    return f"{platform.machine()}, {os.cpu_count()} cores"
 
 
-def summary_line(error):
-    """The stage and the line that says what went wrong: the drifting output, what
-    torch.export found, or the message's first line."""
-    lines = [l.strip() for l in error.splitlines() if l.strip()]
-    stage = re.search(r"failed at stage `(\w+)`", error)
-    message = [l for l in lines if not l.startswith(("Error:", "fix:", "every output"))]
-    picked = (next((l for l in message if l.startswith("- output")), None)
-              or next((l for l in message if "torch.export" in l or "differs from the source" in l), None)
-              or (message[0] if message else "failed"))
-    return (f"`{stage.group(1)}` " if stage else "") + picked.lstrip("- ")
-
-
-def escape(text):
-    text = text.replace("|", "\\|")
-    return text if len(text) <= 160 else text[:157] + "..."
+def in_zoo_order(results):
+    order = {row_name(a, q, f): i for i, (a, l, b, ins, o, e, q, f) in enumerate(rows())}
+    return sorted(results, key=lambda r: order.get(row_name(r["architecture"], r["quantize"], r["format"]), len(order)))
 
 
 def main(filters):
     os.makedirs(WORK, exist_ok=True)
-    rows = [(a, l, b, i, o, e, q) for a, l, b, i, o, e, qs in zoo.ROWS for q in qs
-            if not filters or any(f in row_name(a, q) for f in filters)]
-    started = time.perf_counter()
-    results = []
-    for index, (architecture, library, builder, inputs, outputs, export, quantize) in enumerate(rows, 1):
-        print(f"compat: [{index}/{len(rows)}] {architecture}, quantize = {quantize}", file=sys.stderr, flush=True)
-        row = build_row(architecture, library, builder, inputs, outputs, export, quantize)
-        results.append(row)
-        status = "built" if "error" not in row else "failed: " + row["error"].splitlines()[0][:200]
-        print(f"compat:   {status} ({row['build_seconds']} s)", file=sys.stderr, flush=True)
-    seconds = time.perf_counter() - started
-    with open(os.path.join(WORK, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    text = render(results, seconds)
+    saved = os.path.join(WORK, "results.json")
+    if filters[:1] == ["--from-results"]:
+        # The rows runs saved, also when stopped before the end: the last run's, or those
+        # of the files named, a later file's row replacing an earlier one of the same name.
+        files = filters[1:] or [saved]
+        found = {}
+        for path in files:
+            with open(path) as f:
+                found.update({row_name(r["architecture"], r["quantize"], r["format"]): r for r in json.load(f)})
+        results = in_zoo_order(found.values())
+        date = time.strftime("%Y-%m-%d", time.localtime(max(os.path.getmtime(p) for p in files)))
+        built = {row_name(r["architecture"], r["quantize"], r["format"]) for r in results}
+        missing = [row_name(a, q, f) for a, l, b, i, o, e, q, f in rows() if row_name(a, q, f) not in built]
+        text = render(results, sum(r["build_seconds"] for r in results), date, machine(), versions(), missing=missing,
+                      summed=len(files) > 1)
+        filters = []
+    else:
+        started = time.perf_counter()
+        # Static INT8 rows last: they take longest (calibration, per-layer figures), so a
+        # run stopped early still holds every architecture in float and dynamic INT8.
+        results = in_zoo_order(build_rows(sorted(rows(filters), key=lambda r: r[6] == "static")))
+        seconds = time.perf_counter() - started
+        text = render(results, seconds, time.strftime("%Y-%m-%d"), machine(), versions(), subset=filters)
     if filters:
         print(text)
-    else:
-        with open(os.path.join(REPO, "docs", "compatibility.md"), "w") as f:
-            f.write(text)
-        print(f"compat: wrote docs/compatibility.md ({sum('error' not in r for r in results)} of {len(results)} rows built)",
-              file=sys.stderr)
+        return
+    doc = os.path.join(REPO, "docs", "compatibility.md")
+    kept = section(open(doc).read(), TOOLCHAINS_HEADING) if os.path.exists(doc) else None
+    with open(doc, "w") as f:
+        f.write(splice(text, kept) if kept else text)
+    print("compat: wrote docs/compatibility.md (" + ", ".join(
+        f"{sum('error' not in r for r in results if r['format'] == fmt)} of {sum(r['format'] == fmt for r in results)} .{fmt} rows built"
+        for fmt in FORMATS) + ")", file=sys.stderr)
 
 
 if __name__ == "__main__":

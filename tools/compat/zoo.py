@@ -91,9 +91,15 @@ def image(size=IMAGE):
     return [{"name": "image", "dtype": "float32", "shape": [1, 3, size, size]}]
 
 
+# A .pte declares the sizes its token dimension takes: torch.export needs the bound that
+# the encoders' table of 64 positions sets (the Lite Interpreter does not).
+TOKENS_PTE = f"tokens={TOKENS}:1..64"
+
+
 def text(mask=True):
-    ids = {"name": "input_ids", "dtype": "int64", "shape": [1, f"tokens={TOKENS}"], "range": [0, VOCAB]}
-    attention = {"name": "attention_mask", "dtype": "int64", "shape": [1, f"tokens={TOKENS}"], "range": [1, 2]}
+    ids = {"name": "input_ids", "dtype": "int64", "shape": [1, f"tokens={TOKENS}"], "pte_shape": [1, TOKENS_PTE], "range": [0, VOCAB]}
+    attention = {"name": "attention_mask", "dtype": "int64", "shape": [1, f"tokens={TOKENS}"], "pte_shape": [1, f"tokens={TOKENS}"],
+                 "range": [1, 2]}
     return [ids, attention] if mask else [ids]
 
 

@@ -5,6 +5,11 @@
                       the default series is the project's own .venv, made by tools/setup
   relock SERIES...    resolves the table's pins for SERIES afresh and writes its lock
   path SERIES         prints the python of SERIES' environment (installed or not)
+  table               builds a few models (measure.py) in every format each toolchain makes,
+                      with that toolchain's python, and writes the Toolchains section of
+                      docs/compatibility.md; a toolchain whose environment is missing is
+                      installed (its lock written first when missing) only when the disk holds
+                      it and the builds, else its line says it was not measured and why
 
 Each environment holds the toolchain's torch, its ExecuTorch and torchao when it has
 them, the torchvision built for that torch, and what tools/compat's models need."""
@@ -15,6 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "compat"))
+from table import FORMATS, splice, toolchains_section  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -27,6 +35,10 @@ PIP = ["-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-cache-
 # Each environment takes about 6 GB (torch's Linux wheels are CUDA builds) and pip holds
 # the downloaded wheels until it has installed them.
 NEEDED_BYTES = 10 * 1024 ** 3
+# What `table` leaves free besides for its builds (a target directory per toolchain).
+BUILD_BYTES = 4 * 1024 ** 3
+WORK = os.path.join(REPO, "target", "compat", "toolchains")
+DOC = os.path.join(REPO, "docs", "compatibility.md")
 
 
 def table():
@@ -120,7 +132,77 @@ def relock(series):
     print(f"ptm toolchains: wrote {lock_of(series)}", file=sys.stderr)
 
 
+def installed(series):
+    if is_default(series):
+        return os.path.isfile(python_of(series))
+    stamp = os.path.join(environment(series), ".ptm-lock")
+    return (os.path.isfile(python_of(series)) and os.path.isfile(lock_of(series)) and os.path.isfile(stamp)
+            and open(stamp).read() == open(lock_of(series)).read())
+
+
+def prepare(series):
+    """Installs SERIES' environment when it is missing and the disk holds it (relocking
+    first when its lock is missing); returns why it is not usable, or None."""
+    if is_default(series) or installed(series):
+        install(series)
+        return None
+    os.makedirs(ENVIRONMENTS, exist_ok=True)
+    free = shutil.disk_usage(ENVIRONMENTS).free
+    if free < NEEDED_BYTES + BUILD_BYTES:
+        if os.path.isfile(lock_of(series)):
+            missing, fix = "its environment is not installed", f"`tools/toolchains/run install {series}`"
+        else:
+            missing, fix = "neither its environment nor its lock exists", f"`tools/toolchains/run relock {series}`, then `install {series}`"
+        return (f"{missing} and the disk had {free / 1024 ** 3:.1f} GiB free, short of the "
+                f"{(NEEDED_BYTES + BUILD_BYTES) // 1024 ** 3} GiB that one (about 6 GB) and its builds take; {fix} makes it")
+    if not os.path.isfile(lock_of(series)):
+        relock(series)
+    install(series)
+    return None
+
+
+def measure(series, formats):
+    """The rows measure.py builds in SERIES' environment, and the versions it found."""
+    work = os.path.join(WORK, f"torch-{series}")
+    out = os.path.join(work, "results.json")
+    os.makedirs(work, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("PTM_PYTHON_PTL", "PTM_PYTHON_PTE", "PTM_ALLOW_UNTESTED_TORCH")}
+    subprocess.run([python_of(series), os.path.join(HERE, "measure.py"), work, out, *formats], check=True, env=env)
+    with open(out) as f:
+        return json.load(f)
+
+
+def write_table():
+    import platform
+    started = time.perf_counter()
+    data = table()
+    entries = data["toolchains"]
+    measured, unmeasured = {}, {}
+    for entry in entries:
+        series = entry["series"]
+        formats = [f for f in FORMATS if f not in entry.get("cannot", {})]
+        if not formats:
+            continue
+        why = prepare(series)
+        if why:
+            unmeasured[series] = {f: why for f in formats}
+            print(f"ptm toolchains: torch {series} not measured: {why}", file=sys.stderr)
+            continue
+        print(f"ptm toolchains: torch {series}: building {', '.join('.' + f for f in formats)}", file=sys.stderr, flush=True)
+        measured[series] = measure(series, formats)["rows"]
+    seconds = time.perf_counter() - started
+    text = toolchains_section(entries, measured, unmeasured, time.strftime("%Y-%m-%d"),
+                              f"{platform.machine()}, {os.cpu_count()} cores", seconds, data.get("unpaired"))
+    doc = open(DOC).read() if os.path.exists(DOC) else "# Compatibility\n"
+    with open(DOC, "w") as f:
+        f.write(splice(doc, text))
+    print(f"ptm toolchains: wrote the Toolchains section of {os.path.relpath(DOC, REPO)} in {seconds / 60:.0f} min", file=sys.stderr)
+
+
 def main(argv):
+    if argv == ["table"]:
+        write_table()
+        return
     if len(argv) < 2 or argv[0] not in ("install", "relock", "path"):
         sys.exit(__doc__)
     command, series = argv[0], argv[1:]
