@@ -148,8 +148,10 @@ def outside_loops(node: Any) -> bool:
     operators whose nn_module_stack is empty). ExecuTorch runs a loop's body outside
     XNNPACK, where an INT8 activation would be quantized and dequantized at every step on
     kernels that are not linked (to_executorch fails: "Missing out variants"); the loop
-    stays float, its input projection (outside the loop) is quantized."""
-    return bool(node.meta.get("nn_module_stack"))
+    stays float, its input projection (outside the loop) is quantized. A parameter
+    (get_attr) or an input never carries the stack: the annotators consult the filter on
+    a convolution's weight too, which must stay quantizable."""
+    return node.op != "call_function" or bool(node.meta.get("nn_module_stack"))
 
 
 def recurrent_layers(model: Module) -> dict[str, Any]:

@@ -155,3 +155,19 @@ def test_a_layer_with_a_hook_fails_naming_it() -> None:
         recurrent.scan_loops(conversion([2, {"name": "tokens", "example": 6}, 8]), model)
     assert failed.value.message.startswith("nn.LSTM `encoder.rnn` has parametrizations or hooks")
     assert "format = \"ptl\"" in (failed.value.hint or "")
+
+
+def test_the_loop_filter_leaves_a_convolution_weight_quantizable() -> None:
+    # The XNNPACK annotators ask the filter about a convolution's weight (a get_attr node,
+    # which carries no module stack): a filter refusing it left every static INT8 CNN's
+    # weights float, its .pte the size of the float program.
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from ptm_convert import pt2e
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 3)).eval()
+    example = (torch.randn(1, 3, 8, 8),)
+    quantizer = pt2e.make_quantizer("static", [])  # type: ignore[no-untyped-call]
+    prepared = prepare_pt2e(torch.export.export(model, example, strict=False).module(), quantizer)
+    prepared(*example)
+    converted = convert_pt2e(prepared)
+    targets = [str(n.target) for n in converted.graph.nodes if n.op == "call_function"]
+    assert targets.count("quantized_decomposed.dequantize_per_channel.default") == 2, targets
