@@ -29,6 +29,26 @@ fn run() -> Result<(), Error> {
         println!("cargo:rustc-env=PTM_EXECUTORCH_VERSION=");
         return Ok(());
     }
+    if std::env::var_os(vars::PTM_NO_SHIM).is_some_and(|v| v == "1") {
+        println!(
+            "cargo:warning=ptm: {}=1: the C++ shims are not compiled for {target} and nothing is linked; this checks the Rust side only, and the library cannot link into an app",
+            vars::PTM_NO_SHIM
+        );
+        println!("cargo:rustc-env=PTM_LIBTORCH_ORIGIN=none ({}=1)", vars::PTM_NO_SHIM);
+        println!("cargo:rustc-env=PTM_EXECUTORCH_ORIGIN=none ({}=1)", vars::PTM_NO_SHIM);
+        println!("cargo:rustc-env=PTM_EXECUTORCH_VERSION=");
+        return Ok(());
+    }
+    if target.contains("apple-ios") && !cfg!(target_os = "macos") && std::env::var_os(vars::SDKROOT).is_none() {
+        return Err(Error::Environment {
+            variable: vars::SDKROOT.into(),
+            fix: format!(
+                "{target}: ptm's C++ shim is compiled with Apple's iOS SDK, which only macOS has (Xcode): build on macOS, or set {} to an iOS SDK; {}=1 checks the Rust side alone, and that library cannot link into an app",
+                vars::SDKROOT,
+                vars::PTM_NO_SHIM
+            ),
+        });
+    }
     let lite = std::env::var_os("CARGO_FEATURE_LITE").is_some();
     let executorch = std::env::var_os("CARGO_FEATURE_EXECUTORCH").is_some();
     if !lite && !executorch {
@@ -129,6 +149,12 @@ fn link_libtorch(target: &str, out_dir: &Path) -> Result<(), Error> {
     }
     build.compile("ptm_shim");
 
+    if target.contains("android") {
+        // Searched first: the AARs' libraries as shipped are refused by the NDK's lld.
+        if let Some(dir) = libtorch::link_copies(&torch, &out_dir.join("libtorch-link"))? {
+            println!("cargo:rustc-link-search=native={}", dir.display());
+        }
+    }
     println!("cargo:rustc-link-search=native={}", torch.lib_dir.display());
     for name in &torch.dylibs {
         println!("cargo:rustc-link-lib=dylib={name}");

@@ -18,6 +18,7 @@
 //! | [`python`] | the interpreter (`PTM_PYTHON_PTL`/`PTM_PYTHON_PTE`, `PTM_PYTHON`, `VIRTUAL_ENV`, `CONDA_PREFIX`, a `.venv`, `python3`) and its torch |
 //! | [`toolchains`] | the validated torch and ExecuTorch releases, and which formats each makes |
 //! | [`libtorch`] | the libtorch the runtime links, and what it tells the app's build script |
+//! | [`elf`] | the count of local symbols in a shared library's dynamic symbol table, repaired on the copy the runtime links against (the Android AARs' libraries) |
 //! | [`executorch`] | the ExecuTorch the runtime links, the shim compiled against it and how |
 //! | [`cache_dir`] | where ptm's cache lives, and its toolchain directory (the last torch probe of each interpreter, ExecuTorch's runner) |
 //! | [`Error`] | why any of it failed, naming the variable to set |
@@ -51,12 +52,15 @@
 //! | `LIBTORCH` | the runtime links this unpacked libtorch instead of the Python environment's |
 //! | `PTM_LIBTORCH_LITE_DIR[_<target>]` | the runtime links this mobile libtorch-lite (Android, iOS) |
 //! | `PTM_EXECUTORCH_DIR[_<target>]` | the runtime's `executorch` backend links this ExecuTorch |
+//! | `PTM_NO_SHIM` | `1`: the runtime compiles no C++ and links nothing (a check of the Rust side where the target's SDK is missing; the library cannot link into an app) |
+//! | `SDKROOT` | Apple's iOS SDK, for an iOS build off macOS |
 //!
 //! ptm-build reads `PTM_OFFLINE`, `PTM_HEARTBEAT_SECONDS` and `PTM_MODEL_TIMEOUT` as well
 //! (its crate docs say what they do); their names are in [`vars`] with the rest.
 #![deny(missing_docs)]
 
 pub mod cache_dir;
+pub mod elf;
 pub mod env;
 mod error;
 pub mod executorch;

@@ -111,6 +111,44 @@ fn lite(target: &str, dir: &Path, variable: &str) -> Result<Libtorch, Error> {
     Ok(Libtorch { include_dirs: vec![include], lib_dir: lib_dir.clone(), dylibs, cxx11_abi: None, rpath: false, watch: vec![lib_dir], origin, version: None })
 }
 
+/// The C++ runtime the Android libtorch-lite was built with, which the shim links too
+/// (the `cc` crate's default on Android).
+const ANDROID_CXX_RUNTIME: &str = "c++_shared";
+
+/// A directory of repaired copies of the libraries an Android build links from
+/// `torch.lib_dir`, to search before it, or None when none needs repair. The AARs'
+/// libraries count their local symbols wrong, which the NDK's lld refuses ([`crate::elf`]);
+/// a copy serves the link only, and the app ships the AAR's own libraries.
+pub fn link_copies(torch: &Libtorch, into: &Path) -> Result<Option<PathBuf>, Error> {
+    let mut repaired = false;
+    for name in torch.dylibs.iter().map(String::as_str).chain([ANDROID_CXX_RUNTIME]) {
+        let file = format!("lib{name}.so");
+        let source = torch.lib_dir.join(&file);
+        let mut bytes = match std::fs::read(&source) {
+            Ok(bytes) => bytes,
+            // The linker names what is missing; only what exists can need repair.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("read", source, e)),
+        };
+        let copy = into.join(&file);
+        match crate::elf::count_dynamic_locals(&mut bytes) {
+            Ok(crate::elf::Locals::Recounted { .. }) => {
+                std::fs::create_dir_all(into).map_err(|e| Error::io("create", into, e))?;
+                let partial = into.join(format!(".{file}.partial"));
+                std::fs::write(&partial, &bytes).map_err(|e| Error::io("write", &partial, e))?;
+                std::fs::rename(&partial, &copy).map_err(|e| Error::io("rename", &copy, e))?;
+                repaired = true;
+            }
+            // A library that needs no repair, or that this repair cannot describe, is
+            // linked as it is: the linker's own message is the better one.
+            Ok(crate::elf::Locals::Counted) | Err(_) => {
+                let _ = std::fs::remove_file(&copy);
+            }
+        }
+    }
+    Ok(repaired.then(|| into.to_path_buf()))
+}
+
 /// Metadata key the runtime's build script publishes (`links = "ptm"`), read by the
 /// build scripts of crates that depend on it as `DEP_PTM_RPATH`.
 pub const RPATH_METADATA: &str = "rpath";

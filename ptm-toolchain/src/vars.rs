@@ -34,6 +34,12 @@ pub const LIBTORCH: &str = "LIBTORCH";
 /// A mobile libtorch-lite laid out as `include/` and `lib/`, for every target or (with
 /// `_<target>`) for one.
 pub const PTM_LIBTORCH_LITE_DIR: &str = "PTM_LIBTORCH_LITE_DIR";
+/// `1`: the runtime compiles none of its C++ shims and links nothing, to check the Rust
+/// side of a build where the target's C++ SDK is missing (an iOS build off macOS); such
+/// a library cannot be linked into an app.
+pub const PTM_NO_SHIM: &str = "PTM_NO_SHIM";
+/// Apple's SDK for an iOS build off macOS (as `xcrun` finds it on macOS).
+pub const SDKROOT: &str = "SDKROOT";
 /// An explicit ExecuTorch, for every target or (with `_<target>`) for one.
 pub const PTM_EXECUTORCH_DIR: &str = "PTM_EXECUTORCH_DIR";
 
@@ -92,4 +98,4 @@ pub const WATCHED: &[&str] = &[
 /// torch probe, so moving them changes no choice, and a rerun would recompile the shims
 /// (about a minute).
 pub const RUNTIME_WATCHED: &[&str] =
-    &[LIBTORCH, PTM_LIBTORCH_LITE_DIR, PTM_EXECUTORCH_DIR, PTM_PYTHON, PTM_PYTHON_PTL, PTM_PYTHON_PTE, VIRTUAL_ENV, CONDA_PREFIX];
+    &[LIBTORCH, PTM_LIBTORCH_LITE_DIR, PTM_EXECUTORCH_DIR, PTM_NO_SHIM, SDKROOT, PTM_PYTHON, PTM_PYTHON_PTL, PTM_PYTHON_PTE, VIRTUAL_ENV, CONDA_PREFIX];

@@ -24,6 +24,7 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <type_traits>
 #include <utility>
 #include <string>
 #include <vector>
@@ -70,12 +71,25 @@ char* copy_message(const std::string& text) {
 // libtorch's warnings (deprecations, qnnpack's reduce_range notice) would reach the
 // app's stderr raw. During a load or run they are kept instead, and join the message
 // when that call fails; a call that succeeds drops them. The handler is per thread in
-// c10, so each call installs its own.
+// c10, so each call installs its own. c10's handler interface changed in torch 1.13
+// (a Warning object, and TORCH_WARN_DEPRECATION with it); the 1.12 AAR's c10 passes the
+// message alone.
+#ifdef TORCH_WARN_DEPRECATION
+using WarningGuard = c10::WarningUtils::WarningHandlerGuard;
+#else
+using WarningGuard = c10::Warning::WarningHandlerGuard;
+#endif
+
 class KeptWarnings final : public c10::WarningHandler {
  public:
-  void process(const c10::Warning& warning) override {
+#ifdef TORCH_WARN_DEPRECATION
+  void process(const c10::Warning& warning) override { keep(warning.msg()); }
+#else
+  void process(const c10::SourceLocation&, const std::string& message, const bool) override { keep(message); }
+#endif
+  void keep(const std::string& message) noexcept {
     try {
-      if (lines.size() < 4) lines.push_back(warning.msg());
+      if (lines.size() < 4) lines.push_back(message);
     } catch (...) {
       // A warning that cannot be kept is dropped, never thrown into libtorch's code.
     }
@@ -101,7 +115,7 @@ template <typename F>
 char* guarded(F&& body) {
   KeptWarnings warnings;
   try {
-    c10::WarningUtils::WarningHandlerGuard guard(&warnings);
+    WarningGuard guard(&warnings);
     body();
     return nullptr;
   } catch (const c10::Error& e) {
@@ -138,10 +152,28 @@ class MemoryStream final : public std::streambuf {
   }
 };
 
+// QEngine::X86 exists from torch 1.13 on; the 1.12 AAR's c10 has none.
+template <typename Engine, typename = void>
+struct HasX86 : std::false_type {};
+template <typename Engine>
+struct HasX86<Engine, std::void_t<decltype(Engine::X86)>> : std::true_type {};
+
+template <typename Engine = at::QEngine>
+std::optional<Engine> x86_engine() {
+  if constexpr (HasX86<Engine>::value) {
+    return Engine::X86;
+  } else {
+    return std::nullopt;
+  }
+}
+
 at::QEngine parse_engine(const std::string& name) {
   if (name == "qnnpack") return at::QEngine::QNNPACK;
   if (name == "fbgemm") return at::QEngine::FBGEMM;
-  if (name == "x86") return at::QEngine::X86;
+  if (name == "x86") {
+    if (auto x86 = x86_engine()) return *x86;
+    throw std::runtime_error("this libtorch has no \"x86\" quantized engine (it came with torch 1.13)");
+  }
   if (name == "onednn") return at::QEngine::ONEDNN;
   throw std::runtime_error("unknown quantized engine \"" + name + "\"");
 }
@@ -523,10 +555,10 @@ const char* ptm_quantized_engine(void) {
   } catch (...) {
     return "none";
   }
+  if (auto x86 = x86_engine(); x86 && engine == *x86) return "x86";
   switch (engine) {
     case at::QEngine::QNNPACK: return "qnnpack";
     case at::QEngine::FBGEMM: return "fbgemm";
-    case at::QEngine::X86: return "x86";
     case at::QEngine::ONEDNN: return "onednn";
     default: return "none";
   }

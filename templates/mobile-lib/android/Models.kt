@@ -1,7 +1,8 @@
 // Kotlin side of templates/mobile-lib (app/src/main/java/com/example/myapp/Models.kt).
 // `Models.classify` is the Rust function Java_com_example_myapp_Models_classify. The
-// project's tests compile this file with Kotlin 1.3 and call it from a desktop JVM
-// (tests/tests/templates.rs); it uses nothing newer, so current Kotlin compiles it too.
+// project's tests compile this file with a current kotlinc (2.x), call it from a desktop
+// JVM (tests/tests/templates.rs) and check its native method against the library built
+// for Android (tools/phone-check/run).
 package com.example.myapp
 
 object Models {
