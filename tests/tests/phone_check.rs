@@ -33,6 +33,9 @@ fn the_phone_builds_link_against_the_phones_own_libraries() {
         }
     }
     assert!(line("android control").contains("__errno_location"), "the check refuses a glibc name");
+    // ExecuTorch's shim compiles for Android; what it needs from an ExecuTorch library is listed.
+    let executorch = line("android arm64-v8a ExecuTorch shim");
+    assert!(executorch.contains("extension::module::Module") && executorch.contains("extension::MmapDataLoader"), "{executorch}");
     assert!(line("android Models.kt native methods").contains("Java_com_example_myapp_Models_classify"));
     assert!(line("ios aarch64-apple-ios staticlib").contains("my_app_classify"));
     assert!(stderr.contains("ptm's C++ shim is not compiled"), "the iOS build says what it leaves out:\n{stderr}");
