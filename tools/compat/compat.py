@@ -6,9 +6,10 @@ writes docs/compatibility.md (keeping its Toolchains section, which tools/toolch
 Usage: tools/compat/run [substring ...]   (rows whose name, `<architecture>_<quantize>_<format>`
 such as `bert_dynamic_pte`, contains one; all by default, and only a full run rewrites
 docs/compatibility.md). The python that runs this file converts every row (PTM_PYTHON).
-`tools/compat/run --from-results [FILE ...]` writes the doc from the rows the last run saved
-(target/compat/results.json), or those of the files named (runs of some rows each, such
-as the static ones on their own), saying which rows are missing when they are not all there."""
+`tools/compat/run --from-results [FILE ...]` writes the doc from the rows the last full run
+saved (target/compat/results.json), or those of the files named, a later file's row
+replacing an earlier one's (a run of some rows saves them in results-<words>.json, beside
+the full run's), saying which rows are missing when they are not all there."""
 import importlib
 import json
 import os
@@ -241,9 +242,9 @@ def report_path(target, package):
     return max(candidates, key=os.path.getmtime)
 
 
-def build_rows(selected, work=WORK):
+def build_rows(selected, work=WORK, saved="results.json"):
     """Builds each of `selected` (entries of rows()) in turn, saying how each went on stderr;
-    the rows so far are in `work`/results.json after each."""
+    the rows so far are in `work`/`saved` after each."""
     results = []
     for index, (architecture, library, builder, inputs, outputs, export, quantize, fmt) in enumerate(selected, 1):
         print(f"compat: [{index}/{len(selected)}] {architecture}, format = {fmt}, quantize = {quantize}", file=sys.stderr, flush=True)
@@ -251,7 +252,7 @@ def build_rows(selected, work=WORK):
         results.append(row)
         status = "built" if "error" not in row else "failed: " + row["error"].splitlines()[0][:200]
         print(f"compat:   {status} ({row['build_seconds']} s)", file=sys.stderr, flush=True)
-        with open(os.path.join(work, "results.json"), "w") as f:
+        with open(os.path.join(work, saved), "w") as f:
             json.dump(results, f, indent=1)
     return results
 
@@ -297,7 +298,9 @@ def main(filters):
         started = time.perf_counter()
         # Static INT8 rows last: they take longest (calibration, per-layer figures), so a
         # run stopped early still holds every architecture in float and dynamic INT8.
-        results = in_zoo_order(build_rows(sorted(rows(filters), key=lambda r: r[6] == "static")))
+        # A run of some rows keeps the full run's results.json for --from-results.
+        saved = "results-" + "-".join(re.sub(r"[^A-Za-z0-9_]", "_", f) for f in filters) + ".json" if filters else "results.json"
+        results = in_zoo_order(build_rows(sorted(rows(filters), key=lambda r: r[6] == "static"), saved=saved))
         seconds = time.perf_counter() - started
         text = render(results, seconds, time.strftime("%Y-%m-%d"), machine(), versions(), subset=filters)
     if filters:

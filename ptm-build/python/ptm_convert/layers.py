@@ -66,15 +66,31 @@ def pt2e_layers(c: Conversion, float_module, quantized, samples):
             layer = pt2e.layer_of(node)
             if layer is not None and layer[0].startswith(c.inner_prefix):
                 layers[node.name] = layer
-    float_names = {node.name for node in float_module.graph.nodes}
-    layers = {name: layer for name, layer in layers.items() if name in float_names}
-    floats, quantizeds = node_outputs(c, float_module, layers, samples), node_outputs(c, quantized, layers, samples)
+    float_nodes = {node.name: node for node in float_module.graph.nodes}
+    layers = {name: layer for name, layer in layers.items() if name in float_nodes}
+    kept = {node.name for node in quantized.graph.nodes}
+    twins = {name: folded_twin(float_nodes[name], kept) for name in layers}
+    floats = node_outputs(c, float_module, set(twins.values()), samples)
+    quantizeds = node_outputs(c, quantized, layers, samples)
     worst: dict[str, Any] = {}
     for name, (path, kind) in layers.items():
-        measured = row(c, path, kind, floats[name], quantizeds[name])
+        measured = row(c, path, kind, floats[twins[name]], quantizeds[name])
         if path not in worst or measured["sqnr_db"] < worst[path]["sqnr_db"]:
             worst[path] = measured
     return list(worst.values())
+
+def folded_twin(node, kept):
+    """The float node whose output a quantized layer's node computes: the layer's own,
+    or that of the batch norm after it, which prepare_pt2e folds into a convolution's
+    weights (the norm's node is then gone from the quantized graph)."""
+    import operator
+    users = list(node.users)
+    if len(users) == 1 and "batch_norm" in str(users[0].target) and users[0].name not in kept:
+        norm = users[0]
+        # Some batch norm ops return (output, saved statistics...): the output is item 0.
+        outputs = [u for u in norm.users if u.target is operator.getitem and u.args[1:2] == (0,)]
+        return outputs[0].name if outputs else norm.name
+    return node.name
 
 def is_quantize_op(target):
     """A quantize, dequantize or choose-qparams op of the quantized_decomposed library."""

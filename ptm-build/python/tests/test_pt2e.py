@@ -72,3 +72,34 @@ def test_a_node_of_the_model_itself_or_of_no_module_gets_the_general_error() -> 
         failure = pt2e.failure(conversion(), "dynamic", "running", IndexError("indices"), node)
         assert failure.message == "dynamic INT8 for XNNPACK failed while running: IndexError: indices"
         assert failure.hint == "keep the model in float with quantize = \"none\" in package.metadata.models.bert"
+
+
+def test_a_convolution_with_a_folded_batch_norm_is_compared_with_the_norms_output() -> None:
+    """prepare_pt2e folds a batch norm into the convolution before it: the quantized
+    graph's convolution computes what the float graph's norm does, and is compared with
+    that (compared with the float convolution alone, a good layer would read as noise)."""
+    import torch
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from ptm_convert import layers
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU()).eval()
+    with torch.no_grad():  # statistics far from the identity, so that folding changes the output
+        model[1].running_mean.uniform_(-2, 2)
+        model[1].running_var.uniform_(0.1, 4)
+        model[1].weight.uniform_(0.5, 3)
+    samples = [(torch.randn(1, 3, 16, 16),) for _ in range(4)]
+    exported = torch.export.export(model, samples[0]).module()
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    prepared = prepare_pt2e(torch.export.export(model, samples[0]).module(), quantizer)
+    for sample in samples:
+        prepared(*sample)
+    quantized = convert_pt2e(prepared)
+    c = SimpleNamespace(name="conv", inner_prefix="", torch=torch)
+    rows = layers.pt2e_layers(c, exported, quantized, samples)
+    assert [r["name"] for r in rows] == ["0"], rows
+    assert rows[0]["sqnr_db"] > 20, rows
+    convolution = next(n for n in exported.graph.nodes if "conv" in str(n.target))
+    assert layers.folded_twin(convolution, {n.name for n in quantized.graph.nodes}) != convolution.name
