@@ -79,7 +79,7 @@ def pt2e_layers(c: Conversion, float_module, quantized, samples):
             worst[path] = measured
     return list(worst.values())
 
-def folded_twin(node, kept):
+def folded_twin(node: Any, kept: set[str]) -> str:
     """The float node whose output a quantized layer's node computes: the layer's own,
     or that of the batch norm after it, which prepare_pt2e folds into a convolution's
     weights (the norm's node is then gone from the quantized graph)."""

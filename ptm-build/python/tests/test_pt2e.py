@@ -97,7 +97,7 @@ def test_a_convolution_with_a_folded_batch_norm_is_compared_with_the_norms_outpu
     for sample in samples:
         prepared(*sample)
     quantized = convert_pt2e(prepared)
-    c = SimpleNamespace(name="conv", inner_prefix="", torch=torch)
+    c: Any = SimpleNamespace(name="conv", inner_prefix="", torch=torch)
     rows = layers.pt2e_layers(c, exported, quantized, samples)
     assert [r["name"] for r in rows] == ["0"], rows
     assert rows[0]["sqnr_db"] > 20, rows
