@@ -103,6 +103,13 @@ fn page(krate: &str, path: &Path, m: &ModelReport) -> String {
     }
     let sizes: Vec<String> = m.sizes.iter().map(|s| format!("{} {:.2} MB", s.stage, s.bytes as f64 / 1e6)).collect();
     let _ = writeln!(out, "  sizes       {}", sizes.join(", "));
+    if let Some(bytes) = m.planned_memory {
+        let _ = writeln!(out, "  memory      {:.2} MB planned by ExecuTorch for activations", bytes as f64 / 1e6);
+    }
+    for check in m.budget_checks() {
+        let verdict = if check.passed() { "within" } else { "OVER" };
+        let _ = writeln!(out, "  budget      {} {}: {verdict} ({})", check.key, check.limit_text(), check.figure_text());
+    }
     if m.calibration_samples > 0 {
         let _ = writeln!(out, "  calibration {} sample(s)", m.calibration_samples);
     }

@@ -74,6 +74,8 @@ fn prepare_fills_the_store_and_prints_a_summary() {
         "  output      scores float32 [1, 4]",
         "  drift       lite (8 samples):",
         "  INT8 layers (torch.ao.ns, worst first):",
+        "  budget      max_bytes 10.00 MB (10000000 bytes): within (",
+        "  budget      max_drift 0.5000: within (",
     ] {
         assert!(page.contains(line), "{line}: {page}");
     }
@@ -81,6 +83,7 @@ fn prepare_fills_the_store_and_prints_a_summary() {
     let models: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(models[0]["report"]["name"], "tiny");
     assert_eq!(models[0]["report"]["layers"][0]["kind"], "Linear");
+    assert_eq!(models[0]["report"]["budget"], serde_json::json!({"max_bytes": 10_000_000, "max_drift": 0.5}));
     let missing = cargo_ptm(&fixture, &["report", "nope"], cache.path());
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing).contains("no crate here declares a model named `nope`"), "{}", text(&missing));

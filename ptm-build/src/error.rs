@@ -79,6 +79,17 @@ pub enum Error {
         /// Last frames of the Python traceback, when there is one.
         traceback: Box<str>,
     },
+    /// A model's figures cross the budget its declaration sets
+    /// (`[package.metadata.models.<name>.budget]`). Its artifact is cached all the same:
+    /// a raised budget judges it again without converting.
+    Budget {
+        /// The Cargo.toml that sets the budget.
+        manifest: PathBuf,
+        /// The model's name.
+        model: String,
+        /// Each crossed limit: its full key, the model's figure and the limit, as read.
+        crossed: Box<[(String, String, String)]>,
+    },
     /// The Python worker died without a result.
     Worker {
         /// The interpreter that ran it.
@@ -203,6 +214,17 @@ impl fmt::Display for Error {
                     write!(f, "\n  last Python frames:\n    {}", traceback.trim_end().replace('\n', "\n    "))?;
                 }
                 Ok(())
+            }
+            Error::Budget { manifest, model, crossed } => {
+                write!(f, "ptm: model `{model}` is over its budget in {}:", manifest.display())?;
+                for (key, figure, limit) in crossed.iter() {
+                    let (what, past) = if key.ends_with("min_top1") { ("top-1 agreement", "below") } else { ("figure", "over") };
+                    write!(f, "\n  `{key}`: the {what} is {figure}, {past} the budget of {limit}")?;
+                }
+                write!(
+                    f,
+                    "\n  fix:      make the model fit (quantize it, keep fewer layers in float, calibrate on real data) or, if the new figures are right, raise the budget; `cargo ptm report` shows every figure beside its budget"
+                )
             }
             Error::Worker { python, status, stderr, converted, unfinished } => {
                 writeln!(f, "ptm: the Python worker ({}) {status} without a result", python.display())?;

@@ -233,6 +233,7 @@ pub fn build(ctx: &Context) -> Result<Outcome, Error> {
     let entries: Vec<Entry> = entries.into_iter().map(|e| e.expect("every miss was converted or returned an error")).collect();
     let pythons: BTreeMap<Format, String> = found.iter().map(|(format, (i, _))| (*format, format!("{} ({})", i.path.display(), i.origin))).collect();
     let bundle = write_outputs(ctx, &planned, &entries, &pythons)?;
+    check_budgets(ctx, &bundle)?;
     let models = planned
         .iter()
         .zip(entries)
@@ -424,6 +425,28 @@ fn write_outputs(ctx: &Context, planned: &[Planned], entries: &[Entry], pythons:
     Ok(bundle)
 }
 
+/// Fails the build for the first model (in name order) over its budget, naming every
+/// limit it crosses; the others' figures are in models.json and `cargo ptm report`.
+fn check_budgets(ctx: &Context, bundle: &Bundle) -> Result<(), Error> {
+    let mut over = Vec::new();
+    for model in &bundle.models {
+        let crossed: Vec<(String, String, String)> = model
+            .budget_checks()
+            .into_iter()
+            .filter(|check| !check.passed())
+            .map(|check| (format!("package.metadata.models.{}.budget.{}", model.name, check.key), check.figure_text(), check.limit_text()))
+            .collect();
+        if !crossed.is_empty() {
+            over.push(Error::Budget { manifest: ctx.crate_dir.join("Cargo.toml"), model: model.name.clone(), crossed: crossed.into() });
+        }
+    }
+    match over.len() {
+        0 => Ok(()),
+        1 => Err(over.remove(0)),
+        _ => Err(Error::Declarations(over)),
+    }
+}
+
 /// The app's operator list for a selective libtorch-lite build, beside models.json.
 pub const SELECTED_OPERATORS: &str = "selected_operators.yaml";
 
@@ -474,6 +497,8 @@ fn report_of(plan: &Planned, artifact: String, entry: &Entry, c: Converted, pyth
         executorch: c.executorch,
         delegated_operators: c.delegated_operators,
         undelegated_operators: c.undelegated_operators,
+        planned_memory: c.planned_memory,
+        budget: decl.budget,
         program_schema: (decl.format == Format::Pte).then(|| program_schema(&entry.artifact)).flatten(),
     }
 }

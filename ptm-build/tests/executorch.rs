@@ -521,3 +521,34 @@ fn a_gru_encoder_and_decoder_keep_two_dynamic_lengths_with_static_int8() {
     assert!(native.worst_relative().unwrap() < 0.25, "INT8 drifts a little: {:?}", report.drift);
     assert!(report.warnings.iter().any(|w| w.starts_with("nn.GRU `encoder` and nn.GRU `decoder` run as scan loops over their steps")), "{:?}", report.warnings);
 }
+
+#[test]
+fn a_model_over_its_budget_fails_naming_the_key_and_a_raised_budget_judges_the_cached_artifact() {
+    let declare = |budget: &str| {
+        pte_model("tiny", "tiny.py", &format!("outputs = [\"scores\"]\nbudget = {{ {budget} }}"), "name = \"x\"\ndtype = \"float32\"\nshape = [1, 4]")
+    };
+    let project = Project::new(&declare("max_bytes = 100, max_memory = \"1 MB\"")).file("tiny.py", TINY_MODEL);
+    let text = error_text(project.build());
+    assert!(text.contains("model `tiny` is over its budget"), "{text}");
+    assert!(text.contains("`package.metadata.models.tiny.budget.max_bytes`: the figure is ") && text.contains(" kB ("), "{text}");
+    assert!(text.contains("bytes), over the budget of 100 bytes") && text.contains("raise the budget"), "{text}");
+    assert!(!text.contains("budget.max_memory"), "the planned memory is within its budget: {text}");
+
+    // The artifact was cached: a raised budget builds from the cache, and records both.
+    std::fs::write(project.manifest(), format!("[package]\nname = \"app\"\nversion = \"0.1.0\"\n\n{}", declare("max_bytes = \"1 MB\", max_memory = \"1 MB\"")))
+        .unwrap();
+    let outcome = ptm_build::Builder::new()
+        .crate_dir(project.path())
+        .out_dir(project.path().join("out"))
+        .cache_dir(project.path().join("cache"))
+        .toolchain_dir(common::toolchain_dir())
+        .python(common::venv_python())
+        .build()
+        .unwrap();
+    assert_eq!(outcome.models[0].origin, ptm_build::Origin::Cache);
+    let report = &outcome.bundle.models[0];
+    let planned = report.planned_memory.expect("a .pte records the memory its plan reserves");
+    assert!(planned > 0 && planned < 1_000_000, "{planned}");
+    assert_eq!((report.budget.max_bytes, report.budget.max_memory), (Some(1_000_000), Some(1_000_000)));
+    assert!(report.budget_checks().iter().all(|check| check.passed()), "{:?}", report.budget_checks());
+}

@@ -473,3 +473,32 @@ fn every_models_first_mistake_is_reported_at_once() {
     let text = parse_error(&one);
     assert!(text.starts_with("ptm: invalid model declaration: `package.metadata.models.other.export`"), "{text}");
 }
+
+#[test]
+fn a_budget_is_read_with_units_and_per_target_overrides_and_stays_out_of_the_key() {
+    let budget =
+        "budget = { max_bytes = \"6 MB\", min_top1 = 0.9, max_drift = 0.02 }\n\n[package.metadata.models.tiny.target.aarch64]\nbudget = { max_bytes = 4096 }";
+    let project = Project::new(&model(budget)).file("tiny.py", TINY_MODEL);
+    let desktop = &project.parse_for("x86_64-unknown-linux-gnu").unwrap()[0];
+    assert_eq!((desktop.budget.max_bytes, desktop.budget.min_top1, desktop.budget.max_drift), (Some(6_000_000), Some(0.9), Some(0.02)));
+    let phone = &project.parse_for("aarch64-linux-android").unwrap()[0];
+    assert_eq!((phone.budget.max_bytes, phone.budget.min_top1), (Some(4096), Some(0.9)), "the target's key replaces the model's, the others stay");
+    let plain = Project::new(&model("")).file("tiny.py", TINY_MODEL);
+    let key = |project: &Project| ptm_build::tooling::key_of(&project.parse().unwrap()[0], project.path(), "2.11.0", None).unwrap();
+    assert_eq!(key(&project), key(&plain), "a budget judges the artifact; it does not change it");
+}
+
+#[test]
+fn budget_mistakes_name_the_key() {
+    let text = parse_error(&model("budget = { max_bytes = \"6 mb\" }"));
+    assert!(text.contains("`package.metadata.models.tiny.budget.max_bytes`") && text.contains("\"6 MB\" or \"512 KiB\""), "{text}");
+    let text = parse_error(&model("budget = { max_memory = \"1 MB\" }"));
+    assert!(
+        text.contains("`package.metadata.models.tiny.budget.max_memory`") && text.contains("for a .pte only") && text.contains("ship the model as format = "),
+        "{text}"
+    );
+    let text = parse_error(&model("budget = { min_top1 = 90 }"));
+    assert!(text.contains("`package.metadata.models.tiny.budget.min_top1`") && text.contains("between 0 and 1"), "{text}");
+    let text = parse_error(&model("budget = { max_byte = 10 }"));
+    assert!(text.contains("`package.metadata.models.tiny.budget.max_byte`") && text.contains("did you mean `max_bytes`?"), "{text}");
+}

@@ -112,6 +112,38 @@ pub struct ModelReport {
     /// See [`ModelReport::delegated_operators`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undelegated_operators: Option<u32>,
+    /// For a `.pte`: the bytes ExecuTorch's memory plan reserves for the program's
+    /// activations (the sum of its execution plan's planned buffers), which a load
+    /// allocates; the weights are in [`ModelReport::sizes`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_memory: Option<u64>,
+    /// The limits the manifest's `budget` table sets, which the build held this model to.
+    #[serde(default, skip_serializing_if = "Budget::is_empty")]
+    pub budget: Budget,
+}
+
+/// A model's budget: the figures past which its build fails (`[package.metadata.models.<name>.budget]`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Budget {
+    /// Largest artifact, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    /// Largest planned memory of a `.pte`, in bytes ([`ModelReport::planned_memory`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory: Option<u64>,
+    /// Smallest top-1 agreement of any classifier-shaped output in the runtime stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_top1: Option<f64>,
+    /// Largest relative error of any float output in the runtime stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_drift: Option<f64>,
+}
+
+impl Budget {
+    /// Whether no limit is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Budget::default()
+    }
 }
 
 /// One quantized layer's output in the quantized model against the float model, on the
@@ -264,6 +296,71 @@ impl ModelReport {
     pub fn runtime_drift(&self) -> Option<&StageDrift> {
         let stage = self.format.runtime_stage();
         self.drift.iter().find(|d| d.stage == stage)
+    }
+
+    /// Each limit its budget sets, against the model's figure.
+    pub fn budget_checks(&self) -> Vec<BudgetCheck> {
+        let drift = self.runtime_drift();
+        let checks = [
+            ("max_bytes", self.budget.max_bytes.map(|b| b as f64), self.sizes.last().map(|s| s.bytes as f64)),
+            ("max_memory", self.budget.max_memory.map(|b| b as f64), self.planned_memory.map(|b| b as f64)),
+            ("min_top1", self.budget.min_top1, drift.and_then(StageDrift::worst_top1)),
+            ("max_drift", self.budget.max_drift, drift.and_then(StageDrift::worst_relative)),
+        ];
+        checks.into_iter().filter_map(|(key, limit, figure)| limit.map(|limit| BudgetCheck { key, limit, figure })).collect()
+    }
+}
+
+/// One limit of a model's budget, against the model's figure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetCheck {
+    /// The budget's key: `max_bytes`, `max_memory`, `min_top1` or `max_drift`.
+    pub key: &'static str,
+    /// The limit.
+    pub limit: f64,
+    /// The model's figure: the artifact's bytes, its planned memory, the runtime stage's
+    /// worst top-1 agreement or relative error; none where the model has no such figure.
+    pub figure: Option<f64>,
+}
+
+impl BudgetCheck {
+    /// Whether the figure exists and is within the limit.
+    pub fn passed(&self) -> bool {
+        match self.figure {
+            Some(figure) if self.key.starts_with("min_") => figure >= self.limit,
+            Some(figure) => figure <= self.limit,
+            None => false,
+        }
+    }
+
+    /// The figure, as a person reads it, or why there is none.
+    pub fn figure_text(&self) -> String {
+        match self.figure {
+            Some(figure) => self.format(figure),
+            None => match self.key {
+                "max_memory" => "no planned memory recorded".into(),
+                "min_top1" => "no classifier-shaped output".into(),
+                "max_drift" => "no float output".into(),
+                _ => "no figure".into(),
+            },
+        }
+    }
+
+    /// The limit, as a person reads it.
+    pub fn limit_text(&self) -> String {
+        self.format(self.limit)
+    }
+
+    fn format(&self, value: f64) -> String {
+        match self.key {
+            "max_bytes" | "max_memory" => match value {
+                v if v >= 1e6 => format!("{:.2} MB ({} bytes)", v / 1e6, v as u64),
+                v if v >= 1e3 => format!("{:.1} kB ({} bytes)", v / 1e3, v as u64),
+                v => format!("{} bytes", v as u64),
+            },
+            "min_top1" => format!("{value:.3}"),
+            _ => format!("{value:.4}"),
+        }
     }
 }
 
@@ -454,6 +551,22 @@ mod tests {
         // A models.json written before ranges existed still reads.
         assert_eq!(serde_json::from_str::<Dim>(r#"{"name":"tokens","example":32}"#).unwrap(), Dim::dynamic("tokens", 32));
     }
+
+    #[test]
+    fn a_budget_check_passes_within_its_limit_and_fails_without_a_figure() {
+        let check = |key, limit, figure| BudgetCheck { key, limit, figure };
+        assert!(check("max_bytes", 100.0, Some(100.0)).passed() && !check("max_bytes", 100.0, Some(101.0)).passed());
+        assert!(check("min_top1", 0.9, Some(0.95)).passed() && !check("min_top1", 0.9, Some(0.85)).passed());
+        assert!(!check("max_memory", 1e6, None).passed(), "a limit with nothing to hold it to fails");
+        assert_eq!(check("max_bytes", 5_061_234.0, None).limit_text(), "5.06 MB (5061234 bytes)");
+        assert_eq!(check("max_memory", 2048.0, None).limit_text(), "2.0 kB (2048 bytes)");
+        assert_eq!(check("max_memory", 1e6, None).figure_text(), "no planned memory recorded");
+        assert_eq!(check("min_top1", 0.9, Some(0.875)).figure_text(), "0.875");
+        // An empty budget is left out of models.json; a set one round-trips.
+        let budget = Budget { max_bytes: Some(6_000_000), min_top1: Some(0.9), ..Budget::default() };
+        assert!(Budget::default().is_empty() && !budget.is_empty());
+        assert_eq!(serde_json::to_string(&budget).unwrap(), r#"{"max_bytes":6000000,"min_top1":0.9}"#);
+    }
 }
 
 /// What the worker measured for one converted model: a cache entry's `report.json`, read
@@ -504,6 +617,9 @@ pub struct Converted {
     /// A `.pte`'s operators outside the delegate, run on ExecuTorch's portable kernels.
     #[serde(default)]
     pub undelegated_operators: Option<u32>,
+    /// A `.pte`'s planned memory in bytes; none for a `.ptl`, or a conversion that did not record it.
+    #[serde(default)]
+    pub planned_memory: Option<u64>,
 }
 
 /// How long one stage of a conversion took.

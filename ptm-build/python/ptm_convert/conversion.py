@@ -118,6 +118,8 @@ class Conversion:
         self.top1_only = 0
         # A .pte's operators inside and outside the XNNPACK delegate (pte.delegation).
         self.delegation: Optional[dict[str, Any]] = None
+        # A .pte's planned activation memory in bytes (pte.lower).
+        self.planned_memory: Optional[int] = None
         self.layer_samples = 0
         # Observers that saw no calibration data.
         self.unobserved = 0

@@ -209,6 +209,9 @@ def lower(c: Conversion, program):
                       "set optimize = false to leave the graph to ExecuTorch's own kernels, or ship it as "
                       "format = \"ptl\"", last_frames(3))
     plan = executorch_program.executorch_program.execution_plan[0]
+    # What a load allocates for activations: every buffer the memory plan sizes (the
+    # first, by ExecuTorch's convention, is 0 and reserved).
+    c.planned_memory = sum(int(size) for size in plan.non_const_buffer_sizes)
     operators = sorted({f"{op.name}.{op.overload}" if op.overload else op.name for op in plan.operators})
     return bytes(executorch_program.buffer), operators
 

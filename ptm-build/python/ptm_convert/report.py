@@ -28,6 +28,8 @@ class Report(TypedDict):
     # A .pte's operators inside and outside the XNNPACK delegate; None for a .ptl.
     delegated_operators: Optional[int]
     undelegated_operators: Optional[int]
+    # A .pte's planned activation memory in bytes; None for a .ptl.
+    planned_memory: Optional[int]
 
 
 def build(c: Conversion, outputs: list[TensorSpec], operators: list[str], bytecode_version: int = 0,
@@ -51,4 +53,5 @@ def build(c: Conversion, outputs: list[TensorSpec], operators: list[str], byteco
         "executorch": executorch,
         "delegated_operators": delegation["delegated"] if delegation else None,
         "undelegated_operators": delegation["undelegated"] if delegation else None,
+        "planned_memory": c.planned_memory,
     }

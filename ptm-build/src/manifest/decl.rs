@@ -1,7 +1,7 @@
 //! What a model declaration is once read: the types every part of the manifest reader
 //! builds, and the defaults. At the bottom of the manifest module with `ctx`.
 
-pub use ptm_report::{Engine, Export, Format, Quantize};
+pub use ptm_report::{Budget, Engine, Export, Format, Quantize};
 
 use serde::Serialize;
 use std::path::PathBuf;
@@ -54,6 +54,10 @@ pub struct ModelDecl {
     pub inputs: Vec<InputDecl>,
     /// How far each output of the converted model may drift from the source model's.
     pub tolerance: Tolerance,
+    /// The figures past which the build fails. Not part of the key: a new budget judges
+    /// the same artifact again.
+    #[serde(skip)]
+    pub budget: Budget,
     /// Findings about the declaration that do not stop the build (paths outside the
     /// workspace); shown as cargo warnings, not part of the key.
     #[serde(skip)]

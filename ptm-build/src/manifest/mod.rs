@@ -3,6 +3,7 @@
 //! [`parse`] turns the TOML into [`ModelDecl`]s with every default filled in, or an
 //! [`Error`](crate::Error) that names the key, what was found and what to write.
 
+mod budget;
 mod ctx;
 mod decl;
 mod inputs;
@@ -13,7 +14,7 @@ mod suggest;
 mod targets;
 mod values;
 
-pub use decl::{default_tolerance, type_name, Engine, Export, Format, InputDecl, ModelDecl, Quantize, Source, Tolerance, DTYPES, RUNTIMES};
+pub use decl::{default_tolerance, type_name, Budget, Engine, Export, Format, InputDecl, ModelDecl, Quantize, Source, Tolerance, DTYPES, RUNTIMES};
 pub use locate::Location;
 pub use parse::{parse, read};
 pub use targets::is_arm;

@@ -35,9 +35,10 @@ const MODEL_KEYS: &[&str] = &[
     "max_bytecode",
     "quantize_skip",
     "format",
+    "budget",
 ];
 /// Keys a `[...models.<name>.target.<triple or arch>]` table may override.
-const TARGET_KEYS: &[&str] = &["engine", "quantize", "optimize", "format"];
+const TARGET_KEYS: &[&str] = &["engine", "quantize", "optimize", "format", "budget"];
 const FORMATS: &[(&str, Format)] = &[("ptl", Format::Ptl), ("pte", Format::Pte)];
 /// Keys of the Lite Interpreter path that mean nothing to an ExecuTorch program, and why.
 const PTL_ONLY: &[(&str, &str)] = &[
@@ -281,6 +282,7 @@ impl Ctx<'_> {
             self.check_pte_examples(&inputs, &prefix, &format_key)?;
         }
         let tolerance = self.tolerance(table, &prefix, quantize)?;
+        let budget = self.budget(table, &prefix, &overrides, format)?;
         // What a .pte is converted with, whatever the Lite Interpreter defaults say.
         let (export, engine, lints) = match format {
             Format::Ptl => (export, engine, lints),
@@ -308,6 +310,7 @@ impl Ctx<'_> {
             outputs,
             inputs,
             tolerance,
+            budget,
             warnings: self.warnings.take(),
         })
     }
