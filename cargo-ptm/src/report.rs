@@ -87,6 +87,29 @@ fn page(krate: &str, path: &Path, m: &ModelReport) -> String {
     if let Some(python) = &m.python {
         let _ = writeln!(out, "  python      {python}");
     }
+    let p = &m.provenance;
+    let digests: Vec<String> =
+        [("source", p.source_sha256.as_deref()), ("weights", p.weights_sha256.as_deref()), ("calibration", p.calibration_sha256.as_deref())]
+            .into_iter()
+            .filter_map(|(what, digest)| digest.map(|d| format!("{what} sha256 {d}")))
+            .chain(p.depends_sha256.iter().map(|d| format!("depends sha256 {d}")))
+            .collect();
+    if !digests.is_empty() {
+        let _ = writeln!(out, "  made from   {}", digests.join(", "));
+    }
+    let tools: Vec<String> = [("python", p.python_version.as_deref()), ("torchao", p.torchao.as_deref())]
+        .into_iter()
+        .filter_map(|(tool, version)| version.map(|v| format!("{tool} {v}")))
+        .collect();
+    if !tools.is_empty() {
+        let _ = writeln!(
+            out,
+            "  made with   torch {}{}, {}",
+            m.torch,
+            m.executorch.as_deref().map(|e| format!(", executorch {e}")).unwrap_or_default(),
+            tools.join(", ")
+        );
+    }
     let _ = writeln!(
         out,
         "  artifact    {} ({}), bytecode v{}, sha256 {}",

@@ -84,6 +84,16 @@ fn prepare_fills_the_store_and_prints_a_summary() {
     assert_eq!(models[0]["report"]["name"], "tiny");
     assert_eq!(models[0]["report"]["layers"][0]["kind"], "Linear");
     assert_eq!(models[0]["report"]["budget"], serde_json::json!({"max_bytes": 10_000_000, "max_drift": 0.5}));
+    // Provenance: each input's sha256 as sha256sum prints it, and what converted it.
+    let sha256 = |file: &str| {
+        use sha2::Digest;
+        sha2::Sha256::digest(std::fs::read(fixture.path().join(file)).unwrap()).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let provenance = &models[0]["report"]["provenance"];
+    assert_eq!(provenance["source_sha256"], sha256("models/tiny.py"));
+    assert_eq!(provenance["weights_sha256"], sha256("models/tiny.pth"));
+    assert!(provenance["python_version"].as_str().unwrap().starts_with("3."), "{provenance}");
+    assert!(page.contains(&format!("  made from   source sha256 {}, weights sha256 {}", sha256("models/tiny.py"), sha256("models/tiny.pth"))), "{page}");
     let missing = cargo_ptm(&fixture, &["report", "nope"], cache.path());
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing).contains("no crate here declares a model named `nope`"), "{}", text(&missing));

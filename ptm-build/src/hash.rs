@@ -17,6 +17,21 @@ pub fn file_sha256(path: &Path) -> Result<String, Error> {
     Ok(hex(&hasher.finalize()))
 }
 
+/// The digest of a declared file or directory, as models.json records it: a file's
+/// sha256, or for a directory the sha256 over each file's name ([`named_files`]) and
+/// sha256, in order.
+pub fn input_sha256(root: &Path, declared: &Path) -> Result<String, Error> {
+    let files = named_files(root, declared)?;
+    if root.join(declared).is_file() {
+        return file_sha256(&root.join(declared));
+    }
+    let mut hasher = Sha256::new();
+    for (name, file) in files {
+        hasher.update(format!("{name}\0{}\n", file_sha256(&file)?).as_bytes());
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -130,6 +145,21 @@ fn walk_error(root: &Path, error: walkdir::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_input_digest_is_a_files_sha256_or_a_directorys_listing_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data/b")).unwrap();
+        std::fs::write(dir.path().join("data/a.pt"), b"a").unwrap();
+        std::fs::write(dir.path().join("data/b/c.pt"), b"c").unwrap();
+        let file = input_sha256(dir.path(), Path::new("data/a.pt")).unwrap();
+        assert_eq!(file, hex_sha256(b"a"), "a file's digest is what sha256sum prints");
+        let listing = format!("data/a.pt\0{}\ndata/b/c.pt\0{}\n", hex_sha256(b"a"), hex_sha256(b"c"));
+        assert_eq!(input_sha256(dir.path(), Path::new("data")).unwrap(), hex_sha256(listing.as_bytes()));
+        std::fs::write(dir.path().join("data/b/c.pt"), b"changed").unwrap();
+        assert_ne!(input_sha256(dir.path(), Path::new("data")).unwrap(), hex_sha256(listing.as_bytes()));
+        assert!(input_sha256(dir.path(), Path::new("missing")).is_err());
+    }
 
     #[test]
     fn fields_are_unambiguous() {

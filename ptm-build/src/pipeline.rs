@@ -410,7 +410,12 @@ fn write_outputs(ctx: &Context, planned: &[Planned], entries: &[Entry], pythons:
         fsutil::copy_if_changed(&entry.artifact, &dir.join(&artifact))?;
         let converted: Converted =
             serde_json::from_str(&entry.report).map_err(|e| Error::io("parse cache report of", &entry.artifact, std::io::Error::other(e)))?;
-        models.push(report_of(plan, artifact, entry, converted, pythons.get(&plan.decl.format).cloned()));
+        let mut report = report_of(plan, artifact, entry, converted, pythons.get(&plan.decl.format).cloned());
+        report.provenance.source_sha256 = Some(crate::hash::input_sha256(&ctx.crate_dir, plan.decl.source.file())?);
+        report.provenance.weights_sha256 = plan.decl.weights.as_deref().map(|w| crate::hash::input_sha256(&ctx.crate_dir, w)).transpose()?;
+        report.provenance.depends_sha256 = plan.decl.depends.iter().map(|d| crate::hash::input_sha256(&ctx.crate_dir, d)).collect::<Result<_, _>>()?;
+        report.provenance.calibration_sha256 = plan.decl.calibration.as_deref().map(|c| crate::hash::input_sha256(&ctx.crate_dir, c)).transpose()?;
+        models.push(report);
     }
     models.sort_by(|a, b| a.name.cmp(&b.name));
     for model in &models {
@@ -499,6 +504,7 @@ fn report_of(plan: &Planned, artifact: String, entry: &Entry, c: Converted, pyth
         undelegated_operators: c.undelegated_operators,
         planned_memory: c.planned_memory,
         budget: decl.budget,
+        provenance: ptm_report::Provenance { python_version: c.python_version, torchao: c.torchao, ..Default::default() },
         program_schema: (decl.format == Format::Pte).then(|| program_schema(&entry.artifact)).flatten(),
     }
 }

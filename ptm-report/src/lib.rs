@@ -120,6 +120,34 @@ pub struct ModelReport {
     /// The limits the manifest's `budget` table sets, which the build held this model to.
     #[serde(default, skip_serializing_if = "Budget::is_empty")]
     pub budget: Budget,
+    /// What the artifact was made from and with, for release review.
+    #[serde(default)]
+    pub provenance: Provenance,
+}
+
+/// What a model's artifact was made from and with, beside [`ModelReport::torch`] and
+/// [`ModelReport::executorch`]. A file's digest is its sha256 (what `sha256sum` prints);
+/// a directory's is the sha256 over each file's path and sha256, in path order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Provenance {
+    /// The Python source or TorchScript archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_sha256: Option<String>,
+    /// The state_dict, if declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
+    /// The `depends` files and directories, in declaration order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_sha256: Vec<String>,
+    /// The calibration samples, if declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration_sha256: Option<String>,
+    /// The Python version that converted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python_version: Option<String>,
+    /// The torchao version installed beside that torch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torchao: Option<String>,
 }
 
 /// A model's budget: the figures past which its build fails (`[package.metadata.models.<name>.budget]`).
@@ -620,6 +648,12 @@ pub struct Converted {
     /// A `.pte`'s planned memory in bytes; none for a `.ptl`, or a conversion that did not record it.
     #[serde(default)]
     pub planned_memory: Option<u64>,
+    /// The Python version that converted it.
+    #[serde(default)]
+    pub python_version: Option<String>,
+    /// The torchao version installed beside that torch, if any.
+    #[serde(default)]
+    pub torchao: Option<String>,
 }
 
 /// How long one stage of a conversion took.

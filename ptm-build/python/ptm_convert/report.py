@@ -1,5 +1,6 @@
 """The report of one converted model, the same for both formats: what ptm-build keeps in
 the cache entry (ptm_build::worker::Converted) and writes into models.json."""
+import platform
 from typing import Any, Optional, TypedDict
 
 from .conversion import Conversion, LayerRow, Size, StageDrift, StageSeconds, TensorSpec
@@ -30,6 +31,9 @@ class Report(TypedDict):
     undelegated_operators: Optional[int]
     # A .pte's planned activation memory in bytes; None for a .ptl.
     planned_memory: Optional[int]
+    # The Python and torchao that converted it (torchao: None where it is not installed).
+    python_version: str
+    torchao: Optional[str]
 
 
 def build(c: Conversion, outputs: list[TensorSpec], operators: list[str], bytecode_version: int = 0,
@@ -54,4 +58,14 @@ def build(c: Conversion, outputs: list[TensorSpec], operators: list[str], byteco
         "delegated_operators": delegation["delegated"] if delegation else None,
         "undelegated_operators": delegation["undelegated"] if delegation else None,
         "planned_memory": c.planned_memory,
+        "python_version": platform.python_version(),
+        "torchao": installed_version("torchao"),
     }
+
+
+def installed_version(distribution: str) -> Optional[str]:
+    from importlib import metadata
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
