@@ -64,6 +64,20 @@ pub enum Command {
         #[command(flatten)]
         crates: CrateSelection,
     },
+    /// Compare two builds of the same models (a torch bump, another quantization): per
+    /// model, size, planned memory, drift, top-1, operators and toolchain; exit 1 when a
+    /// model of the second crosses its budget.
+    Diff {
+        /// The first build: a models.json (or the directory holding it), or a committed
+        /// store (`.ptm/`, or the crate directory holding it).
+        a: PathBuf,
+        /// The second build, the same way.
+        b: PathBuf,
+        /// The target triple whose store records to compare (default: the host's, or a
+        /// store's only one).
+        #[arg(long, value_name = "TRIPLE")]
+        target: Option<String>,
+    },
     /// The conversion cache: its size, or pruning it.
     #[command(subcommand)]
     Cache(CacheCommand),

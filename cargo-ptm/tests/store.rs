@@ -85,10 +85,7 @@ fn prepare_fills_the_store_and_prints_a_summary() {
     assert_eq!(models[0]["report"]["layers"][0]["kind"], "Linear");
     assert_eq!(models[0]["report"]["budget"], serde_json::json!({"max_bytes": 10_000_000, "max_drift": 0.5}));
     // Provenance: each input's sha256 as sha256sum prints it, and what converted it.
-    let sha256 = |file: &str| {
-        use sha2::Digest;
-        sha2::Sha256::digest(std::fs::read(fixture.path().join(file)).unwrap()).iter().map(|b| format!("{b:02x}")).collect::<String>()
-    };
+    let sha256 = |file: &str| ptm_harness::sha256_of(&fixture.path().join(file));
     let provenance = &models[0]["report"]["provenance"];
     assert_eq!(provenance["source_sha256"], sha256("models/tiny.py"));
     assert_eq!(provenance["weights_sha256"], sha256("models/tiny.pth"));
@@ -97,6 +94,45 @@ fn prepare_fills_the_store_and_prints_a_summary() {
     let missing = cargo_ptm(&fixture, &["report", "nope"], cache.path());
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing).contains("no crate here declares a model named `nope`"), "{}", text(&missing));
+}
+
+#[test]
+fn diff_shows_what_another_quantization_changed_and_fails_on_a_crossed_budget() {
+    let (fixture, cache) = prepared();
+    let before = tempfile::tempdir().unwrap();
+    ptm_harness::copy_dir(&fixture.path().join(".ptm"), &before.path().join("store-before"));
+    fixture.replace("quantize = \"dynamic\"\n", "quantize = \"none\"\n");
+    let out = cargo_ptm(&fixture, &["prepare"], cache.path());
+    assert!(out.status.success(), "{}", text(&out));
+
+    let diff = |a: &Path, b: &Path| Command::new(env!("CARGO_BIN_EXE_cargo-ptm")).arg("ptm").arg("diff").arg(a).arg(b).output().unwrap();
+    let out = diff(&before.path().join("store-before"), fixture.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.starts_with("tiny (.ptl)\n"), "{page}");
+    // Float weights are larger than INT8 ones (the archive's other records stay the same).
+    let size = page.lines().find(|l| l.starts_with("  size        ")).unwrap_or_else(|| panic!("{page}"));
+    let growth: f64 = size.rsplit_once('(').unwrap().1.trim_end_matches("%)").parse().unwrap();
+    assert!(growth > 10.0 && size.contains(" kB -> "), "{size}");
+    assert!(
+        page.contains("  drift       ") && page.contains("  operators   ") && page.contains("; removed ") && page.contains("quantized::linear_dynamic"),
+        "{page}"
+    );
+    assert!(page.contains("  budget      max_bytes 10.00 MB (10000000 bytes): within"), "{page}");
+
+    // Against itself: nothing changed.
+    let same = diff(fixture.path(), fixture.path());
+    assert!(String::from_utf8_lossy(&same.stdout).starts_with("tiny (.ptl): the same artifact\n"), "{}", text(&same));
+
+    // A budget the new build crosses fails the diff, naming the limit.
+    fixture.replace("max_bytes = \"10 MB\"", "max_bytes = 100");
+    let out = diff(&before.path().join("store-before"), &fixture.path().join(".ptm"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("  budget      max_bytes 100 bytes: OVER (") && text(&out).contains("crosses its budget"), "{}", text(&out));
+
+    let nothing = diff(before.path(), &before.path().join("nothing"));
+    assert_eq!(nothing.status.code(), Some(1));
+    assert!(text(&nothing).contains("is neither a report (models.json, or a directory holding one) nor a committed store"), "{}", text(&nothing));
 }
 
 #[test]
@@ -116,6 +152,12 @@ fn an_offline_build_uses_the_store_and_starts_no_python() {
     let key = index["models"]["tiny"][0]["key"].as_str().unwrap();
     let stored = fixture.path().join(".ptm/v1").join(key).join("model.ptl");
     assert_eq!(std::fs::read(stored).unwrap(), std::fs::read(build.out_dir.unwrap().join("ptm/tiny.ptl")).unwrap());
+
+    // The budgets hold offline too: a store committed over budget fails CI's build.
+    fixture.replace("max_bytes = \"10 MB\"", "max_bytes = 100");
+    let build = fixture.build(&[("PTM_OFFLINE", Path::new("1")), ("PTM_PYTHON", &python), ("PTM_CACHE_DIR", &empty_cache)]);
+    assert!(!build.success && build.stderr.contains("`package.metadata.models.tiny.budget.max_bytes`: the figure is"), "{}", build.stderr);
+    assert_eq!(starts(&log), 0, "an offline build started Python");
 }
 
 #[test]

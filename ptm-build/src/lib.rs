@@ -104,7 +104,7 @@ pub mod tooling {
 
     /// The committed model store, `.ptm/` beside Cargo.toml.
     pub mod store {
-        pub use crate::store::{Store, Stored, STORE_DIR};
+        pub use crate::store::{Indexed, Miss, Store, Stored, STORE_DIR};
     }
 
     /// What invalidates an artifact, for ptm-build's own tests of the keys.

@@ -300,6 +300,7 @@ fn without_python(ctx: &Context, decls: Vec<ModelDecl>, why: String) -> Result<O
     }
     let entries: Vec<Entry> = models.iter().map(|m| m.entry.clone()).collect();
     let bundle = write_outputs(ctx, &planned, &entries, &BTreeMap::new())?;
+    check_budgets(ctx, &bundle)?;
     Ok(Outcome { bundle, models })
 }
 

@@ -100,6 +100,11 @@ impl Store {
         Store { entries: Cache::new(&root), root }
     }
 
+    /// The store whose directory is `root` (a `.ptm/`, or a copy of one elsewhere).
+    pub fn at(root: &Path) -> Store {
+        Store { entries: Cache::new(root), root: root.to_path_buf() }
+    }
+
     /// The store's directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -108,6 +113,11 @@ impl Store {
     /// Whether `cargo ptm prepare` ever wrote this store.
     pub fn exists(&self) -> bool {
         self.root.join("index.json").is_file()
+    }
+
+    /// Every model the index holds, by name.
+    pub fn models(&self) -> Result<Vec<String>, Miss> {
+        Ok(self.index()?.models.into_keys().collect())
     }
 
     /// What the index says of `model`, one record per prepared target.

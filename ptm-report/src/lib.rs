@@ -172,6 +172,18 @@ impl Budget {
     pub fn is_empty(&self) -> bool {
         *self == Budget::default()
     }
+
+    /// Each limit set, against a model's figures: the artifact's bytes, its planned
+    /// memory, the runtime stage's worst top-1 agreement and worst relative error.
+    pub fn checks(&self, bytes: Option<u64>, planned_memory: Option<u64>, top1: Option<f64>, relative: Option<f64>) -> Vec<BudgetCheck> {
+        let checks = [
+            ("max_bytes", self.max_bytes.map(|b| b as f64), bytes.map(|b| b as f64)),
+            ("max_memory", self.max_memory.map(|b| b as f64), planned_memory.map(|b| b as f64)),
+            ("min_top1", self.min_top1, top1),
+            ("max_drift", self.max_drift, relative),
+        ];
+        checks.into_iter().filter_map(|(key, limit, figure)| limit.map(|limit| BudgetCheck { key, limit, figure })).collect()
+    }
 }
 
 /// One quantized layer's output in the quantized model against the float model, on the
@@ -329,13 +341,21 @@ impl ModelReport {
     /// Each limit its budget sets, against the model's figure.
     pub fn budget_checks(&self) -> Vec<BudgetCheck> {
         let drift = self.runtime_drift();
-        let checks = [
-            ("max_bytes", self.budget.max_bytes.map(|b| b as f64), self.sizes.last().map(|s| s.bytes as f64)),
-            ("max_memory", self.budget.max_memory.map(|b| b as f64), self.planned_memory.map(|b| b as f64)),
-            ("min_top1", self.budget.min_top1, drift.and_then(StageDrift::worst_top1)),
-            ("max_drift", self.budget.max_drift, drift.and_then(StageDrift::worst_relative)),
-        ];
-        checks.into_iter().filter_map(|(key, limit, figure)| limit.map(|limit| BudgetCheck { key, limit, figure })).collect()
+        self.budget.checks(
+            self.sizes.last().map(|s| s.bytes),
+            self.planned_memory,
+            drift.and_then(StageDrift::worst_top1),
+            drift.and_then(StageDrift::worst_relative),
+        )
+    }
+}
+
+/// A size as people read it: `5.06 MB`, `12.3 kB`, `512 bytes`.
+pub fn human_bytes(bytes: u64) -> String {
+    match bytes as f64 {
+        b if b >= 1e6 => format!("{:.2} MB", b / 1e6),
+        b if b >= 1e3 => format!("{:.1} kB", b / 1e3),
+        _ => format!("{bytes} bytes"),
     }
 }
 
@@ -381,13 +401,11 @@ impl BudgetCheck {
 
     fn format(&self, value: f64) -> String {
         match self.key {
-            "max_bytes" | "max_memory" => match value {
-                v if v >= 1e6 => format!("{:.2} MB ({} bytes)", v / 1e6, v as u64),
-                v if v >= 1e3 => format!("{:.1} kB ({} bytes)", v / 1e3, v as u64),
-                v => format!("{} bytes", v as u64),
-            },
+            "max_bytes" | "max_memory" if value >= 1e3 => format!("{} ({} bytes)", human_bytes(value as u64), value as u64),
+            "max_bytes" | "max_memory" => human_bytes(value as u64),
             "min_top1" => format!("{value:.3}"),
-            _ => format!("{value:.4}"),
+            _ if value == 0.0 || value >= 1e-3 => format!("{value:.4}"),
+            _ => format!("{value:.2e}"),
         }
     }
 }
