@@ -8,7 +8,7 @@
 //! one). A store's budgets are those of the Cargo.toml beside it, when there is one.
 
 use ptm_build::tooling::store::Store;
-use ptm_report::{Budget, BudgetCheck, Bundle, Converted, Format, ModelReport, StageSize};
+use ptm_report::{Budget, BudgetCheck, Bundle, Converted, Format, ModelReport, StageDrift, StageSize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -31,32 +31,26 @@ pub struct Figures {
 
 impl Figures {
     fn of_report(m: &ModelReport) -> Figures {
-        let drift = m.runtime_drift();
-        Figures {
-            format: m.format,
-            bytes: m.sizes.last().map(|s| s.bytes),
-            planned_memory: m.planned_memory,
-            relative: drift.and_then(|d| d.worst_relative()),
-            top1: drift.and_then(|d| d.worst_top1()),
-            operators: m.operators.iter().cloned().collect(),
-            delegated: m.delegated_operators.zip(m.undelegated_operators),
-            toolchain: toolchain(&m.torch, m.executorch.as_deref()),
-            artifact_sha256: m.artifact_sha256.clone(),
-            budget: m.budget,
-        }
+        let made = Made { sizes: &m.sizes, drift: &m.drift, operators: &m.operators, torch: &m.torch, executorch: m.executorch.as_deref() };
+        Figures::new(m.format, made, m.planned_memory, m.delegated_operators.zip(m.undelegated_operators), m.artifact_sha256.clone(), m.budget)
     }
 
     fn of_converted(c: &Converted, format: Format, artifact_sha256: String, budget: Budget) -> Figures {
-        let drift = c.drift.iter().find(|d| d.stage == format.runtime_stage());
+        let made = Made { sizes: &c.sizes, drift: &c.drift, operators: &c.operators, torch: &c.torch, executorch: c.executorch.as_deref() };
+        Figures::new(format, made, c.planned_memory, c.delegated_operators.zip(c.undelegated_operators), artifact_sha256, budget)
+    }
+
+    fn new(format: Format, made: Made<'_>, planned_memory: Option<u64>, delegated: Option<(u32, u32)>, artifact_sha256: String, budget: Budget) -> Figures {
+        let drift = made.drift.iter().find(|d| d.stage == format.runtime_stage());
         Figures {
             format,
-            bytes: c.sizes.last().map(|s: &StageSize| s.bytes),
-            planned_memory: c.planned_memory,
+            bytes: made.sizes.last().map(|s| s.bytes),
+            planned_memory,
             relative: drift.and_then(|d| d.worst_relative()),
             top1: drift.and_then(|d| d.worst_top1()),
-            operators: c.operators.iter().cloned().collect(),
-            delegated: c.delegated_operators.zip(c.undelegated_operators),
-            toolchain: toolchain(&c.torch, c.executorch.as_deref()),
+            operators: made.operators.iter().cloned().collect(),
+            delegated,
+            toolchain: made.executorch.map_or_else(|| format!("torch {}", made.torch), |e| format!("torch {}, executorch {e}", made.torch)),
             artifact_sha256,
             budget,
         }
@@ -68,8 +62,13 @@ impl Figures {
     }
 }
 
-fn toolchain(torch: &str, executorch: Option<&str>) -> String {
-    executorch.map_or_else(|| format!("torch {torch}"), |e| format!("torch {torch}, executorch {e}"))
+/// What a report and a cache entry's report both say of how a model was made.
+struct Made<'a> {
+    sizes: &'a [StageSize],
+    drift: &'a [StageDrift],
+    operators: &'a [String],
+    torch: &'a str,
+    executorch: Option<&'a str>,
 }
 
 /// Every model of one side, by name.

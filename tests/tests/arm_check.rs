@@ -6,19 +6,7 @@
 
 #[test]
 fn the_example_apps_artifacts_agree_on_aarch64_and_the_host() {
-    let out = std::process::Command::new(ptm_tests::repo().join("tools/arm-check/run")).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(3) {
-        assert!(
-            std::env::var_os("PTM_SKIP_ARM_CHECK").is_some(),
-            "the ARM check's tools are missing (run tools/test-tools, or set PTM_SKIP_ARM_CHECK=1 to skip it): {}",
-            stderr.trim()
-        );
-        eprintln!("skipped the ARM check, as PTM_SKIP_ARM_CHECK asks: {}", stderr.trim());
-        return;
-    }
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let Some((stdout, stderr)) = ptm_tests::device_check("arm-check", "PTM_SKIP_ARM_CHECK") else { return };
     for model in ["digits", "digits_fp32", "review", "digits_pte", "digits_fp32_pte", "review_pte"] {
         let line = stdout.lines().find(|l| l.starts_with(&format!("{model}:"))).unwrap_or_else(|| panic!("no line for {model}:\n{stdout}"));
         assert!(line.ends_with(": ok"), "{line}");

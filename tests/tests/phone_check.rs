@@ -7,19 +7,7 @@
 
 #[test]
 fn the_phone_builds_link_against_the_phones_own_libraries() {
-    let out = std::process::Command::new(ptm_tests::repo().join("tools/phone-check/run")).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(3) {
-        assert!(
-            std::env::var_os("PTM_SKIP_PHONE_CHECK").is_some(),
-            "the phone check's tools are missing (run tools/test-tools, or set PTM_SKIP_PHONE_CHECK=1 to skip it): {}",
-            stderr.trim()
-        );
-        eprintln!("skipped the phone check, as PTM_SKIP_PHONE_CHECK asks: {}", stderr.trim());
-        return;
-    }
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let Some((stdout, stderr)) = ptm_tests::device_check("phone-check", "PTM_SKIP_PHONE_CHECK") else { return };
     let line = |label: &str| -> String {
         let found = stdout.lines().find(|l| l.starts_with(&format!("{label}: "))).unwrap_or_else(|| panic!("no line for {label}:\n{stdout}\n{stderr}"));
         assert!(found.starts_with(&format!("{label}: ok")), "{found}");

@@ -203,6 +203,26 @@ impl Fixture {
     }
 }
 
+/// Runs one of the project's device checks (`tools/<name>/run`): its stdout and stderr,
+/// or None when its tools are missing (exit 3) and `skip_variable` is set. Without that
+/// variable a missing tool fails the test, naming it: a check that cannot run does not pass.
+pub fn device_check(name: &str, skip_variable: &str) -> Option<(String, String)> {
+    let out = std::process::Command::new(repo().join("tools").join(name).join("run")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.code() == Some(3) {
+        assert!(
+            std::env::var_os(skip_variable).is_some(),
+            "the tools of tools/{name} are missing (run tools/test-tools, or set {skip_variable}=1 to skip it): {}",
+            stderr.trim()
+        );
+        eprintln!("skipped tools/{name}, as {skip_variable} asks: {}", stderr.trim());
+        return None;
+    }
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    Some((stdout, stderr))
+}
+
 /// Copies the directory `from` to `to`, recursively.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
