@@ -120,9 +120,21 @@ fn diff_shows_what_another_quantization_changed_and_fails_on_a_crossed_budget() 
     );
     assert!(page.contains("  budget      max_bytes 10.00 MB (10000000 bytes): within"), "{page}");
 
-    // Against itself: nothing changed.
+    // Against itself: nothing changed; and a build's models.json is a side too, the same
+    // artifact as the store it was built from.
     let same = diff(fixture.path(), fixture.path());
     assert!(String::from_utf8_lossy(&same.stdout).starts_with("tiny (.ptl): the same artifact\n"), "{}", text(&same));
+    let build = fixture.build(&[("PTM_CACHE_DIR", cache.path())]);
+    assert!(build.success, "{}", build.stderr);
+    let report = build.out_dir.unwrap().join("ptm");
+    let same = diff(&fixture.path().join(".ptm"), &report.join("models.json"));
+    assert!(String::from_utf8_lossy(&same.stdout).starts_with("tiny (.ptl): the same artifact\n"), "{}", text(&same));
+    let changed = diff(&before.path().join("store-before"), &report);
+    assert!(
+        String::from_utf8_lossy(&changed.stdout).contains("  size        ") && String::from_utf8_lossy(&changed.stdout).contains("  drift       "),
+        "{}",
+        text(&changed)
+    );
 
     // A budget the new build crosses fails the diff, naming the limit.
     fixture.replace("max_bytes = \"10 MB\"", "max_bytes = 100");
