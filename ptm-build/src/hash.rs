@@ -17,19 +17,26 @@ pub fn file_sha256(path: &Path) -> Result<String, Error> {
     Ok(hex(&hasher.finalize()))
 }
 
-/// The digest of a declared file or directory, as models.json records it: a file's
-/// sha256, or for a directory the sha256 over each file's name ([`named_files`]) and
-/// sha256, in order.
-pub fn input_sha256(root: &Path, declared: &Path) -> Result<String, Error> {
-    let files = named_files(root, declared)?;
-    if root.join(declared).is_file() {
-        return file_sha256(&root.join(declared));
+/// The files of a declared file or directory ([`named_files`]), each with its sha256:
+/// hashed once, for the key ([`KeyHasher::files`]) and for models.json ([`digest_of`]).
+pub fn file_digests(root: &Path, declared: &Path) -> Result<Vec<(String, String)>, Error> {
+    named_files(root, declared)?.into_iter().map(|(name, file)| Ok((name, file_sha256(&file)?))).collect()
+}
+
+/// The digest of a declared path, as models.json records it, from its [`file_digests`]:
+/// a file's sha256 (what `sha256sum` prints), or for a directory the sha256 over each
+/// file's name and sha256, in order.
+pub fn digest_of(declared: &Path, files: &[(String, String)]) -> String {
+    if let [(name, digest)] = files {
+        if Path::new(name) == declared {
+            return digest.clone();
+        }
     }
     let mut hasher = Sha256::new();
-    for (name, file) in files {
-        hasher.update(format!("{name}\0{}\n", file_sha256(&file)?).as_bytes());
+    for (name, digest) in files {
+        hasher.update(format!("{name}\0{digest}\n").as_bytes());
     }
-    Ok(hex(&hasher.finalize()))
+    hex(&hasher.finalize())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -71,16 +78,14 @@ impl KeyHasher {
         self.inner.update(bytes);
     }
 
-    /// Adds a file, or every file below a directory in sorted order, each named as the
-    /// declaration reaches it ([`named_files`]), so that moving the crate does not
+    /// Adds a file, or every file below a directory in sorted order ([`file_digests`]),
+    /// each named as the declaration reaches it, so that moving the crate does not
     /// change the key.
-    pub fn path(&mut self, label: &str, root: &Path, relative: &Path) -> Result<(), Error> {
-        for (name, file) in named_files(root, relative)? {
+    pub fn files(&mut self, label: &str, files: &[(String, String)]) {
+        for (name, digest) in files {
             self.field(label, name.as_bytes());
-            let digest = file_sha256(&file)?;
             self.field("sha256", digest.as_bytes());
         }
-        Ok(())
     }
 
     /// The key, hex.
@@ -152,13 +157,15 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("data/b")).unwrap();
         std::fs::write(dir.path().join("data/a.pt"), b"a").unwrap();
         std::fs::write(dir.path().join("data/b/c.pt"), b"c").unwrap();
-        let file = input_sha256(dir.path(), Path::new("data/a.pt")).unwrap();
-        assert_eq!(file, hex_sha256(b"a"), "a file's digest is what sha256sum prints");
+        let digest = |declared: &str| digest_of(Path::new(declared), &file_digests(dir.path(), Path::new(declared)).unwrap());
+        assert_eq!(digest("data/a.pt"), hex_sha256(b"a"), "a file's digest is what sha256sum prints");
         let listing = format!("data/a.pt\0{}\ndata/b/c.pt\0{}\n", hex_sha256(b"a"), hex_sha256(b"c"));
-        assert_eq!(input_sha256(dir.path(), Path::new("data")).unwrap(), hex_sha256(listing.as_bytes()));
+        assert_eq!(digest("data"), hex_sha256(listing.as_bytes()));
+        // A directory holding one file is still a listing, not that file's digest.
+        assert_eq!(digest("data/b"), hex_sha256(format!("data/b/c.pt\0{}\n", hex_sha256(b"c")).as_bytes()));
         std::fs::write(dir.path().join("data/b/c.pt"), b"changed").unwrap();
-        assert_ne!(input_sha256(dir.path(), Path::new("data")).unwrap(), hex_sha256(listing.as_bytes()));
-        assert!(input_sha256(dir.path(), Path::new("missing")).is_err());
+        assert_ne!(digest("data"), hex_sha256(listing.as_bytes()));
+        assert!(file_digests(dir.path(), Path::new("missing")).is_err());
     }
 
     #[test]
@@ -183,7 +190,7 @@ mod tests {
         }
         let key = |root: &Path| {
             let mut h = KeyHasher::default();
-            h.path("cal", root, Path::new("d")).unwrap();
+            h.files("cal", &file_digests(root, Path::new("d")).unwrap());
             h.finish()
         };
         assert_eq!(key(one.path()), key(two.path()));

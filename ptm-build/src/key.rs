@@ -16,10 +16,50 @@ pub fn inputs_of(decl: &ModelDecl) -> Vec<&Path> {
     inputs
 }
 
+/// Every file a declaration reads, each hashed once ([`crate::hash::file_digests`]): the
+/// key is made of them, and models.json records them ([`Inputs::provenance`]).
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    /// Each declared path of [`inputs_of`], in its order, with its files' names and sha256.
+    files: Vec<(PathBuf, Vec<(String, String)>)>,
+}
+
+impl Inputs {
+    /// Hashes every file `decl` reads.
+    pub fn hash(decl: &ModelDecl, crate_dir: &Path) -> Result<Inputs, Error> {
+        let files = inputs_of(decl)
+            .into_iter()
+            .map(|declared| Ok((declared.to_path_buf(), crate::hash::file_digests(crate_dir, declared)?)))
+            .collect::<Result<_, Error>>()?;
+        Ok(Inputs { files })
+    }
+
+    fn digest(&self, declared: &Path) -> Option<String> {
+        self.files.iter().find(|(path, _)| path == declared).map(|(path, files)| crate::hash::digest_of(path, files))
+    }
+
+    /// The digests models.json records for `decl`'s source, weights, depends and
+    /// calibration samples.
+    pub fn provenance(&self, decl: &ModelDecl) -> ptm_report::Provenance {
+        ptm_report::Provenance {
+            source_sha256: self.digest(decl.source.file()),
+            weights_sha256: decl.weights.as_deref().and_then(|w| self.digest(w)),
+            depends_sha256: decl.depends.iter().filter_map(|d| self.digest(d)).collect(),
+            calibration_sha256: decl.calibration.as_deref().and_then(|c| self.digest(c)),
+            ..Default::default()
+        }
+    }
+}
+
 /// sha256 over the declaration (minus what does not change the artifact), every input
 /// file, the worker's source, the torch version, for a `.pte` the ExecuTorch version
 /// that exports it, and the ptm-build version.
 pub fn key_of(decl: &ModelDecl, crate_dir: &Path, torch_version: &str, executorch_version: Option<&str>) -> Result<String, Error> {
+    Ok(key_with(decl, &Inputs::hash(decl, crate_dir)?, torch_version, executorch_version))
+}
+
+/// [`key_of`] over inputs already hashed.
+pub fn key_with(decl: &ModelDecl, inputs: &Inputs, torch_version: &str, executorch_version: Option<&str>) -> String {
     let mut hasher = KeyHasher::default();
     hasher.field("ptm-build", env!("CARGO_PKG_VERSION").as_bytes());
     for (name, text) in crate::sources::all() {
@@ -38,8 +78,8 @@ pub fn key_of(decl: &ModelDecl, crate_dir: &Path, torch_version: &str, executorc
         fields.remove("embed");
     }
     hasher.field("declaration", canonical.to_string().as_bytes());
-    for input in inputs_of(decl) {
-        hasher.path("input", crate_dir, input)?;
+    for (_, files) in &inputs.files {
+        hasher.files("input", files);
     }
-    Ok(hasher.finish())
+    hasher.finish()
 }

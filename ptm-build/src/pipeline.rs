@@ -11,7 +11,7 @@ use crate::cache::{Cache, Entry};
 use crate::error::Error;
 use crate::fsutil;
 use crate::hash::files_below;
-use crate::key::{inputs_of, key_of};
+use crate::key::{inputs_of, key_with, Inputs};
 use crate::manifest::{ModelDecl, Source};
 use crate::progress::{self, Origin, Progress, Sink};
 use crate::store::{Miss, Store};
@@ -71,6 +71,8 @@ pub struct Planned {
     pub decl: ModelDecl,
     /// Content hash of everything that goes into the .ptl.
     pub key: String,
+    /// The digests of the files the declaration reads, hashed once with the key.
+    pub provenance: ptm_report::Provenance,
 }
 
 /// What one build did for one model.
@@ -188,8 +190,9 @@ pub fn build(ctx: &Context) -> Result<Outcome, Error> {
         .into_iter()
         .map(|decl| {
             let torch = torch_of(decl.format);
-            let key = key_of(&decl, &ctx.crate_dir, &torch.version, executorch_of(decl.format, torch).as_deref())?;
-            Ok(Planned { key, decl })
+            let inputs = Inputs::hash(&decl, &ctx.crate_dir)?;
+            let key = key_with(&decl, &inputs, &torch.version, executorch_of(decl.format, torch).as_deref());
+            Ok(Planned { key, provenance: inputs.provenance(&decl), decl })
         })
         .collect::<Result<_, Error>>()?;
     let store = Store::of(&ctx.crate_dir);
@@ -283,14 +286,19 @@ fn without_python(ctx: &Context, decls: Vec<ModelDecl>, why: String) -> Result<O
     let mut models = Vec::new();
     let mut missing = Vec::new();
     for decl in decls {
+        // A file that cannot be hashed makes the entry stale, as Store::find says.
+        let Ok(inputs) = Inputs::hash(&decl, &ctx.crate_dir) else {
+            missing.push((decl.name.clone(), Miss::Stale.to_string()));
+            continue;
+        };
         let found = store
-            .find(&decl, &ctx.crate_dir, Some(&ctx.cache))
+            .find_hashed(&decl, &inputs, Some(&ctx.cache))
             .map(|(key, torch, entry, cached)| (key, torch, entry, if cached { Origin::Cache } else { Origin::Store }));
         match found {
             Ok((key, record, entry, origin)) => {
                 ctx.emit(Progress::Done { model: &decl.name, origin });
                 models.push(ModelOutcome { name: decl.name.clone(), key: key.clone(), torch: record.torch, executorch: record.executorch, origin, entry });
-                planned.push(Planned { decl, key });
+                planned.push(Planned { provenance: inputs.provenance(&decl), decl, key });
             }
             Err(miss) => missing.push((decl.name.clone(), miss.to_string())),
         }
@@ -411,12 +419,7 @@ fn write_outputs(ctx: &Context, planned: &[Planned], entries: &[Entry], pythons:
         fsutil::copy_if_changed(&entry.artifact, &dir.join(&artifact))?;
         let converted: Converted =
             serde_json::from_str(&entry.report).map_err(|e| Error::io("parse cache report of", &entry.artifact, std::io::Error::other(e)))?;
-        let mut report = report_of(plan, artifact, entry, converted, pythons.get(&plan.decl.format).cloned());
-        report.provenance.source_sha256 = Some(crate::hash::input_sha256(&ctx.crate_dir, plan.decl.source.file())?);
-        report.provenance.weights_sha256 = plan.decl.weights.as_deref().map(|w| crate::hash::input_sha256(&ctx.crate_dir, w)).transpose()?;
-        report.provenance.depends_sha256 = plan.decl.depends.iter().map(|d| crate::hash::input_sha256(&ctx.crate_dir, d)).collect::<Result<_, _>>()?;
-        report.provenance.calibration_sha256 = plan.decl.calibration.as_deref().map(|c| crate::hash::input_sha256(&ctx.crate_dir, c)).transpose()?;
-        models.push(report);
+        models.push(report_of(plan, artifact, entry, converted, pythons.get(&plan.decl.format).cloned()));
     }
     models.sort_by(|a, b| a.name.cmp(&b.name));
     for model in &models {
@@ -505,7 +508,7 @@ fn report_of(plan: &Planned, artifact: String, entry: &Entry, c: Converted, pyth
         undelegated_operators: c.undelegated_operators,
         planned_memory: c.planned_memory,
         budget: decl.budget,
-        provenance: ptm_report::Provenance { python_version: c.python_version, torchao: c.torchao, ..Default::default() },
+        provenance: ptm_report::Provenance { python_version: c.python_version, torchao: c.torchao, ..plan.provenance.clone() },
         program_schema: (decl.format == Format::Pte).then(|| program_schema(&entry.artifact)).flatten(),
     }
 }

@@ -174,17 +174,28 @@ impl Store {
 
     /// The entry for `decl` as a build without Python gets it: the key recomputed from
     /// today's files and each recorded torch version, looked up in `cache` first (when
-    /// given), then in the store. Each key is hashed once. Returns the key, the record
-    /// that matched (the torch and ExecuTorch versions), the entry and whether it came
-    /// from the cache.
+    /// given), then in the store. Returns the key, the record that matched (the torch and
+    /// ExecuTorch versions), the entry and whether it came from the cache.
     pub fn find(&self, decl: &crate::manifest::ModelDecl, crate_dir: &Path, cache: Option<&Cache>) -> Result<(String, Indexed, Entry, bool), Miss> {
+        let inputs = crate::key::Inputs::hash(decl, crate_dir).map_err(|_| Miss::Stale)?;
+        self.find_hashed(decl, &inputs, cache)
+    }
+
+    /// [`Store::find`] with the declaration's files already hashed: each file is hashed
+    /// once, whatever the number of recorded torch versions.
+    pub(crate) fn find_hashed(
+        &self,
+        decl: &crate::manifest::ModelDecl,
+        inputs: &crate::key::Inputs,
+        cache: Option<&Cache>,
+    ) -> Result<(String, Indexed, Entry, bool), Miss> {
         let indexed = self.indexed(&decl.name)?;
         if indexed.is_empty() {
             return Err(Miss::NotPrepared);
         }
         let mut last = Miss::Stale;
         for record in &indexed {
-            let Ok(key) = crate::key::key_of(decl, crate_dir, &record.torch, record.executorch.as_deref()) else { continue };
+            let key = crate::key::key_with(decl, inputs, &record.torch, record.executorch.as_deref());
             if let Some(entry) = cache.and_then(|c| c.get(&key)) {
                 return Ok((key, record.clone(), entry, true));
             }
