@@ -102,13 +102,8 @@ fn page(krate: &str, path: &Path, m: &ModelReport) -> String {
         .filter_map(|(tool, version)| version.map(|v| format!("{tool} {v}")))
         .collect();
     if !tools.is_empty() {
-        let _ = writeln!(
-            out,
-            "  made with   torch {}{}, {}",
-            m.torch,
-            m.executorch.as_deref().map(|e| format!(", executorch {e}")).unwrap_or_default(),
-            tools.join(", ")
-        );
+        // torch and ExecuTorch are on the `source` line.
+        let _ = writeln!(out, "  made with   {}", tools.join(", "));
     }
     let _ = writeln!(
         out,
