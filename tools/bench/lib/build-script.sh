@@ -5,16 +5,14 @@
 # ("$work/toolchain"): the torch probe and ExecuTorch's runner are made once, and each
 # timed run converts from an empty model cache.
 
+. "$root/tools/lib/example-models.sh"
+
 # The model tables of the app's Cargo.toml named in $2..., under a [package] called $1.
 crate_of() { # name model...
     mkdir -p "$work/$1"
     ln -sfn "$root/example-app/models" "$work/$1/models"
     local name=$1; shift
-    awk -v keep=" $* " '
-        /^\[\[?package\.metadata\.models\./ { split($0, parts, "."); model = parts[4]; sub(/\]+$/, "", model) }
-        /^\[/ && !/^\[\[?package\.metadata\.models\./ { model = "" }
-        model != "" && index(keep, " " model " ") { print }' example-app/Cargo.toml \
-        | sed "1i [package]\\nname = \"$name\"\\nversion = \"0.0.0\"\\n" > "$work/$name/Cargo.toml"
+    example_model_tables "$@" | sed "1i [package]\\nname = \"$name\"\\nversion = \"0.0.0\"\\n" > "$work/$name/Cargo.toml"
 }
 run_build_script() { # crate_dir cache_dir out_dir jobs
     env -u VIRTUAL_ENV CARGO_MANIFEST_DIR="$1" OUT_DIR="$3" TARGET=x86_64-unknown-linux-gnu NUM_JOBS="$4" \
