@@ -91,12 +91,13 @@ def kept_names(path: str) -> set[str]:
         return {line.split("#")[0].strip() for line in f if line.split("#")[0].strip()}
 
 
-def platform_names(provider: str, rust_lib: str, kept: str) -> set[str]:
+def provider_symbols(provider: str) -> tuple[set[str], set[str]]:
+    """What the libraries in `provider` export, and what they import and do not define."""
     provided, imported = set(), set()
     for library in libraries(provider):
         provided |= exports(library)
         imported |= set(imports(library))
-    return (imported - provided) | rust_imports(rust_lib) | kept_names(kept)
+    return provided, imported - provided
 
 
 def demangle(names: Iterable[str]) -> list[str]:
@@ -106,34 +107,27 @@ def demangle(names: Iterable[str]) -> list[str]:
     return [name if name == pretty else f"{pretty} ({name})" for name, pretty in zip(names, readable)]
 
 
-def check_android(library: str, provider: str, rust_lib: str, kept: str) -> list[str]:
-    """Every problem found, one line each; none means the check passed."""
+def check_android(library: str, provider: str, rust_lib: str, kept: str) -> tuple[list[str], str]:
+    """Every problem found, one line each (none means the check passed), and what the
+    library imports from where."""
     problems = []
     shipped = {os.path.basename(p) for p in libraries(provider)}
-    for entry in needed(library):
+    entries = needed(library)
+    for entry in entries:
         if entry not in shipped | PLATFORM_LIBRARIES:
             problems.append(f"NEEDED {entry}: neither a library of {provider} nor one of the platform's")
-    provided = set()
-    for path in libraries(provider):
-        provided |= exports(path)
-    platform = platform_names(provider, rust_lib, kept)
-    missing = [name for name, strong in imports(library).items() if name not in provided and name not in platform and strong]
-    weak = [name for name, strong in imports(library).items() if name not in provided and name not in platform and not strong]
-    for name in demangle(missing):
-        problems.append(f"imports {name}, which neither the AAR's libraries nor the platform export")
-    for name in demangle(weak):
-        problems.append(f"imports {name} weakly, and neither the AAR's libraries nor the platform export it: it would be null on a phone")
-    return problems
-
-
-def summary_android(library: str, provider: str) -> str:
-    provided = set()
-    for path in libraries(provider):
-        provided |= exports(path)
+    provided, from_bionic = provider_symbols(provider)
+    platform = from_bionic | rust_imports(rust_lib) | kept_names(kept)
     names = imports(library)
+    unresolved = {name: strong for name, strong in names.items() if name not in provided and name not in platform}
+    for name in demangle(n for n, strong in unresolved.items() if strong):
+        problems.append(f"imports {name}, which neither the AAR's libraries nor the platform export")
+    for name in demangle(n for n, strong in unresolved.items() if not strong):
+        problems.append(f"imports {name} weakly, and neither the AAR's libraries nor the platform export it: it would be null on a phone")
     from_aar = sum(1 for n in names if n in provided)
-    return (f"NEEDED {', '.join(needed(library))}; {len(names)} imported names, {from_aar} from the AAR's libraries, "
-            f"{len(names) - from_aar} from the platform")
+    summary = (f"NEEDED {', '.join(entries)}; {len(names)} imported names, {from_aar} from the AAR's libraries, "
+               f"{len(names) - from_aar} from the platform")
+    return problems, summary
 
 
 def jni_mangle(text: str) -> str:
@@ -246,8 +240,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     header.add_argument("--label", required=True)
     args = parser.parse_args(argv)
     if args.command == "android":
-        problems = check_android(args.library, args.provider, args.rust_lib, args.kept)
-        return report(args.label, problems, summary_android(args.library, args.provider) if not problems else "")
+        problems, summary = check_android(args.library, args.provider, args.rust_lib, args.kept)
+        return report(args.label, problems, summary)
     if args.command == "jni":
         problems, symbols = check_jni(args.library, args.classes)
         return report(args.label, problems, f"{', '.join(symbols)} exported")

@@ -55,15 +55,15 @@ def app(tmp_path, aar, imports, needed=("provider",), search=None):
 def test_every_import_with_a_source_passes(tmp_path, libraries):
     aar, rust, kept = libraries
     library = app(tmp_path, aar, ["provided", "from_platform", "from_rust", "from_kept"])
-    assert linkcheck.check_android(library, str(aar), str(rust), str(kept)) == []
-    summary = linkcheck.summary_android(library, str(aar))
+    problems, summary = linkcheck.check_android(library, str(aar), str(rust), str(kept))
+    assert problems == []
     assert "libprovider.so" in summary and "1 from the AAR's libraries" in summary
 
 
 def test_an_import_nobody_exports_fails_naming_it(tmp_path, libraries):
     aar, rust, kept = libraries
     library = app(tmp_path, aar, ["provided", "__assert_fail"])
-    problems = linkcheck.check_android(library, str(aar), str(rust), str(kept))
+    problems, _ = linkcheck.check_android(library, str(aar), str(rust), str(kept))
     assert problems == ["imports __assert_fail, which neither the AAR's libraries nor the platform export"]
 
 
@@ -71,7 +71,7 @@ def test_a_needed_library_from_elsewhere_fails(tmp_path, libraries):
     aar, rust, kept = libraries
     build(str(tmp_path), "libstray.so", "int stray(void) { return 1; }")
     library = app(tmp_path, aar, ["provided", "stray"], needed=("provider", "stray"), search=tmp_path)
-    problems = linkcheck.check_android(library, str(aar), str(rust), str(kept))
+    problems, _ = linkcheck.check_android(library, str(aar), str(rust), str(kept))
     assert any(p.startswith("NEEDED libstray.so: neither") for p in problems), problems
     assert any("stray" in p and p.startswith("imports") for p in problems), problems
 
