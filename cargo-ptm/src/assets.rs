@@ -1,4 +1,5 @@
-//! `cargo ptm assets`: the `embed = false` models, written where a platform's app
+//! `cargo ptm assets`: the `embed = false` models, each with its self-check reference
+//! data beside it (`review.ptl`, `review.reference`), written where a platform's app
 //! build picks up files (an Android `assets/` folder, an Xcode resource folder).
 //! Build scripts only write inside OUT_DIR; this command is the step that copies out.
 
@@ -26,15 +27,18 @@ pub fn run(workspace: &Workspace, platform: &str, out: &Path, target: Option<&st
                 eprintln!("ptm assets: {}/{} is embedded in the binary (embed = true); nothing to ship", krate.name, model.name);
                 continue;
             }
-            let from = build_dir.join("ptm").join(&model.artifact);
-            let to = out.join(&model.artifact);
-            if listed.iter().any(|(name, _, _): &(String, String, u64)| name == &model.artifact) {
-                return Err(format!("two crates ship a model file named {}; rename one model", model.artifact));
+            let files = std::iter::once((&model.artifact, &model.artifact_sha256)).chain(model.reference.as_ref().zip(model.reference_sha256.as_ref()));
+            for (file, sha256) in files {
+                let from = build_dir.join("ptm").join(file);
+                let to = out.join(file);
+                if listed.iter().any(|(name, _, _): &(String, String, u64)| name == file) {
+                    return Err(format!("two crates ship a model file named {file}; rename one model"));
+                }
+                std::fs::copy(&from, &to).map_err(|e| format!("could not copy {} to {}: {e}", from.display(), to.display()))?;
+                let bytes = std::fs::metadata(&to).map(|m| m.len()).unwrap_or(0);
+                println!("{} ({} bytes, {target})", to.display(), bytes);
+                listed.push((file.clone(), sha256.clone(), bytes));
             }
-            std::fs::copy(&from, &to).map_err(|e| format!("could not copy {} to {}: {e}", from.display(), to.display()))?;
-            let bytes = std::fs::metadata(&to).map(|m| m.len()).unwrap_or(0);
-            println!("{} ({} bytes, {target})", to.display(), bytes);
-            listed.push((model.artifact.clone(), model.artifact_sha256.clone(), bytes));
         }
     }
     // What was written, so the app (or its build) can check the files it ships.

@@ -6,6 +6,10 @@
 //! - `review`, the BERT-like classifier of 128 tokens (dynamic INT8 with 8-bit
 //!   embeddings), ships as an asset file and is loaded with `load_from`.
 //!
+//! Last, each model's self-check: the samples the build verified it on, run again here and
+//! compared with the source model's outputs (on a phone, this is what says the model
+//! still computes what it computed at build time).
+//!
 //! `example-app [review.ptl] [review.pte]`: without paths, the files the build wrote.
 
 use std::error::Error;
@@ -25,6 +29,26 @@ fn main() -> Result<(), Box<dyn Error>> {
     let ptl = std::env::args().nth(1).unwrap_or_else(|| Review::BUILD_ARTIFACT.to_string());
     let pte = std::env::args().nth(2).unwrap_or_else(|| ReviewPte::BUILD_ARTIFACT.to_string());
     review(&ptl, &pte)?;
+    println!();
+    self_checks(&ptl, &pte)?;
+    Ok(())
+}
+
+/// Every model's self-check: embedded models against their embedded reference data,
+/// asset models against the `.reference` file beside the asset.
+fn self_checks(ptl_path: &str, pte_path: &str) -> Result<(), Box<dyn Error>> {
+    println!("self-checks: each model on the samples its build verified, against the source model's outputs");
+    let checks = [
+        Digits::load()?.self_check()?,
+        DigitsFp32::load()?.self_check()?,
+        Review::load_from(ptl_path)?.self_check()?,
+        DigitsPte::load()?.self_check()?,
+        DigitsFp32Pte::load()?.self_check()?,
+        ReviewPte::load_from(pte_path)?.self_check()?,
+    ];
+    for check in checks {
+        println!("  {check}");
+    }
     Ok(())
 }
 

@@ -58,6 +58,13 @@ fn the_app_classifies_digits_and_runs_the_review_model() {
         assert_eq!(a, b, "{line}");
     }
     assert!(!String::from_utf8_lossy(&out.stderr).contains("executorch:"), "ExecuTorch's info log stays out of the app's stderr");
+
+    // Every model's self-check, in both runtimes, embedded and asset models alike.
+    for model in ["digits", "digits_fp32", "review", "digits_pte", "digits_fp32_pte", "review_pte"] {
+        let at = stdout.find(&format!("model `{model}`, ")).unwrap_or_else(|| panic!("no self-check of {model}:\n{stdout}"));
+        let verdict = stdout[at..].lines().nth(1).unwrap_or_default();
+        assert!(verdict.contains("`logits`: relative") && verdict.ends_with(": ok"), "{model}: {verdict}");
+    }
 }
 
 #[test]

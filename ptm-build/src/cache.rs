@@ -3,8 +3,9 @@
 //! ```text
 //! <cache>/                         PTM_CACHE_DIR, else <target dir>/ptm-cache
 //!   v1/<key>/model.ptl|model.pte   the artifact (a Lite Interpreter or ExecuTorch file)
+//!   v1/<key>/reference.bin         the self-check's reference data (ptm_convert/reference.py)
 //!   v1/<key>/report.json           what the worker measured (ptm_report::Converted)
-//!   v1/<key>/entry.json            the artifact's name and the sha256 of both, checked on every read
+//!   v1/<key>/entry.json            the artifact's name and the sha256 of each file, checked on every read
 //!   locks/<key>.lock               held (flock) while a build converts <key>
 //!   staging/<unique>/              where a conversion writes before it is published
 //!   probes/<python>.json           the torch version of each interpreter seen (ptm_toolchain::python)
@@ -30,6 +31,8 @@ use std::path::{Path, PathBuf};
 const LAYOUT: &str = "v1";
 /// The artifact names an entry may hold.
 const ARTIFACT_FILES: [&str; 2] = ["model.ptl", "model.pte"];
+/// The self-check's reference data in an entry, as the worker writes it.
+pub const REFERENCE_FILE: &str = "reference.bin";
 
 /// The cache directory.
 #[derive(Debug, Clone)]
@@ -44,6 +47,8 @@ pub struct Entry {
     pub artifact: PathBuf,
     /// sha256 of the artifact.
     pub artifact_sha256: String,
+    /// The self-check's reference data and its sha256, when the conversion wrote it.
+    pub reference: Option<(PathBuf, String)>,
     /// The worker's report, as JSON text.
     pub report: String,
 }
@@ -65,6 +70,8 @@ struct Manifest {
     #[serde(alias = "ptl_sha256")]
     artifact_sha256: String,
     report_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reference_sha256: Option<String>,
 }
 
 fn ptl_file() -> String {
@@ -177,7 +184,17 @@ impl Cache {
         if file_sha256(&artifact).ok().as_ref() != Some(&manifest.artifact_sha256) {
             return Err(artifact);
         }
-        Ok(Entry { artifact, artifact_sha256: manifest.artifact_sha256, report })
+        let reference = match manifest.reference_sha256 {
+            Some(sha256) => {
+                let path = dir.join(REFERENCE_FILE);
+                if file_sha256(&path).ok().as_ref() != Some(&sha256) {
+                    return Err(path);
+                }
+                Some((path, sha256))
+            }
+            None => None,
+        };
+        Ok(Entry { artifact, artifact_sha256: manifest.artifact_sha256, reference, report })
     }
 
     fn discard(&self, dir: &Path) {
@@ -206,16 +223,18 @@ impl Cache {
         Ok(dir)
     }
 
-    /// Moves a staged conversion (`model.ptl` or `model.pte` in `staged`, plus
-    /// `report`) into place under `key` and returns the entry now there (ours, or an
-    /// earlier publisher's).
+    /// Moves a staged conversion (`model.ptl` or `model.pte` in `staged`, with its
+    /// `reference.bin` when there is one, plus `report`) into place under `key` and
+    /// returns the entry now there (ours, or an earlier publisher's).
     pub fn publish(&self, key: &str, staged: &Path, report: &str) -> Result<Entry, Error> {
         let file = ARTIFACT_FILES.iter().find(|name| staged.join(name).is_file()).copied().unwrap_or(ARTIFACT_FILES[0]);
+        let reference = staged.join(REFERENCE_FILE);
         let manifest = Manifest {
             key: key.to_string(),
             file: file.into(),
             artifact_sha256: file_sha256(&staged.join(file))?,
             report_sha256: crate::hash::hex_sha256(report.as_bytes()),
+            reference_sha256: if reference.is_file() { Some(file_sha256(&reference)?) } else { None },
         };
         write_atomic(&staged.join("report.json"), report.as_bytes())?;
         write_atomic(&staged.join("entry.json"), serde_json::to_string_pretty(&manifest).unwrap_or_default().as_bytes())?;
@@ -224,7 +243,8 @@ impl Cache {
         std::fs::create_dir_all(&parent).map_err(|e| Error::io("create directory", &parent, e))?;
         if std::fs::rename(staged, &dir).is_ok() {
             // Ours, hashed just above: no need to read it back.
-            return Ok(Entry { artifact: dir.join(file), artifact_sha256: manifest.artifact_sha256, report: report.to_string() });
+            let reference = manifest.reference_sha256.map(|sha256| (dir.join(REFERENCE_FILE), sha256));
+            return Ok(Entry { artifact: dir.join(file), artifact_sha256: manifest.artifact_sha256, reference, report: report.to_string() });
         }
         // Someone published first; theirs is as good as ours once verified.
         let _ = std::fs::remove_dir_all(staged);
@@ -255,6 +275,22 @@ mod tests {
         std::fs::write(&entry.artifact, b"ptl").unwrap();
         assert!(cache.get("k").is_none());
         assert!(!root.path().join("v1/k").exists());
+    }
+
+    #[test]
+    fn reference_data_is_published_with_the_artifact_and_its_damage_is_detected() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path());
+        let staged = stage(&cache, b"pte bytes");
+        std::fs::write(staged.join(REFERENCE_FILE), b"reference").unwrap();
+        let entry = cache.publish("k", &staged, "{}").unwrap();
+        let (path, sha256) = entry.reference.clone().unwrap();
+        assert_eq!(sha256, crate::hash::hex_sha256(b"reference"));
+        assert_eq!(cache.get("k").unwrap().reference, Some((path.clone(), sha256)));
+
+        std::fs::write(&path, b"referencf").unwrap();
+        assert!(matches!(cache.inspect("k"), Lookup::Damaged(file) if file == path));
+        assert!(cache.get("k").is_none(), "an entry with altered reference data is converted again");
     }
 
     #[test]

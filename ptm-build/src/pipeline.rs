@@ -417,6 +417,9 @@ fn write_outputs(ctx: &Context, planned: &[Planned], entries: &[Entry], pythons:
     for (plan, entry) in planned.iter().zip(entries) {
         let artifact = format!("{}.{}", plan.decl.name, plan.decl.format);
         fsutil::copy_if_changed(&entry.artifact, &dir.join(&artifact))?;
+        if let Some((reference, _)) = &entry.reference {
+            fsutil::copy_if_changed(reference, &dir.join(reference_file(&plan.decl.name)))?;
+        }
         let converted: Converted =
             serde_json::from_str(&entry.report).map_err(|e| Error::io("parse cache report of", &entry.artifact, std::io::Error::other(e)))?;
         models.push(report_of(plan, artifact, entry, converted, pythons.get(&plan.decl.format).cloned()));
@@ -484,6 +487,8 @@ fn report_of(plan: &Planned, artifact: String, entry: &Entry, c: Converted, pyth
         format: decl.format,
         artifact,
         artifact_sha256: entry.artifact_sha256.clone(),
+        reference: entry.reference.as_ref().map(|_| reference_file(&decl.name)),
+        reference_sha256: entry.reference.as_ref().map(|(_, sha256)| sha256.clone()),
         embed: decl.embed,
         export: decl.export,
         quantize: decl.quantize,
@@ -523,11 +528,24 @@ fn program_schema(artifact: &Path) -> Option<String> {
     (id.starts_with(b"ET") && id[2..].iter().all(u8::is_ascii_digit)).then(|| String::from_utf8_lossy(id).into_owned())
 }
 
+/// Where `ptm/` holds a model's self-check reference data: beside its artifact, named
+/// like it (`cargo ptm assets` ships the two together, and `load_from` finds one from
+/// the other).
+fn reference_file(model: &str) -> String {
+    format!("{model}.{}", ptm_report::REFERENCE_EXTENSION)
+}
+
 fn remove_stale_artifacts(dir: &Path, models: &[ModelReport]) {
     let Ok(listing) = std::fs::read_dir(dir) else { return };
+    let reference = format!(".{}", ptm_report::REFERENCE_EXTENSION);
     for entry in listing.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if (name.ends_with(".ptl") || name.ends_with(".pte")) && !models.iter().any(|m| m.artifact == name) {
+        let stale = if name.ends_with(&reference) {
+            !models.iter().any(|m| m.reference.as_deref() == Some(name.as_str()))
+        } else {
+            (name.ends_with(".ptl") || name.ends_with(".pte")) && !models.iter().any(|m| m.artifact == name)
+        };
+        if stale {
             let _ = std::fs::remove_file(entry.path());
         }
     }

@@ -28,6 +28,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("ptm_convert/layers.py", include_str!("../python/ptm_convert/layers.py")),
     ("ptm_convert/verify.py", include_str!("../python/ptm_convert/verify.py")),
     ("ptm_convert/compare.py", include_str!("../python/ptm_convert/compare.py")),
+    ("ptm_convert/reference.py", include_str!("../python/ptm_convert/reference.py")),
     ("ptm_convert/archive.py", include_str!("../python/ptm_convert/archive.py")),
     ("ptm_convert/runner.py", include_str!("../python/ptm_convert/runner.py")),
     ("ptm_convert/py.typed", include_str!("../python/ptm_convert/py.typed")),

@@ -237,6 +237,9 @@ impl Store {
                 let staged = self.entries.staging()?;
                 let file = entry.artifact.file_name().unwrap_or_default();
                 crate::fsutil::copy_if_changed(&entry.artifact, &staged.join(file))?;
+                if let Some((reference, _)) = &entry.reference {
+                    crate::fsutil::copy_if_changed(reference, &staged.join(crate::cache::REFERENCE_FILE))?;
+                }
                 self.entries.publish(key, &staged, &entry.report)?;
             }
             index.models.entry(model.clone()).or_default().push(Indexed {

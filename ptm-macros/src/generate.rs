@@ -284,7 +284,7 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded, krate: &T
             pub fn load() -> ::core::result::Result<Self, #krate::Error> {
                 let #options = #krate::Options::new(#name).identified_by(#key);
                 let #options = #configure;
-                ::core::result::Result::Ok(Self { module: #module_ty::from_bytes(Self::BYTES, &#options)? })
+                ::core::result::Result::Ok(Self { module: #module_ty::from_bytes(Self::BYTES, &#options)?, loaded_from: ::core::option::Option::None })
             }
         }
     });
@@ -296,6 +296,8 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded, krate: &T
         "The key of the model's declaration; the {file}'s identity record names the same, and `load`/`load_from` refuse a file that names another, or none."
     );
 
+    let self_check = self_check_tokens(model, loaded, krate)?;
+
     Ok(quote! {
         #backend
 
@@ -304,6 +306,9 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded, krate: &T
         #[derive(Debug)]
         pub struct #ty {
             module: #module_ty,
+            /// The file `load_from` read, where the self-check looks for its reference data.
+            #[allow(dead_code)] // read by self_check, which a build without reference data lacks
+            loaded_from: ::core::option::Option<::std::path::PathBuf>,
         }
 
         #[doc = #output_doc]
@@ -335,7 +340,8 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded, krate: &T
             pub fn load_from(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, #krate::Error> {
                 let #options = #krate::Options::new(#name).identified_by(#key);
                 let #options = #configure;
-                ::core::result::Result::Ok(Self { module: #module_ty::from_file(path, &#options)? })
+                let path = path.as_ref();
+                ::core::result::Result::Ok(Self { module: #module_ty::from_file(path, &#options)?, loaded_from: ::core::option::Option::Some(path.to_path_buf()) })
             }
 
             #[doc = #forward_doc]
@@ -345,10 +351,59 @@ fn model_tokens(model: &ModelReport, type_name: &str, loaded: &Loaded, krate: &T
                 ::core::result::Result::Ok(#output_ty { #(#takes),* })
             }
 
+            #self_check
+
             /// The loaded model in its runtime (a `Module` for a .ptl, a `Program` for a .pte).
             pub fn module(&self) -> &#module_ty {
                 &self.module
             }
+        }
+    })
+}
+
+/// `self_check`, `self_check_with` and where the reference data is, for a model whose
+/// build recorded it: embedded beside an embedded model, beside the file otherwise.
+fn self_check_tokens(model: &ModelReport, loaded: &Loaded, krate: &TokenStream) -> Result<TokenStream, String> {
+    let Some(file) = &model.reference else { return Ok(TokenStream::new()) };
+    let path = path_text(&loaded.dir.join(file))?;
+    let name = &model.name;
+    let extension = ptm_report::REFERENCE_EXTENSION;
+    let beside = quote!(#krate::__private::reference_beside(#name, path, #extension)?);
+    let (embedded, from_bytes) = if model.embed {
+        let doc = format!(
+            "The self-check's reference data, embedded by `include_bytes!`: in the binary only when `self_check` is called. Written by the build as `{file}`."
+        );
+        (quote! { #[doc = #doc] pub const REFERENCE: &'static [u8] = ::core::include_bytes!(#path); }, quote!(self.module.self_check(Self::REFERENCE)))
+    } else {
+        let missing = format!("model `{name}` was not loaded from a file, so its reference data has no place to be found: use self_check_with");
+        (TokenStream::new(), quote!(::core::result::Result::Err(#krate::Error::from(#krate::ErrorKind::Setting { message: #missing.into() }))))
+    };
+    let where_doc = if model.embed {
+        "the data embedded with the model when it was loaded with `load`, else the `.reference` file beside the file `load_from` read"
+    } else {
+        "the `.reference` file beside the file `load_from` read (`cargo ptm assets` ships the two together)"
+    };
+    let check_doc = format!(
+        "Runs the samples the build verified this model on, in this process's runtime, and compares each output with the source model's, held to the tolerance the build held it to. Uses {where_doc}.\n\nReturns the figures; fails with `ErrorKind::SelfCheck` naming each output past its tolerance."
+    );
+    let build_doc = format!("Where the build wrote the self-check's reference data (`{file}`). Valid on the build machine.");
+    Ok(quote! {
+        #embedded
+
+        #[doc = #build_doc]
+        pub const BUILD_REFERENCE: &'static str = #path;
+
+        #[doc = #check_doc]
+        pub fn self_check(&self) -> ::core::result::Result<#krate::SelfCheck, #krate::Error> {
+            match &self.loaded_from {
+                ::core::option::Option::Some(path) => self.module.self_check(&#beside),
+                ::core::option::Option::None => #from_bytes,
+            }
+        }
+
+        /// The self-check on reference data the caller read (an app asset, say).
+        pub fn self_check_with(&self, reference: &[u8]) -> ::core::result::Result<#krate::SelfCheck, #krate::Error> {
+            self.module.self_check(reference)
         }
     })
 }

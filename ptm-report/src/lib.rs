@@ -13,6 +13,10 @@ pub const SCHEMA: u32 = 2;
 /// File name of the report inside `$OUT_DIR/ptm/`.
 pub const REPORT_FILE: &str = "models.json";
 
+/// The extension of a model's self-check reference data beside its artifact
+/// (`review.ptl` and `review.reference`).
+pub const REFERENCE_EXTENSION: &str = "reference";
+
 /// Everything one build script produced for one crate.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Bundle {
@@ -38,6 +42,14 @@ pub struct ModelReport {
     pub artifact: String,
     /// sha256 of the artifact, hex.
     pub artifact_sha256: String,
+    /// File name of the self-check's reference data (the samples the build verified on,
+    /// the source model's outputs and the tolerance), beside the artifact; `None` for a
+    /// conversion made before ptm recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// sha256 of the reference data, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_sha256: Option<String>,
     /// Whether the app embeds the artifact (`include_bytes!`) or loads it from a path.
     pub embed: bool,
     /// How the model left Python: TorchScript (script, trace) or torch.export.

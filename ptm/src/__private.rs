@@ -130,6 +130,22 @@ macro_rules! __ptm_executorch_model {
     };
 }
 
+/// The self-check reference data beside a model file (`assets/review.ptl` ->
+/// `assets/review.reference`), as `cargo ptm assets` ships the two.
+pub fn reference_beside(model: &str, path: &std::path::Path, extension: &str) -> Result<Vec<u8>, Error> {
+    let beside = path.with_extension(extension);
+    std::fs::read(&beside).map_err(|e| {
+        ErrorKind::Reference {
+            what: format!("the self-check reference data of model `{model}`"),
+            problem: format!(
+                "{} cannot be read ({e}): ship `{model}.{extension}` beside the model file, as `cargo ptm assets` does, or pass the data to `self_check_with`",
+                beside.display()
+            ),
+        }
+        .into()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

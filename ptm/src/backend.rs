@@ -50,6 +50,12 @@ impl<B: Backend> Loaded<B> {
         Loaded { backend, name: model_name(options).to_string(), identity }
     }
 
+    /// Runs the reference samples and compares the outputs (crate::self_check).
+    pub(crate) fn self_check(&self, reference: &[u8]) -> Result<crate::SelfCheck, Error> {
+        let key = self.identity.as_ref().map(|i| i.key.as_str());
+        crate::self_check::check(&self.name, key, reference, |inputs| self.run(None, inputs))
+    }
+
     /// Runs `forward`, which must return exactly `N` tensors.
     #[inline]
     pub(crate) fn forward<const N: usize>(&self, inputs: &[Input<'_>]) -> Result<[Output; N], Error> {
@@ -68,12 +74,14 @@ impl<B: Backend> Loaded<B> {
         Ok(raws.map(|raw| Output::new(raw, B::FREE_OUTPUT)))
     }
 
-    /// Runs the method called `method` once, with any number of results.
-    #[cfg_attr(not(feature = "lite"), allow(dead_code))]
-    pub(crate) fn run(&self, method: &str, inputs: &[Input<'_>]) -> Result<Vec<Output>, Error> {
-        let c_method = CString::new(method).map_err(|_| self.run_error(method, "the method name contains a NUL byte".into()))?;
+    /// Runs the method called `method` (`None`: forward) once, with any number of
+    /// results.
+    pub(crate) fn run(&self, method: Option<&str>, inputs: &[Input<'_>]) -> Result<Vec<Output>, Error> {
+        let c_method =
+            method.map(CString::new).transpose().map_err(|_| self.run_error(method.unwrap_or_default(), "the method name contains a NUL byte".into()))?;
+        let method = method.unwrap_or("forward");
         let mut raws = vec![ffi::Output::EMPTY; 4];
-        let (count, overflow) = self.call(Some(&c_method), inputs, &mut raws)?;
+        let (count, overflow) = self.call(c_method.as_deref(), inputs, &mut raws)?;
         match overflow {
             Some(overflow) => raws = overflow.take(count),
             None if count <= raws.len() => raws.truncate(count),

@@ -124,6 +124,21 @@ pub enum ErrorKind {
         /// What the file says of itself.
         found: String,
     },
+    /// Self-check reference data that cannot be used: damaged, not reference data, or
+    /// recorded for another build of the model.
+    Reference {
+        /// Which reference data.
+        what: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The model's outputs in this runtime are past the tolerance the build held them
+    /// to, on the samples the build recorded: every output's figures, the failing ones
+    /// with why.
+    SelfCheck {
+        /// What the self-check measured.
+        check: crate::SelfCheck,
+    },
 }
 
 impl fmt::Display for ErrorKind {
@@ -151,6 +166,12 @@ impl fmt::Display for ErrorKind {
                 "ptm: {what} holds {found}, not model `{expected}` (key {}...) that this wrapper was generated for: load the file the build wrote for `{expected}`",
                 expected_key.chars().take(12).collect::<String>()
             ),
+            ErrorKind::Reference { what, problem } => write!(f, "ptm: cannot use {what}: {problem}"),
+            ErrorKind::SelfCheck { check } => {
+                let failed: Vec<String> =
+                    check.outputs.iter().filter_map(|o| o.problem.as_ref().map(|p| format!("output `{}`: {p}", o.name))).collect();
+                write!(f, "ptm: model `{}` failed its self-check: {}\n{check}", check.model, failed.join("; "))
+            }
         }
     }
 }

@@ -41,6 +41,7 @@ mod module;
 mod options;
 #[cfg(feature = "executorch")]
 mod program;
+mod self_check;
 mod tensor;
 mod threads;
 
@@ -56,6 +57,7 @@ pub use module::Module;
 pub use options::{Engine, Options};
 #[cfg(feature = "executorch")]
 pub use program::Program;
+pub use self_check::{OutputCheck, SelfCheck};
 pub use tensor::{Input, Output, Tensor, TensorRef, MAX_RANK};
 pub use threads::{num_threads, set_num_threads, MAX_THREADS, PTM_NUM_THREADS};
 

@@ -107,7 +107,15 @@ impl Module {
 
     /// Runs the method called `method` once, with any number of results.
     pub fn run(&self, method: &str, inputs: &[Input<'_>]) -> Result<Vec<Output>, Error> {
-        self.loaded.run(method, inputs)
+        self.loaded.run(Some(method), inputs)
+    }
+
+    /// Runs the samples of `reference` (the `<name>.reference` data the build wrote
+    /// beside the model) and compares each output with the source model's, as the build
+    /// did: the figures, or [`ErrorKind::SelfCheck`](crate::ErrorKind::SelfCheck) naming
+    /// each output past its tolerance.
+    pub fn self_check(&self, reference: &[u8]) -> Result<crate::SelfCheck, Error> {
+        self.loaded.self_check(reference)
     }
 }
 

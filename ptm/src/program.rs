@@ -118,6 +118,19 @@ impl Program {
     pub fn forward<const N: usize>(&self, inputs: &[Input<'_>]) -> Result<[Output; N], Error> {
         self.loaded.forward(inputs)
     }
+
+    /// Runs `forward` once, with any number of results.
+    pub fn run(&self, inputs: &[Input<'_>]) -> Result<Vec<Output>, Error> {
+        self.loaded.run(None, inputs)
+    }
+
+    /// Runs the samples of `reference` (the `<name>.reference` data the build wrote
+    /// beside the program) and compares each output with the source model's, as the
+    /// build did: the figures, or [`ErrorKind::SelfCheck`](crate::ErrorKind::SelfCheck)
+    /// naming each output past its tolerance.
+    pub fn self_check(&self, reference: &[u8]) -> Result<crate::SelfCheck, Error> {
+        self.loaded.self_check(reference)
+    }
 }
 
 impl Backend for Executorch {

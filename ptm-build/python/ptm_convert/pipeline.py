@@ -5,7 +5,7 @@ import os
 import warnings
 from typing import Any, Optional
 
-from . import archive, layers, quantize, report, source, trace, verify
+from . import archive, layers, quantize, reference, report, source, trace, verify
 from .common import Failure, identity, last_frames, log, state_bytes
 from .conversion import Conversion, Module, Sample, TensorSpec
 
@@ -75,6 +75,7 @@ def run(c: Conversion) -> report.Report:
         operators = sorted(torch.jit.mobile._export_operator_list(lite))
         bytecode = torch.jit.mobile._get_model_bytecode_version(c.out)
         verify.check_tolerance(c, check, references)
+        reference.write(c, check, references)
         c.stage = "done"
     return report.build(c, outputs, operators, int(bytecode))
 

@@ -14,7 +14,7 @@ import warnings
 
 from typing import Any, Optional
 
-from . import inputs, layers, pt2e, report, source, verify
+from . import inputs, layers, pt2e, reference, report, source, verify
 from .common import DTYPE_CODES, Failure, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
 from .conversion import Conversion, Module, Sample, TensorSpec, Torch
 from .runner import Runner
@@ -67,6 +67,7 @@ def run(c: Conversion) -> report.Report:
         log(c.name, "verifying in ExecuTorch's native runtime")
         verify.measure(c, "executorch", NativeOutputs(run_native(c, check)), check, references)
         verify.check_tolerance(c, check, references)
+        reference.write(c, check, references)
         c.stage = "done"
     from executorch import version
     return report.build(c, outputs, operators, executorch=version.__version__, delegation=c.delegation)
@@ -299,7 +300,7 @@ def sample_key(sample):
     return digest.hexdigest()
 
 
-def encode(torch, samples):
+def encode(torch: Torch, samples: list[Any]) -> bytes:
     """The runner's samples file (ptm_executorch_runner.cpp describes it)."""
     parts = [struct.pack("<I", len(samples))]
     for sample in samples:

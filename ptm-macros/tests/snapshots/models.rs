@@ -7,6 +7,9 @@ In the Lite Interpreter its outputs differ from the source model's over 8 sample
 #[derive(Debug)]
 pub struct Bert {
     module: ::ptm::Module,
+    /// The file `load_from` read, where the self-check looks for its reference data.
+    #[allow(dead_code)]
+    loaded_from: ::core::option::Option<::std::path::PathBuf>,
 }
 ///What [`Bert::forward`] returns: one tensor per output of model `bert`.
 #[derive(Debug)]
@@ -122,6 +125,7 @@ impl Bert {
         let options = options;
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_bytes(Self::BYTES, &options)?,
+            loaded_from: ::core::option::Option::None,
         })
     }
     ///Loads the .ptl at `path` (an app asset, say) into the Lite Interpreter.
@@ -133,8 +137,10 @@ impl Bert {
                 "8497f539b8b3f8827c1d93631db9185b1e28b160e32e8d4966e38cbcbe3cf5bf",
             );
         let options = options;
+        let path = path.as_ref();
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_file(path, &options)?,
+            loaded_from: ::core::option::Option::Some(path.to_path_buf()),
         })
     }
     /**Runs the model once.
@@ -182,6 +188,33 @@ Errors when libtorch raises or a dynamic input's shape does not fit.*/
             logits: ::ptm::__private::output::<f32>("bert", "logits", output0)?,
         })
     }
+    ///The self-check's reference data, embedded by `include_bytes!`: in the binary only when `self_check` is called. Written by the build as `bert.reference`.
+    pub const REFERENCE: &'static [u8] = ::core::include_bytes!(
+        "/build/out/ptm/bert.reference"
+    );
+    ///Where the build wrote the self-check's reference data (`bert.reference`). Valid on the build machine.
+    pub const BUILD_REFERENCE: &'static str = "/build/out/ptm/bert.reference";
+    /**Runs the samples the build verified this model on, in this process's runtime, and compares each output with the source model's, held to the tolerance the build held it to. Uses the data embedded with the model when it was loaded with `load`, else the `.reference` file beside the file `load_from` read.
+
+Returns the figures; fails with `ErrorKind::SelfCheck` naming each output past its tolerance.*/
+    pub fn self_check(&self) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
+        match &self.loaded_from {
+            ::core::option::Option::Some(path) => {
+                self.module
+                    .self_check(
+                        &::ptm::__private::reference_beside("bert", path, "reference")?,
+                    )
+            }
+            ::core::option::Option::None => self.module.self_check(Self::REFERENCE),
+        }
+    }
+    /// The self-check on reference data the caller read (an app asset, say).
+    pub fn self_check_with(
+        &self,
+        reference: &[u8],
+    ) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
+        self.module.self_check(reference)
+    }
     /// The loaded model in its runtime (a `Module` for a .ptl, a `Program` for a .pte).
     pub fn module(&self) -> &::ptm::Module {
         &self.module
@@ -196,6 +229,9 @@ The quantized layer that loses the most is `out` (Linear): SQNR 42.0 dB.*/
 #[derive(Debug)]
 pub struct Classifier {
     module: ::ptm::Module,
+    /// The file `load_from` read, where the self-check looks for its reference data.
+    #[allow(dead_code)]
+    loaded_from: ::core::option::Option<::std::path::PathBuf>,
 }
 ///What [`Classifier::forward`] returns: one tensor per output of model `classifier`.
 #[derive(Debug)]
@@ -289,8 +325,10 @@ impl Classifier {
                 "1f0e332d8ee1c8a80c25f206b76efd6a039b66aa534989f37b4198ee6c99e85e",
             );
         let options = options.engine(::ptm::Engine::Qnnpack);
+        let path = path.as_ref();
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_file(path, &options)?,
+            loaded_from: ::core::option::Option::Some(path.to_path_buf()),
         })
     }
     /**Runs the model once.
@@ -321,6 +359,40 @@ Errors when libtorch raises.*/
             logits: ::ptm::__private::output::<f32>("classifier", "logits", output0)?,
         })
     }
+    ///Where the build wrote the self-check's reference data (`classifier.reference`). Valid on the build machine.
+    pub const BUILD_REFERENCE: &'static str = "/build/out/ptm/classifier.reference";
+    /**Runs the samples the build verified this model on, in this process's runtime, and compares each output with the source model's, held to the tolerance the build held it to. Uses the `.reference` file beside the file `load_from` read (`cargo ptm assets` ships the two together).
+
+Returns the figures; fails with `ErrorKind::SelfCheck` naming each output past its tolerance.*/
+    pub fn self_check(&self) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
+        match &self.loaded_from {
+            ::core::option::Option::Some(path) => {
+                self.module
+                    .self_check(
+                        &::ptm::__private::reference_beside(
+                            "classifier",
+                            path,
+                            "reference",
+                        )?,
+                    )
+            }
+            ::core::option::Option::None => {
+                ::core::result::Result::Err(
+                    ::ptm::Error::from(::ptm::ErrorKind::Setting {
+                        message: "model `classifier` was not loaded from a file, so its reference data has no place to be found: use self_check_with"
+                            .into(),
+                    }),
+                )
+            }
+        }
+    }
+    /// The self-check on reference data the caller read (an app asset, say).
+    pub fn self_check_with(
+        &self,
+        reference: &[u8],
+    ) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
+        self.module.self_check(reference)
+    }
     /// The loaded model in its runtime (a `Module` for a .ptl, a `Program` for a .pte).
     pub fn module(&self) -> &::ptm::Module {
         &self.module
@@ -335,6 +407,9 @@ The quantized layer that loses the most is `out` (Linear): SQNR 33.3 dB.*/
 #[derive(Debug)]
 pub struct ClassifierFbgemm {
     module: ::ptm::Module,
+    /// The file `load_from` read, where the self-check looks for its reference data.
+    #[allow(dead_code)]
+    loaded_from: ::core::option::Option<::std::path::PathBuf>,
 }
 ///What [`ClassifierFbgemm::forward`] returns: one tensor per output of model `classifier_fbgemm`.
 #[derive(Debug)]
@@ -432,6 +507,7 @@ impl ClassifierFbgemm {
         let options = options.engine(::ptm::Engine::Fbgemm);
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_bytes(Self::BYTES, &options)?,
+            loaded_from: ::core::option::Option::None,
         })
     }
     ///Loads the .ptl at `path` (an app asset, say) into the Lite Interpreter.
@@ -443,8 +519,10 @@ impl ClassifierFbgemm {
                 "f61782e582b99f52d8d1f315e8bda3e7aee792ab65ae55767573c649b8ebce75",
             );
         let options = options.engine(::ptm::Engine::Fbgemm);
+        let path = path.as_ref();
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_file(path, &options)?,
+            loaded_from: ::core::option::Option::Some(path.to_path_buf()),
         })
     }
     /**Runs the model once.
@@ -477,6 +555,37 @@ Errors when libtorch raises.*/
             >("classifier_fbgemm", "logits", output0)?,
         })
     }
+    ///The self-check's reference data, embedded by `include_bytes!`: in the binary only when `self_check` is called. Written by the build as `classifier_fbgemm.reference`.
+    pub const REFERENCE: &'static [u8] = ::core::include_bytes!(
+        "/build/out/ptm/classifier_fbgemm.reference"
+    );
+    ///Where the build wrote the self-check's reference data (`classifier_fbgemm.reference`). Valid on the build machine.
+    pub const BUILD_REFERENCE: &'static str = "/build/out/ptm/classifier_fbgemm.reference";
+    /**Runs the samples the build verified this model on, in this process's runtime, and compares each output with the source model's, held to the tolerance the build held it to. Uses the data embedded with the model when it was loaded with `load`, else the `.reference` file beside the file `load_from` read.
+
+Returns the figures; fails with `ErrorKind::SelfCheck` naming each output past its tolerance.*/
+    pub fn self_check(&self) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
+        match &self.loaded_from {
+            ::core::option::Option::Some(path) => {
+                self.module
+                    .self_check(
+                        &::ptm::__private::reference_beside(
+                            "classifier_fbgemm",
+                            path,
+                            "reference",
+                        )?,
+                    )
+            }
+            ::core::option::Option::None => self.module.self_check(Self::REFERENCE),
+        }
+    }
+    /// The self-check on reference data the caller read (an app asset, say).
+    pub fn self_check_with(
+        &self,
+        reference: &[u8],
+    ) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
+        self.module.self_check(reference)
+    }
     /// The loaded model in its runtime (a `Module` for a .ptl, a `Program` for a .pte).
     pub fn module(&self) -> &::ptm::Module {
         &self.module
@@ -489,6 +598,9 @@ In the Lite Interpreter its outputs differ from the source model's over 8 sample
 #[derive(Debug)]
 pub struct Hygiene {
     module: ::ptm::Module,
+    /// The file `load_from` read, where the self-check looks for its reference data.
+    #[allow(dead_code)]
+    loaded_from: ::core::option::Option<::std::path::PathBuf>,
 }
 ///What [`Hygiene::forward`] returns: one tensor per output of model `hygiene`.
 #[derive(Debug)]
@@ -586,6 +698,7 @@ impl Hygiene {
         let options = options;
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_bytes(Self::BYTES, &options)?,
+            loaded_from: ::core::option::Option::None,
         })
     }
     ///Loads the .ptl at `path` (an app asset, say) into the Lite Interpreter.
@@ -597,8 +710,10 @@ impl Hygiene {
                 "67def086700b5c36e34c06f8fe09f7a9ade8dd003ac3a9199e50b28bd6bb8dcd",
             );
         let options = options;
+        let path = path.as_ref();
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_file(path, &options)?,
+            loaded_from: ::core::option::Option::Some(path.to_path_buf()),
         })
     }
     /**Runs the model once.
@@ -654,6 +769,37 @@ Errors when libtorch raises or a dynamic input's shape does not fit.*/
             total: ::ptm::__private::output::<f32>("hygiene", "total", output0)?,
         })
     }
+    ///The self-check's reference data, embedded by `include_bytes!`: in the binary only when `self_check` is called. Written by the build as `hygiene.reference`.
+    pub const REFERENCE: &'static [u8] = ::core::include_bytes!(
+        "/build/out/ptm/hygiene.reference"
+    );
+    ///Where the build wrote the self-check's reference data (`hygiene.reference`). Valid on the build machine.
+    pub const BUILD_REFERENCE: &'static str = "/build/out/ptm/hygiene.reference";
+    /**Runs the samples the build verified this model on, in this process's runtime, and compares each output with the source model's, held to the tolerance the build held it to. Uses the data embedded with the model when it was loaded with `load`, else the `.reference` file beside the file `load_from` read.
+
+Returns the figures; fails with `ErrorKind::SelfCheck` naming each output past its tolerance.*/
+    pub fn self_check(&self) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
+        match &self.loaded_from {
+            ::core::option::Option::Some(path) => {
+                self.module
+                    .self_check(
+                        &::ptm::__private::reference_beside(
+                            "hygiene",
+                            path,
+                            "reference",
+                        )?,
+                    )
+            }
+            ::core::option::Option::None => self.module.self_check(Self::REFERENCE),
+        }
+    }
+    /// The self-check on reference data the caller read (an app asset, say).
+    pub fn self_check_with(
+        &self,
+        reference: &[u8],
+    ) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
+        self.module.self_check(reference)
+    }
     /// The loaded model in its runtime (a `Module` for a .ptl, a `Program` for a .pte).
     pub fn module(&self) -> &::ptm::Module {
         &self.module
@@ -666,6 +812,9 @@ In the Lite Interpreter its outputs differ from the source model's over 8 sample
 #[derive(Debug)]
 pub struct Many {
     module: ::ptm::Module,
+    /// The file `load_from` read, where the self-check looks for its reference data.
+    #[allow(dead_code)]
+    loaded_from: ::core::option::Option<::std::path::PathBuf>,
 }
 ///What [`Many::forward`] returns: one tensor per output of model `many`.
 #[derive(Debug)]
@@ -820,6 +969,7 @@ impl Many {
         let options = options;
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_bytes(Self::BYTES, &options)?,
+            loaded_from: ::core::option::Option::None,
         })
     }
     ///Loads the .ptl at `path` (an app asset, say) into the Lite Interpreter.
@@ -831,8 +981,10 @@ impl Many {
                 "dcc6ba71487a50fd9e03bcc99a1fbeb1749197af3209cc78061792b66338f48e",
             );
         let options = options;
+        let path = path.as_ref();
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_file(path, &options)?,
+            loaded_from: ::core::option::Option::Some(path.to_path_buf()),
         })
     }
     /**Runs the model once.
@@ -859,6 +1011,33 @@ Errors when libtorch raises.*/
             calls: ::ptm::__private::output::<f32>("many", "calls", output5)?,
         })
     }
+    ///The self-check's reference data, embedded by `include_bytes!`: in the binary only when `self_check` is called. Written by the build as `many.reference`.
+    pub const REFERENCE: &'static [u8] = ::core::include_bytes!(
+        "/build/out/ptm/many.reference"
+    );
+    ///Where the build wrote the self-check's reference data (`many.reference`). Valid on the build machine.
+    pub const BUILD_REFERENCE: &'static str = "/build/out/ptm/many.reference";
+    /**Runs the samples the build verified this model on, in this process's runtime, and compares each output with the source model's, held to the tolerance the build held it to. Uses the data embedded with the model when it was loaded with `load`, else the `.reference` file beside the file `load_from` read.
+
+Returns the figures; fails with `ErrorKind::SelfCheck` naming each output past its tolerance.*/
+    pub fn self_check(&self) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
+        match &self.loaded_from {
+            ::core::option::Option::Some(path) => {
+                self.module
+                    .self_check(
+                        &::ptm::__private::reference_beside("many", path, "reference")?,
+                    )
+            }
+            ::core::option::Option::None => self.module.self_check(Self::REFERENCE),
+        }
+    }
+    /// The self-check on reference data the caller read (an app asset, say).
+    pub fn self_check_with(
+        &self,
+        reference: &[u8],
+    ) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
+        self.module.self_check(reference)
+    }
     /// The loaded model in its runtime (a `Module` for a .ptl, a `Program` for a .pte).
     pub fn module(&self) -> &::ptm::Module {
         &self.module
@@ -871,6 +1050,9 @@ In the Lite Interpreter its outputs differ from the source model's over 8 sample
 #[derive(Debug)]
 pub struct Pair {
     module: ::ptm::Module,
+    /// The file `load_from` read, where the self-check looks for its reference data.
+    #[allow(dead_code)]
+    loaded_from: ::core::option::Option<::std::path::PathBuf>,
 }
 ///What [`Pair::forward`] returns: one tensor per output of model `pair`.
 #[derive(Debug)]
@@ -999,6 +1181,7 @@ impl Pair {
         let options = options;
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_bytes(Self::BYTES, &options)?,
+            loaded_from: ::core::option::Option::None,
         })
     }
     ///Loads the .ptl at `path` (an app asset, say) into the Lite Interpreter.
@@ -1010,8 +1193,10 @@ impl Pair {
                 "4317f91d0448cdab297f83d398636644a91c10ec617e05facde90c0002fdaec1",
             );
         let options = options;
+        let path = path.as_ref();
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_file(path, &options)?,
+            loaded_from: ::core::option::Option::Some(path.to_path_buf()),
         })
     }
     /**Runs the model once.
@@ -1060,6 +1245,33 @@ Errors when libtorch raises or a dynamic input's shape does not fit.*/
             doubled: ::ptm::__private::output::<f32>("pair", "doubled", output1)?,
         })
     }
+    ///The self-check's reference data, embedded by `include_bytes!`: in the binary only when `self_check` is called. Written by the build as `pair.reference`.
+    pub const REFERENCE: &'static [u8] = ::core::include_bytes!(
+        "/build/out/ptm/pair.reference"
+    );
+    ///Where the build wrote the self-check's reference data (`pair.reference`). Valid on the build machine.
+    pub const BUILD_REFERENCE: &'static str = "/build/out/ptm/pair.reference";
+    /**Runs the samples the build verified this model on, in this process's runtime, and compares each output with the source model's, held to the tolerance the build held it to. Uses the data embedded with the model when it was loaded with `load`, else the `.reference` file beside the file `load_from` read.
+
+Returns the figures; fails with `ErrorKind::SelfCheck` naming each output past its tolerance.*/
+    pub fn self_check(&self) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
+        match &self.loaded_from {
+            ::core::option::Option::Some(path) => {
+                self.module
+                    .self_check(
+                        &::ptm::__private::reference_beside("pair", path, "reference")?,
+                    )
+            }
+            ::core::option::Option::None => self.module.self_check(Self::REFERENCE),
+        }
+    }
+    /// The self-check on reference data the caller read (an app asset, say).
+    pub fn self_check_with(
+        &self,
+        reference: &[u8],
+    ) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
+        self.module.self_check(reference)
+    }
     /// The loaded model in its runtime (a `Module` for a .ptl, a `Program` for a .pte).
     pub fn module(&self) -> &::ptm::Module {
         &self.module
@@ -1072,6 +1284,9 @@ In the Lite Interpreter its outputs differ from the source model's over 8 sample
 #[derive(Debug)]
 pub struct Writer {
     module: ::ptm::Module,
+    /// The file `load_from` read, where the self-check looks for its reference data.
+    #[allow(dead_code)]
+    loaded_from: ::core::option::Option<::std::path::PathBuf>,
 }
 ///What [`Writer::forward`] returns: one tensor per output of model `writer`.
 #[derive(Debug)]
@@ -1167,6 +1382,7 @@ impl Writer {
         let options = options;
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_bytes(Self::BYTES, &options)?,
+            loaded_from: ::core::option::Option::None,
         })
     }
     ///Loads the .ptl at `path` (an app asset, say) into the Lite Interpreter.
@@ -1178,8 +1394,10 @@ impl Writer {
                 "cdbe21b2adb9ad6fd7bf352d5bd6c6e158326aacfd1bad47d24dd9c05044648a",
             );
         let options = options;
+        let path = path.as_ref();
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_file(path, &options)?,
+            loaded_from: ::core::option::Option::Some(path.to_path_buf()),
         })
     }
     /**Runs the model once.
@@ -1200,6 +1418,33 @@ Errors when libtorch raises.*/
         ::core::result::Result::Ok(WriterOutput {
             doubled: ::ptm::__private::output::<f32>("writer", "doubled", output0)?,
         })
+    }
+    ///The self-check's reference data, embedded by `include_bytes!`: in the binary only when `self_check` is called. Written by the build as `writer.reference`.
+    pub const REFERENCE: &'static [u8] = ::core::include_bytes!(
+        "/build/out/ptm/writer.reference"
+    );
+    ///Where the build wrote the self-check's reference data (`writer.reference`). Valid on the build machine.
+    pub const BUILD_REFERENCE: &'static str = "/build/out/ptm/writer.reference";
+    /**Runs the samples the build verified this model on, in this process's runtime, and compares each output with the source model's, held to the tolerance the build held it to. Uses the data embedded with the model when it was loaded with `load`, else the `.reference` file beside the file `load_from` read.
+
+Returns the figures; fails with `ErrorKind::SelfCheck` naming each output past its tolerance.*/
+    pub fn self_check(&self) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
+        match &self.loaded_from {
+            ::core::option::Option::Some(path) => {
+                self.module
+                    .self_check(
+                        &::ptm::__private::reference_beside("writer", path, "reference")?,
+                    )
+            }
+            ::core::option::Option::None => self.module.self_check(Self::REFERENCE),
+        }
+    }
+    /// The self-check on reference data the caller read (an app asset, say).
+    pub fn self_check_with(
+        &self,
+        reference: &[u8],
+    ) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
+        self.module.self_check(reference)
     }
     /// The loaded model in its runtime (a `Module` for a .ptl, a `Program` for a .pte).
     pub fn module(&self) -> &::ptm::Module {

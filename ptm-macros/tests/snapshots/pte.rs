@@ -7,6 +7,9 @@ In ExecuTorch its outputs differ from the source model's over 72 samples: `logit
 #[derive(Debug)]
 pub struct DigitsPte {
     module: ::ptm::Program,
+    /// The file `load_from` read, where the self-check looks for its reference data.
+    #[allow(dead_code)]
+    loaded_from: ::core::option::Option<::std::path::PathBuf>,
 }
 ///What [`DigitsPte::forward`] returns: one tensor per output of model `digits_pte`.
 #[derive(Debug)]
@@ -99,6 +102,7 @@ impl DigitsPte {
         let options = options;
         ::core::result::Result::Ok(Self {
             module: ::ptm::Program::from_bytes(Self::BYTES, &options)?,
+            loaded_from: ::core::option::Option::None,
         })
     }
     ///Loads the .pte at `path` (an app asset, say) into ExecuTorch.
@@ -110,8 +114,10 @@ impl DigitsPte {
                 "9cb212e05beeb7e78f65b4479b9788e765e95da2c3e2d1e938eb6ded4c5dd429",
             );
         let options = options;
+        let path = path.as_ref();
         ::core::result::Result::Ok(Self {
             module: ::ptm::Program::from_file(path, &options)?,
+            loaded_from: ::core::option::Option::Some(path.to_path_buf()),
         })
     }
     /**Runs the model once.
@@ -141,6 +147,37 @@ Errors when libtorch raises.*/
         ::core::result::Result::Ok(DigitsPteOutput {
             logits: ::ptm::__private::output::<f32>("digits_pte", "logits", output0)?,
         })
+    }
+    ///The self-check's reference data, embedded by `include_bytes!`: in the binary only when `self_check` is called. Written by the build as `digits_pte.reference`.
+    pub const REFERENCE: &'static [u8] = ::core::include_bytes!(
+        "/build/out/ptm/digits_pte.reference"
+    );
+    ///Where the build wrote the self-check's reference data (`digits_pte.reference`). Valid on the build machine.
+    pub const BUILD_REFERENCE: &'static str = "/build/out/ptm/digits_pte.reference";
+    /**Runs the samples the build verified this model on, in this process's runtime, and compares each output with the source model's, held to the tolerance the build held it to. Uses the data embedded with the model when it was loaded with `load`, else the `.reference` file beside the file `load_from` read.
+
+Returns the figures; fails with `ErrorKind::SelfCheck` naming each output past its tolerance.*/
+    pub fn self_check(&self) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
+        match &self.loaded_from {
+            ::core::option::Option::Some(path) => {
+                self.module
+                    .self_check(
+                        &::ptm::__private::reference_beside(
+                            "digits_pte",
+                            path,
+                            "reference",
+                        )?,
+                    )
+            }
+            ::core::option::Option::None => self.module.self_check(Self::REFERENCE),
+        }
+    }
+    /// The self-check on reference data the caller read (an app asset, say).
+    pub fn self_check_with(
+        &self,
+        reference: &[u8],
+    ) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
+        self.module.self_check(reference)
     }
     /// The loaded model in its runtime (a `Module` for a .ptl, a `Program` for a .pte).
     pub fn module(&self) -> &::ptm::Program {

@@ -12,6 +12,9 @@ In the Lite Interpreter its outputs differ from the source model's over 8 sample
 #[derive(Debug)]
 pub struct Branchy {
     module: ::ptm::Module,
+    /// The file `load_from` read, where the self-check looks for its reference data.
+    #[allow(dead_code)]
+    loaded_from: ::core::option::Option<::std::path::PathBuf>,
 }
 ///What [`Branchy::forward`] returns: one tensor per output of model `branchy`.
 #[derive(Debug)]
@@ -117,6 +120,7 @@ impl Branchy {
         let options = options;
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_bytes(Self::BYTES, &options)?,
+            loaded_from: ::core::option::Option::None,
         })
     }
     ///Loads the .ptl at `path` (an app asset, say) into the Lite Interpreter.
@@ -128,8 +132,10 @@ impl Branchy {
                 "dfec39b1f42ce3ce38e53b767dc72860781d6f86c484719dd47474a65426b0c1",
             );
         let options = options;
+        let path = path.as_ref();
         ::core::result::Result::Ok(Self {
             module: ::ptm::Module::from_file(path, &options)?,
+            loaded_from: ::core::option::Option::Some(path.to_path_buf()),
         })
     }
     /**Runs the model once.

@@ -1,0 +1,48 @@
+"""The self-check's reference data: which samples it keeps, and its layout as the Rust
+runtime reads it (ptm/src/self_check.rs)."""
+import struct
+from types import SimpleNamespace
+
+import torch
+
+from ptm_convert import reference
+
+
+def test_the_verified_samples_come_first_then_top1_ones_while_they_fit() -> None:
+    checked = [(torch.zeros(4),) for _ in range(3)]
+    extra = [(torch.ones(4),) for _ in range(5)]
+    outputs = [(torch.zeros(2),) for _ in range(8)]
+    samples, kept_outputs, counted = reference.chosen(checked, outputs[:3], extra, outputs[3:])
+    assert (len(samples), counted) == (8, 3)
+    assert len(kept_outputs) == 8
+
+    # Each sample is 24 bytes; a budget of 60 keeps two.
+    original = reference.BYTES
+    reference.BYTES = 60
+    try:
+        samples, _, counted = reference.chosen(checked, outputs[:3], extra, outputs[3:])
+    finally:
+        reference.BYTES = original
+    assert (len(samples), counted) == (2, 2)
+
+
+def test_a_first_sample_larger_than_the_budget_is_still_kept() -> None:
+    big = [(torch.zeros(1 << 19),)]  # 2 MiB
+    samples, _, counted = reference.chosen(big, [(torch.zeros(1),)], [], [])
+    assert (len(samples), counted) == (1, 1)
+
+
+def test_the_layout_starts_with_the_key_tolerance_and_output_names() -> None:
+    c = SimpleNamespace(torch=torch, job=SimpleNamespace(key="abc"), output_names=["logits"],
+                        decl={"tolerance": {"relative": 0.25, "top1": 0.9}, "quantize": "dynamic"})
+    data = reference.encode(c, [(torch.arange(3, dtype=torch.int64),)], [(torch.tensor([1.0, 2.0]),)], 1)  # type: ignore[arg-type]
+    assert data.startswith(reference.MAGIC)
+    at = len(reference.MAGIC)
+    (key_len,) = struct.unpack_from("<I", data, at)
+    assert data[at + 4:at + 4 + key_len] == b"abc"
+    at += 4 + key_len
+    assert struct.unpack_from("<ddB", data, at) == (0.25, 0.9, 1)
+    at += 17
+    assert struct.unpack_from("<II", data, at) == (1, 6) and data[at + 8:at + 14] == b"logits"
+    # Ends with the last output's float32 bytes.
+    assert data.endswith(struct.pack("<2f", 1.0, 2.0))
