@@ -78,6 +78,26 @@ pub enum Command {
         #[arg(long, value_name = "TRIPLE")]
         target: Option<String>,
     },
+    /// Cross-build a small binary of the crate's models and their self-checks for a
+    /// target and run it there: each model's outputs against the source model's, as
+    /// the build recorded them; exit 1 when an output is past its tolerance.
+    DeviceTest {
+        /// The target triple to build for (e.g. aarch64-unknown-linux-gnu, aarch64-linux-android).
+        #[arg(long, value_name = "TRIPLE")]
+        target: String,
+        /// `qemu` (user-mode emulation of the target's architecture), `adb` (the attached
+        /// Android device), or a command run with the binary's path as its last argument.
+        #[arg(long, value_name = "RUNNER", default_value = "qemu")]
+        runner: String,
+        /// qemu's CPU model (default for aarch64: cortex-a72).
+        #[arg(long, value_name = "MODEL")]
+        cpu: Option<String>,
+        /// qemu's sysroot for the target's C library (default: Debian's /usr/<arch>-linux-<env>).
+        #[arg(long, value_name = "DIR")]
+        sysroot: Option<PathBuf>,
+        #[command(flatten)]
+        crates: CrateSelection,
+    },
     /// The conversion cache: its size, or pruning it.
     #[command(subcommand)]
     Cache(CacheCommand),

@@ -13,6 +13,25 @@ pub struct Crate {
     pub name: String,
     /// The directory holding its Cargo.toml.
     pub dir: PathBuf,
+    /// Its dependency on the `ptm` runtime, when it has one.
+    pub runtime: Option<Runtime>,
+}
+
+/// Where a crate's `ptm` dependency comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runtime {
+    /// A path dependency (a checkout, a workspace member).
+    Path(PathBuf),
+    /// A registry version requirement.
+    Version(String),
+}
+
+fn runtime_of(package: &Package) -> Option<Runtime> {
+    let dependency = package.dependencies.iter().find(|d| d.name == "ptm" && d.kind == cargo_metadata::DependencyKind::Normal)?;
+    Some(match &dependency.path {
+        Some(path) => Runtime::Path(path.as_std_path().to_path_buf()),
+        None => Runtime::Version(dependency.req.to_string()),
+    })
 }
 
 /// The crates to work on, and the workspace's target directory.
@@ -47,7 +66,11 @@ pub fn find(selection: &CrateSelection) -> Result<Workspace, String> {
     let crates = chosen
         .into_iter()
         .filter(|p| p.metadata["models"].is_object())
-        .map(|p| Crate { name: p.name.to_string(), dir: p.manifest_path.parent().map(|d| d.as_std_path().to_path_buf()).unwrap_or_default() })
+        .map(|p| Crate {
+            name: p.name.to_string(),
+            dir: p.manifest_path.parent().map(|d| d.as_std_path().to_path_buf()).unwrap_or_default(),
+            runtime: runtime_of(p),
+        })
         .collect();
     Ok(Workspace { crates, target_dir: metadata.target_directory.clone().into_std_path_buf() })
 }

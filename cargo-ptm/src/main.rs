@@ -5,6 +5,7 @@ mod assets;
 mod cache_cmd;
 mod cli;
 mod crates;
+mod device_test;
 mod diff;
 mod prepare;
 mod progress;
@@ -24,6 +25,10 @@ fn main() -> ExitCode {
         Command::Report { model, crates, target, json } => crates::find(crates).and_then(|w| report::run(&w, model.as_deref(), target.as_deref(), *json)),
         Command::Assets { platform, out, target, crates } => crates::find(crates).and_then(|w| assets::run(&w, platform, out, target.as_deref())),
         Command::Diff { a, b, target } => diff::run(a, b, target.as_deref()),
+        Command::DeviceTest { target, runner, cpu, sysroot, crates } => {
+            let runner = device_test::Runner::parse(runner, cpu.clone(), sysroot.clone());
+            crates::find(crates).and_then(|w| device_test::run(&w, target, &runner))
+        }
         Command::Cache(CacheCommand::Size { crates }) => crates::find(crates).and_then(|w| cache_cmd::size(&w)),
         Command::Cache(CacheCommand::Prune { older_than, max_size, crates }) => crates::find(crates).and_then(|w| cache_cmd::prune(&w, *older_than, *max_size)),
     };

@@ -108,3 +108,27 @@ fn report_without_a_build_says_what_to_run() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no build of `lib` has written a report") && stderr(&out).contains("run `cargo build` first"), "{}", stderr(&out));
 }
+
+#[test]
+fn device_test_stops_before_building_when_its_runner_cannot_run() {
+    let dir = workspace();
+    let run = |args: &[&str]| {
+        let out = cargo_ptm(&[&["device-test"][..], args].concat(), &dir.path().join("app"));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        stderr(&out)
+    };
+    // No device here: adb answers with none, and the error says what to do.
+    let none = run(&["--target", "aarch64-linux-android", "--runner", "adb"]);
+    assert!(none.contains("no Android device answers adb (adb devices lists none)") && none.contains("USB debugging"), "{none}");
+    let _ = Command::new("adb").arg("kill-server").output();
+    let linux = run(&["--target", "aarch64-unknown-linux-gnu", "--runner", "adb"]);
+    assert!(linux.contains("aarch64-unknown-linux-gnu is not an Android target"), "{linux}");
+    let wasm = run(&["--target", "wasm32-unknown-unknown", "--runner", "qemu"]);
+    assert!(wasm.contains("does not know target architecture `wasm32`"), "{wasm}");
+    // A crate that runs no ptm has nothing to run its models with.
+    let unlinked = run(&["--target", "x86_64-unknown-linux-gnu", "--runner", "env"]);
+    assert!(unlinked.contains("crate `app` does not depend on ptm"), "{unlinked}");
+    assert!(!dir.path().join("target/ptm-device-test").exists(), "nothing was built");
+    let usage = cargo_ptm(&["device-test"], dir.path());
+    assert_eq!(usage.status.code(), Some(2), "--target is required: {}", stderr(&usage));
+}

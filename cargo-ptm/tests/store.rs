@@ -259,6 +259,9 @@ fn assets_writes_the_models_that_are_not_embedded_for_the_platform() {
     assert_eq!(listing["target"], "aarch64-linux-android");
     assert_eq!(listing["files"][0]["file"], "tiny.ptl");
     assert_eq!(listing["files"][0]["sha256"], ptm_harness::sha256_of(&assets.join("tiny.ptl")));
+    // Its self-check reference data beside it, where load_from's self_check looks.
+    assert_eq!(listing["files"][1]["file"], "tiny.reference");
+    assert_eq!(listing["files"][1]["sha256"], ptm_harness::sha256_of(&assets.join("tiny.reference")));
 
     // An embedded model is not shipped as a file.
     let embedded = Fixture::new("python-dynamic");
@@ -409,4 +412,20 @@ fn a_pte_model_is_prepared_stored_and_built_offline_like_a_ptl() {
     let run = Command::new(build.executable.unwrap()).output().unwrap();
     assert!(String::from_utf8_lossy(&run.stdout).contains("scores [1, 3]"), "{}", String::from_utf8_lossy(&run.stderr));
     assert_eq!(cargo_ptm(&fixture, &["prepare", "--check"], cache.path()).status.code(), Some(0));
+}
+
+#[test]
+fn device_test_builds_the_models_self_checks_and_runs_them_through_a_command() {
+    let fixture = Fixture::new("executorch-only");
+    let cache = tempfile::tempdir().unwrap();
+    // The host as the target; `env` runs the binary as it is.
+    let run = cargo_ptm(&fixture, &["device-test", "--target", "x86_64-unknown-linux-gnu", "--runner", "env"], cache.path());
+    let out = text(&run);
+    assert!(run.status.success(), "{out}");
+    assert!(out.contains("ptm device-test: 1 model of `fixture-executorch-only") && out.contains("` on x86_64-linux"), "{out}");
+    assert!(out.contains(".pte model `tiny`, ") && out.contains("`scores`: relative") && out.contains("the model passes its self-check"), "{out}");
+
+    // The runner's exit status is the verdict: a command that fails is a failed run.
+    let failed = cargo_ptm(&fixture, &["device-test", "--target", "x86_64-unknown-linux-gnu", "--runner", "false"], cache.path());
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
 }

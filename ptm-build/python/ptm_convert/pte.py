@@ -314,7 +314,14 @@ def encode(torch: Torch, samples: list[Any]) -> bytes:
 
 
 def decode(torch, data):
-    at = 0
+    """The runner's outputs file: the layout of `encode`."""
+    return decode_at(torch, data, 0)[0]
+
+
+def decode_at(torch: Torch, data: bytes, start: int) -> tuple[list[list[Any]], int]:
+    """The samples section of `encode`'s layout that starts at byte `start` of `data`,
+    and the byte after it."""
+    at = start
 
     def take(layout):
         nonlocal at
@@ -338,4 +345,4 @@ def decode(torch, data):
                 outputs.append(torch.frombuffer(bytearray(data[at:at + length]), dtype=dtype).reshape(shape).clone())
             at += length
         results.append(outputs)
-    return results
+    return results, at

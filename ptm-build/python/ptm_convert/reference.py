@@ -15,9 +15,11 @@ Layout, little-endian:
 """
 import os
 import struct
+from dataclasses import dataclass
+from typing import Any
 
 from . import compare
-from .conversion import Conversion, Sample, Tensor
+from .conversion import Conversion, Sample, Tensor, Torch
 
 MAGIC = b"PTMREF01"
 FILE = "reference.bin"
@@ -55,19 +57,58 @@ def chosen(checked: list[Sample], references: list[tuple[Tensor, ...]], extra: l
     return samples, outputs, counted
 
 
-def encode(c: Conversion, samples: list[Sample], outputs: list[tuple[Tensor, ...]], counted: int) -> bytes:
+@dataclass
+class Reference:
+    """Reference data, as written and as read back."""
+    key: str
+    relative: float
+    top1: float
+    quantized: bool
+    output_names: list[str]
+    counted: int
+    samples: list[Any]
+    outputs: list[Any]
+
+
+def encode(torch: Torch, r: Reference) -> bytes:
     from .pte import encode as encode_samples
 
     def text(value: str) -> bytes:
         data = value.encode()
         return struct.pack("<I", len(data)) + data
 
-    tolerance = c.decl["tolerance"]
-    parts = [MAGIC, text(c.job.key),
-             struct.pack("<ddB", float(tolerance["relative"]), float(tolerance["top1"]), c.decl["quantize"] != "none"),
-             struct.pack("<I", len(c.output_names)), *(text(name) for name in c.output_names),
-             struct.pack("<I", counted), encode_samples(c.torch, samples), encode_samples(c.torch, outputs)]
+    parts = [MAGIC, text(r.key), struct.pack("<ddB", r.relative, r.top1, r.quantized),
+             struct.pack("<I", len(r.output_names)), *(text(name) for name in r.output_names),
+             struct.pack("<I", r.counted), encode_samples(torch, r.samples), encode_samples(torch, r.outputs)]
     return b"".join(parts)
+
+
+def decode(torch: Torch, data: bytes) -> Reference:
+    """Reads reference data back (the tools that inspect or alter it; the app's runtime
+    has its own reader)."""
+    from .pte import decode_at
+    if not data.startswith(MAGIC):
+        raise ValueError("not ptm reference data (no PTMREF01 header)")
+    at = len(MAGIC)
+
+    def text() -> str:
+        nonlocal at
+        (length,) = struct.unpack_from("<I", data, at)
+        at += 4 + length
+        return data[at - length:at].decode()
+
+    key = text()
+    relative, top1, quantized = struct.unpack_from("<ddB", data, at)
+    at += 17
+    (count,) = struct.unpack_from("<I", data, at)
+    at += 4
+    names = [text() for _ in range(count)]
+    (counted,) = struct.unpack_from("<I", data, at)
+    samples, at = decode_at(torch, data, at + 4)
+    outputs, at = decode_at(torch, data, at)
+    if at != len(data):
+        raise ValueError(f"{len(data) - at} bytes after the last tensor")
+    return Reference(key, relative, top1, bool(quantized), names, counted, samples, outputs)
 
 
 def write(c: Conversion, samples: list[Sample], references: list[tuple[Tensor, ...]]) -> None:
@@ -75,5 +116,8 @@ def write(c: Conversion, samples: list[Sample], references: list[tuple[Tensor, .
     verified on (the last c.top1_only of them counting for top-1 alone)."""
     split = len(samples) - c.top1_only
     kept, outputs, counted = chosen(samples[:split], references[:split], samples[split:], references[split:])
+    tolerance = c.decl["tolerance"]
+    data = encode(c.torch, Reference(c.job.key, float(tolerance["relative"]), float(tolerance["top1"]), c.decl["quantize"] != "none",
+                                     list(c.output_names), counted, kept, outputs))
     with open(os.path.join(os.path.dirname(c.out), FILE), "wb") as f:
-        f.write(encode(c, kept, outputs, counted))
+        f.write(data)

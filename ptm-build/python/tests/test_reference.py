@@ -1,8 +1,8 @@
 """The self-check's reference data: which samples it keeps, and its layout as the Rust
 runtime reads it (ptm/src/self_check.rs)."""
 import struct
-from types import SimpleNamespace
 
+import pytest
 import torch
 
 from ptm_convert import reference
@@ -32,10 +32,10 @@ def test_a_first_sample_larger_than_the_budget_is_still_kept() -> None:
     assert (len(samples), counted) == (1, 1)
 
 
-def test_the_layout_starts_with_the_key_tolerance_and_output_names() -> None:
-    c = SimpleNamespace(torch=torch, job=SimpleNamespace(key="abc"), output_names=["logits"],
-                        decl={"tolerance": {"relative": 0.25, "top1": 0.9}, "quantize": "dynamic"})
-    data = reference.encode(c, [(torch.arange(3, dtype=torch.int64),)], [(torch.tensor([1.0, 2.0]),)], 1)  # type: ignore[arg-type]
+def test_the_layout_starts_with_the_key_tolerance_and_output_names_and_reads_back() -> None:
+    written = reference.Reference("abc", 0.25, 0.9, True, ["logits"], 1, [(torch.arange(3, dtype=torch.int64),)],
+                                  [(torch.tensor([1.0, 2.0]),)])
+    data = reference.encode(torch, written)
     assert data.startswith(reference.MAGIC)
     at = len(reference.MAGIC)
     (key_len,) = struct.unpack_from("<I", data, at)
@@ -46,3 +46,10 @@ def test_the_layout_starts_with_the_key_tolerance_and_output_names() -> None:
     assert struct.unpack_from("<II", data, at) == (1, 6) and data[at + 8:at + 14] == b"logits"
     # Ends with the last output's float32 bytes.
     assert data.endswith(struct.pack("<2f", 1.0, 2.0))
+
+    read = reference.decode(torch, data)
+    assert (read.key, read.relative, read.top1, read.quantized, read.output_names, read.counted) == ("abc", 0.25, 0.9, True, ["logits"], 1)
+    assert torch.equal(read.samples[0][0], torch.arange(3)) and torch.equal(read.outputs[0][0], torch.tensor([1.0, 2.0]))
+    assert reference.encode(torch, read) == data
+    with pytest.raises(ValueError):
+        reference.decode(torch, data + b"\0")
