@@ -113,6 +113,9 @@ fn page(krate: &str, path: &Path, m: &ModelReport) -> String {
         m.bytecode_version,
         m.artifact_sha256
     );
+    if let (Some(file), Some(sha256)) = (&m.reference, &m.reference_sha256) {
+        let _ = writeln!(out, "  self-check  {file} (the samples verified on, the source's outputs), sha256 {sha256}");
+    }
     for input in &m.inputs {
         let _ = writeln!(out, "  input       {}", shape(input));
     }

@@ -76,6 +76,7 @@ fn prepare_fills_the_store_and_prints_a_summary() {
         "  INT8 layers (torch.ao.ns, worst first):",
         "  budget      max_bytes 10.00 MB (10000000 bytes): within (",
         "  budget      max_drift 0.5000: within (",
+        "  self-check  tiny.reference (the samples verified on, the source's outputs), sha256 ",
     ] {
         assert!(page.contains(line), "{line}: {page}");
     }

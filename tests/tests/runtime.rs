@@ -358,3 +358,23 @@ fn the_whole_stage_figures_of_earlier_releases_still_read_as_the_worst_output() 
     assert_eq!(Some(drift.relative), output.relative);
     assert_eq!(drift.top1, output.top1);
 }
+
+/// This binary never calls a self-check, so none of the reference data is in it: the
+/// generated `REFERENCE` constants cost nothing unless `self_check` is called
+/// (tests/tests/self_check.rs shows the converse).
+#[test]
+fn reference_data_is_not_in_a_binary_that_does_not_self_check() {
+    let binary = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    let dir = std::path::Path::new(Pair::BUILD_ARTIFACT).parent().unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "reference") {
+            let reference = std::fs::read(&path).unwrap();
+            let tail = &reference[reference.len() - 256.min(reference.len())..];
+            assert!(!binary.windows(tail.len()).any(|w| w == tail), "{} is in the binary", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "{checked} reference files under {}", dir.display());
+}

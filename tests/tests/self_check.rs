@@ -39,6 +39,12 @@ fn every_model_passes_its_self_check_in_both_runtimes() {
 }
 
 #[test]
+fn an_embedded_models_reference_data_is_in_the_binary_that_self_checks_it() {
+    let binary = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    assert!(binary.windows(Pair::REFERENCE.len()).any(|w| w == Pair::REFERENCE));
+}
+
+#[test]
 fn a_classifier_is_judged_on_enough_rows_that_one_flip_cannot_decide() {
     let check = ClassifierPte::load().unwrap().self_check().unwrap();
     let logits = &check.outputs[0];
