@@ -4,7 +4,6 @@
 //! Build scripts only write inside OUT_DIR; this command is the step that copies out.
 
 use crate::crates::Workspace;
-use ptm_build::Builder;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -15,13 +14,7 @@ pub fn run(workspace: &Workspace, platform: &str, out: &Path, target: Option<&st
     let mut listed = Vec::new();
     for krate in &workspace.crates {
         let build_dir = workspace.target_dir.join("ptm-assets").join(&krate.name).join(&target);
-        let bundle = Builder::new()
-            .crate_dir(&krate.dir)
-            .out_dir(&build_dir)
-            .cache_dir(workspace.cache_dir())
-            .target(target.clone())
-            .bundle()
-            .map_err(|e| e.to_string())?;
+        let bundle = workspace.bundle(krate, &build_dir, &target)?;
         for model in &bundle.models {
             if model.embed {
                 eprintln!("ptm assets: {}/{} is embedded in the binary (embed = true); nothing to ship", krate.name, model.name);

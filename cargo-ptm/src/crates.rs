@@ -43,6 +43,18 @@ pub struct Workspace {
 }
 
 impl Workspace {
+    /// Converts `krate`'s models for `target` (the cache first) into `out_dir/ptm/`,
+    /// as its build script would for that target.
+    pub fn bundle(&self, krate: &Crate, out_dir: &Path, target: &str) -> Result<ptm_report::Bundle, String> {
+        ptm_build::Builder::new()
+            .crate_dir(&krate.dir)
+            .out_dir(out_dir)
+            .cache_dir(self.cache_dir())
+            .target(target.to_string())
+            .bundle()
+            .map_err(|e| e.to_string())
+    }
+
     /// `PTM_CACHE_DIR`, else `<target dir>/ptm-cache`, as builds use it.
     pub fn cache_dir(&self) -> PathBuf {
         std::env::var_os("PTM_CACHE_DIR").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| self.target_dir.join("ptm-cache"))

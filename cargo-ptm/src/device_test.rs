@@ -10,7 +10,6 @@
 //! device needs the binary and the runtime's shared libraries, nothing else.
 
 use crate::crates::{Crate, Runtime, Workspace};
-use ptm_build::Builder;
 use ptm_report::{Engine, Format, ModelReport, Quantize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -78,13 +77,7 @@ fn build(workspace: &Workspace, krate: &Crate, target: &str) -> Result<PathBuf, 
         krate.runtime.as_ref().ok_or_else(|| format!("crate `{}` does not depend on ptm, which runs its models: add it to [dependencies]", krate.name))?;
     let root = workspace.target_dir.join("ptm-device-test").join(&krate.name);
     let models_dir = root.join("models").join(target);
-    let bundle = Builder::new()
-        .crate_dir(&krate.dir)
-        .out_dir(&models_dir)
-        .cache_dir(workspace.cache_dir())
-        .target(target.to_string())
-        .bundle()
-        .map_err(|e| e.to_string())?;
+    let bundle = workspace.bundle(krate, &models_dir, target)?;
     if bundle.models.is_empty() {
         return Err(format!("crate `{}` declares no models", krate.name));
     }
