@@ -189,7 +189,7 @@ impl Reference {
         let key = r.text()?;
         let (relative, top1, quantized) = (r.f64()?, r.f64()?, r.u8()? != 0);
         let mut outputs = Vec::new();
-        for _ in 0..r.u32()? {
+        for _ in 0..r.count(4)? {
             outputs.push(r.text()?);
         }
         let counted = r.u32()? as usize;
@@ -251,6 +251,17 @@ impl<'a> Reader<'a> {
         Ok(f64::from_le_bytes(self.array()?))
     }
 
+    /// A count of items each at least `least` bytes long: no more than the bytes left
+    /// can hold, so a damaged count fails here instead of looping or allocating.
+    fn count(&mut self, least: usize) -> Result<usize, String> {
+        let count = self.u32()? as usize;
+        let left = self.bytes.len() - self.at;
+        if count > left / least {
+            return Err(format!("it counts {count} items where {left} bytes are left"));
+        }
+        Ok(count)
+    }
+
     fn text(&mut self) -> Result<String, String> {
         let len = self.u32()? as usize;
         String::from_utf8(self.take(len)?.to_vec()).map_err(|_| "a name in it is not UTF-8".to_string())
@@ -260,9 +271,10 @@ impl<'a> Reader<'a> {
     /// rank, i64 dims, u64 byte length, bytes.
     fn samples(&mut self) -> Result<Vec<Vec<Values>>, String> {
         let mut samples = Vec::new();
-        for _ in 0..self.u32()? {
+        for _ in 0..self.count(4)? {
             let mut tensors = Vec::new();
-            for _ in 0..self.u32()? {
+            // A tensor is at least its element type, rank and byte length.
+            for _ in 0..self.count(16)? {
                 tensors.push(self.tensor()?);
             }
             samples.push(tensors);
@@ -594,6 +606,18 @@ mod tests {
         assert!(Reference::parse(&bytes).is_err());
         let bools = vec![(DType::Bool, vec![2], vec![1, 7])];
         assert!(Reference::parse(&encoded("k", &["y"], 1, std::slice::from_ref(&bools), std::slice::from_ref(&bools))).unwrap_err().contains("bool"));
+    }
+
+    #[test]
+    fn a_count_larger_than_the_file_can_hold_is_refused() {
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend(0u32.to_le_bytes()); // key ""
+        bytes.extend([0u8; 17]);
+        bytes.extend(0u32.to_le_bytes()); // no outputs
+        bytes.extend(0u32.to_le_bytes()); // counted
+        bytes.extend(u32::MAX.to_le_bytes()); // samples: four billion, each of no tensors
+        bytes.extend([0u8; 8]);
+        assert!(Reference::parse(&bytes).unwrap_err().contains("counts 4294967295 items"));
     }
 
     #[test]

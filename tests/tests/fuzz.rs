@@ -70,6 +70,26 @@ proptest! {
     }
 
     #[test]
+    fn damaged_self_check_reference_data_is_an_error_or_a_verdict(
+        keep in prop_oneof![3 => Just(1.0f64), 1 => 0.0f64..1.0],
+        flips in prop::collection::vec((0.0f64..1.0, any::<u8>()), 1..8),
+        program in any::<bool>(),
+    ) {
+        let mut bytes = std::fs::read(if program { models::ClassifierPte::BUILD_REFERENCE } else { Classifier::BUILD_REFERENCE }).unwrap();
+        for (at, value) in flips {
+            let index = (at * bytes.len() as f64) as usize;
+            bytes[index] = value;
+        }
+        bytes.truncate((keep * bytes.len() as f64) as usize);
+        // The header, the shapes and the element types are all fair game: what comes back
+        // is a verdict (the data may still be whole) or an error, never a crash.
+        let result = if program { models::ClassifierPte::load().unwrap().self_check_with(&bytes) } else { loaded().self_check_with(&bytes) };
+        if let Err(error) = result {
+            prop_assert!(error.to_string().starts_with("ptm: "), "{}", error);
+        }
+    }
+
+    #[test]
     fn a_method_gets_only_as_many_inputs_as_it_takes(extra in 2usize..6) {
         // The Lite Interpreter itself does not check; extra inputs crashed the process.
         let x = [0.5f32; 16];

@@ -24,6 +24,11 @@ fn every_model_passes_its_self_check_in_both_runtimes() {
         SmallPte::load().unwrap().self_check(),
         Bert::load().unwrap().self_check(),
         Aliasing::load().unwrap().self_check(),
+        Many::load().unwrap().self_check(),
+        Hygiene::load().unwrap().self_check(),
+        ClassifierFbgemm::load().unwrap().self_check(),
+        Writer::load().unwrap().self_check(),
+        Counter::load().unwrap().self_check(),
     ];
     for check in checks {
         let check = check.unwrap_or_else(|e| panic!("{e}"));
