@@ -236,7 +236,7 @@ pub fn build(ctx: &Context) -> Result<Outcome, Error> {
     let entries: Vec<Entry> = entries.into_iter().map(|e| e.expect("every miss was converted or returned an error")).collect();
     let pythons: BTreeMap<Format, String> = found.iter().map(|(format, (i, _))| (*format, format!("{} ({})", i.path.display(), i.origin))).collect();
     let bundle = write_outputs(ctx, &planned, &entries, &pythons)?;
-    check_budgets(ctx, &bundle)?;
+    check_budgets(ctx, &planned, &bundle)?;
     let models = planned
         .iter()
         .zip(entries)
@@ -308,7 +308,7 @@ fn without_python(ctx: &Context, decls: Vec<ModelDecl>, why: String) -> Result<O
     }
     let entries: Vec<Entry> = models.iter().map(|m| m.entry.clone()).collect();
     let bundle = write_outputs(ctx, &planned, &entries, &BTreeMap::new())?;
-    check_budgets(ctx, &bundle)?;
+    check_budgets(ctx, &planned, &bundle)?;
     Ok(Outcome { bundle, models })
 }
 
@@ -439,14 +439,18 @@ fn write_outputs(ctx: &Context, planned: &[Planned], entries: &[Entry], pythons:
 
 /// Fails the build for the first model (in name order) over its budget, naming every
 /// limit it crosses; the others' figures are in models.json and `cargo ptm report`.
-fn check_budgets(ctx: &Context, bundle: &Bundle) -> Result<(), Error> {
+fn check_budgets(ctx: &Context, planned: &[Planned], bundle: &Bundle) -> Result<(), Error> {
     let mut over = Vec::new();
     for model in &bundle.models {
+        let tables = planned.iter().find(|p| p.decl.name == model.name).map(|p| &p.decl.budget_tables);
         let crossed: Vec<(String, String, String)> = model
             .budget_checks()
             .into_iter()
             .filter(|check| !check.passed())
-            .map(|check| (format!("package.metadata.models.{}.budget.{}", model.name, check.key), check.figure_text(), check.limit_text()))
+            .map(|check| {
+                let table = tables.and_then(|t| t.get(check.key)).cloned().unwrap_or_else(|| format!("package.metadata.models.{}.budget", model.name));
+                (format!("{table}.{}", check.key), check.figure_text(), check.limit_text())
+            })
             .collect();
         if !crossed.is_empty() {
             over.push(Error::Budget { manifest: ctx.crate_dir.join("Cargo.toml"), model: model.name.clone(), crossed: crossed.into() });

@@ -551,4 +551,20 @@ fn a_model_over_its_budget_fails_naming_the_key_and_a_raised_budget_judges_the_c
     assert!(planned > 0 && planned < 1_000_000, "{planned}");
     assert_eq!((report.budget.max_bytes, report.budget.max_memory), (Some(1_000_000), Some(1_000_000)));
     assert!(report.budget_checks().iter().all(|check| check.passed()), "{:?}", report.budget_checks());
+
+    // A target table's limit is named by that table's key.
+    let manifest = std::fs::read_to_string(project.manifest()).unwrap();
+    std::fs::write(project.manifest(), format!("{manifest}\n[package.metadata.models.tiny.target.x86_64-unknown-linux-gnu]\nbudget = {{ max_bytes = 100 }}\n"))
+        .unwrap();
+    let error = ptm_build::Builder::new()
+        .crate_dir(project.path())
+        .out_dir(project.path().join("out"))
+        .cache_dir(project.path().join("cache"))
+        .toolchain_dir(common::toolchain_dir())
+        .python(common::venv_python())
+        .target("x86_64-unknown-linux-gnu")
+        .bundle()
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("`package.metadata.models.tiny.target.x86_64-unknown-linux-gnu.budget.max_bytes`: the figure is "), "{error}");
 }

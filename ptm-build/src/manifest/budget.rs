@@ -5,6 +5,7 @@ use super::ctx::Ctx;
 use super::values::describe;
 use crate::error::Error;
 use ptm_report::{Budget, Format};
+use std::collections::BTreeMap;
 use toml::{Table, Value};
 
 const BUDGET_KEYS: &[&str] = &["max_bytes", "max_memory", "min_top1", "max_drift"];
@@ -15,18 +16,22 @@ const UNITS: &[(&str, u64)] =
 impl Ctx<'_> {
     /// The model's budget: its own `budget` table, then each applying target table's
     /// `budget`, key by key.
-    pub(super) fn budget(&self, table: &Table, prefix: &str, overrides: &[(String, &Table)], format: Format) -> Result<Budget, Error> {
+    /// Returns it with the table each limit came from.
+    pub(super) fn budget(
+        &self,
+        table: &Table,
+        prefix: &str,
+        overrides: &[(String, &Table)],
+        format: Format,
+    ) -> Result<(Budget, BTreeMap<&'static str, String>), Error> {
         let mut budget = Budget::default();
-        self.budget_table(table, prefix, &mut budget)?;
+        let mut tables = BTreeMap::new();
+        self.budget_table(table, prefix, &mut budget, &mut tables)?;
         for (override_prefix, values) in overrides {
-            self.budget_table(values, override_prefix, &mut budget)?;
+            self.budget_table(values, override_prefix, &mut budget, &mut tables)?;
         }
-        if budget.max_memory.is_some() && format == Format::Ptl {
-            let key = overrides
-                .iter()
-                .rev()
-                .find(|(_, values)| values.get("budget").and_then(Value::as_table).is_some_and(|b| b.contains_key("max_memory")))
-                .map_or(format!("{prefix}.budget.max_memory"), |(p, _)| format!("{p}.budget.max_memory"));
+        if let (Some(_), Format::Ptl) = (budget.max_memory, format) {
+            let key = format!("{}.max_memory", tables.get("max_memory").map_or(prefix, String::as_str));
             return Err(self.error(
                 &key,
                 "a memory budget for a .ptl".into(),
@@ -34,14 +39,19 @@ impl Ctx<'_> {
                 "remove max_memory, or ship the model as format = \"pte\"",
             ));
         }
-        Ok(budget)
+        Ok((budget, tables))
     }
 
-    fn budget_table(&self, table: &Table, prefix: &str, budget: &mut Budget) -> Result<(), Error> {
+    fn budget_table(&self, table: &Table, prefix: &str, budget: &mut Budget, tables: &mut BTreeMap<&'static str, String>) -> Result<(), Error> {
         let Some(value) = table.get("budget") else { return Ok(()) };
         let key = format!("{prefix}.budget");
         let t = self.table(value, &key, "a table: budget = { max_bytes = \"6 MB\", min_top1 = 0.95 }")?;
         self.check_keys(t, &key, BUDGET_KEYS)?;
+        for limit in BUDGET_KEYS {
+            if t.contains_key(*limit) {
+                tables.insert(limit, key.clone());
+            }
+        }
         if let Some(bytes) = self.size(t, &key, "max_bytes")? {
             budget.max_bytes = Some(bytes);
         }

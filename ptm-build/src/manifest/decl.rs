@@ -58,6 +58,11 @@ pub struct ModelDecl {
     /// the same artifact again.
     #[serde(skip)]
     pub budget: Budget,
+    /// The table each budget limit was read from, by limit (`max_bytes` ->
+    /// `package.metadata.models.review.target.'cfg(...)'.budget`): the key a budget
+    /// error names.
+    #[serde(skip)]
+    pub budget_tables: std::collections::BTreeMap<&'static str, String>,
     /// Findings about the declaration that do not stop the build (paths outside the
     /// workspace); shown as cargo warnings, not part of the key.
     #[serde(skip)]

@@ -282,7 +282,7 @@ impl Ctx<'_> {
             self.check_pte_examples(&inputs, &prefix, &format_key)?;
         }
         let tolerance = self.tolerance(table, &prefix, quantize)?;
-        let budget = self.budget(table, &prefix, &overrides, format)?;
+        let (budget, budget_tables) = self.budget(table, &prefix, &overrides, format)?;
         // What a .pte is converted with, whatever the Lite Interpreter defaults say.
         let (export, engine, lints) = match format {
             Format::Ptl => (export, engine, lints),
@@ -311,6 +311,7 @@ impl Ctx<'_> {
             inputs,
             tolerance,
             budget,
+            budget_tables,
             warnings: self.warnings.take(),
         })
     }
