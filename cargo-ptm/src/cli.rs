@@ -92,7 +92,7 @@ pub enum Command {
         /// qemu's CPU model (default for aarch64: cortex-a72).
         #[arg(long, value_name = "MODEL")]
         cpu: Option<String>,
-        /// qemu's sysroot for the target's C library (default: Debian's /usr/<arch>-linux-<env>).
+        /// qemu's sysroot for the target's C library (default: Debian's `/usr/<arch>-linux-<env>`).
         #[arg(long, value_name = "DIR")]
         sysroot: Option<PathBuf>,
         #[command(flatten)]
