@@ -22,15 +22,18 @@ pub struct Crate {
 pub enum Runtime {
     /// A path dependency (a checkout, a workspace member).
     Path(PathBuf),
-    /// A registry version requirement.
+    /// A crates.io version requirement.
     Version(String),
+    /// Another source (git, another registry), as cargo names it.
+    Unsupported(String),
 }
 
 fn runtime_of(package: &Package) -> Option<Runtime> {
     let dependency = package.dependencies.iter().find(|d| d.name == "ptm" && d.kind == cargo_metadata::DependencyKind::Normal)?;
-    Some(match &dependency.path {
-        Some(path) => Runtime::Path(path.as_std_path().to_path_buf()),
-        None => Runtime::Version(dependency.req.to_string()),
+    Some(match (&dependency.path, dependency.source.as_deref()) {
+        (Some(path), _) => Runtime::Path(path.as_std_path().to_path_buf()),
+        (None, None | Some("registry+https://github.com/rust-lang/crates.io-index")) => Runtime::Version(dependency.req.to_string()),
+        (None, Some(source)) => Runtime::Unsupported(source.to_string()),
     })
 }
 

@@ -75,6 +75,8 @@ fn describe(runner: &Runner, target: &str) -> String {
 fn build(workspace: &Workspace, krate: &Crate, target: &str) -> Result<PathBuf, String> {
     let declared =
         krate.runtime.as_ref().ok_or_else(|| format!("crate `{}` does not depend on ptm, which runs its models: add it to [dependencies]", krate.name))?;
+    // Refused before converting anything.
+    runtime_dependency(declared, &[])?;
     let root = workspace.target_dir.join("ptm-device-test").join(&krate.name);
     let models_dir = root.join("models").join(target);
     let bundle = workspace.bundle(krate, &models_dir, target)?;
@@ -82,7 +84,7 @@ fn build(workspace: &Workspace, krate: &Crate, target: &str) -> Result<PathBuf, 
         return Err(format!("crate `{}` declares no models", krate.name));
     }
     let dir = models_dir.join("ptm");
-    let dependency = runtime_dependency(declared, &bundle.models);
+    let dependency = runtime_dependency(declared, &bundle.models)?;
     let crate_dir = root.join("crate");
     std::fs::create_dir_all(crate_dir.join("src")).map_err(|e| format!("could not create {}: {e}", crate_dir.display()))?;
     write(&crate_dir.join("Cargo.toml"), &manifest(&krate.name, &dependency))?;
@@ -97,7 +99,10 @@ fn build(workspace: &Workspace, krate: &Crate, target: &str) -> Result<PathBuf, 
         }
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // From the app's directory, so the app's .cargo/config.toml (its linker, its
+    // rustflags for the target) applies as it does to the app's own build.
     let output = Command::new(cargo)
+        .current_dir(&krate.dir)
         .args(["build", "--release", "--message-format=json-render-diagnostics", "--target", target])
         .arg("--manifest-path")
         .arg(crate_dir.join("Cargo.toml"))
@@ -130,7 +135,7 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
 
 /// The `ptm` dependency as the app declares it, as TOML, with the backends the models
 /// need.
-fn runtime_dependency(declared: &Runtime, models: &[ModelReport]) -> String {
+fn runtime_dependency(declared: &Runtime, models: &[ModelReport]) -> Result<String, String> {
     let mut features = Vec::new();
     if models.iter().any(|m| m.format == Format::Ptl) {
         features.push("\"lite\"");
@@ -141,8 +146,13 @@ fn runtime_dependency(declared: &Runtime, models: &[ModelReport]) -> String {
     let source = match declared {
         Runtime::Path(path) => format!("path = {}", toml_string(&path.display().to_string())),
         Runtime::Version(req) => format!("version = {}", toml_string(req)),
+        Runtime::Unsupported(source) => {
+            return Err(format!(
+                "the app takes ptm from {source}; device-test builds against a path or crates.io dependency: point ptm at a checkout (path = ...) for the test"
+            ))
+        }
     };
-    format!("ptm = {{ {source}, default-features = false, features = [{}] }}", features.join(", "))
+    Ok(format!("ptm = {{ {source}, default-features = false, features = [{}] }}", features.join(", ")))
 }
 
 fn toml_string(text: &str) -> String {
@@ -176,7 +186,10 @@ fn main_rs(name: &str, dir: &Path, models: &[ModelReport]) -> Result<String, Str
     let mut table = String::new();
     for (index, model) in models.iter().enumerate() {
         let reference = model.reference.as_ref().ok_or_else(|| {
-            format!("model `{}` has no self-check reference data: it was converted before ptm recorded it; convert it again (cargo ptm cache prune, or a new build)", model.name)
+            format!(
+                "model `{}` has no self-check reference data: its report comes from a ptm-build that did not record it; build again with this one",
+                model.name
+            )
         })?;
         let runtime = match model.format {
             Format::Ptl => "Module",
@@ -290,7 +303,13 @@ fn qemu(target: &str, cpu: Option<&str>, sysroot: Option<&Path>) -> Result<Comma
 fn debian_sysroot(target: &str) -> Option<PathBuf> {
     let parts: Vec<&str> = target.split('-').collect();
     let (arch, env) = (parts.first()?, parts.last()?);
-    let arch = if arch.starts_with("armv7") { "arm" } else { arch };
+    let arch = if arch.starts_with("armv7") {
+        "arm"
+    } else if arch.starts_with("riscv64") {
+        "riscv64"
+    } else {
+        arch
+    };
     Some(PathBuf::from(format!("/usr/{arch}-linux-{env}"))).filter(|p| p.is_dir())
 }
 
@@ -347,11 +366,11 @@ fn adb(target: &str, binary: &Path) -> Result<bool, String> {
 /// The shared libraries the runtime links for an Android target: those of the
 /// libtorch-lite and ExecuTorch directories the build was pointed at.
 fn runtime_libraries(target: &str) -> Vec<PathBuf> {
-    let suffix = target.replace('-', "_");
+    use ptm_toolchain::vars::{PTM_EXECUTORCH_DIR, PTM_LIBTORCH_LITE_DIR};
     let mut found = Vec::new();
-    for variable in ["PTM_LIBTORCH_LITE_DIR", "PTM_EXECUTORCH_DIR"] {
-        let dir = std::env::var_os(format!("{variable}_{suffix}")).or_else(|| std::env::var_os(variable));
-        let Some(dir) = dir else { continue };
+    for variable in [PTM_LIBTORCH_LITE_DIR, PTM_EXECUTORCH_DIR] {
+        // The variables the runtime's build script read for this target, in its order.
+        let Some((dir, _)) = ptm_toolchain::env::var_for_target(variable, target) else { continue };
         let Ok(listing) = std::fs::read_dir(Path::new(&dir).join("lib")) else { continue };
         found.extend(listing.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "so")));
     }
@@ -380,6 +399,15 @@ mod tests {
     fn adb_refuses_a_target_that_is_not_android() {
         let err = adb_device("aarch64-unknown-linux-gnu").unwrap_err();
         assert!(err.contains("not an Android target"), "{err}");
+    }
+
+    #[test]
+    fn the_runtime_is_taken_as_the_app_takes_it_or_refused() {
+        let path = runtime_dependency(&Runtime::Path("/src/ptm".into()), &[]).unwrap();
+        assert_eq!(path, r#"ptm = { path = "/src/ptm", default-features = false, features = [] }"#);
+        assert!(runtime_dependency(&Runtime::Version("^0.1".into()), &[]).unwrap().contains(r#"version = "^0.1""#));
+        let git = runtime_dependency(&Runtime::Unsupported("git+https://example.org/ptm".into()), &[]).unwrap_err();
+        assert!(git.contains("git+https://example.org/ptm") && git.contains("path = ..."), "{git}");
     }
 
     #[test]

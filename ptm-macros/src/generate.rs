@@ -368,7 +368,9 @@ fn self_check_tokens(model: &ModelReport, loaded: &Loaded, krate: &TokenStream) 
     let path = path_text(&loaded.dir.join(file))?;
     let name = &model.name;
     let extension = ptm_report::REFERENCE_EXTENSION;
-    let beside = quote!(#krate::__private::reference_beside(#name, path, #extension)?);
+    // Hygienic, like every local of the generated code.
+    let (path_local, reference_local, bytes_local) = (local("path"), local("reference"), local("bytes"));
+    let beside = quote!(#krate::__private::self_check_beside(#name, #path_local, #extension, |#bytes_local| self.module.self_check(#bytes_local)));
     let (embedded, from_bytes) = if model.embed {
         let doc = format!(
             "The self-check's reference data, embedded by `include_bytes!`: in the binary only when `self_check` is called. Written by the build as `{file}`."
@@ -396,14 +398,14 @@ fn self_check_tokens(model: &ModelReport, loaded: &Loaded, krate: &TokenStream) 
         #[doc = #check_doc]
         pub fn self_check(&self) -> ::core::result::Result<#krate::SelfCheck, #krate::Error> {
             match &self.loaded_from {
-                ::core::option::Option::Some(path) => self.module.self_check(&#beside),
+                ::core::option::Option::Some(#path_local) => #beside,
                 ::core::option::Option::None => #from_bytes,
             }
         }
 
         /// The self-check on reference data the caller read (an app asset, say).
-        pub fn self_check_with(&self, reference: &[u8]) -> ::core::result::Result<#krate::SelfCheck, #krate::Error> {
-            self.module.self_check(reference)
+        pub fn self_check_with(&self, #reference_local: &[u8]) -> ::core::result::Result<#krate::SelfCheck, #krate::Error> {
+            self.module.self_check(#reference_local)
         }
     })
 }

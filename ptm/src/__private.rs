@@ -130,19 +130,27 @@ macro_rules! __ptm_executorch_model {
     };
 }
 
-/// The self-check reference data beside a model file (`assets/review.ptl` ->
-/// `assets/review.reference`), as `cargo ptm assets` ships the two.
-pub fn reference_beside(model: &str, path: &std::path::Path, extension: &str) -> Result<Vec<u8>, Error> {
+/// The self-check on the reference data beside a model file (`assets/review.ptl` ->
+/// `assets/review.reference`, as `cargo ptm assets` ships the two), naming that file
+/// when it is missing or unusable.
+pub fn self_check_beside(
+    model: &str,
+    path: &std::path::Path,
+    extension: &str,
+    check: impl FnOnce(&[u8]) -> Result<crate::SelfCheck, Error>,
+) -> Result<crate::SelfCheck, Error> {
     let beside = path.with_extension(extension);
-    std::fs::read(&beside).map_err(|e| {
-        ErrorKind::Reference {
-            what: format!("the self-check reference data of model `{model}`"),
-            problem: format!(
-                "{} cannot be read ({e}): ship `{model}.{extension}` beside the model file, as `cargo ptm assets` does, or pass the data to `self_check_with`",
-                beside.display()
-            ),
-        }
-        .into()
+    let what = format!("{} (the self-check reference data of model `{model}`)", beside.display());
+    let bytes = std::fs::read(&beside).map_err(|e| {
+        let file = beside.file_name().map_or_else(|| beside.display().to_string(), |n| n.to_string_lossy().into_owned());
+        Error::from(ErrorKind::Reference {
+            what: what.clone(),
+            problem: format!("it cannot be read ({e}): ship `{file}` beside the model file, as `cargo ptm assets` does, or pass the data to `self_check_with`"),
+        })
+    })?;
+    check(&bytes).map_err(|error| match error.kind() {
+        ErrorKind::Reference { problem, .. } => ErrorKind::Reference { what, problem: problem.clone() }.into(),
+        _ => error,
     })
 }
 

@@ -49,7 +49,9 @@ pub struct OutputCheck {
     pub top1: Option<f64>,
     /// The rows `top1` was measured on.
     pub top1_rows: usize,
-    /// The top-1 agreement required (`tolerance.top1`).
+    /// The top-1 agreement required (or, for an integer output of an INT8 model, the
+    /// share of equal elements): `tolerance.top1`, or what the build's runtime reached on
+    /// these samples when lower (they are fewer than the build verified).
     pub allowed_top1: f64,
     /// Elements that differ, for an integer or bool output.
     pub mismatched: Option<u64>,
@@ -133,7 +135,7 @@ pub(crate) fn check(
         }
         .into());
     }
-    let mut totals: Vec<Total> = reference.outputs.iter().map(|name| Total::new(name)).collect();
+    let mut totals: Vec<Total> = reference.outputs.iter().map(|(name, _)| Total::new(name)).collect();
     let mut times = Vec::with_capacity(reference.samples.len());
     for (index, (sample, expected)) in reference.samples.iter().zip(&reference.expected).enumerate() {
         let inputs = sample.iter().map(Values::input).collect::<Result<Vec<_>, _>>().map_err(|problem| ErrorKind::Reference { what: what.clone(), problem })?;
@@ -148,7 +150,7 @@ pub(crate) fn check(
         }
     }
     times.sort();
-    let outputs: Vec<OutputCheck> = totals.into_iter().map(|t| t.finish(&reference)).collect();
+    let outputs: Vec<OutputCheck> = totals.into_iter().zip(&reference.outputs).map(|(t, (_, top1))| t.finish(&reference, *top1)).collect();
     let check = SelfCheck {
         model: model.into(),
         samples: reference.counted.min(reference.samples.len()),
@@ -172,9 +174,9 @@ fn short(key: &str) -> String {
 struct Reference {
     key: String,
     relative: f64,
-    top1: f64,
     quantized: bool,
-    outputs: Vec<String>,
+    /// Each output's name and the top-1 agreement required of it.
+    outputs: Vec<(String, f64)>,
     counted: usize,
     samples: Vec<Vec<Values>>,
     expected: Vec<Vec<Values>>,
@@ -187,10 +189,18 @@ impl Reference {
             return Err("it is not ptm reference data (no PTMREF01 header): pass the `<name>.reference` file the build wrote".into());
         }
         let key = r.text()?;
-        let (relative, top1, quantized) = (r.f64()?, r.f64()?, r.u8()? != 0);
+        let (relative, _declared_top1, quantized) = (r.f64()?, r.f64()?, r.u8()? != 0);
+        if !(relative.is_finite() && relative >= 0.0) {
+            return Err(format!("its relative tolerance is {relative}"));
+        }
         let mut outputs = Vec::new();
-        for _ in 0..r.count(4)? {
-            outputs.push(r.text()?);
+        for _ in 0..r.count(12)? {
+            let name = r.text()?;
+            let top1 = r.f64()?;
+            if !(0.0..=1.0).contains(&top1) {
+                return Err(format!("the top-1 agreement it requires of output `{name}` is {top1}"));
+            }
+            outputs.push((name, top1));
         }
         let counted = r.u32()? as usize;
         let samples = r.samples()?;
@@ -201,10 +211,13 @@ impl Reference {
         if samples.len() != expected.len() || samples.is_empty() {
             return Err(format!("it holds {} samples and {} sets of outputs", samples.len(), expected.len()));
         }
+        if counted == 0 || counted > samples.len() {
+            return Err(format!("it counts {counted} of its {} samples for every figure", samples.len()));
+        }
         if let Some(bad) = expected.iter().find(|e| e.len() != outputs.len()) {
             return Err(format!("it names {} outputs and records {} for a sample", outputs.len(), bad.len()));
         }
-        Ok(Reference { key, relative, top1, quantized, outputs, counted, samples, expected })
+        Ok(Reference { key, relative, quantized, outputs, counted, samples, expected })
     }
 }
 
@@ -351,6 +364,19 @@ impl Data {
         !matches!(self, Data::F32(_) | Data::F64(_) | Data::F16(_))
     }
 
+    /// An integer or bool tensor's values, exactly; `None` for a float one.
+    fn to_i64(&self) -> Option<Vec<i64>> {
+        Some(match self {
+            Data::I64(v) => v.clone(),
+            Data::I32(v) => v.iter().map(|&x| i64::from(x)).collect(),
+            Data::I16(v) => v.iter().map(|&x| i64::from(x)).collect(),
+            Data::I8(v) => v.iter().map(|&x| i64::from(x)).collect(),
+            Data::U8(v) => v.iter().map(|&x| i64::from(x)).collect(),
+            Data::Bool(v) => v.iter().map(|&x| i64::from(x)).collect(),
+            Data::F32(_) | Data::F64(_) | Data::F16(_) => return None,
+        })
+    }
+
     fn to_f64(&self) -> Vec<f64> {
         match self {
             Data::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
@@ -393,6 +419,19 @@ fn half_to_f64(bits: u16) -> f64 {
         31 if fraction == 0.0 => f64::INFINITY,
         31 => f64::NAN,
         _ => (1.0 + fraction / 1024.0) * 2f64.powi(exponent - 15),
+    }
+}
+
+/// An integer or bool output's values, exactly; `None` for any other.
+fn output_integers(output: &Output) -> Option<Vec<i64>> {
+    match output.dtype()? {
+        DType::Int64 => output.data::<i64>().map(<[i64]>::to_vec),
+        DType::Int32 => output.data::<i32>().map(|v| v.iter().map(|&x| i64::from(x)).collect()),
+        DType::Int16 => output.data::<i16>().map(|v| v.iter().map(|&x| i64::from(x)).collect()),
+        DType::Int8 => output.data::<i8>().map(|v| v.iter().map(|&x| i64::from(x)).collect()),
+        DType::Uint8 => output.data::<u8>().map(|v| v.iter().map(|&x| i64::from(x)).collect()),
+        DType::Bool => output.data::<bool>().map(|v| v.iter().map(|&x| i64::from(x)).collect()),
+        _ => None,
     }
 }
 
@@ -459,9 +498,13 @@ impl Total {
                 }
             }
             self.elements += reference.len() as u64;
-            if want.data.is_exact() {
+            if let Some(exact) = want.data.to_i64() {
                 self.exact = true;
-                self.mismatched += reference.iter().zip(&values).filter(|(r, o)| r != o).count() as u64;
+                // Compared as integers: an f64 holds int64 values beyond 2^53 inexactly.
+                self.mismatched += match output_integers(got) {
+                    Some(got) => exact.iter().zip(&got).filter(|(r, o)| r != o).count() as u64,
+                    None => reference.len() as u64,
+                };
             }
         }
         if classifier {
@@ -473,7 +516,7 @@ impl Total {
         }
     }
 
-    fn finish(self, reference: &Reference) -> OutputCheck {
+    fn finish(self, reference: &Reference, required_top1: f64) -> OutputCheck {
         let (relative, mismatched) = if self.exact {
             (None, Some(self.mismatched))
         } else if self.source_max_abs > 0.0 {
@@ -489,13 +532,13 @@ impl Total {
             }
             (Some(n), ..) => {
                 let share = 1.0 - n as f64 / self.elements.max(1) as f64;
-                (share < reference.top1).then(|| format!("{n} of {} elements differ (agreement {share:.3}, required {:.3})", self.elements, reference.top1))
+                (share < required_top1).then(|| format!("{n} of {} elements differ (agreement {share:.3}, required {required_top1:.3})", self.elements))
             }
             (None, Some(r), _) if r > reference.relative => Some(format!(
                 "relative error {r:.4} (allowed {:.4}), max abs {:.4}, source values up to {:.4}",
                 reference.relative, self.max_abs, self.source_max_abs
             )),
-            (None, _, Some(t)) if t < reference.top1 => Some(format!("top-1 agreement {t:.3} over {} rows (required {:.3})", self.rows, reference.top1)),
+            (None, _, Some(t)) if t < required_top1 => Some(format!("top-1 agreement {t:.3} over {} rows (required {required_top1:.3})", self.rows)),
             _ => None,
         });
         OutputCheck {
@@ -506,7 +549,7 @@ impl Total {
             allowed_relative: reference.relative,
             top1,
             top1_rows: self.rows,
-            allowed_top1: reference.top1,
+            allowed_top1: required_top1,
             mismatched,
             elements: self.elements,
             problem,
@@ -550,6 +593,7 @@ mod tests {
         out.extend((outputs.len() as u32).to_le_bytes());
         for name in outputs {
             text(&mut out, name);
+            out.extend(0.875f64.to_le_bytes());
         }
         out.extend(counted.to_le_bytes());
         for section in [samples, expected] {
@@ -583,9 +627,9 @@ mod tests {
     #[test]
     fn reference_data_reads_back() {
         let r = Reference::parse(&sample()).unwrap();
-        assert_eq!((r.key.as_str(), r.outputs.as_slice(), r.counted, r.samples.len()), ("k1", &["logits".to_string()][..], 1, 1));
+        assert_eq!((r.key.as_str(), r.outputs.as_slice(), r.counted, r.samples.len()), ("k1", &[("logits".to_string(), 0.875)][..], 1, 1));
         assert!(matches!(&r.expected[0][0].data, Data::F32(v) if v == &[0.5, 2.0, 1.0]));
-        assert!(r.quantized && r.relative == 0.25 && r.top1 == 0.9);
+        assert!(r.quantized && r.relative == 0.25);
     }
 
     #[test]
@@ -618,6 +662,20 @@ mod tests {
         bytes.extend(u32::MAX.to_le_bytes()); // samples: four billion, each of no tensors
         bytes.extend([0u8; 8]);
         assert!(Reference::parse(&bytes).unwrap_err().contains("counts 4294967295 items"));
+    }
+
+    #[test]
+    fn figures_that_would_let_any_output_pass_are_refused() {
+        let input = vec![(DType::Float32, vec![1, 3], floats(&[1.0, 2.0, 3.0]))];
+        let none_counted = encoded("k", &["y"], 0, std::slice::from_ref(&input), std::slice::from_ref(&input));
+        assert!(Reference::parse(&none_counted).unwrap_err().contains("counts 0 of its 1 samples"));
+        let too_many = encoded("k", &["y"], 2, std::slice::from_ref(&input), std::slice::from_ref(&input));
+        assert!(Reference::parse(&too_many).is_err());
+        // The relative tolerance stands after the magic and the key ("k").
+        let mut nan = sample();
+        let at = MAGIC.len() + 4 + 2;
+        nan[at..at + 8].copy_from_slice(&f64::NAN.to_le_bytes());
+        assert!(Reference::parse(&nan).unwrap_err().contains("relative tolerance is NaN"));
     }
 
     #[test]

@@ -140,7 +140,7 @@ fn header_end(reference: &[u8]) -> usize {
     let outputs = u32_at(reference, at);
     at += 4;
     for _ in 0..outputs {
-        at += 4 + u32_at(reference, at);
+        at += 4 + u32_at(reference, at) + 8; // name, required top-1
     }
     at + 4 // counted
 }

@@ -75,7 +75,7 @@ def run(c: Conversion) -> report.Report:
         operators = sorted(torch.jit.mobile._export_operator_list(lite))
         bytecode = torch.jit.mobile._get_model_bytecode_version(c.out)
         verify.check_tolerance(c, check, references)
-        reference.write(c, check, references)
+        reference.write(c, check, references, lambda sample: verify.outputs_of(c, lite, sample, "verify"))
         c.stage = "done"
     return report.build(c, outputs, operators, int(bytecode))
 

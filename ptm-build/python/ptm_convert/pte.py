@@ -65,9 +65,10 @@ def run(c: Conversion) -> report.Report:
         extra, extra_references = verify.top1_samples(c, model, check, references)
         check, references = check + extra, references + extra_references
         log(c.name, "verifying in ExecuTorch's native runtime")
-        verify.measure(c, "executorch", NativeOutputs(run_native(c, check)), check, references)
+        native = NativeOutputs(run_native(c, check))
+        verify.measure(c, "executorch", native, check, references)
         verify.check_tolerance(c, check, references)
-        reference.write(c, check, references)
+        reference.write(c, check, references, lambda sample: native(*sample))
         c.stage = "done"
     from executorch import version
     return report.build(c, outputs, operators, executorch=version.__version__, delegation=c.delegation)

@@ -31,7 +31,7 @@ impl Ctx<'_> {
             self.budget_table(values, override_prefix, &mut budget, &mut tables)?;
         }
         if let (Some(_), Format::Ptl) = (budget.max_memory, format) {
-            let key = format!("{}.max_memory", tables.get("max_memory").map_or(prefix, String::as_str));
+            let key = format!("{}.max_memory", tables.get("max_memory").cloned().unwrap_or_else(|| format!("{prefix}.budget")));
             return Err(self.error(
                 &key,
                 "a memory budget for a .ptl".into(),

@@ -200,10 +200,12 @@ Returns the figures; fails with `ErrorKind::SelfCheck` naming each output past i
     pub fn self_check(&self) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
         match &self.loaded_from {
             ::core::option::Option::Some(path) => {
-                self.module
-                    .self_check(
-                        &::ptm::__private::reference_beside("bert", path, "reference")?,
-                    )
+                ::ptm::__private::self_check_beside(
+                    "bert",
+                    path,
+                    "reference",
+                    |bytes| self.module.self_check(bytes),
+                )
             }
             ::core::option::Option::None => self.module.self_check(Self::REFERENCE),
         }
@@ -367,14 +369,12 @@ Returns the figures; fails with `ErrorKind::SelfCheck` naming each output past i
     pub fn self_check(&self) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
         match &self.loaded_from {
             ::core::option::Option::Some(path) => {
-                self.module
-                    .self_check(
-                        &::ptm::__private::reference_beside(
-                            "classifier",
-                            path,
-                            "reference",
-                        )?,
-                    )
+                ::ptm::__private::self_check_beside(
+                    "classifier",
+                    path,
+                    "reference",
+                    |bytes| self.module.self_check(bytes),
+                )
             }
             ::core::option::Option::None => {
                 ::core::result::Result::Err(
@@ -567,14 +567,12 @@ Returns the figures; fails with `ErrorKind::SelfCheck` naming each output past i
     pub fn self_check(&self) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
         match &self.loaded_from {
             ::core::option::Option::Some(path) => {
-                self.module
-                    .self_check(
-                        &::ptm::__private::reference_beside(
-                            "classifier_fbgemm",
-                            path,
-                            "reference",
-                        )?,
-                    )
+                ::ptm::__private::self_check_beside(
+                    "classifier_fbgemm",
+                    path,
+                    "reference",
+                    |bytes| self.module.self_check(bytes),
+                )
             }
             ::core::option::Option::None => self.module.self_check(Self::REFERENCE),
         }
@@ -781,14 +779,12 @@ Returns the figures; fails with `ErrorKind::SelfCheck` naming each output past i
     pub fn self_check(&self) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
         match &self.loaded_from {
             ::core::option::Option::Some(path) => {
-                self.module
-                    .self_check(
-                        &::ptm::__private::reference_beside(
-                            "hygiene",
-                            path,
-                            "reference",
-                        )?,
-                    )
+                ::ptm::__private::self_check_beside(
+                    "hygiene",
+                    path,
+                    "reference",
+                    |bytes| self.module.self_check(bytes),
+                )
             }
             ::core::option::Option::None => self.module.self_check(Self::REFERENCE),
         }
@@ -1023,10 +1019,12 @@ Returns the figures; fails with `ErrorKind::SelfCheck` naming each output past i
     pub fn self_check(&self) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
         match &self.loaded_from {
             ::core::option::Option::Some(path) => {
-                self.module
-                    .self_check(
-                        &::ptm::__private::reference_beside("many", path, "reference")?,
-                    )
+                ::ptm::__private::self_check_beside(
+                    "many",
+                    path,
+                    "reference",
+                    |bytes| self.module.self_check(bytes),
+                )
             }
             ::core::option::Option::None => self.module.self_check(Self::REFERENCE),
         }
@@ -1257,10 +1255,12 @@ Returns the figures; fails with `ErrorKind::SelfCheck` naming each output past i
     pub fn self_check(&self) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
         match &self.loaded_from {
             ::core::option::Option::Some(path) => {
-                self.module
-                    .self_check(
-                        &::ptm::__private::reference_beside("pair", path, "reference")?,
-                    )
+                ::ptm::__private::self_check_beside(
+                    "pair",
+                    path,
+                    "reference",
+                    |bytes| self.module.self_check(bytes),
+                )
             }
             ::core::option::Option::None => self.module.self_check(Self::REFERENCE),
         }
@@ -1431,10 +1431,12 @@ Returns the figures; fails with `ErrorKind::SelfCheck` naming each output past i
     pub fn self_check(&self) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
         match &self.loaded_from {
             ::core::option::Option::Some(path) => {
-                self.module
-                    .self_check(
-                        &::ptm::__private::reference_beside("writer", path, "reference")?,
-                    )
+                ::ptm::__private::self_check_beside(
+                    "writer",
+                    path,
+                    "reference",
+                    |bytes| self.module.self_check(bytes),
+                )
             }
             ::core::option::Option::None => self.module.self_check(Self::REFERENCE),
         }

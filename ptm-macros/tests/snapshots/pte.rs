@@ -160,14 +160,12 @@ Returns the figures; fails with `ErrorKind::SelfCheck` naming each output past i
     pub fn self_check(&self) -> ::core::result::Result<::ptm::SelfCheck, ::ptm::Error> {
         match &self.loaded_from {
             ::core::option::Option::Some(path) => {
-                self.module
-                    .self_check(
-                        &::ptm::__private::reference_beside(
-                            "digits_pte",
-                            path,
-                            "reference",
-                        )?,
-                    )
+                ::ptm::__private::self_check_beside(
+                    "digits_pte",
+                    path,
+                    "reference",
+                    |bytes| self.module.self_check(bytes),
+                )
             }
             ::core::option::Option::None => self.module.self_check(Self::REFERENCE),
         }
