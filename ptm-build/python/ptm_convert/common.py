@@ -1,5 +1,6 @@
 """What every part of the worker shares: the failure type, progress lines, the seed."""
 import contextlib
+import hashlib
 import importlib.util
 import os
 import sys
@@ -113,3 +114,13 @@ def import_file(name: str, path: str) -> types.ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def sample_key(sample: Any) -> str:
+    """A sample's identity by content (element types, shapes, values): the same for a
+    sample and its copies."""
+    digest = hashlib.sha256()
+    for t in sample:
+        digest.update(str((t.dtype, tuple(t.shape))).encode())
+        digest.update(t.contiguous().numpy().tobytes())
+    return digest.hexdigest()

@@ -4,7 +4,6 @@ the XNNPACK delegate -> to_executorch. Verified like a .ptl: every output after 
 after quantization, and in ExecuTorch's native runtime, through a runner compiled from
 the same C++ (ptm_executorch.cpp) the `ptm` runtime links."""
 import contextlib
-import hashlib
 import io
 import os
 import re
@@ -15,7 +14,7 @@ import warnings
 from typing import Any, Optional
 
 from . import inputs, layers, pt2e, reference, report, source, verify
-from .common import DTYPE_CODES, Failure, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
+from .common import DTYPE_CODES, Failure, sample_key, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
 from .conversion import Conversion, Module, Sample, TensorSpec, Torch
 from .runner import Runner
 
@@ -291,14 +290,6 @@ class NativeOutputs:
 
     def __call__(self, *sample):
         return tuple(self.results[sample_key(sample)])
-
-
-def sample_key(sample):
-    digest = hashlib.sha256()
-    for t in sample:
-        digest.update(str((t.dtype, tuple(t.shape))).encode())
-        digest.update(t.contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def encode(torch: Torch, samples: list[Any]) -> bytes:

@@ -1,9 +1,10 @@
 """Verification: every stage's outputs against the source model's, per output, and the
 error that says at which stage drift began, which layers lose most, and what to change."""
 import time
+from typing import Any
 
 from . import compare
-from .common import SEED, Failure, describe, last_frames, log
+from .common import SEED, Failure, describe, last_frames, log, sample_key
 from .conversion import Conversion, Sample, Tensor
 from . import inputs, layers
 
@@ -146,3 +147,25 @@ def drift_hint(c: Conversion, stage, found):
         return (f"{skip}add calibration samples that cover the inputs the app sees ({c.calibration_count} now), try "
                 f"quantize = \"dynamic\" (weights only, no calibration), or keep the model in float with quantize = \"none\"; {accept}")
     return f"{skip}keep the model in float with quantize = \"none\"; {accept}"
+
+
+class Remembered:
+    """A runtime's module that keeps what it returned for each sample (by content), so
+    that a later reader of those outputs (the self-check's reference data) does not run
+    the model again. Every call still runs it: a model with state sees each call."""
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+        self.outputs: dict[str, Any] = {}
+
+    def __call__(self, *sample: Any) -> Any:
+        # Keyed before the call: a model may write its inputs in place.
+        key = sample_key(sample)
+        result = self.module(*sample)
+        self.outputs.setdefault(key, result)
+        return result
+
+    def recalled(self, *sample: Any) -> Any:
+        """What the module returned for `sample`, run again only if it never saw it."""
+        key = sample_key(sample)
+        return self.outputs[key] if key in self.outputs else self(*sample)

@@ -74,3 +74,22 @@ def test_the_required_top1_is_what_the_runtime_reached_on_the_kept_rows_when_low
     same = iter(outputs)
     required = reference.required_top1(c, samples, outputs, 4, lambda sample: next(same))  # type: ignore[arg-type]
     assert required == [0.9, 0.9]
+
+
+def test_the_runtime_outputs_are_recalled_not_run_again() -> None:
+    from ptm_convert.verify import Remembered
+    calls = []
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        calls.append(x.clone())
+        x.add_(1)  # writes its input in place
+        return x * 2
+
+    ran = Remembered(model)
+    first = ran(torch.zeros(2))
+    assert len(calls) == 1 and torch.equal(first, torch.full((2,), 2.0))
+    ran(torch.zeros(2))
+    assert len(calls) == 2, "every call runs the model"
+    assert ran.recalled(torch.zeros(2)) is first and len(calls) == 2, "keyed by the input as given, not as written"
+    ran.recalled(torch.ones(2))
+    assert len(calls) == 3, "an unseen sample runs"
