@@ -58,13 +58,14 @@ impl Project {
     /// Builds with the workspace's .venv Python, or the given interpreter, into a cache
     /// of the project's own and the shared [`toolchain_dir`].
     pub fn build_with(&self, python: &Path) -> Result<ptm_build::Bundle, ptm_build::Error> {
-        ptm_build::Builder::new()
-            .crate_dir(self.path())
-            .out_dir(self.path().join("out"))
-            .cache_dir(self.path().join("cache"))
-            .toolchain_dir(toolchain_dir())
-            .python(python)
-            .bundle()
+        self.builder(python).bundle()
+    }
+
+    /// The builder [`Project::build_with`] uses, for a test that sets more on it.
+    pub fn builder(&self, python: &Path) -> ptm_build::Builder {
+        let mut builder = ptm_build::Builder::new();
+        builder.crate_dir(self.path()).out_dir(self.path().join("out")).cache_dir(self.path().join("cache")).toolchain_dir(toolchain_dir()).python(python);
+        builder
     }
 
     pub fn build(&self) -> Result<ptm_build::Bundle, ptm_build::Error> {

@@ -537,14 +537,7 @@ fn a_model_over_its_budget_fails_naming_the_key_and_a_raised_budget_judges_the_c
     // The artifact was cached: a raised budget builds from the cache, and records both.
     std::fs::write(project.manifest(), format!("[package]\nname = \"app\"\nversion = \"0.1.0\"\n\n{}", declare("max_bytes = \"1 MB\", max_memory = \"1 MB\"")))
         .unwrap();
-    let outcome = ptm_build::Builder::new()
-        .crate_dir(project.path())
-        .out_dir(project.path().join("out"))
-        .cache_dir(project.path().join("cache"))
-        .toolchain_dir(common::toolchain_dir())
-        .python(common::venv_python())
-        .build()
-        .unwrap();
+    let outcome = project.builder(&common::venv_python()).build().unwrap();
     assert_eq!(outcome.models[0].origin, ptm_build::Origin::Cache);
     let report = &outcome.bundle.models[0];
     let planned = report.planned_memory.expect("a .pte records the memory its plan reserves");
@@ -556,15 +549,6 @@ fn a_model_over_its_budget_fails_naming_the_key_and_a_raised_budget_judges_the_c
     let manifest = std::fs::read_to_string(project.manifest()).unwrap();
     std::fs::write(project.manifest(), format!("{manifest}\n[package.metadata.models.tiny.target.x86_64-unknown-linux-gnu]\nbudget = {{ max_bytes = 100 }}\n"))
         .unwrap();
-    let error = ptm_build::Builder::new()
-        .crate_dir(project.path())
-        .out_dir(project.path().join("out"))
-        .cache_dir(project.path().join("cache"))
-        .toolchain_dir(common::toolchain_dir())
-        .python(common::venv_python())
-        .target("x86_64-unknown-linux-gnu")
-        .bundle()
-        .unwrap_err()
-        .to_string();
+    let error = project.builder(&common::venv_python()).target("x86_64-unknown-linux-gnu").bundle().unwrap_err().to_string();
     assert!(error.contains("`package.metadata.models.tiny.target.x86_64-unknown-linux-gnu.budget.max_bytes`: the figure is "), "{error}");
 }
