@@ -31,6 +31,8 @@ LOCKS = os.path.join(HERE, "locks")
 ENVIRONMENTS = os.path.join(REPO, ".toolchains")
 # What tools/compat's rows import besides torch (its requirements.txt pins the same).
 EXTRA = ["numpy", "transformers==5.23.0"]
+# ruamel.yaml's C loader, for ExecuTorch's import (tools/requirements.txt says why).
+YAML_LOADER = "ruamel.yaml.clib==0.2.15"
 PIP = ["-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-cache-dir"]
 # Each environment takes about 6 GB (torch's Linux wheels are CUDA builds) and pip holds
 # the downloaded wheels until it has installed them.
@@ -75,6 +77,7 @@ def pins(entry):
     wanted = [f"torch=={entry['torch']}", f"torchvision=={entry['torchvision']}"]
     if entry.get("executorch"):
         wanted.append(f"executorch=={entry['executorch']}")
+        wanted.append(YAML_LOADER)
     if entry.get("torchao"):
         wanted.append(f"torchao=={entry['torchao']}")
     return wanted + EXTRA
