@@ -10,9 +10,11 @@
 //!   staging/<unique>/              where a conversion writes before it is published
 //!   probes/<python>.json           the torch version of each interpreter seen (ptm_toolchain::python)
 //!   runners/executorch-<v>-<hash>/ ExecuTorch's runner that verifies .pte files (ptm_convert/runner.py)
+//!   runners/executorch-patterns-<hash>.json
+//!                                  the operators of the patterns ExecuTorch builds (ptm_convert/patterns.py)
 //! ```
 //!
-//! The last two concern the toolchain, not a model: they are in `PTM_TOOLCHAIN_DIR`
+//! The last three concern the toolchain, not a model: they are in `PTM_TOOLCHAIN_DIR`
 //! instead when it is set (`ptm_toolchain::cache_dir::toolchain`), which caches of their
 //! own can share.
 //!

@@ -17,6 +17,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("ptm_convert/common.py", include_str!("../python/ptm_convert/common.py")),
     ("ptm_convert/pipeline.py", include_str!("../python/ptm_convert/pipeline.py")),
     ("ptm_convert/pte.py", include_str!("../python/ptm_convert/pte.py")),
+    ("ptm_convert/patterns.py", include_str!("../python/ptm_convert/patterns.py")),
     ("ptm_convert/pt2e.py", include_str!("../python/ptm_convert/pt2e.py")),
     ("ptm_convert/recurrent.py", include_str!("../python/ptm_convert/recurrent.py")),
     ("ptm_convert/source.py", include_str!("../python/ptm_convert/source.py")),

@@ -78,7 +78,8 @@ struct RequestModel<'a> {
     calibration_files: &'a [String],
     key: &'a str,
     ptm_build: &'static str,
-    /// Where the runner that verifies `.pte` files is compiled, once per ExecuTorch.
+    /// Where the runner that verifies `.pte` files is compiled, once per ExecuTorch, and
+    /// the operators of the patterns ExecuTorch builds are recorded (patterns.py).
     runner_dir: &'a Path,
 }
 

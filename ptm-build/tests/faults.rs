@@ -176,7 +176,9 @@ fn pte_project() -> Project {
 
 fn runner_of(project: &Project) -> PathBuf {
     let runners = project.path().join("toolchain/runners");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&runners).unwrap().map(|e| e.unwrap().path().join("ptm_executorch_runner")).collect();
+    // Each runner is a directory; the record of ExecuTorch's patterns is a file beside them.
+    let mut found: Vec<PathBuf> =
+        std::fs::read_dir(&runners).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).map(|p| p.join("ptm_executorch_runner")).collect();
     assert_eq!(found.len(), 1, "{found:?}");
     found.remove(0)
 }
@@ -199,6 +201,15 @@ fn a_damaged_executorch_runner_is_compiled_again() {
     assert_eq!(lines.iter().filter(|l| l.contains("compiling ExecuTorch's runner")).count(), 1, "{lines:#?}");
     let runner = runner_of(&project);
     assert_intact(&runner);
+    // The lowering recorded the operators of the patterns it built, for later conversions.
+    let records: Vec<PathBuf> = std::fs::read_dir(runner.parent().unwrap().parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("executorch-patterns-"))
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&records[0]).unwrap()).unwrap();
+    assert!(record["kinds"]["sdpa"].is_array() && record["kinds"]["upsample_bilinear2d"].is_array(), "{record}");
     let good = std::fs::read(&runner).unwrap();
 
     type Damage = fn(&Path, &[u8]);

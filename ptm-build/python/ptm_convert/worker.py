@@ -325,18 +325,16 @@ def import_torch() -> Torch:
     return torch
 
 
-def import_executorch(programs: int) -> None:
+def import_executorch(programs: list[dict[str, Any]]) -> None:
     # Before forking, like torch: each child would otherwise pay its import (seconds).
-    from . import pte  # noqa: F401
+    from . import patterns, pte  # noqa: F401
     import executorch.exir  # noqa: F401
-    if programs > 1:
-        # XNNPACK's lowering builds the graphs it matches (bilinear upsampling,
-        # attention) by exporting small modules, once per process: built here, every
-        # program's child starts with them instead of building them again. With one
-        # program the child pays the same, so the parent does not wait for it.
-        from executorch.backends.xnnpack.partition.graphs import bilinear_2d, sdpa
-        bilinear_2d.get_graphs_dict()
-        sdpa.get_graphs()
+    record = patterns.install(programs[0]["runner_dir"])
+    if len(programs) > 1:
+        # Patterns not yet recorded are built here, once, rather than in every
+        # program's child. With one program the child pays the same, so the parent
+        # does not wait for it.
+        patterns.prepare(record)
 
 
 def with_defaults(request: Request, request_path: str) -> Request:
@@ -355,7 +353,7 @@ def main(argv: list[str]) -> None:
     torch = import_torch()
     only = int(argv[3]) if argv[2:3] == ["--only"] else None
     mine = request["models"] if only is None else [request["models"][only]]
-    programs = sum(1 for m in mine if m["decl"].get("format") == "pte")
+    programs = [m for m in mine if m["decl"].get("format") == "pte"]
     if programs:
         import_executorch(programs)
     if only is not None:
