@@ -13,7 +13,7 @@ import warnings
 
 from typing import Any, Optional
 
-from . import inputs, layers, pt2e, reference, report, source, verify
+from . import inputs, layers, provenance, pt2e, reference, report, source, verify
 from .common import DTYPE_CODES, Failure, sample_key, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
 from .conversion import Conversion, Module, Sample, TensorSpec, Torch
 from .runner import Runner
@@ -26,6 +26,8 @@ def run(c: Conversion) -> report.Report:
     measured."""
     torch = c.torch
     decl = c.decl
+    # This process converts one program and ends: torch.fx's provenance records stay short in it.
+    provenance.shorten_records()
     with torch.no_grad():
         measured = source.measure(c)
         model, samples, calibration = measured.model, measured.samples, measured.calibration
