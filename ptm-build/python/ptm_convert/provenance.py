@@ -34,7 +34,7 @@ def shorten_records() -> None:
     def init(self: Any, node: Any, *args: Any, **kwargs: Any) -> None:
         meta: Any = getattr(node, "meta", None)
         history = meta.get("from_node") if isinstance(meta, dict) else None
-        if not isinstance(history, list) or not history:
+        if not isinstance(history, list) or not history or not isinstance(history[-1], cls):
             original(self, node, *args, **kwargs)
             return
         # Nothing for the original to copy; the oldest source is shared, as nothing
