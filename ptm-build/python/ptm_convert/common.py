@@ -127,3 +127,17 @@ def sample_key(sample: Any) -> str:
         digest.update(str((t.dtype, tuple(t.shape))).encode())
         digest.update(t.contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Writes `text` to `path` through a file of this process's own beside it, so that a
+    reader, or another process writing the same file, never sees it half written."""
+    temporary = f"{path}.{os.getpid()}"
+    try:
+        with open(temporary, "w") as f:
+            f.write(text)
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise

@@ -23,6 +23,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
+from .common import write_atomic
+
 FORMAT = 1
 XNNPACK = "executorch.backends.xnnpack"
 QUANTIZER_UTILS = f"{XNNPACK}.quantizer.xnnpack_quantizer_utils"
@@ -112,15 +114,9 @@ class Record:
         if not patterns:
             return
         self.kinds = {**self.read(), kind: [operators(p.graph) for p in patterns]}
-        temporary = f"{self.path}.{os.getpid()}"
-        try:
+        with contextlib.suppress(OSError):
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            with open(temporary, "w") as f:
-                f.write(render(self.kinds))
-            os.replace(temporary, self.path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.remove(temporary)
+            write_atomic(self.path, render(self.kinds))
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 from typing import Any, Optional
 
-from .common import Failure, log
+from .common import Failure, log, write_atomic
 
 # The runner's main, compiled with every file of ptm-toolchain's ExecuTorch shim.
 RUNNER_MAIN = "ptm_executorch_runner.cpp"
@@ -208,9 +208,7 @@ class Runner:
             shutil.rmtree(self.path)
         os.replace(temporary, self.path)
         # Recorded last: a runner replaced but not yet recorded counts as damaged.
-        with open(f"{self.record}.{os.getpid()}", "w") as f:
-            f.write(digest + "\n")
-        os.replace(f"{self.record}.{os.getpid()}", self.record)
+        write_atomic(self.record, digest + "\n")
 
 
 def sha256_of(path):
