@@ -39,7 +39,7 @@ import tempfile
 import time
 from typing import Any, Callable, Optional
 
-from .common import SEED, Failure, last_frames, log, quiet_torch_warnings
+from .common import SEED, Failure, last_frames, log, quiet_torch_warnings, write_atomic
 from .conversion import Conversion, Job, Torch
 
 # One model's record in RESULT.json: {"name", "ok": true, "report"} or {"name", "ok": false,
@@ -91,10 +91,7 @@ def convert(torch: Torch, job: dict[str, Any], crate_dir: str, scratch: str,
 
 
 def write_json(path: str, value: Any) -> None:
-    temp = path + ".tmp"
-    with open(temp, "w") as f:
-        json.dump(value, f)
-    os.replace(temp, path)
+    write_atomic(path, json.dumps(value))
 
 
 def read_json(path: str) -> Any:

@@ -154,7 +154,7 @@ def test_results_travel_in_files_written_whole(tmp_path: Path) -> None:
     assert worker.read_json(path) is None
     worker.write_json(path, {"models": [1]})
     assert worker.read_json(path) == {"models": [1]}
-    assert not os.path.exists(path + ".tmp")
+    assert os.listdir(tmp_path) == ["r.json"], "no temporary file is left beside it"
     (tmp_path / "bad.json").write_text("{")
     assert worker.read_json(str(tmp_path / "bad.json")) is None
 
