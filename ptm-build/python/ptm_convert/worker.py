@@ -30,6 +30,7 @@ Progress goes to stderr, one line per step. Model code may print freely: ptm-bui
 connects this process's stdout to its own stderr, and results travel only in files.
 """
 import faulthandler
+import gc
 import json
 import os
 import signal
@@ -310,6 +311,25 @@ def run_spawned(request_path: str, request: Request, result_path: str) -> list[M
     return results
 
 
+def import_for(models: list[dict[str, Any]]) -> Torch:
+    """Imports what the models' formats need, and keeps it out of the collector's way.
+
+    Importing torch and ExecuTorch makes millions of objects that live until the
+    process ends, and the cyclic collector would traverse them all again on each of its
+    full collections, both while they import and during every conversion after
+    (BENCHMARKS.md has what that costs a .pte conversion). So it waits for the imports, and what they made is
+    then frozen out of its reach, which is also the gc module's advice for a parent
+    that forks: a child collecting does not copy the parent's pages."""
+    gc.disable()
+    torch = import_torch()
+    programs = [m for m in models if m["decl"].get("format") == "pte"]
+    if programs:
+        import_executorch(programs)
+    gc.freeze()
+    gc.enable()
+    return torch
+
+
 def import_torch() -> Torch:
     quiet_torch_warnings()
     import torch
@@ -347,12 +367,8 @@ def main(argv: list[str]) -> None:
     request_path, result_path = argv[0], argv[1]
     with open(request_path) as f:
         request = with_defaults(json.load(f), request_path)
-    torch = import_torch()
     only = int(argv[3]) if argv[2:3] == ["--only"] else None
-    mine = request["models"] if only is None else [request["models"][only]]
-    programs = [m for m in mine if m["decl"].get("format") == "pte"]
-    if programs:
-        import_executorch(programs)
+    torch = import_for(request["models"] if only is None else [request["models"][only]])
     if only is not None:
         child(torch, request, only, Paths(result_path, only), os.getppid())
         return

@@ -1,6 +1,7 @@
 """Process supervision: each model in a forked child, its result or its death, the
 heartbeat and the timeout. The children run stand-ins for a conversion (no torch)."""
 import faulthandler
+import gc
 import json
 import os
 import signal
@@ -147,6 +148,25 @@ def test_a_request_written_by_hand_gets_the_crate_and_runner_defaults(tmp_path: 
     assert req["models"][0]["runner_dir"]
     kept = worker.with_defaults({"crate_dir": "/c", "models": [{"runner_dir": "/r"}]}, "/x/request.json")
     assert kept["crate_dir"] == "/c" and kept["models"][0]["runner_dir"] == "/r"
+
+
+def test_the_collector_waits_for_the_imports_and_then_leaves_what_they_made_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    collecting_during_import: list[bool] = []
+    real_import = worker.import_torch
+
+    def import_torch() -> Any:
+        collecting_during_import.append(gc.isenabled())
+        return real_import()
+    monkeypatch.setattr(worker, "import_torch", import_torch)
+    try:
+        torch = worker.import_for([{"decl": {"format": "ptl"}}])
+        assert collecting_during_import == [False]
+        assert gc.isenabled(), "conversions collect as usual"
+        assert gc.get_freeze_count() > 0 and hasattr(torch, "jit")
+    finally:
+        gc.unfreeze()
+        gc.enable()
 
 
 def test_results_travel_in_files_written_whole(tmp_path: Path) -> None:
