@@ -13,7 +13,7 @@ import warnings
 
 from typing import Any, Optional
 
-from . import inputs, layers, provenance, pt2e, reference, report, source, verify
+from . import decompositions, inputs, layers, provenance, pt2e, reference, report, source, verify
 from .common import DTYPE_CODES, Failure, sample_key, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
 from .conversion import Conversion, Module, Sample, TensorSpec, Torch
 from .runner import Runner
@@ -201,7 +201,8 @@ def lower(c: Conversion, program):
     try:
         with warnings.catch_warnings(), native_stderr(printed), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            edge = to_edge_transform_and_lower(program, partitioner=partitioners)
+            with decompositions.skipping_idle():
+                edge = to_edge_transform_and_lower(program, partitioner=partitioners)
             if c.decl["quantize"] != "none":
                 edge = EdgeProgramManager(fuse_and_fold(edge.exported_program()), compile_config=edge.compile_config)
             # Counted before to_executorch, which adds its memory planning to the graph.

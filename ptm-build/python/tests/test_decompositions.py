@@ -1,0 +1,107 @@
+"""run_decompositions calls with nothing to do skipped in ExecuTorch's lowering
+(decompositions.py): in real torch and ExecuTorch, the same program bytes as ExecuTorch's
+own steps give, with fewer traces. Needs torch and ExecuTorch (`.venv`, as tools/test
+runs it): each lowering runs in a new process, so neither inherits the other's state."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ptm_convert import decompositions
+
+# Lowers one model in a new process and prints its program's digest and how many times
+# torch's run_decompositions traced the graph.
+LOWER = r'''
+import contextlib, hashlib, json, sys
+import torch
+from torch import nn
+from torch.export import Dim, ExportedProgram
+model_name, mode = sys.argv[1:3]
+# The model's program and what decomposing it made: ExecuTorch's patterns are programs too.
+lineage, traced = set(), 0
+original = ExportedProgram.run_decompositions
+def counted(self, *args, **kwargs):
+    global traced
+    result = original(self, *args, **kwargs)
+    if id(self) in lineage:
+        traced += 1
+        lineage.add(id(result))
+    return result
+ExportedProgram.run_decompositions = counted
+
+class Cnn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 4, 3, padding=1), nn.Linear(4, 5)
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+torch.manual_seed(0)
+if model_name == "encoder":
+    model = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, batch_first=True).eval()
+    sample, shapes = (torch.randn(1, 8, 16),), ({1: Dim("tokens", min=2, max=16)},)
+else:
+    model = Cnn().eval()
+    sample, shapes = (torch.randn(1, 3, 12, 12),), ({2: Dim("height", min=4, max=32), 3: Dim("width", min=4, max=32)},)
+program = torch.export.export(model, sample, dynamic_shapes=shapes, strict=False)
+if model_name == "encoder":
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True))
+    prepared = prepare_pt2e(program.module(), quantizer)
+    prepared(*sample)
+    program = torch.export.export(convert_pt2e(prepared), sample, dynamic_shapes=shapes, strict=False)
+lineage.add(id(program))
+from executorch.exir import to_edge_transform_and_lower
+from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+context = contextlib.nullcontext()
+if mode == "skipping":
+    from ptm_convert import decompositions
+    context = decompositions.skipping_idle()
+with context:
+    edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+data = bytes(edge.to_executorch().buffer)
+print(json.dumps({"sha256": hashlib.sha256(data).hexdigest(), "traced": traced}))
+'''
+
+
+def lower(model: str, mode: str) -> dict[str, object]:
+    package_parent = str(Path(decompositions.__file__).resolve().parent.parent)
+    done = subprocess.run([sys.executable, "-c", LOWER, model, mode], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": package_parent})
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+# XNNPACK's partitioner checks each operator it keeps, so ExecuTorch (1.5.1) decomposes
+# three times. The CNN's last call has nothing left to decompose; the dynamic INT8
+# encoder's each time has (its layer norms and attention, its dynamic sizes).
+@pytest.mark.parametrize("model,traced", [("cnn", 2), ("encoder", 3)])
+def test_only_a_decomposition_with_nothing_to_do_is_skipped_and_the_program_is_the_same(model: str,
+                                                                                          traced: int) -> None:
+    plain, skipping = lower(model, "plain"), lower(model, "skipping")
+    assert skipping["sha256"] == plain["sha256"]
+    assert (plain["traced"], skipping["traced"]) == (3, traced)
+
+
+def test_a_graph_that_mutates_an_argument_is_one_a_decomposition_would_change() -> None:
+    def functional(x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten.add.Tensor(x, 1)
+
+    def in_place(x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten.add_.Tensor(x, 1)
+    assert not decompositions.mutates(torch.fx.symbolic_trace(functional))
+    assert decompositions.mutates(torch.fx.symbolic_trace(in_place))
+
+
+def test_outside_the_context_every_call_runs_again() -> None:
+    from torch.export import ExportedProgram
+    original = ExportedProgram.run_decompositions
+    with decompositions.skipping_idle():
+        assert ExportedProgram.run_decompositions is not original
+    assert ExportedProgram.run_decompositions is original
