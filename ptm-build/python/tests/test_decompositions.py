@@ -2,15 +2,10 @@
 (decompositions.py): in real torch and ExecuTorch, the same program bytes as ExecuTorch's
 own steps give, with fewer traces. Needs torch and ExecuTorch (`.venv`, as tools/test
 runs it): each lowering runs in a new process, so neither inherits the other's state."""
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
+from new_process import run
 from ptm_convert import decompositions
 
 # Lowers one model in a new process and prints its program's digest and how many times
@@ -69,22 +64,13 @@ print(json.dumps({"sha256": hashlib.sha256(data).hexdigest(), "traced": traced})
 '''
 
 
-def lower(model: str, mode: str) -> dict[str, object]:
-    package_parent = str(Path(decompositions.__file__).resolve().parent.parent)
-    done = subprocess.run([sys.executable, "-c", LOWER, model, mode], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": package_parent})
-    assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
 # XNNPACK's partitioner checks each operator it keeps, so ExecuTorch (1.5.1) decomposes
 # three times. The CNN's last call has nothing left to decompose; the dynamic INT8
 # encoder's each time has (its layer norms and attention, its dynamic sizes).
 @pytest.mark.parametrize("model,traced", [("cnn", 2), ("encoder", 3)])
 def test_only_a_decomposition_with_nothing_to_do_is_skipped_and_the_program_is_the_same(model: str,
                                                                                           traced: int) -> None:
-    plain, skipping = lower(model, "plain"), lower(model, "skipping")
+    plain, skipping = run(LOWER, model, "plain"), run(LOWER, model, "skipping")
     assert skipping["sha256"] == plain["sha256"]
     assert (plain["traced"], skipping["traced"]) == (3, traced)
 

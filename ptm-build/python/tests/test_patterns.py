@@ -4,14 +4,12 @@ give, with the patterns built only where the graph could match them. Needs torch
 ExecuTorch (`.venv`, as tools/test runs it): each lowering runs in a new process, since
 ExecuTorch keeps built patterns for the life of one."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from new_process import run
 from ptm_convert import patterns
 
 # Lowers one model in a new process and prints what it made and which patterns it built.
@@ -83,12 +81,7 @@ print(json.dumps({"sha256": hashlib.sha256(data).hexdigest(), **built}))
 
 
 def lower(model: str, mode: str, runner_dir: Path) -> dict[str, object]:
-    package_parent = str(Path(patterns.__file__).resolve().parent.parent)
-    done = subprocess.run([sys.executable, "-c", LOWER, model, mode, str(runner_dir)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": package_parent})
-    assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run(LOWER, model, mode, str(runner_dir))
 
 
 def record_file(runner_dir: Path) -> Path:

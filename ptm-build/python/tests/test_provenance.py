@@ -2,13 +2,7 @@
 node's own stay what torch records, and a real lowering gives the same program bytes with
 records at most two deep. Needs torch and ExecuTorch (`.venv`, as tools/test runs it);
 each case runs in a new process, since the change lasts for the life of one."""
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-from ptm_convert import provenance
+from new_process import run
 
 # Builds a record through a chain of nodes, with and without the change, and prints what
 # ExecuTorch reads of it.
@@ -87,14 +81,6 @@ data = bytes(edge.to_executorch().buffer)
 print(json.dumps({"sha256": hashlib.sha256(data).hexdigest(), "deepest": deepest}))
 '''
 
-
-def run(script: str, *args: str) -> dict[str, object]:
-    package_parent = str(Path(provenance.__file__).resolve().parent.parent)
-    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": package_parent})
-    assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 def test_the_oldest_source_and_the_nodes_own_stay_what_torch_records() -> None:
