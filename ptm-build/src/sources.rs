@@ -20,6 +20,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("ptm_convert/patterns.py", include_str!("../python/ptm_convert/patterns.py")),
     ("ptm_convert/provenance.py", include_str!("../python/ptm_convert/provenance.py")),
     ("ptm_convert/decompositions.py", include_str!("../python/ptm_convert/decompositions.py")),
+    ("ptm_convert/replay.py", include_str!("../python/ptm_convert/replay.py")),
     ("ptm_convert/pt2e.py", include_str!("../python/ptm_convert/pt2e.py")),
     ("ptm_convert/recurrent.py", include_str!("../python/ptm_convert/recurrent.py")),
     ("ptm_convert/source.py", include_str!("../python/ptm_convert/source.py")),

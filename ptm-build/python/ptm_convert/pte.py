@@ -13,7 +13,7 @@ import warnings
 
 from typing import Any, Optional
 
-from . import decompositions, inputs, layers, provenance, pt2e, reference, report, source, verify
+from . import decompositions, inputs, layers, provenance, pt2e, reference, replay, report, source, verify
 from .common import DTYPE_CODES, Failure, sample_key, identity, last_frames, log, native_stderr, state_bytes, with_pte_identity
 from .conversion import Conversion, Module, Sample, TensorSpec, Torch
 from .runner import Runner
@@ -199,7 +199,8 @@ def lower(c: Conversion, program):
     log(c.name, "lowering to the XNNPACK delegate" if partitioners else "lowering to ExecuTorch's own kernels")
     printed: list[str] = []
     try:
-        with warnings.catch_warnings(), native_stderr(printed), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings(), native_stderr(printed), contextlib.redirect_stdout(io.StringIO()), \
+                replay.skipping_idle():
             warnings.simplefilter("ignore")
             with decompositions.skipping_idle():
                 edge = to_edge_transform_and_lower(program, partitioner=partitioners)

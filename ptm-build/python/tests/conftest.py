@@ -2,8 +2,8 @@
 (the conversions themselves are tested by ptm-build's cargo tests, on real models).
 test_recurrent.py checks torch modules of the package against torch's own in eager
 PyTorch, so it needs torch (`.venv`, as tools/test runs it) and is skipped without it;
-test_patterns.py, test_provenance.py and test_decompositions.py lower small models with
-ExecuTorch in new processes and need both."""
+test_patterns.py, test_provenance.py, test_decompositions.py and test_replay.py lower
+small models with ExecuTorch in new processes (new_process.py) and need both."""
 import os
 import sys
 
