@@ -7,7 +7,12 @@ kept operators aside. Each call traces the whole graph again with fake tensors
 no operator the graph or a control-flow subgraph of it calls, and which mutates nothing,
 has nothing to do, yet traces it all anew; ExecuTorch skips such a call itself on its
 other path (`contains_any_call_fn_target_op`). Within `skipping_idle()`, it returns the
-program as it is: the programs are the same, byte for byte (tested)."""
+program as it is: the programs are the same, byte for byte (tested).
+
+Each call also collects torch's composite operators anew, namespace by namespace, and for
+each namespace first makes every composite operator registered in C++ an attribute of
+`torch.ops`, again. That only ever adds what a new registration brings, so within
+`skipping_idle()` it is done again only when the registrations have changed."""
 import contextlib
 import weakref
 from typing import Any, Iterator
@@ -25,10 +30,36 @@ def mutates(graph_module: Any) -> bool:
 
 
 @contextlib.contextmanager
+def materializing_on_change() -> Iterator[None]:
+    """Within it, torch makes the C++ composite operators attributes of `torch.ops` only
+    when their registrations differ from the last time it did (see the module)."""
+    import torch
+    from torch._export import utils
+    original = getattr(utils, "_materialize_cpp_cia_ops", None)
+    if original is None:
+        yield
+        return
+    done: list[Any] = []
+
+    def materialize() -> None:
+        registered = torch._C._dispatch_get_registrations_for_dispatch_key("CompositeImplicitAutograd")
+        if done != [registered]:
+            original()
+            done[:] = [registered]
+
+    setattr(utils, "_materialize_cpp_cia_ops", materialize)
+    try:
+        yield
+    finally:
+        setattr(utils, "_materialize_cpp_cia_ops", original)
+
+
+@contextlib.contextmanager
 def skipping_idle() -> Iterator[None]:
     """Within it, a run_decompositions call with nothing to do (see the module) returns
-    its program unchanged. Where ExecuTorch's own test is not where this module expects
-    it, every call runs."""
+    its program unchanged, and each call materializes composite operators only if there
+    are new ones. Where ExecuTorch's own test is not where this module expects it, every
+    call runs."""
     from torch.export import ExportedProgram
     try:
         from executorch.exir.graph_module import contains_any_call_fn_target_op
@@ -48,6 +79,7 @@ def skipping_idle() -> Iterator[None]:
 
     setattr(ExportedProgram, "run_decompositions", run_decompositions)
     try:
-        yield
+        with materializing_on_change():
+            yield
     finally:
         setattr(ExportedProgram, "run_decompositions", original)

@@ -1,7 +1,8 @@
 """run_decompositions calls with nothing to do skipped in ExecuTorch's lowering
 (decompositions.py): in real torch and ExecuTorch, the same program bytes as ExecuTorch's
-own steps give, with fewer traces. Needs torch and ExecuTorch (`.venv`, as tools/test
-runs it): each lowering runs in a new process, so neither inherits the other's state."""
+own steps give, with fewer traces; and torch's composite operators materialized again only
+when one has registered. Needs torch and ExecuTorch (`.venv`, as tools/test runs it): each
+lowering runs in a new process, so neither inherits the other's state."""
 import pytest
 import torch
 
@@ -91,3 +92,29 @@ def test_outside_the_context_every_call_runs_again() -> None:
     with decompositions.skipping_idle():
         assert ExportedProgram.run_decompositions is not original
     assert ExportedProgram.run_decompositions is original
+
+
+def test_composite_operators_are_materialized_again_only_when_one_has_registered(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch._export import utils
+    materialized: list[int] = []
+    real = utils._materialize_cpp_cia_ops
+
+    def counted() -> None:
+        materialized.append(1)
+        real()
+    monkeypatch.setattr(utils, "_materialize_cpp_cia_ops", counted)
+    expected = utils._collect_all_valid_cia_ops()
+    assert len(materialized) > 1, "once per namespace, without the change"
+    materialized.clear()
+    with decompositions.materializing_on_change():
+        assert utils._collect_all_valid_cia_ops() == expected
+        assert utils._collect_all_valid_cia_ops() == expected
+        assert len(materialized) == 1
+        library = torch.library.Library("ptm_decompositions_test", "DEF")
+        library.define("twice(Tensor x) -> Tensor")
+        library.impl("twice", lambda x: x * 2, "CompositeImplicitAutograd")
+        collected = utils._collect_all_valid_cia_ops()
+        assert len(materialized) == 2
+        assert torch.ops.ptm_decompositions_test.twice.default in collected
+    assert utils._materialize_cpp_cia_ops is counted
