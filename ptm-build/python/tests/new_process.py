@@ -7,12 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+TESTS = Path(__file__).resolve().parent
+# The package, and the tests' own helpers (small_programs.py).
+PYTHONPATH = os.pathsep.join([str(TESTS.parent), str(TESTS)])
 
 
 def run(script: str, *args: str) -> dict[str, object]:
     done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": PACKAGE_PARENT})
+                          env={**os.environ, "PYTHONPATH": PYTHONPATH})
     assert done.returncode == 0, done.stderr[-3000:]
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return result

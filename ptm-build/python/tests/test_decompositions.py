@@ -38,19 +38,11 @@ class Cnn(nn.Module):
 
 torch.manual_seed(0)
 if model_name == "encoder":
-    model = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, batch_first=True).eval()
-    sample, shapes = (torch.randn(1, 8, 16),), ({1: Dim("tokens", min=2, max=16)},)
+    from small_programs import dynamic_int8_encoder
+    program = dynamic_int8_encoder()
 else:
-    model = Cnn().eval()
     sample, shapes = (torch.randn(1, 3, 12, 12),), ({2: Dim("height", min=4, max=32), 3: Dim("width", min=4, max=32)},)
-program = torch.export.export(model, sample, dynamic_shapes=shapes, strict=False)
-if model_name == "encoder":
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True))
-    prepared = prepare_pt2e(program.module(), quantizer)
-    prepared(*sample)
-    program = torch.export.export(convert_pt2e(prepared), sample, dynamic_shapes=shapes, strict=False)
+    program = torch.export.export(Cnn().eval(), sample, dynamic_shapes=shapes, strict=False)
 lineage.add(id(program))
 from executorch.exir import to_edge_transform_and_lower
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner

@@ -17,7 +17,6 @@ import contextlib, hashlib, json, sys
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.export import Dim
 from executorch.exir.pass_base import _ExportPassBase
 model_name, mode = sys.argv[1:3]
 replayed = 0
@@ -47,23 +46,15 @@ class Signal(nn.Module):
         return self.fc(torch.relu(self.conv(x)).amax(dim=2))
 
 torch.manual_seed(0)
-shapes = None
 if model_name == "cnn":
     model, sample = Cnn().eval(), (torch.randn(1, 3, 16, 16),)
     model.bn.running_mean.uniform_(-1, 1); model.bn.running_var.uniform_(0.5, 2)
+    program = torch.export.export(model, sample, strict=False)
 elif model_name == "signal":
-    model, sample = Signal().eval(), (torch.randn(1, 2, 40),)
+    program = torch.export.export(Signal().eval(), (torch.randn(1, 2, 40),), strict=False)
 else:
-    model = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, batch_first=True).eval()
-    sample, shapes = (torch.randn(1, 8, 16),), ({1: Dim("tokens", min=2, max=16)},)
-program = torch.export.export(model, sample, dynamic_shapes=shapes, strict=False)
-if model_name == "encoder":
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True))
-    prepared = prepare_pt2e(program.module(), quantizer)
-    prepared(*sample)
-    program = torch.export.export(convert_pt2e(prepared), sample, dynamic_shapes=shapes, strict=False)
+    from small_programs import dynamic_int8_encoder
+    program = dynamic_int8_encoder()
 from executorch.exir import to_edge_transform_and_lower
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 context = contextlib.nullcontext()
