@@ -317,16 +317,18 @@ def import_for(models: list[dict[str, Any]]) -> Torch:
     Importing torch and ExecuTorch makes millions of objects that live until the
     process ends, and the cyclic collector would traverse them all again on each of its
     full collections, both while they import and during every conversion after
-    (BENCHMARKS.md has what that costs a .pte conversion). So it waits for the imports, and what they made is
-    then frozen out of its reach, which is also the gc module's advice for a parent
-    that forks: a child collecting does not copy the parent's pages."""
+    (BENCHMARKS.md has what that costs a .pte conversion). So it waits for the imports,
+    and what they made is then frozen out of its reach, which is also the gc module's
+    advice for a parent that forks: a child collecting does not copy the parent's pages."""
     gc.disable()
-    torch = import_torch()
-    programs = [m for m in models if m["decl"].get("format") == "pte"]
-    if programs:
-        import_executorch(programs)
-    gc.freeze()
-    gc.enable()
+    try:
+        torch = import_torch()
+        programs = [m for m in models if m["decl"].get("format") == "pte"]
+        if programs:
+            import_executorch(programs)
+    finally:
+        gc.freeze()
+        gc.enable()
     return torch
 
 
