@@ -15,7 +15,7 @@ each namespace first makes every composite operator registered in C++ an attribu
 `skipping_idle()` it is done again only when the registrations have changed."""
 import contextlib
 import weakref
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 
 def mutates(graph_module: Any) -> bool:
@@ -39,13 +39,14 @@ def materializing_on_change() -> Iterator[None]:
     if original is None:
         yield
         return
-    done: list[Any] = []
+    materialized_for: Optional[list[str]] = None
 
     def materialize() -> None:
+        nonlocal materialized_for
         registered = torch._C._dispatch_get_registrations_for_dispatch_key("CompositeImplicitAutograd")
-        if done != [registered]:
+        if registered != materialized_for:
             original()
-            done[:] = [registered]
+            materialized_for = registered
 
     setattr(utils, "_materialize_cpp_cia_ops", materialize)
     try:
